@@ -1,0 +1,1 @@
+"""Root conftest: lets ``pytester`` run inner sessions with the plugin installed from this tree."""

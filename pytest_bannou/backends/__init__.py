@@ -1,0 +1,1 @@
+"""Engines that run a topology. See ``base.Backend``; ``registry`` finds them by name."""

@@ -1,0 +1,294 @@
+"""The resolved topology a backend receives, and the diff between two of them.
+
+Pure data: no I/O, no engine knowledge. ``preset.resolve`` builds a ``Topology`` with every
+default applied; ``diff`` turns two topologies into a ``Transition`` that says, per node, what a
+backend has to do to go from one to the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Literal
+
+DEFAULT_APP_ID = "bannou"
+HTTP_PORT_IN_CONTAINER = 80  # bannou's HTTP_WEB_HOST_PORT default inside containers
+
+HealthKind = Literal["http", "tcp", "command", "log", "heartbeat", "none"]
+NodeKind = Literal["bannou", "infrastructure", "custom"]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How to tell that a node is ready. ``target``: path (http), port (tcp), argv (command),
+    regex (log), nothing (heartbeat/none)."""
+
+    kind: HealthKind = "http"
+    target: str | int | tuple[str, ...] = "/health"
+    interval: float = 1.0
+    timeout: float = 5.0
+    retries: int = 30
+    start_period: float = 0.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+    cpu_request: str | None = None
+    memory_request: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One deployable unit: a bannou node, an infrastructure service or a custom process.
+
+    ``ports`` are ports *inside* the node (container ports); the first one is the node's HTTP
+    port for bannou nodes. Backends publish them on free host ports and report the mapping.
+    ``environment`` is the effective environment (preset < node < overrides) with service
+    enablement already written in.
+    """
+
+    name: str
+    app_id: str
+    kind: NodeKind = "bannou"
+    services: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    replicas: int = 1
+    environment: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+    command: tuple[str, ...] | None = None
+    ports: tuple[int, ...] = (HTTP_PORT_IN_CONTAINER,)
+    volumes: tuple[str, ...] = ()
+    healthcheck: HealthCheck | None = field(default_factory=HealthCheck)
+    depends_on: tuple[str, ...] = ()
+    resources: Resources | None = None
+    mesh_enabled: bool = True
+    infra_type: str | None = None  # "redis", "rabbitmq", ... for kind == "infrastructure"
+    version: str | None = None  # infrastructure version as the preset wrote it
+
+    def __hash__(self) -> int:
+        return hash(self.spec_hash())
+
+    @property
+    def http_port(self) -> int | None:
+        return self.ports[0] if self.ports else None
+
+    def spec(self, *, with_replicas: bool = True) -> dict:
+        """A JSON-able description; without replicas it is what decides *recreate*."""
+        d = {
+            "name": self.name,
+            "app_id": self.app_id,
+            "kind": self.kind,
+            "services": list(self.services),
+            "layers": list(self.layers),
+            "environment": dict(sorted(self.environment.items())),
+            "image": self.image,
+            "command": list(self.command) if self.command is not None else None,
+            "ports": list(self.ports),
+            "volumes": list(self.volumes),
+            "healthcheck": _jsonable(self.healthcheck),
+            "depends_on": list(self.depends_on),
+            "resources": _jsonable(self.resources),
+            "mesh_enabled": self.mesh_enabled,
+            "infra_type": self.infra_type,
+            "version": self.version,
+        }
+        if with_replicas:
+            d["replicas"] = self.replicas
+        return d
+
+    def spec_hash(self, *, with_replicas: bool = False) -> str:
+        raw = json.dumps(self.spec(with_replicas=with_replicas), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TesterSpec:
+    """A preset's external tester (run by ``pytest_bannou.testers``)."""
+
+    name: str
+    image: str | None = None
+    command: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    format: str = "exit-code"
+    timeout: float = 600.0
+    daemon: bool = True
+    target: str | None = None  # node the tester talks to; None = the node hosting most services
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.image, self.command, self.format))
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A preset fully resolved: what a backend deploys."""
+
+    preset: str
+    nodes: tuple[Node, ...]
+    mappings: Mapping[str, str] = field(default_factory=dict)  # service -> app id
+    default_app_id: str = DEFAULT_APP_ID
+    preset_hash: str = ""
+    testers: tuple[TesterSpec, ...] = ()
+    required_backends: tuple[str, ...] = ()
+    source: str = ""  # file the preset came from
+
+    def __hash__(self) -> int:
+        return hash((self.preset, self.preset_hash, self.nodes))
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"preset {self.preset!r} has no node {name!r}; nodes: {', '.join(self.node_names)}")
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    @property
+    def bannou_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind != "infrastructure")
+
+    @property
+    def infrastructure(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind == "infrastructure")
+
+    def node_for(self, service_or_node: str) -> Node:
+        """The node that hosts a service (through the mappings), or the node of that name/app id."""
+        for n in self.nodes:
+            if n.name == service_or_node:
+                return n
+        app_id = self.mappings.get(service_or_node)
+        if app_id is None:
+            for n in self.nodes:
+                if n.app_id == service_or_node:
+                    return n
+            app_id = self.default_app_id
+        for n in self.bannou_nodes:
+            if n.app_id == app_id:
+                return n
+        if self.bannou_nodes and service_or_node not in self.mappings:
+            # services nobody hosts explicitly are served by the default node, else the first one
+            return self.bannou_nodes[0]
+        raise KeyError(
+            f"preset {self.preset!r}: no node hosts {service_or_node!r}; "
+            f"nodes: {', '.join(self.node_names)}; services: {', '.join(sorted(self.mappings)) or '(none)'}"
+        )
+
+    def with_nodes(self, nodes: Iterable[Node]) -> Topology:
+        return replace(self, nodes=tuple(nodes))
+
+
+class Action(str, Enum):
+    KEEP = "keep"
+    START = "start"
+    STOP = "stop"
+    RECREATE = "recreate"
+    SCALE = "scale"
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    name: str
+    action: Action
+    old: Node | None
+    new: Node | None
+
+    @property
+    def starts(self) -> int:
+        """Replica processes/containers this change starts."""
+        if self.action in (Action.START, Action.RECREATE):
+            return self.new.replicas if self.new else 0
+        if self.action is Action.SCALE and self.new and self.old:
+            return max(0, self.new.replicas - self.old.replicas)
+        return 0
+
+    @property
+    def stops(self) -> int:
+        if self.action in (Action.STOP, Action.RECREATE):
+            return self.old.replicas if self.old else 0
+        if self.action is Action.SCALE and self.new and self.old:
+            return max(0, self.old.replicas - self.new.replicas)
+        return 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What it takes to go from ``old`` to ``new``; ``old`` None means a fresh deploy."""
+
+    old: Topology | None
+    new: Topology | None
+    changes: tuple[NodeChange, ...]
+
+    def of(self, *actions: Action) -> tuple[NodeChange, ...]:
+        return tuple(c for c in self.changes if c.action in actions)
+
+    @property
+    def is_noop(self) -> bool:
+        return all(c.action is Action.KEEP for c in self.changes)
+
+    @property
+    def cost(self) -> int:
+        """Node starts + stops: the number that batching minimises."""
+        return sum(c.starts + c.stops for c in self.changes)
+
+    @property
+    def node_starts(self) -> int:
+        return sum(c.starts for c in self.changes)
+
+    def summary(self) -> str:
+        parts = []
+        for action in Action:
+            names = [c.name for c in self.changes if c.action is action]
+            if names and action is not Action.KEEP:
+                parts.append(f"{action.value} {', '.join(names)}")
+        return "; ".join(parts) or "no change"
+
+
+def diff(old: Topology | None, new: Topology | None) -> Transition:
+    """Per node keep / start / stop / recreate / scale, in a deterministic order (new's order,
+    then nodes only ``old`` has)."""
+    old_nodes = {n.name: n for n in old.nodes} if old else {}
+    new_nodes = {n.name: n for n in new.nodes} if new else {}
+    changes: list[NodeChange] = []
+    for name, n in new_nodes.items():
+        o = old_nodes.get(name)
+        if o is None:
+            changes.append(NodeChange(name, Action.START, None, n))
+        elif o.spec_hash() != n.spec_hash():
+            changes.append(NodeChange(name, Action.RECREATE, o, n))
+        elif o.replicas != n.replicas:
+            changes.append(NodeChange(name, Action.SCALE, o, n))
+        else:
+            changes.append(NodeChange(name, Action.KEEP, o, n))
+    for name, o in old_nodes.items():
+        if name not in new_nodes:
+            changes.append(NodeChange(name, Action.STOP, o, None))
+    return Transition(old, new, tuple(changes))
+
+
+def apply(old: Topology | None, transition: Transition) -> tuple[Node, ...]:
+    """The node set that results from applying ``transition`` to ``old`` (used by property tests
+    and by backends that track what they run)."""
+    nodes = {n.name: n for n in old.nodes} if old else {}
+    for c in transition.changes:
+        if c.action is Action.STOP:
+            nodes.pop(c.name, None)
+        elif c.new is not None:
+            nodes[c.name] = c.new
+    order = [n.name for n in transition.new.nodes] if transition.new else []
+    return tuple(nodes[name] for name in order if name in nodes)
+
+
+def _jsonable(obj: object) -> object:
+    if obj is None:
+        return None
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__}
+    if isinstance(obj, tuple):
+        return [_jsonable(x) for x in obj]
+    return obj
