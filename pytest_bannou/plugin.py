@@ -1,0 +1,1 @@
+"""pytest glue: options, markers, fixtures registration, batching, reporting."""
