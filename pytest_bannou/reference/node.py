@@ -1,0 +1,311 @@
+"""A small, real bannou node: ``python -m pytest_bannou.reference.node``.
+
+It implements the parts of a bannou node's contract that environments and tests rely on, so
+everything can be deployed and tested without bannou's own images:
+
+- listens on ``BANNOU_BIND_HOST`` (default ``0.0.0.0``) port ``HTTP_WEB_HOST_PORT`` (default 80;
+  0 picks a free port, printed in the startup line);
+- ``GET /health`` -> 200 ``{status, appId, services, node, pid, uptime}``;
+- ``GET|POST /{service}/...`` -> 200 echo for enabled services, JSON 404 for the others;
+- service enablement read the way bannou's plugin loader reads it (see ``enabled_services``);
+- ``BANNOU_REFERENCE_STARTUP_DELAY`` (seconds from process start until it binds) and
+  ``BANNOU_REFERENCE_EXIT_CODE`` (exit with that code after the delay) for readiness tests;
+- one log line per request on stdout (flushed), SIGTERM -> clean shutdown with exit code 0.
+
+Request handling lives in ``NodeApp`` (no HTTP types), so routing can be extended: a
+``forwarder`` receives requests for services this node does not host (service-mapping routing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+DEFAULT_APP_ID = "bannou"
+DEFAULT_PORT = 80
+
+# bannou's service layers. INFRASTRUCTURE (L0) is always enabled; every other layer has a
+# BANNOU_ENABLE_{LAYER} flag (default true).
+LAYERS: dict[str, tuple[str, ...]] = {
+    "INFRASTRUCTURE": ("state", "messaging", "mesh", "telemetry"),
+    "APP_FOUNDATION": ("account", "auth", "connect", "permission", "contract", "resource", "chat"),
+    "GAME_FOUNDATION": ("game-session", "character", "realm", "location", "species", "relationship"),
+    "APP_FEATURES": ("orchestrator", "website", "asset", "documentation", "voice"),
+    "GAME_FEATURES": ("behavior", "actor", "matchmaking", "quest", "inventory"),
+    "EXTENSIONS": ("testing",),
+}
+ALWAYS_ON_LAYER = "INFRASTRUCTURE"
+# services a preset enables that are in no layer (older names like ``accounts``) count as extensions
+UNLISTED_LAYER = "EXTENSIONS"
+
+
+def env_key(service: str) -> str:
+    """``game-session`` -> ``GAME_SESSION`` (bannou's environment-variable prefix)."""
+    return service.replace("-", "_").upper()
+
+
+def _flag(value: str | None) -> bool | None:
+    """bannou's boolean reading: unset/empty -> None, else true iff ``true`` (any case)."""
+    if value is None or not value.strip():
+        return None
+    return value.strip().lower() == "true"
+
+
+def layer_of(service: str) -> str:
+    for layer, services in LAYERS.items():
+        if service in services:
+            return layer
+    return UNLISTED_LAYER
+
+
+def known_services(env: Mapping[str, str]) -> list[str]:
+    """Every service in the layer table plus any named by a ``{SERVICE}_SERVICE_ENABLED`` variable."""
+    names = [s for services in LAYERS.values() for s in services]
+    table_keys = {env_key(s) for s in names}
+    for key in env:
+        if key.endswith("_SERVICE_ENABLED") and key != "_SERVICE_ENABLED":
+            prefix = key[: -len("_SERVICE_ENABLED")]
+            if prefix not in table_keys:
+                names.append(prefix.lower().replace("_", "-"))
+                table_keys.add(prefix)
+    return names
+
+
+def is_enabled(service: str, env: Mapping[str, str]) -> bool:
+    """bannou's resolution order: required infrastructure -> individual override
+    (``{SERVICE}_SERVICE_ENABLED``) -> master kill switch (``BANNOU_SERVICES_ENABLED``, default
+    true) -> layer flag (``BANNOU_ENABLE_{LAYER}``, default true)."""
+    layer = layer_of(service)
+    if layer == ALWAYS_ON_LAYER:
+        return True
+    override = _flag(env.get(f"{env_key(service)}_SERVICE_ENABLED"))
+    if override is not None:
+        return override
+    if _flag(env.get("BANNOU_SERVICES_ENABLED")) is False:
+        return False
+    return _flag(env.get(f"BANNOU_ENABLE_{layer}")) is not False
+
+
+def enabled_services(env: Mapping[str, str]) -> list[str]:
+    return [s for s in known_services(env) if is_enabled(s, env)]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # without the query string
+    query: str
+    body: object  # parsed JSON, or the raw text when it is not JSON, or None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Mapping[str, object]
+
+
+# A forwarder answers requests for services this node does not host (e.g. by routing them to the
+# node the service mappings name); returning None falls back to the JSON 404.
+Forwarder = Callable[[str, Request], Response | None]
+
+
+@dataclass
+class NodeApp:
+    """The node's behaviour, independent of the HTTP server."""
+
+    app_id: str
+    services: list[str]
+    node: str = field(default_factory=socket.gethostname)
+    started: float = field(default_factory=time.monotonic)
+    forwarder: Forwarder | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NodeApp:
+        return cls(
+            app_id=env.get("BANNOU_APP_ID") or DEFAULT_APP_ID,
+            services=enabled_services(env),
+            node=env.get("BANNOU_NODE_NAME") or socket.gethostname(),
+        )
+
+    def handle(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return self.index()
+        if parts[0] == "health" and len(parts) == 1:
+            return self.health()
+        return self.service_request(parts[0], request)
+
+    def index(self) -> Response:
+        return Response(200, {"appId": self.app_id, "services": self.services, "health": "/health"})
+
+    def health(self) -> Response:
+        return Response(
+            200,
+            {
+                "status": "healthy",
+                "appId": self.app_id,
+                "services": self.services,
+                "node": self.node,
+                "pid": os.getpid(),
+                "uptime": round(time.monotonic() - self.started, 3),
+            },
+        )
+
+    def service_request(self, service: str, request: Request) -> Response:
+        if service in self.services:
+            return self.answer(service, request)
+        if self.forwarder is not None:
+            forwarded = self.forwarder(service, request)
+            if forwarded is not None:
+                return forwarded
+        return self.not_hosted(service)
+
+    def answer(self, service: str, request: Request) -> Response:
+        return Response(
+            200,
+            {
+                "service": service,
+                "appId": self.app_id,
+                "method": request.method,
+                "path": request.path,
+                "query": request.query,
+                "body": request.body,
+            },
+        )
+
+    def not_hosted(self, service: str) -> Response:
+        return Response(
+            404,
+            {
+                "error": f"service {service!r} is not enabled on app id {self.app_id!r}",
+                "service": service,
+                "appId": self.app_id,
+                "enabled": self.services,
+            },
+        )
+
+
+def log(line: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    sys.stdout.write(f"{stamp} {line}\n")
+    sys.stdout.flush()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """HTTP glue: parse, call ``NodeApp.handle``, write JSON, log one line."""
+
+    app: NodeApp  # set on the subclass made by ``make_server``
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    do_PUT = do_POST
+    do_DELETE = do_GET
+
+    def _serve(self) -> None:
+        started = time.monotonic()
+        url = urlsplit(self.path)
+        response = self.app.handle(Request(self.command, url.path, url.query, self._read_body()))
+        payload = json.dumps(response.body).encode()
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        ms = (time.monotonic() - started) * 1000
+        log(f"{self.command} {url.path} {response.status} {ms:.1f}ms")
+
+    def _read_body(self) -> object:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0:
+            return None
+        raw = self.rfile.read(length).decode("utf-8", "replace")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Requests are logged by ``_serve``; silence the stdlib's stderr lines."""
+
+
+def make_server(app: NodeApp, host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"app": app})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux), else 0: the startup delay counts from the
+    start of the process, so interpreter start-up is part of it, as it is for a real node."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class _Terminate(Exception):
+    """Raised from the SIGTERM handler to leave ``serve_forever`` at once."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminate
+
+
+def main(argv: Iterable[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    app = NodeApp.from_env(env)
+    try:
+        delay = float(env.get("BANNOU_REFERENCE_STARTUP_DELAY") or 0)
+        port = int(env.get("HTTP_WEB_HOST_PORT") or DEFAULT_PORT)
+        exit_code = env.get("BANNOU_REFERENCE_EXIT_CODE")
+        exit_code_n = int(exit_code) if exit_code not in (None, "") else None
+    except ValueError as exc:
+        log(f"bannou reference node {app.app_id}: bad setting: {exc}")
+        return 2
+    host = env.get("BANNOU_BIND_HOST") or "0.0.0.0"
+    try:
+        log(f"bannou reference node {app.app_id} starting (pid {os.getpid()}, startup delay {delay}s)")
+        if delay > 0:
+            time.sleep(max(0.0, delay - process_age()))
+        if exit_code_n is not None:
+            log(f"bannou reference node {app.app_id} exiting with code {exit_code_n} (as configured)")
+            return exit_code_n
+        try:
+            server = make_server(app, host, port)
+        except OSError as exc:
+            log(f"bannou reference node {app.app_id} cannot listen on {host}:{port}: {exc}")
+            return 1
+        bound = server.server_address[1]
+        log(f"bannou reference node {app.app_id} listening on :{bound} services={','.join(app.services)}")
+        try:
+            server.serve_forever(poll_interval=0.05)
+        finally:
+            server.server_close()
+    except _Terminate:
+        log(f"bannou reference node {app.app_id} stopping (SIGTERM)")
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
