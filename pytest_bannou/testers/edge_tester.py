@@ -1,0 +1,209 @@
+"""bannou's edge-tester console output (daemon mode) -> per-test results.
+
+Markers (see testers-format.md): ``📋 Running: NAME`` starts a test and the lines up to its
+verdict are its own output; verdicts ``✅ Test NAME PASSED``, ``❌ Test NAME FAILED``,
+``❌ Test NAME FAILED with exception: MSG``, ``⚠️ Test NAME completed (result unclear)``; the
+``📊 TEST SUMMARY`` block (Total / Passed / Failed and the failed tests list) is cross-checked.
+
+A run that ends before the summary (crash, timeout, kill) reports the unfinished test as failed
+and the remaining registered tests as not run (with generated names: edge-tester prints names
+only as it runs them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+from .base import check_exit_status
+from .lines import iter_lines, tail
+from .model import INCOMPLETE_CASE, CaseResult, TesterRun
+from .tracker import CaseTracker
+
+FORMAT = "edge-tester"
+
+_RUNNING = re.compile(r"^📋 Running:\s*(.+?)\s*$")
+_REGISTERED = re.compile(r"^Total tests registered:\s*(\d+)")
+_PASSED = re.compile(r"^✅ Test (.+) PASSED$")
+_FAILED_EXC = re.compile(r"^❌ Test (.+?) FAILED with exception(?::\s?(.*))?$")
+_FAILED = re.compile(r"^❌ Test (.+) FAILED$")
+_UNCLEAR = re.compile(r"^⚠\ufe0f?\s*Test (.+) completed \(result unclear\)$")
+_SUMMARY_COUNT = re.compile(r"^(Total|Passed|Failed):\s*(\d+)\s*$")
+_SEPARATORS = frozenset("━─═=-")
+
+
+def not_run_name(index: int) -> str:
+    """Generated name of the ``index``-th (1-based) registered test that never started."""
+    return f"(not run #{index})"
+
+
+def _is_separator(s: str) -> bool:
+    return len(s) >= 8 and set(s) <= _SEPARATORS
+
+
+class EdgeTesterParser:
+    format = FORMAT
+
+    def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
+        run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
+        cases = CaseTracker()
+        last: deque[str] = deque(maxlen=60)
+        registered: int | None = None
+        in_summary = False
+        in_failed_list = False
+        totals: dict[str, int] = {}
+        failed_list: list[str] = []
+        last_ts: float | None = None
+
+        for line in iter_lines(text):
+            # markers are matched unindented: a test's own (indented) lines can never pose as one
+            s = line.text.rstrip()
+            if line.ts is not None:
+                last_ts = line.ts
+            if not s:
+                if not in_summary:
+                    cases.output("")
+                continue
+            last.append(line.text)
+            stripped = s.lstrip()
+            if _is_separator(stripped):
+                continue
+            if in_summary:
+                s = stripped
+                m = _SUMMARY_COUNT.match(s)
+                if m:
+                    totals[m.group(1).lower()] = int(m.group(2))
+                    continue
+                if s.startswith("❌ Failed tests"):
+                    in_failed_list = True
+                    continue
+                if in_failed_list and s.startswith("- "):
+                    failed_list.append(s[2:].strip())
+                    continue
+                in_failed_list = False
+                continue  # after the summary only noise can follow
+            first = s[0]
+            if first == "📋":
+                m = _RUNNING.match(s)
+                if m:
+                    cases.start(m.group(1), line.ts)
+                    continue
+            elif first == "✅":
+                m = _PASSED.match(s)
+                if m:
+                    cases.verdict(m.group(1), "passed", "", line.ts)
+                    cases.output(line.text)
+                    continue
+            elif first == "❌":
+                m = _FAILED_EXC.match(s)
+                if m:
+                    msg = (m.group(2) or "").strip()
+                    cases.verdict(m.group(1), "failed", f"exception: {msg}" if msg else "exception", line.ts)
+                    cases.output(line.text)
+                    continue
+                m = _FAILED.match(s)
+                if m:
+                    cases.verdict(m.group(1), "failed", "edge-tester reported FAILED", line.ts)
+                    cases.output(line.text)
+                    continue
+            elif first == "⚠":
+                m = _UNCLEAR.match(s)
+                if m:
+                    cases.verdict(m.group(1), "unclear", "completed (result unclear)", line.ts)
+                    cases.output(line.text)
+                    continue
+            elif first == "📊" and s.startswith("📊 TEST SUMMARY"):
+                in_summary = True
+                cases.finish_unfinished("no verdict printed before the TEST SUMMARY", line.ts)
+                continue
+            elif stripped[0] == "T":
+                m = _REGISTERED.match(stripped)
+                if m:
+                    registered = int(m.group(1))
+                    run.summary["registered"] = registered
+                    continue
+            cases.output(line.text)
+
+        raw_tail = tail(list(last))
+        if in_summary:
+            run.summary.update(totals)
+            run.summary["failed_tests"] = failed_list
+        else:
+            why = "run ended before a verdict (no TEST SUMMARY: the tester crashed, timed out or was killed)"
+            if exit_code not in (None, 0):
+                why += f"; exit code {exit_code}"
+            unfinished = cases.finish_unfinished(why, last_ts)
+            if unfinished is None and cases.cases and exit_code != 0:
+                cases.add(
+                    CaseResult(
+                        INCOMPLETE_CASE,
+                        "error",
+                        None,
+                        "the output ends before the TEST SUMMARY (the tester was killed, crashed"
+                        " or the log is truncated)",
+                        raw_tail,
+                    )
+                )
+            elif unfinished is None and cases.cases:
+                run.warnings.append("no TEST SUMMARY although the tester exited 0")
+        run.cases = cases.close()
+        self._cross_check(run, in_summary, totals, failed_list, registered)
+        run.raw_tail = raw_tail
+        for c in run.cases:
+            if c.outcome == "unclear":
+                run.warnings.append(
+                    f"edge-tester test {c.name!r} completed with an unclear result (upstream counts it"
+                    " as passed)"
+                )
+        check_exit_status(run, text, raw_tail)
+        return run
+
+    @staticmethod
+    def _cross_check(
+        run: TesterRun,
+        in_summary: bool,
+        totals: dict[str, int],
+        failed_list: list[str],
+        registered: int | None,
+    ) -> None:
+        by_name = {c.name: c for c in run.cases}
+        for name in failed_list:
+            case = by_name.get(name)
+            if case is None:
+                case = CaseResult(name, "failed", None, "listed under 'Failed tests' in the TEST SUMMARY")
+                run.cases.append(case)
+                by_name[name] = case
+            elif not case.is_failure:
+                run.warnings.append(
+                    f"test {name!r} printed {case.outcome} but the TEST SUMMARY lists it as failed"
+                )
+                case.outcome = "failed"
+                case.message = "listed under 'Failed tests' in the TEST SUMMARY" + (
+                    f" ({case.message})" if case.message else ""
+                )
+        total = totals.get("total", registered)
+        named = sum(1 for c in run.cases if c.name not in (INCOMPLETE_CASE,))
+        if total is not None and total > named:
+            missing = total - named
+            for i in range(1, missing + 1):
+                run.cases.append(
+                    CaseResult(
+                        not_run_name(i),
+                        "not_run",
+                        None,
+                        f"{total} tests registered, {named} seen in the output: this one never started",
+                    )
+                )
+        if in_summary:
+            if "passed" in totals:
+                seen = run.count("passed", "unclear")
+                if seen != totals["passed"]:
+                    run.warnings.append(
+                        f"TEST SUMMARY says Passed: {totals['passed']} but the output shows {seen} passed"
+                    )
+            if "failed" in totals:
+                seen = run.count("failed", "error")
+                if seen != totals["failed"]:
+                    run.warnings.append(
+                        f"TEST SUMMARY says Failed: {totals['failed']} but the output shows {seen} failed"
+                    )

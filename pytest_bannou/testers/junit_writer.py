@@ -1,0 +1,58 @@
+"""A ``TesterRun`` as a JUnit XML document (for ``bannou-env testers parse --junit``)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .model import TesterRun
+
+# characters XML 1.0 cannot carry, even escaped
+_INVALID = dict.fromkeys(c for c in range(0x20) if c not in (0x9, 0xA, 0xD))
+
+
+def _clean(text: str) -> str:
+    return text.translate(_INVALID)
+
+
+def to_junit(run: TesterRun) -> ET.ElementTree:
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": run.tester,
+            "tests": str(len(run.cases)),
+            "failures": str(run.count("failed")),
+            "errors": str(run.count("error")),
+            "skipped": str(run.not_run),
+            "time": f"{sum(c.duration or 0.0 for c in run.cases):.3f}",
+        },
+    )
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", {"name": "format", "value": run.format})
+    if run.exit_code is not None:
+        ET.SubElement(props, "property", {"name": "exit_code", "value": str(run.exit_code)})
+    for warning in run.warnings:
+        ET.SubElement(props, "property", {"name": "warning", "value": _clean(warning)})
+    for case in run.cases:
+        attrs = {"classname": f"tester.{run.tester}", "name": _clean(case.name)}
+        if case.duration is not None:
+            attrs["time"] = f"{case.duration:.3f}"
+        tc = ET.SubElement(suite, "testcase", attrs)
+        if case.outcome == "unclear":
+            cprops = ET.SubElement(tc, "properties")
+            ET.SubElement(cprops, "property", {"name": "outcome", "value": "unclear"})
+        tag = {"failed": "failure", "error": "error", "not_run": "skipped"}.get(case.outcome)
+        if tag:
+            el = ET.SubElement(tc, tag, {"message": _clean(case.message or case.outcome)})
+            if tag != "skipped" and case.output:
+                el.text = _clean(case.output)
+        if case.output:
+            ET.SubElement(tc, "system-out").text = _clean(case.output)
+    tree = ET.ElementTree(suite)
+    ET.indent(tree)
+    return tree
+
+
+def write_junit(run: TesterRun, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_junit(run).write(path, encoding="utf-8", xml_declaration=True)

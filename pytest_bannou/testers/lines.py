@@ -1,0 +1,75 @@
+"""Turning raw tester output into clean lines: the one place that knows about transport noise.
+
+Tester output reaches us through terminals, ``docker logs --timestamps``, ``docker compose logs``
+(``svc-1  | `` prefixes) and CI log viewers: ANSI colour codes, CRLF line ends and timestamps
+are stripped here so the parsers can match markers exactly. A leading RFC 3339 timestamp is kept
+as a number (seconds) because it is the only source of per-test durations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import NamedTuple
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_COMPOSE_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\s+\|(?: |$)")
+_TIMESTAMP = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?(?:\s|$)"
+)
+
+
+class Line(NamedTuple):
+    text: str  # the line without ANSI codes, CR, compose prefix or timestamp
+    ts: float | None  # seconds since the epoch, when the line carried a timestamp
+
+
+def clean(raw: str) -> Line:
+    """One raw line -> its text and timestamp (cheap checks first: this runs per line)."""
+    if "\x1b" in raw:
+        raw = _ANSI.sub("", raw)
+    if raw.endswith("\r"):
+        raw = raw.rstrip("\r")
+    if "|" in raw:
+        m = _COMPOSE_PREFIX.match(raw)
+        if m:
+            raw = raw[m.end() :]
+    ts = None
+    if raw[:1].isdigit():
+        m = _TIMESTAMP.match(raw)
+        if m:
+            ts = _epoch(m)
+            if ts is not None:
+                raw = raw[m.end() :]
+    return Line(raw, ts)
+
+
+def iter_lines(text: str) -> Iterator[Line]:
+    """Clean lines of ``text``; only ``\\n`` separates lines (a stray CR or U+2028 inside a
+    message does not split it)."""
+    if not text:
+        return
+    for raw in text.split("\n"):
+        yield clean(raw)
+
+
+def _epoch(m: re.Match[str]) -> float | None:
+    date, time, frac, zone = m.groups()
+    stamp = f"{date}T{time}"
+    if frac:
+        stamp += "." + frac[:6].ljust(6, "0")
+    if zone:
+        stamp += "+00:00" if zone == "Z" else zone
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+def tail(lines: list[str], max_lines: int = 60, max_chars: int = 8000) -> str:
+    """The last lines of some output, bounded both ways (failure reports stay readable)."""
+    text = "\n".join(lines[-max_lines:])
+    if len(text) > max_chars:
+        text = text[-max_chars:]
+    return text

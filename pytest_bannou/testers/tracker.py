@@ -1,0 +1,126 @@
+"""Shared bookkeeping for the console parsers: which case is running, its own output lines,
+its start time, and closing it with a verdict. Output per case is bounded so a 50 MB log keeps
+memory flat."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .model import CaseResult, Outcome
+
+MAX_CASE_LINES = 400
+
+# worse outcomes win when one case gets two verdicts
+_RANK = {"not_run": 0, "passed": 1, "unclear": 2, "failed": 3, "error": 4}
+
+
+class _Open:
+    __slots__ = ("case", "dropped", "lines", "start", "verdict_seen")
+
+    def __init__(self, case: CaseResult, start: float | None) -> None:
+        self.case = case
+        self.start = start
+        self.lines: deque[str] = deque(maxlen=MAX_CASE_LINES)
+        self.dropped = 0
+        self.verdict_seen = False
+
+
+class CaseTracker:
+    """Cases in order of appearance; output lines go to the most recently started case."""
+
+    def __init__(self) -> None:
+        self.cases: list[CaseResult] = []
+        self._by_name: dict[str, _Open] = {}
+        self._entries: list[_Open] = []
+        self._current: _Open | None = None
+
+    @property
+    def current(self) -> CaseResult | None:
+        return self._current.case if self._current else None
+
+    @property
+    def current_unfinished(self) -> bool:
+        return self._current is not None and not self._current.verdict_seen
+
+    def start(self, name: str, ts: float | None) -> None:
+        self._flush_current()
+        entry = _Open(CaseResult(name, "failed"), ts)
+        self._register(entry)
+        self._current = entry
+
+    def output(self, line: str) -> None:
+        cur = self._current
+        if cur is not None:
+            if len(cur.lines) == MAX_CASE_LINES:
+                cur.dropped += 1
+            cur.lines.append(line)
+
+    def verdict(self, name: str, outcome: Outcome, message: str, ts: float | None) -> CaseResult:
+        """Record a verdict; a verdict for a case never started creates it."""
+        entry = self._by_name.get(name)
+        if entry is None:
+            self._flush_current()
+            entry = _Open(CaseResult(name, outcome), None)
+            self._register(entry)
+            self._current = entry
+        case = entry.case
+        if not entry.verdict_seen or _RANK[outcome] >= _RANK[case.outcome]:
+            if entry.verdict_seen and message and case.message and message != case.message:
+                message = f"{case.message}; {message}"
+            case.outcome = outcome
+            case.message = message or case.message
+        entry.verdict_seen = True
+        if entry.start is not None and ts is not None:
+            case.duration = max(0.0, ts - entry.start)
+        return case
+
+    def get(self, name: str) -> CaseResult | None:
+        entry = self._by_name.get(name)
+        return entry.case if entry else None
+
+    def has_verdict(self, name: str) -> bool:
+        entry = self._by_name.get(name)
+        return bool(entry and entry.verdict_seen)
+
+    def finish_unfinished(self, message: str, ts: float | None) -> CaseResult | None:
+        """The running case at the end of the output fails: it never got a verdict."""
+        cur = self._current
+        if cur is None or cur.verdict_seen:
+            return None
+        self.verdict(cur.case.name, "failed", message, ts)
+        return cur.case
+
+    def add(self, case: CaseResult) -> None:
+        self._flush_current()
+        self._current = None
+        entry = _Open(case, None)
+        entry.verdict_seen = True
+        self._register(entry)
+
+    def close(self) -> list[CaseResult]:
+        self._flush_current()
+        self._current = None
+        for entry in self._entries:
+            if entry.lines:
+                self._write_output(entry)
+        return self.cases
+
+    def _register(self, entry: _Open) -> None:
+        self.cases.append(entry.case)
+        self._entries.append(entry)
+        self._by_name[entry.case.name] = entry
+
+    def _flush_current(self) -> None:
+        cur = self._current
+        if cur is not None and not cur.verdict_seen:
+            cur.verdict_seen = True
+            cur.case.outcome = "failed"
+            cur.case.message = "no verdict printed before the next test started"
+
+    @staticmethod
+    def _write_output(entry: _Open) -> None:
+        text = "\n".join(entry.lines).strip("\n")
+        if entry.dropped:
+            text = f"[... {entry.dropped} earlier lines omitted ...]\n{text}"
+        entry.case.output = text
+        entry.lines.clear()
