@@ -1,0 +1,122 @@
+"""The preset search path: the user's directories first (first wins), the built-in library last."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..errors import Location, PresetError, Problem, UnknownPresetError
+from ..topology import Topology
+from .loader import Preset, load_tree
+from .resolve import resolve
+from .yamlpos import PosDict
+
+SUFFIXES = (".yaml", ".yml")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def builtin_presets_dir() -> Path:
+    """``presets/`` of the source tree, or ``pytest_bannou/_builtin_presets`` in a wheel."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "_builtin_presets"
+    if installed.is_dir():
+        return installed
+    return package.parent / "presets"
+
+
+def dirs_from_env(value: str | None) -> list[Path]:
+    """``BANNOU_PRESETS_DIR``: ``os.pathsep``-separated directories, empty parts ignored."""
+    if not value:
+        return []
+    return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+
+
+def check_name(name: str) -> str:
+    """A preset name is a plain file name: no directories, no absolute paths, no ``..``."""
+    if not isinstance(name, str) or not name:
+        raise PresetError(Problem(Location("<preset name>"), "a preset name must be a non-empty string"))
+    if "/" in name or "\\" in name or os.sep in name or name.startswith(".") or os.path.isabs(name):
+        raise PresetError(
+            Problem(
+                Location("<preset name>"),
+                f"invalid preset name {name!r}: a preset name is a plain name "
+                "like 'monolith', not a path; put the file in a directory on the search path "
+                "(--bannou-presets-dir or BANNOU_PRESETS_DIR) instead",
+            )
+        )
+    if not _NAME.match(name):
+        raise PresetError(
+            Problem(
+                Location("<preset name>"),
+                f"invalid preset name {name!r}: use letters, digits, '-', '_' "
+                "and '.', starting with a letter or digit",
+            )
+        )
+    return name
+
+
+class PresetLibrary:
+    """Finds, loads (with ``extends``) and resolves presets by name; loads are cached."""
+
+    def __init__(
+        self,
+        dirs: Sequence[str | os.PathLike[str]] = (),
+        environ: Mapping[str, str] | None = None,
+        include_builtin: bool = True,
+    ) -> None:
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        found = [Path(d).expanduser() for d in dirs]
+        if include_builtin:
+            found.append(builtin_presets_dir())
+        self._dirs = list(dict.fromkeys(p.resolve() for p in found))
+        self._cache: dict[str, tuple[PosDict, Preset]] = {}
+
+    @property
+    def directories(self) -> list[Path]:
+        return list(self._dirs)
+
+    def _index(self) -> dict[str, Path]:
+        index: dict[str, Path] = {}
+        for d in self._dirs:
+            if not d.is_dir():
+                continue
+            for f in sorted(d.iterdir()):
+                if f.suffix in SUFFIXES and f.is_file() and _NAME.match(f.stem):
+                    index.setdefault(f.stem, f)
+        return index
+
+    def names(self) -> list[str]:
+        return sorted(self._index())
+
+    def path(self, name: str) -> Path:
+        check_name(name)
+        for d in self._dirs:
+            for suffix in SUFFIXES:
+                candidate = d / f"{name}{suffix}"
+                if candidate.is_file():
+                    return candidate
+        raise UnknownPresetError(name, self.names(), [str(d) for d in self._dirs])
+
+    def _tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict:
+        if name not in self._cache:
+            self._cache[name] = load_tree(
+                self.path(name), self.environ, self, (*stack, name), expect_name=name
+            )
+        return self._cache[name][0]
+
+    def load(self, name: str) -> Preset:
+        self._tree(name)
+        return self._cache[name][1]
+
+    def resolve(
+        self,
+        name: str,
+        environment: Mapping[str, str] | None = None,
+        replicas: Mapping[str, int] | None = None,
+    ) -> Topology:
+        return resolve(self.load(name), environment=environment, replicas=replicas)
+
+    def __repr__(self) -> str:
+        return f"PresetLibrary({[str(d) for d in self._dirs]!r})"

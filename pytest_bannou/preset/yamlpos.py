@@ -1,0 +1,148 @@
+"""YAML loading that remembers where every key and value came from.
+
+Validation errors must point at ``FILE:LINE:COL``; PyYAML's constructed objects forget their
+marks, so we compose the node graph with ``SafeLoader`` and build our own containers
+(``PosDict`` / ``PosList``) that carry a ``Location`` per key and per value. Scalars are
+constructed by PyYAML itself, so YAML 1.1 typing (ints, bools, nulls) is unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ..errors import Location, PresetError, Problem
+
+MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
+
+
+class PosDict(dict):
+    """A mapping with the location of each key (``key_loc``) and value (``val_loc``)."""
+
+    def __init__(self, loc: Location) -> None:
+        super().__init__()
+        self.loc = loc
+        self.key_loc: dict[Any, Location] = {}
+        self.val_loc: dict[Any, Location] = {}
+
+
+class PosList(list):
+    """A sequence with the location of each item (``val_loc``)."""
+
+    def __init__(self, loc: Location) -> None:
+        super().__init__()
+        self.loc = loc
+        self.val_loc: list[Location] = []
+
+
+def _loc(file: str, mark: yaml.Mark | None) -> Location:
+    if mark is None:
+        return Location(file)
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def parse(text: str, file: str) -> Any:
+    """Parse one YAML document into Pos containers; every problem raised as ``PresetError``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            what = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+            raise PresetError(Problem(_loc(file, mark), f"malformed YAML: {what}")) from None
+        except yaml.YAMLError as exc:
+            raise PresetError(Problem(Location(file), f"malformed YAML: {exc}")) from None
+        if node is None:
+            return None
+        builder = _Builder(loader, file)
+        data = builder.build(node)
+        if builder.problems:
+            raise PresetError(builder.problems)
+        return data
+    finally:
+        loader.dispose()
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.problems: list[Problem] = []
+        self.count = 0
+        self.stack: set[int] = set()
+
+    def build(self, node: yaml.Node) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise PresetError(
+                Problem(_loc(self.file, node.start_mark), f"document too large (over {MAX_NODES} nodes)")
+            )
+        if id(node) in self.stack:
+            self.problems.append(Problem(_loc(self.file, node.start_mark), "recursive YAML alias"))
+            return None
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node)
+            if isinstance(node, yaml.SequenceNode):
+                out = PosList(_loc(self.file, node.start_mark))
+                for item in node.value:
+                    out.append(self.build(item))
+                    out.val_loc.append(_loc(self.file, item.start_mark))
+                return out
+            return self._scalar(node)
+        finally:
+            self.stack.discard(id(node))
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or node.start_mark
+            self.problems.append(Problem(_loc(self.file, mark), f"invalid YAML value: {exc.problem}"))
+            return None
+        except (ValueError, TypeError, OverflowError) as exc:
+            self.problems.append(Problem(_loc(self.file, node.start_mark), f"invalid YAML value: {exc}"))
+            return None
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            # dates, binary and the like: keep the text the user wrote
+            value = node.value if isinstance(node.value, str) else str(value)
+        return value
+
+    def _mapping(self, node: yaml.MappingNode) -> PosDict:
+        try:
+            self.loader.flatten_mapping(node)  # resolves "<<" merge keys
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or node.start_mark
+            self.problems.append(Problem(_loc(self.file, mark), f"invalid merge key: {exc.problem}"))
+        out = PosDict(_loc(self.file, node.start_mark))
+        for key_node, value_node in node.value:
+            key_loc = _loc(self.file, key_node.start_mark)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append(Problem(key_loc, "a key must be a plain name, not a list or mapping"))
+                continue
+            key = self._scalar(key_node)
+            if key is None or isinstance(key, bool):
+                key = key_node.value
+            key = str(key)
+            if key in out:
+                first = out.key_loc[key]
+                self.problems.append(
+                    Problem(key_loc, f"duplicate key `{key}` (first defined at line {first.line})")
+                )
+                continue
+            out[key] = self.build(value_node)
+            out.key_loc[key] = key_loc
+            out.val_loc[key] = _loc(self.file, value_node.start_mark)
+        return out
+
+
+def plain(data: Any) -> Any:
+    """Pos containers -> plain dicts and lists (for pydantic, hashing and ``Preset.raw``)."""
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [plain(v) for v in data]
+    return data
