@@ -1,1 +1,509 @@
-"""pytest glue: options, markers, fixtures registration, batching, reporting."""
+"""pytest glue: options, the ``preset`` marker, batching, fixtures registration, reporting.
+
+Thin by design: settings come from ``options``, presets from ``preset``, the run order from
+``scheduling``, deployments from ``environment``. This module only translates between them and
+pytest's hooks. Loaded through the ``pytest11`` entry point ``bannou``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from . import newhooks
+from . import options as opts
+from .environment import Environment, EnvironmentManager, format_status, make_options
+from .errors import BannouError
+from .fixtures import bannou_env, bannou_http, bannou_preset  # noqa: F401  (registers the fixtures)
+from .topology import Topology
+
+ENV_FIXTURES = frozenset({"bannou_env", "bannou_http"})
+MARKER_HELP = (
+    "preset(*names, environment=None, replicas=None): run the test in the environment of these "
+    "presets (several names parametrize it: test[a], test[b]); environment={VAR: value} and "
+    "replicas={node: n} make a derived environment"
+)
+LOG_TAIL = 30
+
+
+# --- the marker ---------------------------------------------------------------------------------
+def preset_marker_signature(
+    *names: str, environment: Mapping[str, Any] | None = None, replicas: Mapping[str, int] | None = None
+) -> None:
+    """The ``@pytest.mark.preset`` signature its arguments are validated against."""
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    names: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...] = ()
+    replicas: tuple[tuple[str, int], ...] = ()
+
+
+class MarkerError(BannouError):
+    pass
+
+
+def parse_marker(marker: pytest.Mark, nodeid: str) -> MarkerSpec:
+    """Validate a ``preset`` marker's arguments; ``MarkerError`` names the test and the fix."""
+    usage = "use @pytest.mark.preset('name', ..., environment={'VAR': 'value'}, replicas={'node': 2})"
+    try:
+        bound = inspect.signature(preset_marker_signature).bind(*marker.args, **marker.kwargs)
+    except TypeError as exc:
+        raise MarkerError(f"{nodeid}: invalid arguments to @pytest.mark.preset: {exc}; {usage}") from None
+    args = bound.arguments
+    names = tuple(args.get("names", ()))
+    if not names:
+        raise MarkerError(f"{nodeid}: @pytest.mark.preset needs at least one preset name; {usage}")
+    for n in names:
+        if not isinstance(n, str) or not n.strip():
+            raise MarkerError(f"{nodeid}: @pytest.mark.preset: preset names are strings, got {n!r}; {usage}")
+    if len(set(names)) != len(names):
+        raise MarkerError(f"{nodeid}: @pytest.mark.preset names a preset twice: {', '.join(names)}")
+    environment = args.get("environment") or {}
+    if not isinstance(environment, Mapping):
+        raise MarkerError(
+            f"{nodeid}: @pytest.mark.preset(environment=...) must be a mapping VAR -> value, "
+            f"got {type(environment).__name__}; {usage}"
+        )
+    env_items = []
+    for k, v in environment.items():
+        if not isinstance(k, str) or not k or isinstance(v, Mapping | list | tuple | set) or v is None:
+            raise MarkerError(
+                f"{nodeid}: @pytest.mark.preset(environment=...): {k!r}: {v!r} is not VAR -> string value"
+            )
+        env_items.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
+    replicas = args.get("replicas") or {}
+    if not isinstance(replicas, Mapping):
+        raise MarkerError(
+            f"{nodeid}: @pytest.mark.preset(replicas=...) must be a mapping node -> count, "
+            f"got {type(replicas).__name__}; {usage}"
+        )
+    rep_items = []
+    for k, v in replicas.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise MarkerError(
+                f"{nodeid}: @pytest.mark.preset(replicas=...): {k!r}: {v!r} is not node -> count >= 0"
+            )
+        rep_items.append((k, v))
+    return MarkerSpec(names, tuple(sorted(env_items)), tuple(sorted(rep_items)))
+
+
+def derived_key(
+    name: str, environment: tuple[tuple[str, str], ...] = (), replicas: tuple[tuple[str, int], ...] = ()
+) -> str:
+    """``split-auth`` or, with overrides, ``split-auth[env:FOO=1;replicas:bannou=2]``."""
+    parts = []
+    if environment:
+        parts.append("env:" + ",".join(f"{k}={v}" for k, v in environment))
+    if replicas:
+        parts.append("replicas:" + ",".join(f"{k}={v}" for k, v in replicas))
+    return f"{name}[{';'.join(parts)}]" if parts else name
+
+
+@dataclass(frozen=True)
+class ItemEnv:
+    """What one test needs: the preset, the environment key and whether it deploys at all."""
+
+    preset: str
+    key: str
+    needs_env: bool
+    marked: bool
+    environment: tuple[tuple[str, str], ...] = ()
+    replicas: tuple[tuple[str, int], ...] = ()
+
+
+ITEM_ENV = pytest.StashKey[ItemEnv]()
+ACTIVE_ENV = pytest.StashKey[Environment]()
+SESSION = pytest.StashKey["BannouSession"]()
+
+
+def _uses_env(fixturenames: Any) -> bool:
+    return any(name in ENV_FIXTURES for name in fixturenames or ())
+
+
+# --- module-level hooks -------------------------------------------------------------------------
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(newhooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    opts.register(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    try:
+        settings = opts.resolve(config.getoption, config.getini)
+    except BannouError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session = BannouSession(config, settings)
+    config.stash[SESSION] = session
+    config.pluginmanager.register(session, "bannou-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def session_of(config: pytest.Config) -> BannouSession:
+    return config.stash[SESSION]
+
+
+# --- the session plugin -------------------------------------------------------------------------
+class BannouSession:
+    """Per-session state and the hooks that need it (registered as plugin ``bannou-session``)."""
+
+    def __init__(self, config: pytest.Config, settings: opts.Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self._library: Any = None
+        self._loaded: dict[str, BannouError | None] = {}
+        self.topologies: dict[str, Topology] = {}
+        self.plan: Any = None
+        self.item_keys: dict[str, str] = {}
+        self.kept: Environment | None = None
+        worker = (
+            getattr(config, "workerinput", {}).get("workerid", "") if hasattr(config, "workerinput") else ""
+        )
+        options = make_options(
+            ready_timeout=settings.ready_timeout,
+            local_command=settings.local_command,
+            worker=worker,
+        )
+        self.manager = EnvironmentManager(
+            settings.backend,
+            options,
+            transition=settings.transition,
+            progress=self._progress,
+            on_ready=lambda env: config.hook.pytest_bannou_environment_ready(environment=env),
+            before_teardown=lambda env: config.hook.pytest_bannou_before_teardown(environment=env),
+            configure_backend=lambda o: config.hook.pytest_bannou_configure_backend(config=config, options=o),
+        )
+        self._partial = False
+        self._current_nodeid: str | None = None
+
+    # --- presets ------------------------------------------------------------------------------
+    @property
+    def library(self) -> Any:
+        if self._library is None:
+            from .preset import PresetLibrary
+
+            self._library = PresetLibrary(dirs=list(self.settings.presets_dirs), environ=os.environ)
+        return self._library
+
+    def check_preset(self, name: str) -> None:
+        """Raise the (cached) ``BannouError`` if ``name`` cannot be loaded."""
+        if name not in self._loaded:
+            try:
+                self.library.load(name)
+                self._loaded[name] = None
+            except BannouError as exc:
+                self._loaded[name] = exc
+        err = self._loaded[name]
+        if err is not None:
+            raise err
+
+    def topology(self, info: ItemEnv) -> Topology:
+        topo = self.topologies.get(info.key)
+        if topo is None:
+            topo = self.library.resolve(
+                info.preset,
+                environment=dict(info.environment) or None,
+                replicas=dict(info.replicas) or None,
+            )
+            self.topologies[info.key] = topo
+        return topo
+
+    # --- collection ---------------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        nodeid = metafunc.definition.nodeid
+        marker = metafunc.definition.get_closest_marker("preset")
+        if marker is not None:
+            try:
+                spec = parse_marker(marker, nodeid)
+                for name in spec.names:
+                    self.check_preset(name)
+            except BannouError as exc:
+                msg = exc.message if exc.message.startswith(nodeid) else f"{nodeid}: {exc.message}"
+                pytest.fail(msg, pytrace=False)
+            names = list(spec.names)
+        elif _uses_env(metafunc.fixturenames) and len(self.settings.presets) > 1:
+            names = list(self.settings.presets)
+        else:
+            return
+        if len(names) < 2:
+            return
+        if "bannou_preset" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("bannou_preset")  # the marker parametrizes every test
+        metafunc.parametrize("bannou_preset", names, ids=names)
+
+    def item_env(self, item: pytest.Item) -> ItemEnv:
+        info = item.stash.get(ITEM_ENV, None)
+        if info is not None:
+            return info
+        marker = item.get_closest_marker("preset")
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("bannou_preset") if callspec is not None else None
+        needs = _uses_env(getattr(item, "fixturenames", ()))
+        if marker is not None:
+            spec = parse_marker(marker, item.nodeid)
+            name = param if param in spec.names else spec.names[0]
+            info = ItemEnv(
+                name,
+                derived_key(name, spec.environment, spec.replicas),
+                needs,
+                True,
+                spec.environment,
+                spec.replicas,
+            )
+        else:
+            if param is not None:
+                name = param
+            elif self.settings.presets:
+                name = self.settings.presets[0]
+            else:
+                name = self.settings.default_preset
+            info = ItemEnv(name, name, needs, param is not None)
+        item.stash[ITEM_ENV] = info
+        return info
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        from .scheduling import PlanItem, make_plan
+
+        wanted = set(self.settings.presets)
+        selected: list[pytest.Item] = []
+        deselected: list[pytest.Item] = []
+        for item in items:
+            info = self.item_env(item)
+            if wanted and info.marked and info.preset not in wanted:
+                deselected.append(item)
+            else:
+                selected.append(item)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = selected
+
+        plan_items = []
+        ids: list[str] = []
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            info = self.item_env(item)
+            pid = item.nodeid if item.nodeid not in seen else f"{item.nodeid}#{i}"
+            seen.add(pid)
+            ids.append(pid)
+            env = None
+            if info.needs_env:
+                try:
+                    self.check_preset(info.preset)
+                    self.topology(info)
+                except BannouError as exc:
+                    raise pytest.UsageError(f"{item.nodeid}: {exc.message}") from None
+                env = info.key
+                self.item_keys[item.nodeid] = info.key
+                self.manager.record(info.key, info.preset)
+            plan_items.append(PlanItem(pid, env))
+        self.plan = make_plan(plan_items, self.topologies, batch=self.settings.batch)
+        by_id = dict(zip(ids, items, strict=True))
+        items[:] = [by_id[i] for i in self.plan.order]
+        config.hook.pytest_bannou_plan(plan=self.plan)
+
+    # --- running ------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if self.settings.plan is not None:
+            if session.testsfailed and not session.config.option.continue_on_collection_errors:
+                return None  # pytest reports the collection errors and stops
+            text = (
+                (
+                    json.dumps(self.plan.to_json(), indent=2)
+                    if self.settings.plan == "json"
+                    else self.plan.to_text()
+                )
+                if self.plan is not None
+                else ""
+            )
+            with self._uncaptured():
+                sys.stdout.write(text + "\n")
+                sys.stdout.flush()
+            return True
+        if self.plan is not None and self.plan.groups and not session.config.option.collectonly:
+            try:
+                self.manager.prepare()
+            except BannouError as exc:
+                raise pytest.UsageError(exc.message) from None
+        return None
+
+    def environment_for(self, item: pytest.Item) -> Environment:
+        info = self.item_env(item)
+        try:
+            self.check_preset(info.preset)
+            env = self.manager.activate(info.key, self.topology(info))
+        except BannouError as exc:
+            pytest.fail(exc.message, pytrace=False)
+        item.stash[ACTIVE_ENV] = env
+        return env
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        rep = yield
+        if rep.failed:
+            env = item.stash.get(ACTIVE_ENV, None)
+            if env is not None and env.active:
+                rep.sections.extend(self._sections(env))
+        return rep
+
+    def _sections(self, env: Environment) -> list[tuple[str, str]]:
+        sections = []
+        for node in env.nodes:
+            try:
+                text = env.logs(node, tail=LOG_TAIL)
+            except Exception as exc:  # report what we can; a failing test must still report
+                text = f"(logs unavailable: {exc})"
+            sections.append((f"bannou logs {node}", text.rstrip() or "(no output)"))
+        try:
+            status = format_status(env.status())
+        except Exception as exc:
+            status = f"(status unavailable: {exc})"
+        sections.append(("bannou status", f"environment {env.key} on {env.backend} ({env.run_id})\n{status}"))
+        return sections
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        key = self.item_keys.get(report.nodeid)
+        if key is None:
+            return
+        outcomes = self.manager.record(key, key).outcomes
+        if report.when == "call":
+            if report.passed:
+                outcomes["passed"] += 1
+            elif report.failed:
+                outcomes["failed"] += 1
+            else:
+                outcomes["skipped"] += 1
+        elif report.when == "setup":
+            if report.failed:
+                outcomes["error"] += 1
+            elif report.skipped:
+                outcomes["skipped"] += 1
+        elif report.failed:
+            outcomes["error"] += 1
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.settings.plan is not None and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
+        self.kept = self.manager.teardown(keep=self.settings.keep)
+
+    def close(self) -> None:
+        if self.kept is None:
+            self.manager.teardown()
+
+    # --- terminal -----------------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.settings
+        presets = ", ".join(s.presets) if s.presets else f"as marked (unmarked: {s.default_preset})"
+        extra = " (plan only)" if s.plan else ""
+        return [f"bannou: backend {s.backend}, presets {presets}, run id {self.manager.run_id}{extra}"]
+
+    @contextlib.contextmanager
+    def _uncaptured(self) -> Iterator[None]:
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is None:
+            yield
+            return
+        with capman.global_and_fixture_disabled():
+            yield
+
+    def _progress(self, text: str, done: bool) -> None:
+        if self.config.get_verbosity() <= -2:
+            return
+        tr = self.config.pluginmanager.getplugin("terminalreporter")
+        with self._uncaptured():
+            if tr is None:
+                sys.stderr.write(f" ... {text}\n" if done else f"bannou: {text}")
+                sys.stderr.flush()
+                return
+            if not done:
+                tr.ensure_newline()
+                tr.write(f"bannou: {text}", flush=True)
+                self._partial = True
+                return
+            tr.write(f" ... {text}" if self._partial else f"bannou: ... {text}", flush=True)
+            self._partial = False
+            # leave the line open: pytest's next write starts a new line (verbose: the test's
+            # line again; otherwise the file's progress line is resumed below ours)
+            if self._current_nodeid and self.config.get_verbosity() <= 0:
+                tr.currentfspath = None
+                tr.write_fspath_result(self._current_nodeid, "")
+            else:
+                tr.currentfspath = -2
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._current_nodeid = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self._current_nodeid = None
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        records = [
+            r for r in self.manager.records.values() if r.activations or r.error or any(r.outcomes.values())
+        ]
+        if self.settings.plan is not None or not records:
+            return
+        tr = terminalreporter
+        if self.config.get_verbosity() > -2:
+            tr.write_sep("=", "bannou environments")
+            header = (
+                "env",
+                "backend",
+                "deploy",
+                "ready",
+                "passed",
+                "failed",
+                "skipped",
+                "errors",
+                "transitions",
+                "restarts",
+            )
+            rows = [header]
+            for r in records:
+                rows.append(
+                    (
+                        r.key,
+                        r.backend,
+                        f"{r.deploy_time:.1f} s" if r.deploy_time is not None else "-",
+                        f"{r.ready_time:.1f} s" if r.ready_time is not None else "-",
+                        str(r.outcomes["passed"]),
+                        str(r.outcomes["failed"]),
+                        str(r.outcomes["skipped"]),
+                        str(r.outcomes["error"]),
+                        str(r.transitions),
+                        str(r.node_restarts),
+                    )
+                )
+            widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+            for row in rows:
+                tr.write_line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            for r in records:
+                if r.error:
+                    first = r.error.splitlines()[0]
+                    tr.write_line(f"{r.key}: {first}", red=True)
+        if self.kept is not None:
+            env = self.kept
+            tr.write_sep("=", "bannou environment kept")
+            tr.write_line(f"environment {env.key} on {env.backend} is still running (run id {env.run_id})")
+            for node, url in env.urls().items():
+                tr.write_line(f"  {node}: {url}")
+            tr.write_line(f"remove it with: bannou-env clean --run-id {env.run_id} --backend {env.backend}")

@@ -1,0 +1,312 @@
+"""The plugin's settings: one table of options, each with a CLI flag, an ini key and an
+environment-variable twin, resolved with the precedence CLI > env var > ini > default.
+
+No pytest import: ``register`` receives pytest's parser and ``resolve`` reads a config through
+duck typing, so the table can also be printed or tested on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import BannouError
+
+DEFAULT_PRESET = "monolith"
+DEFAULT_BACKEND = "local"
+DEFAULT_READY_TIMEOUT = 120.0
+
+
+class OptionError(BannouError):
+    """An option value that cannot be used (names the option, its source and the valid values)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting. ``kind``: str, list (repeatable / comma / os.pathsep separated), bool, float."""
+
+    dest: str
+    flag: str | None
+    ini: str
+    env: str
+    kind: Literal["str", "list", "paths", "bool", "float", "choice", "plan"]
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "bannou_preset",
+        "--bannou-preset",
+        "bannou_preset",
+        "BANNOU_PRESET",
+        "list",
+        (),
+        "run only the tests of this preset (repeatable; env BANNOU_PRESET is comma-separated); "
+        "unmarked tests that use the environment run under it",
+        metavar="NAME",
+    ),
+    Option(
+        "bannou_backend",
+        "--bannou-backend",
+        "bannou_backend",
+        "BANNOU_BACKEND",
+        "str",
+        DEFAULT_BACKEND,
+        "backend that runs the environments: local, compose, swarm, kubernetes, portainer, or "
+        "auto (the first available); default local",
+        metavar="NAME",
+    ),
+    Option(
+        "bannou_presets_dir",
+        "--bannou-presets-dir",
+        "bannou_presets_dir",
+        "BANNOU_PRESETS_DIR",
+        "paths",
+        (),
+        "directory searched for preset files before the built-in library (repeatable; "
+        "env/ini: separated by os.pathsep)",
+        metavar="DIR",
+    ),
+    Option(
+        "bannou_plan",
+        "--bannou-plan",
+        "bannou_plan",
+        "BANNOU_PLAN",
+        "plan",
+        None,
+        "print the plan (groups, order, deploys, node starts) as text or json and exit "
+        "without deploying anything",
+        choices=("text", "json"),
+        metavar="text|json",
+    ),
+    Option(
+        "bannou_keep",
+        "--bannou-keep",
+        "bannou_keep",
+        "BANNOU_KEEP",
+        "bool",
+        False,
+        "leave the last environment running at the end and print how to reach and remove it",
+    ),
+    Option(
+        "bannou_ready_timeout",
+        "--bannou-ready-timeout",
+        "bannou_ready_timeout",
+        "BANNOU_READY_TIMEOUT",
+        "float",
+        DEFAULT_READY_TIMEOUT,
+        "seconds a deployment or transition may take until every node is ready (default 120)",
+        metavar="SECONDS",
+    ),
+    Option(
+        "bannou_no_batch",
+        "--bannou-no-batch",
+        "bannou_no_batch",
+        "BANNOU_NO_BATCH",
+        "bool",
+        False,
+        "keep pytest's test order instead of batching tests by environment (for comparison)",
+    ),
+    Option(
+        "bannou_transition",
+        "--bannou-transition",
+        "bannou_transition",
+        "BANNOU_TRANSITION",
+        "choice",
+        "diff",
+        "how to switch environments: diff (restart only changed nodes, default) or full (teardown + deploy)",
+        choices=("diff", "full"),
+        metavar="diff|full",
+    ),
+    Option(
+        "bannou_default_preset",
+        None,
+        "bannou_default_preset",
+        "BANNOU_DEFAULT_PRESET",
+        "str",
+        DEFAULT_PRESET,
+        "preset of the tests that use the environment without a preset marker (default monolith)",
+    ),
+    Option(
+        "bannou_local_command",
+        None,
+        "bannou_local_command",
+        "BANNOU_LOCAL_COMMAND",
+        "str",
+        "",
+        "command the local backend runs for bannou nodes without their own command "
+        "(shell-like words, e.g. 'dotnet bin/bannou-service.dll'); default: the reference node",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one session."""
+
+    presets: tuple[str, ...] = ()
+    backend: str = DEFAULT_BACKEND
+    presets_dirs: tuple[Path, ...] = ()
+    plan: Literal["text", "json"] | None = None
+    keep: bool = False
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    batch: bool = True
+    transition: Literal["diff", "full"] = "diff"
+    default_preset: str = DEFAULT_PRESET
+    local_command: tuple[str, ...] | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)  # dest -> "cli" | "env" | "ini" | "default"
+
+
+def register(parser: Any) -> None:
+    """Add the CLI options and ini keys to pytest's ``parser`` (group "bannou")."""
+    group = parser.getgroup("bannou", "bannou test environments (pytest-bannou)")
+    for opt in OPTIONS:
+        ini_type = {"list": "args", "paths": "paths", "bool": "bool"}.get(opt.kind, "string")
+        ini_default = {"list": [], "paths": [], "bool": False}.get(opt.kind, "")
+        parser.addini(opt.ini, f"{opt.help} [env {opt.env}]", type=ini_type, default=ini_default)
+        if opt.flag is None:
+            continue
+        help_text = f"{opt.help} [ini {opt.ini}, env {opt.env}]"
+        if opt.kind in ("list", "paths"):
+            group.addoption(
+                opt.flag, action="append", dest=opt.dest, default=None, metavar=opt.metavar, help=help_text
+            )
+        elif opt.kind == "bool":
+            group.addoption(opt.flag, action="store_true", dest=opt.dest, default=None, help=help_text)
+        elif opt.kind == "plan":
+            group.addoption(
+                opt.flag,
+                nargs="?",
+                const="text",
+                dest=opt.dest,
+                default=None,
+                choices=opt.choices,
+                metavar=opt.metavar,
+                help=help_text,
+            )
+        else:
+            group.addoption(
+                opt.flag,
+                action="store",
+                dest=opt.dest,
+                default=None,
+                choices=opt.choices or None,
+                metavar=opt.metavar,
+                help=help_text,
+            )
+
+
+def resolve(
+    getoption: Callable[[str], Any],
+    getini: Callable[[str], Any],
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from the CLI (``getoption(dest)``), the environment and the ini file.
+
+    Raises ``OptionError`` naming the option and where its bad value came from.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        raw, source = _raw(opt, getoption, getini, environ)
+        values[opt.dest] = _convert(opt, raw, source)
+        sources[opt.dest] = source
+    local = values["bannou_local_command"]
+    try:
+        local_command = tuple(shlex.split(local)) if local else None
+    except ValueError as exc:
+        raise OptionError(
+            f"bannou_local_command ({sources['bannou_local_command']}): cannot split {local!r}: {exc}; "
+            "write it as shell-like words, quoting paths with spaces"
+        ) from None
+    return Settings(
+        presets=tuple(dict.fromkeys(values["bannou_preset"])),
+        backend=values["bannou_backend"] or DEFAULT_BACKEND,
+        presets_dirs=tuple(values["bannou_presets_dir"]),
+        plan=values["bannou_plan"],
+        keep=values["bannou_keep"],
+        ready_timeout=values["bannou_ready_timeout"],
+        batch=not values["bannou_no_batch"],
+        transition=values["bannou_transition"],
+        default_preset=values["bannou_default_preset"] or DEFAULT_PRESET,
+        local_command=local_command,
+        sources=sources,
+    )
+
+
+def _raw(
+    opt: Option, getoption: Callable[[str], Any], getini: Callable[[str], Any], environ: Mapping[str, str]
+) -> tuple[Any, str]:
+    if opt.flag is not None:
+        cli = getoption(opt.dest)
+        if cli is not None and cli is not False:
+            return cli, "cli"
+    env = environ.get(opt.env)
+    if env is not None and env.strip() != "":
+        return env, "env"
+    ini = getini(opt.ini)
+    if ini not in (None, "", [], False):
+        return ini, "ini"
+    return opt.default, "default"
+
+
+def _convert(opt: Option, raw: Any, source: str) -> Any:
+    where = {
+        "cli": opt.flag,
+        "env": f"environment variable {opt.env}",
+        "ini": f"ini key {opt.ini}",
+        "default": "default",
+    }[source]
+    if opt.kind == "list":
+        items = raw if isinstance(raw, list | tuple) else [raw]
+        return [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+    if opt.kind == "paths":
+        if source == "ini":  # pytest already made them absolute, relative to the ini file
+            return [Path(p) for p in raw]
+        items = raw if isinstance(raw, list | tuple) else [raw]
+        return [
+            Path(p.strip()).expanduser() for item in items for p in str(item).split(os.pathsep) if p.strip()
+        ]
+    if opt.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        low = str(raw).strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        raise OptionError(f"{where}: {raw!r} is not a boolean; use 1/0, true/false, yes/no")
+    if opt.kind == "float":
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise OptionError(f"{where}: {raw!r} is not a number of seconds; e.g. {opt.flag}=60") from None
+        if value <= 0:
+            raise OptionError(f"{where}: {raw!r} must be more than 0 seconds")
+        return value
+    if opt.kind in ("choice", "plan"):
+        if raw is None:
+            return None
+        value = str(raw).strip().lower()
+        if opt.kind == "plan" and value in ("1", "true", "yes", "on"):
+            value = "text"
+        if opt.kind == "plan" and value in ("0", "false", "no", "off"):
+            return None
+        if value not in opt.choices:
+            raise OptionError(f"{where}: {raw!r} is not one of {', '.join(opt.choices)}")
+        return value
+    return str(raw).strip() if raw is not None else raw
+
+
+def table() -> str:
+    """The option table as text (README / --help cross-check)."""
+    rows = [f"{o.flag or '-'} | ini {o.ini} | env {o.env} | default {o.default!r}" for o in OPTIONS]
+    return "\n".join(rows)
