@@ -1,0 +1,73 @@
+"""``bannou-env report``: merge results.json files (CI matrix jobs) and re-render report files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import BannouError
+from ..report import RESULTS_JSON, merge_reports, read_json, write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="merge and render aggregated results (results.json, junit.xml, report.html)",
+        description="Merge results.json files of several runs (CI matrix jobs, xdist workers) or"
+        " re-render one, writing results.json, junit.xml and report.html into a directory.",
+    )
+    sub = parser.add_subparsers(dest="report_command", metavar="SUBCOMMAND")
+    sub.required = True
+    merge = sub.add_parser(
+        "merge",
+        help="merge several results.json into one report",
+        description="Merge results.json files (or directories holding one) into one report.",
+    )
+    merge.add_argument(
+        "inputs", nargs="+", metavar="RESULTS", help="results.json files or report directories"
+    )
+    merge.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write into")
+    merge.set_defaults(handler=_merge)
+    render = sub.add_parser(
+        "render",
+        help="write junit.xml and report.html (and a normalised results.json) from one results.json",
+        description="Render one results.json into results.json, junit.xml and report.html.",
+    )
+    render.add_argument("input", metavar="RESULTS", help="a results.json file or a report directory")
+    render.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write into")
+    render.set_defaults(handler=_render)
+
+
+def _resolve(path: str) -> Path:
+    candidate = Path(path)
+    if candidate.is_dir():
+        inner = candidate / RESULTS_JSON
+        if not inner.is_file():
+            raise BannouError(
+                f"{candidate}: a directory without {RESULTS_JSON}; pass the results file itself"
+            )
+        return inner
+    return candidate
+
+
+def _print_written(paths: dict[str, Path], what: str) -> None:
+    print(what)
+    for path in paths.values():
+        print(f"  {path}")
+
+
+def _merge(args: argparse.Namespace) -> int:
+    reports = [read_json(_resolve(p)) for p in args.inputs]
+    merged = merge_reports(reports)
+    paths = write_report(merged, args.output)
+    counts = merged.counts()
+    summary = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n) or "no results"
+    _print_written(paths, f"merged {len(reports)} reports ({len(merged.presets)} environments, {summary}):")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    report = read_json(_resolve(args.input))
+    paths = write_report(report, args.output)
+    _print_written(paths, f"rendered {len(report.tests)} results of run {report.run_id}:")
+    return 0
