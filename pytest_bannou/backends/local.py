@@ -43,6 +43,13 @@ REFERENCE_COMMAND = (sys.executable, "-m", "pytest_bannou.reference.node")
 DEFAULT_GRACE = 3.0
 KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the kernel to remove the processes
 HOST = "127.0.0.1"
+# RabbitMQ needs an epmd; a private one in the broker's process group (not a daemon that would
+# outlive teardown): this launcher starts it, then becomes the broker (argv: epmd port, broker).
+WITH_EPMD = (
+    "import os, subprocess, sys; port = sys.argv[1]; os.environ['ERL_EPMD_PORT'] = port; "
+    "subprocess.Popen(['epmd', '-port', port, '-address', '127.0.0.1']); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 INSTALL_HINT = {
     "redis": "apt-get install redis-server (or brew install redis)",
     "rabbitmq": "apt-get install rabbitmq-server (or brew install rabbitmq)",
@@ -376,7 +383,7 @@ class LocalBackend(Backend):
                 "RABBITMQ_DIST_PORT": str(free_port() if port else 0),
                 "HOME": str(base),
             }
-            return [rabbit], env
+            return [sys.executable, "-c", WITH_EPMD, str(free_port(HOST) if port else 0), rabbit], env
         install = INSTALL_HINT.get(kind)
         how = f"install it ({install}) or" if install else "this infrastructure only runs on"
         raise BackendUnavailable(
@@ -421,16 +428,7 @@ class LocalBackend(Backend):
         with open(r.log_path, "ab") as log:
             common = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
             try:
-                if "RABBITMQ_NODE_PORT" in r.env:
-                    # epmd in the foreground leads the group, so teardown stops it with the broker
-                    epmd_port = str(free_port(HOST))
-                    r.env["ERL_EPMD_PORT"] = epmd_port
-                    epmd = ["epmd", "-port", epmd_port, "-address", HOST]
-                    leader = subprocess.Popen(epmd, env=r.env, start_new_session=True, **common)
-                    r.procs.append(leader)
-                    r.procs.append(subprocess.Popen(r.argv, env=r.env, process_group=leader.pid, **common))
-                else:
-                    r.procs.append(subprocess.Popen(r.argv, env=r.env, start_new_session=True, **common))
+                r.procs.append(subprocess.Popen(r.argv, env=r.env, start_new_session=True, **common))
             except OSError as exc:
                 self._stop_many([r])
                 raise DeployError(

@@ -1,0 +1,242 @@
+"""Cases every backend must pass.
+
+A backend's test module subclasses ``BackendConformance`` (the class has no ``Test`` prefix, so
+it is not collected on its own) and overrides the factory methods: ``create_backend`` always,
+``make_node`` to set images or commands, ``assert_gone`` to check the engine directly (no PIDs,
+no containers). Every node runs the reference node (``pytest_bannou.reference.node``), configured
+through its environment only, so the same cases work for processes and containers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pytest_bannou import health
+from pytest_bannou.backends.base import Backend, BackendOptions
+from pytest_bannou.errors import NodeNotReady
+from pytest_bannou.topology import HealthCheck, Node, Topology, diff
+
+
+class BackendConformance:
+    ready_timeout = 60.0
+
+    # --- factory methods subclasses override ---------------------------------------------
+    def create_backend(self, options: BackendOptions) -> Backend:
+        raise NotImplementedError(f"{type(self).__name__} must override create_backend(options)")
+
+    def make_options(self, workdir: Path, run_id: str) -> BackendOptions:
+        return BackendOptions(run_id=run_id, workdir=workdir, ready_timeout=self.ready_timeout)
+
+    def make_node(
+        self,
+        name: str,
+        *,
+        app_id: str | None = None,
+        services: tuple[str, ...] = (),
+        environment: Mapping[str, str] | None = None,
+        replicas: int = 1,
+        healthcheck: HealthCheck | None = None,
+    ) -> Node:
+        env = dict(environment or {})
+        if services:
+            env.setdefault("BANNOU_SERVICES_ENABLED", "false")
+            for s in services:
+                env[f"{s.replace('-', '_').upper()}_SERVICE_ENABLED"] = "true"
+        return Node(
+            name=name,
+            app_id=app_id or name,
+            services=services,
+            replicas=replicas,
+            environment=env,
+            healthcheck=healthcheck or HealthCheck(kind="http", target="/health", interval=0.2, retries=0),
+        )
+
+    def make_topology(self, preset: str, *nodes: Node) -> Topology:
+        return Topology(preset=preset, nodes=tuple(nodes))
+
+    def assert_gone(self, backend: Backend, ids: list[str]) -> None:
+        """Nothing of ``ids`` (replica ids from ``status()``) is left in the engine."""
+        assert backend.status() == []
+
+    # --- fixtures ------------------------------------------------------------------------
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> Iterator:
+        created: list[Backend] = []
+
+        def factory(run_id: str | None = None) -> Backend:
+            rid = run_id or f"conf-{uuid.uuid4().hex[:10]}"
+            backend = self.create_backend(self.make_options(tmp_path / rid, rid))
+            created.append(backend)
+            return backend
+
+        yield factory
+        for backend in created:
+            backend.teardown()
+
+    @pytest.fixture
+    def backend(self, make_backend) -> Backend:
+        return make_backend()
+
+    # --- helpers -------------------------------------------------------------------------
+    def deploy_ready(self, backend: Backend, topology: Topology) -> dict[str, float]:
+        deadline = time.monotonic() + self.ready_timeout
+        backend.deploy(topology, deadline)
+        return health.wait_ready(backend, topology, deadline)
+
+    def get(self, backend: Backend, node: str, path: str, replica: int = 0) -> httpx.Response:
+        return httpx.get(backend.endpoint(node, replica=replica).url() + path, timeout=10)
+
+    def ids(self, backend: Backend, node: str) -> dict[int, str]:
+        return {s.replica: s.id for s in backend.status() if s.node == node}
+
+    def two_nodes(self) -> Topology:
+        return self.make_topology(
+            "conformance-split",
+            self.make_node("main", app_id="bannou", services=("connect", "testing")),
+            self.make_node("auth", app_id="bannou-auth", services=("account", "auth")),
+        )
+
+    # --- cases ---------------------------------------------------------------------------
+    def test_deploy_two_nodes_health_shows_app_id_and_services(self, backend: Backend) -> None:
+        ready = self.deploy_ready(backend, self.two_nodes())
+        assert set(ready) == {"main", "auth"}
+        main = self.get(backend, "main", "/health").json()
+        auth = self.get(backend, "auth", "/health").json()
+        assert main["status"] == "healthy"
+        assert (main["appId"], auth["appId"]) == ("bannou", "bannou-auth")
+        assert {"connect", "testing"} <= set(main["services"]) and "auth" not in main["services"]
+        assert {"account", "auth"} <= set(auth["services"]) and "testing" not in auth["services"]
+        echo = httpx.post(backend.endpoint("auth").url() + "/auth/login", json={"u": 1}, timeout=10)
+        assert echo.status_code == 200 and echo.json()["body"] == {"u": 1}
+        missing = httpx.post(backend.endpoint("main").url() + "/auth/login", json={}, timeout=10)
+        assert missing.status_code == 404 and missing.json()["appId"] == "bannou"
+
+    def test_status_lists_every_replica_running(self, backend: Backend) -> None:
+        topo = self.make_topology("conformance-status", self.make_node("a", replicas=2), self.make_node("b"))
+        self.deploy_ready(backend, topo)
+        status = sorted((s.node, s.replica, s.state) for s in backend.status())
+        assert status == [("a", 0, "running"), ("a", 1, "running"), ("b", 0, "running")]
+        assert len({s.id for s in backend.status()}) == 3
+
+    def test_logs_contain_the_startup_line(self, backend: Backend) -> None:
+        self.deploy_ready(backend, self.two_nodes())
+        logs = backend.logs("auth")
+        assert "bannou reference node bannou-auth listening on :" in logs
+        assert len(backend.logs("auth", tail=1).splitlines()) == 1
+
+    def test_scale_up_and_down(self, backend: Backend) -> None:
+        self.deploy_ready(backend, self.make_topology("conformance-scale", self.make_node("web")))
+        first = self.ids(backend, "web")[0]
+        backend.scale("web", 3)
+        health.wait_ready(backend, backend.topology, time.monotonic() + self.ready_timeout)
+        assert sorted(self.ids(backend, "web")) == [0, 1, 2]
+        for replica in range(3):
+            assert self.get(backend, "web", "/health", replica=replica).json()["appId"] == "web"
+        backend.scale("web", 1)
+        assert self.ids(backend, "web") == {0: first}
+        assert backend.topology.node("web").replicas == 1
+
+    def test_restart_with_environment_change(self, backend: Backend) -> None:
+        self.deploy_ready(backend, self.two_nodes())
+        before = self.ids(backend, "auth")[0]
+        untouched = self.ids(backend, "main")[0]
+        backend.restart("auth", environment={"BANNOU_APP_ID": "renamed-auth"})
+        health.wait_ready(backend, backend.topology, time.monotonic() + self.ready_timeout)
+        assert self.get(backend, "auth", "/health").json()["appId"] == "renamed-auth"
+        (status,) = [s for s in backend.status() if s.node == "auth"]
+        assert status.id != before and status.restarts == 1
+        assert self.ids(backend, "main")[0] == untouched
+        assert backend.topology.node("auth").environment["BANNOU_APP_ID"] == "renamed-auth"
+
+    def test_apply_changes_only_what_differs(self, backend: Backend) -> None:
+        a = self.make_topology(
+            "conformance-a",
+            self.make_node("keep"),
+            self.make_node("change", environment={"BANNOU_APP_ID": "old"}),
+            self.make_node("remove"),
+        )
+        b = self.make_topology(
+            "conformance-b",
+            self.make_node("keep"),
+            self.make_node("change", environment={"BANNOU_APP_ID": "new"}),
+            self.make_node("add"),
+        )
+        self.deploy_ready(backend, a)
+        kept, changed = self.ids(backend, "keep")[0], self.ids(backend, "change")[0]
+        transition = diff(a, b)
+        backend.apply(transition, time.monotonic() + self.ready_timeout)
+        health.wait_ready(backend, b, time.monotonic() + self.ready_timeout)
+        assert self.ids(backend, "keep") == {0: kept}
+        assert self.ids(backend, "change")[0] != changed
+        assert self.get(backend, "change", "/health").json()["appId"] == "new"
+        assert self.get(backend, "add", "/health").json()["appId"] == "add"
+        assert {s.node for s in backend.status()} == {"keep", "change", "add"}
+        assert backend.topology == b
+
+    def test_node_that_exits_is_not_ready_with_reason_and_logs(self, backend: Backend) -> None:
+        topo = self.make_topology(
+            "conformance-exit",
+            self.make_node("fine"),
+            self.make_node("broken", environment={"BANNOU_REFERENCE_EXIT_CODE": "3"}),
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        backend.deploy(topo, deadline)
+        with pytest.raises(NodeNotReady) as info:
+            health.wait_ready(backend, topo, deadline)
+        err = info.value
+        assert err.node == "broken" and err.preset == "conformance-exit"
+        assert "exited with code 3" in err.reason
+        assert "exiting with code 3" in err.logs
+        assert "broken" in str(err) and backend.name in str(err)
+
+    def test_node_that_never_gets_ready_fails_at_the_deadline(self, backend: Backend) -> None:
+        topo = self.make_topology(
+            "conformance-slow",
+            self.make_node("sleepy", environment={"BANNOU_REFERENCE_STARTUP_DELAY": "600"}),
+        )
+        backend.deploy(topo, time.monotonic() + self.ready_timeout)
+        with pytest.raises(NodeNotReady) as info:
+            health.wait_ready(backend, topo, time.monotonic() + 1.5)
+        assert info.value.node == "sleepy"
+        assert "deadline" in info.value.reason and "last probe error" in info.value.reason
+        assert "starting" in info.value.logs
+
+    def test_teardown_leaves_nothing_and_is_idempotent(self, backend: Backend) -> None:
+        self.deploy_ready(backend, self.two_nodes())
+        ids = [s.id for s in backend.status()]
+        assert len(ids) == 2
+        backend.teardown()
+        assert backend.status() == []
+        self.assert_gone(backend, ids)
+        backend.teardown()
+        assert backend.topology is None
+
+    def test_teardown_after_a_failed_deploy(self, backend: Backend) -> None:
+        topo = self.make_topology(
+            "conformance-half",
+            self.make_node("up"),
+            self.make_node("down", environment={"BANNOU_REFERENCE_EXIT_CODE": "1"}),
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        backend.deploy(topo, deadline)
+        with pytest.raises(NodeNotReady):
+            health.wait_ready(backend, topo, deadline)
+        ids = [s.id for s in backend.status()]
+        backend.teardown()
+        self.assert_gone(backend, ids)
+
+    def test_clean_run_id_removes_an_abandoned_session(self, make_backend, tmp_path: Path) -> None:
+        abandoned = make_backend()
+        self.deploy_ready(abandoned, self.two_nodes())
+        ids = [s.id for s in abandoned.status()]
+        removed = type(abandoned).clean(run_id=abandoned.run_id, options=abandoned.options)
+        assert removed, "clean() reported nothing removed"
+        assert any(abandoned.run_id in line for line in removed)
+        self.assert_gone(abandoned, ids)
+        assert type(abandoned).clean(run_id=abandoned.run_id, options=abandoned.options) == []

@@ -1,0 +1,373 @@
+"""The local backend: the shared conformance cases plus what only processes have (process
+groups, state files, cleaning up after a killed session, parallel start, infrastructure)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conformance import BackendConformance
+
+from pytest_bannou import health
+from pytest_bannou.backends.base import Backend, BackendOptions
+from pytest_bannou.backends.local import LocalBackend
+from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
+from pytest_bannou.topology import HealthCheck, Node
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def wait_dead(pid: int, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def log_times(text: str, marker: str) -> list[datetime]:
+    return [datetime.fromisoformat(line.split(" ", 1)[0]) for line in text.splitlines() if marker in line]
+
+
+class TestLocalConformance(BackendConformance):
+    def create_backend(self, options: BackendOptions) -> Backend:
+        return LocalBackend(options, grace=1.0)
+
+    def assert_gone(self, backend: Backend, ids: list[str]) -> None:
+        for pid in ids:
+            assert wait_dead(int(pid)), f"process {pid} is still alive"
+
+
+@pytest.fixture
+def local(make_local):
+    return make_local()
+
+
+@pytest.fixture
+def make_local(tmp_path):
+    created: list[LocalBackend] = []
+
+    def factory(run_id: str = "local-test", grace: float = 1.0, **kw) -> LocalBackend:
+        b = LocalBackend(BackendOptions(run_id=run_id, workdir=tmp_path / run_id, **kw), grace=grace)
+        created.append(b)
+        return b
+
+    yield factory
+    for b in created:
+        b.teardown()
+
+
+def node(name: str, **kw) -> Node:
+    kw.setdefault("healthcheck", HealthCheck(kind="http", target="/health", interval=0.2, retries=0))
+    return Node(name=name, app_id=kw.pop("app_id", name), **kw)
+
+
+def deploy_ready(backend: LocalBackend, topology, timeout: float = 60.0) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    backend.deploy(topology, deadline)
+    return health.wait_ready(backend, topology, deadline)
+
+
+def topology(*nodes: Node, preset: str = "local-test"):
+    from pytest_bannou.topology import Topology
+
+    return Topology(preset=preset, nodes=tuple(nodes))
+
+
+GRANDCHILD = textwrap.dedent(
+    """
+    import os, runpy, signal, subprocess, sys
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    stubborn = subprocess.Popen([sys.executable, "-c", code])
+    escaped = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    with open(os.environ["PIDS_FILE"], "w") as f:
+        f.write(f"{stubborn.pid} {escaped.pid}")
+    sys.argv = ["node"]
+    runpy.run_module("pytest_bannou.reference.node", run_name="__main__")
+    """
+)
+
+
+def test_teardown_kills_grandchildren_that_ignore_sigterm_or_left_the_group(local, tmp_path):
+    pids_file = tmp_path / "pids"
+    n = node("spawner", command=(sys.executable, "-c", GRANDCHILD), environment={"PIDS_FILE": str(pids_file)})
+    deploy_ready(local, topology(n))
+    stubborn, escaped = map(int, pids_file.read_text().split())
+    leader = int(local.status()[0].id)
+    assert os.getpgid(stubborn) == leader and os.getpgid(escaped) != leader
+    local.teardown()
+    for pid in (leader, stubborn, escaped):
+        assert wait_dead(pid), f"process {pid} survived teardown"
+
+
+def test_every_replica_is_its_own_process_group_with_its_environment(local):
+    n = node("grp", replicas=2, environment={"EXTRA_SETTING": "x1"})
+    deploy_ready(local, topology(n))
+    pids = [int(s.id) for s in local.status()]
+    assert [os.getpgid(p) for p in pids] == pids
+    assert os.getpgid(pids[0]) != os.getpgid(0)
+    environ = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    port = local.endpoint("grp").port
+    assert b"EXTRA_SETTING=x1" in environ
+    assert f"HTTP_WEB_HOST_PORT={port}".encode() in environ
+    assert b"BANNOU_BIND_HOST=127.0.0.1" in environ
+    assert b"BANNOU_APP_ID=grp" in environ
+    assert local.endpoint("grp", replica=1).port != port
+
+
+def test_extra_ports_get_their_own_host_ports(local):
+    n = node("ports", ports=(80, 9090), healthcheck=None)
+    deploy_ready(local, topology(n))
+    http, extra = local.endpoint("ports"), local.endpoint("ports", port=9090)
+    assert http.port != extra.port
+    env = local.exec("ports", [sys.executable, "-c", "import os; print(os.environ['PORT_9090'])"])
+    assert env.exit_code == 0 and env.output.strip() == str(extra.port)
+    with pytest.raises(DeployError, match="no port 1234"):
+        local.endpoint("ports", port=1234)
+
+
+def test_state_file_records_the_session_and_teardown_removes_it(local, isolated_state_index):
+    deploy_ready(local, topology(node("a"), node("b", replicas=2)))
+    state = json.loads(local.state_file.read_text())
+    assert state["run_id"] == "local-test" and state["owner_pid"] == os.getpid()
+    assert sorted(r["pid"] for r in state["replicas"]) == sorted(int(s.id) for s in local.status())
+    assert {r["node"] for r in state["replicas"]} == {"a", "b"}
+    ports = {(r["node"], r["replica"]): r["ports"]["80"] for r in state["replicas"]}
+    assert ports[("b", 1)] == local.endpoint("b", replica=1).port
+    index = list(isolated_state_index.glob("*.json"))
+    assert len(index) == 1 and json.loads(index[0].read_text())["run_id"] == "local-test"
+    local.teardown()
+    assert not local.state_file.exists() and not list(isolated_state_index.glob("*.json"))
+
+
+OWNER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from pytest_bannou.backends.base import BackendOptions
+    from pytest_bannou.backends.local import LocalBackend
+    from pytest_bannou.topology import Node, Topology
+    b = LocalBackend(BackendOptions(run_id="owner-dies", workdir=Path(sys.argv[1])))
+    b.deploy(Topology("killed", (Node("x", "x"), Node("y", "y", replicas=2))), time.monotonic() + 30)
+    print(json.dumps([int(s.id) for s in b.status()]), flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_clean_removes_what_a_sigkilled_session_left(local, tmp_path):
+    survivor = local  # a live session: clean() must leave it alone
+    deploy_ready(survivor, topology(node("live")))
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path / "owner")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pids = json.loads(owner.stdout.readline())
+    finally:
+        owner.kill()
+        owner.wait()
+    assert len(pids) == 3 and all(pid_alive(p) for p in pids)
+    removed = LocalBackend.clean()
+    assert sum("owner-dies" in line and "stopped node" in line for line in removed) == 3
+    assert any("removed state file" in line for line in removed)
+    for pid in pids:
+        assert wait_dead(pid)
+    assert [s.state for s in survivor.status()] == ["running"]
+    assert LocalBackend.clean() == []
+
+
+def test_nodes_start_in_parallel(local):
+    delay = {"BANNOU_REFERENCE_STARTUP_DELAY": "1"}
+    nodes = [node(f"p{i}", environment=delay) for i in range(4)]
+    started = time.monotonic()
+    deploy_ready(local, topology(*nodes))
+    total = time.monotonic() - started
+    starts = [t for n in nodes for t in log_times(local.logs(n.name), " starting (")]
+    listens = [t for n in nodes for t in log_times(local.logs(n.name), " listening on ")]
+    assert len(starts) == len(listens) == 4
+    assert max(starts) < min(listens), "a node only started after another one was ready"
+    assert total < 4 * 1.0  # the sum of the startup delays
+
+
+def test_depends_on_waits_for_the_dependency_to_listen(local):
+    slow = node("db-like", environment={"BANNOU_REFERENCE_STARTUP_DELAY": "0.5"})
+    app = node("app", depends_on=("db-like",))
+    deploy_ready(local, topology(app, slow))
+    (dependency_ready,) = log_times(local.logs("db-like"), " listening on ")
+    (app_start,) = log_times(local.logs("app"), " starting (")
+    assert app_start >= dependency_ready
+
+
+def test_dependency_that_exits_stops_the_deploy(local):
+    bad = node("dep", environment={"BANNOU_REFERENCE_EXIT_CODE": "4"})
+    with pytest.raises(NodeNotReady, match="exited with code 4 before 'app'"):
+        local.deploy(topology(node("app", depends_on=("dep",)), bad), time.monotonic() + 30)
+    assert {s.node for s in local.status()} == {"dep"}
+
+
+def test_bad_dependencies_are_clear_errors(local):
+    with pytest.raises(DeployError, match="depends on ghost"):
+        local.deploy(topology(node("a", depends_on=("ghost",))), time.monotonic() + 5)
+    local.teardown()
+    with pytest.raises(DeployError, match="cycle"):
+        local.deploy(
+            topology(node("a", depends_on=("b",)), node("b", depends_on=("a",))), time.monotonic() + 5
+        )
+
+
+def test_missing_command_names_the_node(local):
+    with pytest.raises(DeployError, match=r"'ghost'.*no-such-binary-xyz.*bannou_local_command"):
+        local.deploy(topology(node("ghost", command=("no-such-binary-xyz",))), time.monotonic() + 5)
+
+
+def test_local_command_option_is_used_when_the_node_has_none(make_local, tmp_path):
+    marker = tmp_path / "ran"
+    script = (
+        f"open({str(marker)!r}, 'w').write('yes'); import runpy; "
+        "runpy.run_module('pytest_bannou.reference.node', run_name='__main__')"
+    )
+    b = make_local(run_id="with-local-command", local_command=[sys.executable, "-c", script])
+    deploy_ready(b, topology(node("dev")))
+    assert marker.read_text() == "yes"
+
+
+def test_exec_runs_with_the_node_environment_and_times_out(local):
+    deploy_ready(local, topology(node("ex", app_id="exec-app")))
+    out = local.exec("ex", [sys.executable, "-c", "import os; print(os.environ['BANNOU_APP_ID'])"])
+    assert (out.exit_code, out.output.strip()) == (0, "exec-app")
+    slow = local.exec("ex", [sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.3)
+    assert slow.exit_code == 124 and "timed out" in slow.output
+    assert local.exec("ex", ["no-such-binary-xyz"]).exit_code == 127
+
+
+def test_unknown_node_is_a_clear_error(local):
+    deploy_ready(local, topology(node("only")))
+    with pytest.raises(DeployError, match=r"no node 'other'.*only"):
+        local.endpoint("other")
+
+
+def test_restart_keeps_ports_and_rotates_the_log(local):
+    deploy_ready(local, topology(node("r")))
+    port = local.endpoint("r").port
+    local.restart("r")
+    health.wait_ready(local, local.topology, time.monotonic() + 30)
+    assert local.endpoint("r").port == port
+    assert local.logs("r").count("listening on") == 1
+    assert (local.rundir / "r-0.previous.log").exists()
+
+
+def test_unsupported_infrastructure_says_what_to_do(local):
+    mysql = Node(name="mysql", app_id="mysql", kind="infrastructure", infra_type="mysql", ports=(3306,))
+    with pytest.raises(BackendUnavailable, match=r"'mysql'.*Docker backend"):
+        local.deploy(topology(node("a"), mysql), time.monotonic() + 5)
+    assert local.status() == []
+
+
+@pytest.mark.skipif(
+    not shutil.which("redis-server"), reason="needs redis-server: apt-get install redis-server"
+)
+def test_redis_runs_from_its_server_binary(local):
+    redis = Node(
+        name="redis",
+        app_id="redis",
+        kind="infrastructure",
+        infra_type="redis",
+        ports=(6379,),
+        healthcheck=HealthCheck(kind="tcp", target=6379, interval=0.1, retries=0),
+    )
+    deploy_ready(local, topology(redis))
+    ep = local.endpoint("redis")
+    with socket.create_connection((ep.host, ep.port), timeout=5) as s:
+        s.sendall(b"PING\r\n")
+        assert s.recv(64).startswith(b"+PONG")
+    pid = int(local.status()[0].id)
+    local.teardown()
+    assert wait_dead(pid)
+
+
+def _rabbitmq_installed() -> bool:
+    return bool(shutil.which("epmd")) and (
+        Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() or bool(shutil.which("rabbitmq-server"))
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _rabbitmq_installed(), reason="needs rabbitmq-server: apt-get install rabbitmq-server"
+)
+def test_rabbitmq_runs_from_its_server_binary(local):
+    rabbit = Node(
+        name="rabbitmq",
+        app_id="rabbitmq",
+        kind="infrastructure",
+        infra_type="rabbitmq",
+        ports=(5672,),
+        healthcheck=HealthCheck(kind="tcp", target=5672, interval=0.5, retries=0),
+    )
+    deploy_ready(local, topology(rabbit), timeout=120)
+    ep = local.endpoint("rabbitmq")
+    with socket.create_connection((ep.host, ep.port), timeout=5) as s:
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        assert s.recv(8)[:1] == b"\x01"  # connection.start frame
+    pids = [p for r in json.loads(local.state_file.read_text())["replicas"] for p in r["pids"]]
+    local.teardown()
+    for pid in pids:
+        assert wait_dead(pid)
+
+
+def test_teardown_signals_sigterm_first(local, tmp_path):
+    flag = tmp_path / "got-term"
+    script = textwrap.dedent(
+        f"""
+        import signal, sys, time, runpy
+        def on_term(*a):
+            open({str(flag)!r}, "w").write("term")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        print("ready", flush=True)
+        time.sleep(600)
+        """
+    )
+    n = node(
+        "term", command=(sys.executable, "-c", script), healthcheck=HealthCheck(kind="log", target="^ready")
+    )
+    deploy_ready(local, topology(n))
+    local.teardown()
+    assert flag.read_text() == "term"
+
+
+def test_state_survives_in_status_after_a_replica_exits(local):
+    n = node("quits", command=(sys.executable, "-c", "raise SystemExit(5)"), healthcheck=None)
+    local.deploy(topology(n), time.monotonic() + 5)
+    proc_end = time.monotonic() + 10
+    while time.monotonic() < proc_end and local.status()[0].state != "exited":
+        time.sleep(0.02)
+    (s,) = local.status()
+    assert (s.state, s.exit_code) == ("exited", 5)
+
+
+def test_scale_to_negative_is_rejected(local):
+    deploy_ready(local, topology(node("s")))
+    with pytest.raises(DeployError, match=">= 0"):
+        local.scale("s", -1)
