@@ -1,0 +1,236 @@
+"""``bannou-env deploy|status|logs|clean``: environments outside a pytest session.
+
+``deploy`` starts a preset and leaves it running (detached: the local backend's processes are
+their own process groups); the run id it prints is what ``status``, ``logs`` and ``clean`` take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+
+from ..backends import registry
+from ..backends.base import BackendOptions
+from ..environment import (
+    RUN_INFO,
+    EnvironmentManager,
+    make_options,
+    read_run_info,
+    resolve_backend,
+    run_directory,
+    runs_root,
+)
+from ..errors import BannouError, PresetError
+from ..options import DEFAULT_READY_TIMEOUT
+from ..preset import PresetLibrary, dirs_from_env
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    deploy = subparsers.add_parser(
+        "deploy",
+        help="deploy a preset, wait until it is ready and leave it running",
+        description="Deploys PRESET, waits until every node is ready, prints the node URLs, the run id "
+        "and the command that removes it, and exits leaving the environment running.",
+    )
+    deploy.add_argument("preset", metavar="PRESET")
+    deploy.add_argument(
+        "--backend",
+        default=os.environ.get("BANNOU_BACKEND", "local"),
+        metavar="NAME",
+        help="backend name or auto (default: $BANNOU_BACKEND or local)",
+    )
+    deploy.add_argument(
+        "--presets-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="preset directory searched before BANNOU_PRESETS_DIR and the built-ins",
+    )
+    deploy.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment override for every bannou node (repeatable)",
+    )
+    deploy.add_argument(
+        "--replicas",
+        action="append",
+        default=[],
+        metavar="NODE=N",
+        help="replica override for one node (repeatable)",
+    )
+    deploy.add_argument("--ready-timeout", type=float, default=DEFAULT_READY_TIMEOUT, metavar="SECONDS")
+    deploy.add_argument(
+        "--local-command",
+        default=os.environ.get("BANNOU_LOCAL_COMMAND", ""),
+        metavar="COMMAND",
+        help="command for bannou nodes on the local backend",
+    )
+    deploy.set_defaults(handler=_deploy)
+
+    status = subparsers.add_parser(
+        "status", help="environments left running (kept or deployed) and their health"
+    )
+    status.add_argument("--run-id", metavar="RUN_ID", help="only this run")
+    status.set_defaults(handler=_status)
+
+    logs = subparsers.add_parser("logs", help="the log of a node of a run")
+    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("node", metavar="NODE")
+    logs.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N lines")
+    logs.add_argument("--backend", default=None, metavar="NAME", help="default: the run's backend")
+    logs.set_defaults(handler=_logs)
+
+    clean = subparsers.add_parser(
+        "clean",
+        help="remove what a run (or every dead session) left behind",
+        description="Without --run-id, removes the resources of every session whose owner process "
+        "is gone (environments kept with --bannou-keep or deployed with `bannou-env deploy` count).",
+    )
+    clean.add_argument("--run-id", metavar="RUN_ID")
+    clean.add_argument(
+        "--backend",
+        default="all",
+        metavar="NAME|all",
+        help="clean one backend, or every available one (default)",
+    )
+    clean.set_defaults(handler=_clean)
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise BannouError(f"{what} {v!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    dirs = [Path(d) for d in args.presets_dir] + dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))
+    library = PresetLibrary(dirs)
+    environment = _pairs(args.env, "--env")
+    replicas = {}
+    for node, count in _pairs(args.replicas, "--replicas").items():
+        if not count.isdigit():
+            raise PresetError(f"--replicas {node}={count}: the count must be a whole number >= 0")
+        replicas[node] = int(count)
+    topology = library.resolve(args.preset, environment=environment or None, replicas=replicas or None)
+    options = make_options(
+        ready_timeout=args.ready_timeout,
+        local_command=shlex.split(args.local_command) if args.local_command else None,
+    )
+
+    def progress(text: str, done: bool) -> None:
+        print(f" ... {text}" if done else text, end="\n" if done else "", flush=True)
+
+    manager = EnvironmentManager(args.backend, options, progress=progress)
+    try:
+        env = manager.activate(args.preset, topology)
+        manager.teardown(keep=True)
+    except BaseException:
+        manager.teardown()
+        raise
+    print(f"run id: {env.run_id}")
+    for node, url in env.urls().items():
+        print(f"  {node}: {url}")
+    print(f"logs:   bannou-env logs {env.run_id} NODE")
+    print(f"remove: bannou-env clean --run-id {env.run_id} --backend {env.backend}")
+    return 0
+
+
+def _runs(run_id: str | None) -> list[tuple[Path, dict]]:
+    root = runs_root()
+    dirs = [run_directory(run_id)] if run_id else sorted(root.glob("bannou-*")) if root.is_dir() else []
+    out = []
+    for d in dirs:
+        info = read_run_info(d)
+        if info is not None:
+            out.append((d, info))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _status(args: argparse.Namespace) -> int:
+    runs = _runs(args.run_id)
+    if not runs:
+        print(f"no environments{f' for run {args.run_id}' if args.run_id else ''} under {runs_root()}")
+        return 1 if args.run_id else 0
+    for _d, info in runs:
+        owner = int(info.get("owner_pid") or 0)
+        who = "kept" if info.get("kept") else (f"in use by pid {owner}" if _alive(owner) else "orphaned")
+        print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who})")
+        for node, url in (info.get("urls") or {}).items():
+            print(f"  {node}: {url} {_health(url)}")
+    return 0
+
+
+def _health(url: str) -> str:
+    try:
+        r = httpx.get(url.rstrip("/") + "/health", timeout=1.0)
+    except httpx.HTTPError as exc:
+        return f"(unreachable: {type(exc).__name__})"
+    return f"(health {r.status_code})"
+
+
+def _logs(args: argparse.Namespace) -> int:
+    info = read_run_info(run_directory(args.run_id)) or {}
+    backend_name = args.backend or info.get("backend") or "local"
+    cls = registry.load(backend_name)
+    backend = cls(BackendOptions(run_id=args.run_id, workdir=run_directory(args.run_id)))
+    text = backend.logs(args.node, args.tail)
+    if not text and not run_directory(args.run_id).is_dir():
+        raise BannouError(f"no run {args.run_id!r} under {runs_root()}; see `bannou-env status`")
+    sys.stdout.write(text)
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    if args.backend == "all":
+        names = registry.known_names()
+    else:
+        resolve_backend(args.backend)  # a clear error when it cannot run here
+        names = [registry.canonical(args.backend)]
+    removed: list[str] = []
+    for name in names:
+        avail = registry.availability(name)
+        if not avail:
+            if args.backend != "all":
+                print(f"{name}: skipped ({avail.reason})", file=sys.stderr)
+            continue
+        options = None
+        if args.run_id:
+            options = BackendOptions(run_id=args.run_id, workdir=run_directory(args.run_id))
+        removed += registry.load(name).clean(args.run_id, options)
+    for d, info in _runs(args.run_id):
+        owner = int(info.get("owner_pid") or 0)
+        if args.run_id or info.get("kept") or not _alive(owner):
+            with contextlib.suppress(OSError):
+                (d / RUN_INFO).unlink()
+                removed.append(f"removed run record {d / RUN_INFO}")
+            if args.run_id:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(f"removed run directory {d}")
+    for line in removed:
+        print(line)
+    if not removed:
+        print(f"nothing to remove{f' for run {args.run_id}' if args.run_id else ''}")
+    return 0
