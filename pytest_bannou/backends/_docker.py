@@ -1,0 +1,508 @@
+"""Docker helpers shared by the Compose and Swarm backends (neither imports the other).
+
+One place for what both need from the engine: a client with a clear error when no engine is
+reachable, the labels every resource carries, the image each node runs and the read-only host
+mounts that the locally built images ask for (see ``images``), host-port lookup, container log
+merging, ``exec`` with a deadline, a parallel readiness probe from the host, and clean-up by label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendUnavailable, DeployError, NodeNotReady
+from ..topology import Node, Topology
+from .base import (
+    LABEL_NODE,
+    LABEL_OWNER_PID,
+    LABEL_PREFIX,
+    LABEL_PRESET,
+    LABEL_PRESET_HASH,
+    LABEL_RUN_ID,
+    Availability,
+    BackendOptions,
+    Endpoint,
+    ExecResult,
+    ReplicaStatus,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import docker
+
+LABEL_OWNER_HOST = f"{LABEL_PREFIX}.owner-host"
+LABEL_BACKEND = f"{LABEL_PREFIX}.backend"
+# image labels written by ``images`` (the contract is described there)
+LABEL_HOST_MOUNTS = f"{LABEL_PREFIX}.host-mounts"
+LABEL_TMPFS = f"{LABEL_PREFIX}.tmpfs"
+LABEL_IMAGE_FINGERPRINT = f"{LABEL_PREFIX}.fingerprint"
+
+START_ENGINE_HINT = (
+    "start dockerd: apt-get install docker.io && dockerd & (or point DOCKER_HOST at a running engine)"
+)
+BUILD_IMAGES_HINT = "build the local images with `python -m pytest_bannou.backends.images`"
+
+# image per infrastructure type; {v} is the preset's version (default in the tuple)
+INFRA_IMAGES: dict[str, tuple[str, str]] = {
+    "redis": ("redis:{v}", "7"),
+    "rabbitmq": ("rabbitmq:{v}-management", "3.12"),
+    "mysql": ("mysql:{v}", "8"),
+    "mariadb": ("mariadb:{v}", "11"),
+    "postgres": ("postgres:{v}", "16"),
+    "minio": ("minio/minio:{v}", "latest"),
+}
+DEFAULT_BANNOU_IMAGE = "bannou:latest"
+
+
+def engine_label() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def client(timeout: float = 30.0) -> docker.DockerClient:
+    """A connected client, or ``BackendUnavailable`` saying where the engine was looked for and
+    how to start one."""
+    try:
+        import docker as docker_sdk
+    except ImportError:
+        raise BackendUnavailable(
+            "the Docker SDK for Python is not installed; install it: pip install 'pytest-bannou[docker]'"
+        ) from None
+    try:
+        c = docker_sdk.from_env(timeout=int(max(1, timeout)))
+        c.ping()
+    except Exception as exc:
+        raise BackendUnavailable(
+            f"no Docker Engine reachable at {engine_label()} ({_short(exc)}); {START_ENGINE_HINT}"
+        ) from None
+    return c
+
+
+def engine_availability() -> Availability:
+    try:
+        c = client(timeout=5)
+    except BackendUnavailable as exc:
+        return Availability(False, exc.message)
+    try:
+        version = c.version().get("Version", "?")
+    finally:
+        c.close()
+    return Availability(True, f"Docker Engine {version} at {engine_label()}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:300] if text else type(exc).__name__
+
+
+# --- labels and names ----------------------------------------------------------------------------
+def resource_labels(
+    options: BackendOptions, topology: Topology | None, backend: str, node: str | None = None
+) -> dict[str, str]:
+    labels = {
+        LABEL_RUN_ID: options.run_id,
+        LABEL_OWNER_PID: str(os.getpid()),
+        LABEL_OWNER_HOST: socket.gethostname(),
+        LABEL_BACKEND: backend,
+    }
+    if topology is not None:
+        labels[LABEL_PRESET] = topology.preset
+        labels[LABEL_PRESET_HASH] = topology.preset_hash
+    if node is not None:
+        labels[LABEL_NODE] = node
+    return labels
+
+
+def sanitize(text: str, max_len: int = 63) -> str:
+    """Lowercase ``[a-z0-9_-]``, starting with a letter or digit (Compose project/Swarm names)."""
+    s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
+    s = re.sub(r"-{2,}", "-", s)
+    return (s or "bannou")[:max_len].rstrip("-_")
+
+
+def owner_alive(labels: Mapping[str, str]) -> bool:
+    """Whether the session that labelled a resource still runs. Resources of another host are
+    treated as alive (we cannot tell), resources without owner labels as dead."""
+    host = labels.get(LABEL_OWNER_HOST)
+    if host and host != socket.gethostname():
+        return True
+    try:
+        pid = int(labels.get(LABEL_OWNER_PID, ""))
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- images ----------------------------------------------------------------------------------------
+def image_for(node: Node) -> str:
+    """The image a node runs: its own, else by infrastructure type and version, else bannou's."""
+    if node.image:
+        return node.image
+    if node.kind == "infrastructure" and node.infra_type in INFRA_IMAGES:
+        pattern, default = INFRA_IMAGES[node.infra_type]
+        return pattern.format(v=node.version or default)
+    return DEFAULT_BANNOU_IMAGE
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    name: str
+    id: str
+    host_mounts: tuple[str, ...]
+    tmpfs: tuple[str, ...]
+    has_cmd: bool
+
+    @property
+    def local_build(self) -> bool:
+        """Built by ``images``: host programs are available inside (``/usr/bin/python3``)."""
+        return bool(self.host_mounts)
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def inspect_images(cli: docker.DockerClient, topology: Topology) -> dict[str, ImageInfo]:
+    """Every image the topology needs, inspected; a ``DeployError`` naming each missing one."""
+    import docker as docker_sdk
+
+    infos: dict[str, ImageInfo] = {}
+    missing: list[str] = []
+    for node in topology.nodes:
+        name = image_for(node)
+        if name in infos or name in missing:
+            continue
+        try:
+            img = cli.images.get(name)
+        except docker_sdk.errors.ImageNotFound:
+            missing.append(f"{name} (node {node.name})")
+            continue
+        cfg = img.attrs.get("Config") or {}
+        labels = cfg.get("Labels") or {}
+        infos[name] = ImageInfo(
+            name,
+            img.id,
+            _split(labels.get(LABEL_HOST_MOUNTS)),
+            _split(labels.get(LABEL_TMPFS)),
+            bool(cfg.get("Cmd") or cfg.get("Entrypoint")),
+        )
+    if missing:
+        raise DeployError(
+            f"preset {topology.preset!r}: image(s) not found on the Docker Engine at {engine_label()}: "
+            f"{', '.join(missing)}. Nothing can be pulled here: {BUILD_IMAGES_HINT}, or build/tag your "
+            "own with `docker build -t NAME .` / `docker tag EXISTING NAME`"
+        )
+    return infos
+
+
+def host_mounts(info: ImageInfo) -> list[str]:
+    """Existing host paths an image asks for, as ``path:path:ro`` bind specs."""
+    return [f"{p}:{p}:ro" for p in info.host_mounts if os.path.exists(p)]
+
+
+# --- containers ------------------------------------------------------------------------------------
+_CONTAINER_STATES: dict[str, str] = {
+    "created": "starting",
+    "restarting": "starting",
+    "running": "running",
+    "paused": "stopped",
+    "removing": "stopped",
+    "exited": "exited",
+    "dead": "exited",
+}
+
+
+def container_status(node: str, replica: int, attrs: Mapping[str, Any]) -> ReplicaStatus:
+    state = attrs.get("State") or {}
+    raw = state.get("Status", "unknown")
+    mapped = _CONTAINER_STATES.get(raw, "unknown")
+    health = (state.get("Health") or {}).get("Status")
+    detail = f"container {raw}" + (f", health {health}" if health else "")
+    if raw == "exited" and state.get("Error"):
+        detail += f": {state['Error']}"
+    return ReplicaStatus(
+        node=node,
+        replica=replica,
+        state=mapped,  # type: ignore[arg-type]
+        id=attrs.get("Id", "")[:12],
+        exit_code=state.get("ExitCode") if mapped == "exited" else None,
+        restarts=int(attrs.get("RestartCount") or 0),
+        detail=detail,
+    )
+
+
+def published_port(attrs: Mapping[str, Any], port: int) -> int | None:
+    """The host port a container port is published on (IPv4 preferred), or None."""
+    ports = ((attrs.get("NetworkSettings") or {}).get("Ports")) or {}
+    bindings = ports.get(f"{port}/tcp") or []
+    best = None
+    for b in bindings:
+        if b.get("HostPort"):
+            if b.get("HostIp") in ("127.0.0.1", "0.0.0.0", ""):
+                return int(b["HostPort"])
+            best = best or int(b["HostPort"])
+    return best
+
+
+def merged_logs(chunks: Iterable[bytes], tail: int | None = None) -> str:
+    """Lines of several ``timestamps=True`` log streams merged oldest first, timestamps removed."""
+    lines: list[tuple[str, str]] = []
+    for raw in chunks:
+        for line in raw.decode("utf-8", "replace").splitlines():
+            ts, _, rest = line.partition(" ")
+            lines.append((ts, rest))
+    lines.sort(key=lambda t: t[0])
+    out = [rest for _, rest in lines]
+    if tail is not None:
+        out = out[-tail:] if tail > 0 else []
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def exec_in(cli: docker.DockerClient, container_id: str, argv: Sequence[str], timeout: float) -> ExecResult:
+    """``docker exec`` with a deadline: exit code 124 and what was read when it runs out."""
+    api = cli.api
+    exec_id = api.exec_create(container_id, list(argv), stdout=True, stderr=True)["Id"]
+    result: dict[str, bytes] = {}
+
+    def run() -> None:
+        result["out"] = api.exec_start(exec_id, stream=False, demux=False) or b""
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        return ExecResult(124, f"{' '.join(argv)}: timed out after {timeout:.1f}s")
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    return ExecResult(int(code if code is not None else 1), result.get("out", b"").decode("utf-8", "replace"))
+
+
+# --- readiness ---------------------------------------------------------------------------------------
+@dataclass
+class ReadinessHooks:
+    """What the probe needs from a backend, per node."""
+
+    status: Callable[[], list[ReplicaStatus]]
+    endpoint: Callable[[str, int | None, int], Endpoint]
+    exec: Callable[[str, Sequence[str], float, int], ExecResult]
+    logs: Callable[[str, int | None], str]
+
+
+def probe_once(node: Node, replica: int, hooks: ReadinessHooks, timeout: float) -> bool:
+    hc = node.healthcheck
+    if hc is None or hc.kind in ("none", "heartbeat"):
+        return True
+    try:
+        if hc.kind == "http":
+            ep = hooks.endpoint(node.name, None, replica)
+            path = str(hc.target or "/health")
+            url = ep.url() + (path if path.startswith("/") else "/" + path)
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return 200 <= resp.status < 400
+        if hc.kind == "tcp":
+            ep = hooks.endpoint(node.name, int(hc.target), replica)
+            with socket.create_connection((ep.host, ep.port), timeout=timeout) as s:
+                # a published port accepts even when nothing listens inside: wait for a peer
+                # that keeps the connection open instead of resetting it
+                s.settimeout(min(timeout, 0.05))
+                try:
+                    return s.recv(1) != b""
+                except TimeoutError:
+                    return True
+        if hc.kind == "command":
+            argv = hc.target if isinstance(hc.target, tuple) else ("sh", "-c", str(hc.target))
+            return hooks.exec(node.name, argv, timeout, replica).exit_code == 0
+        if hc.kind == "log":
+            return re.search(str(hc.target), hooks.logs(node.name, None)) is not None
+    except (OSError, urllib.error.URLError, ValueError, KeyError, DeployError):
+        return False
+    return False
+
+
+def wait_ready(
+    topology: Topology,
+    nodes: Sequence[Node],
+    hooks: ReadinessHooks,
+    deadline: float,
+    backend: str,
+    *,
+    tolerate_restarts: bool = False,
+) -> None:
+    """Probe every replica of ``nodes`` from the host in parallel with a short backoff; raise
+    ``NodeNotReady`` (status and last log lines) when one exits or the deadline passes."""
+    pending = {(n.name, r): n for n in nodes for r in range(n.replicas)}
+    if not pending:
+        return
+    delay = 0.02
+    with ThreadPoolExecutor(max_workers=min(16, len(pending))) as pool:
+        while pending:
+            statuses = hooks.status()
+            by_key = {(s.node, s.replica): s for s in statuses}
+            for key, node in pending.items():
+                st = by_key.get(key)
+                if st is not None and st.state == "exited" and not tolerate_restarts:
+                    raise NodeNotReady(
+                        topology.preset,
+                        node.name,
+                        f"replica {key[1]} exited with code {st.exit_code} during start ({st.detail})",
+                        _safe_logs(hooks, node.name),
+                        backend,
+                    )
+            runnable = [k for k in pending if (s := by_key.get(k)) is not None and s.state == "running"]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                name, replica = next(iter(pending))
+                node = pending[(name, replica)]
+                st = by_key.get((name, replica))
+                state = f"{st.state} ({st.detail})" if st else "no replica found"
+                raise NodeNotReady(
+                    topology.preset,
+                    name,
+                    f"healthcheck {describe_healthcheck(node)} did not pass before the deadline; "
+                    f"replica {replica} state: {state}",
+                    _safe_logs(hooks, name),
+                    backend,
+                )
+            timeout = max(0.05, min(2.0, left))
+            futures = {k: pool.submit(probe_once, pending[k], k[1], hooks, timeout) for k in runnable}
+            for k, f in futures.items():
+                if f.result():
+                    pending.pop(k, None)
+            if pending:
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 0.25)
+
+
+def describe_healthcheck(node: Node) -> str:
+    hc = node.healthcheck
+    if hc is None:
+        return "none"
+    target = " ".join(hc.target) if isinstance(hc.target, tuple) else hc.target
+    return f"{hc.kind} {target}"
+
+
+def _safe_logs(hooks: ReadinessHooks, node: str) -> str:
+    try:
+        return hooks.logs(node, 40)
+    except Exception as exc:  # logs are a courtesy in an error message
+        return f"(logs unavailable: {_short(exc)})"
+
+
+def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | None:
+    """The engine-side healthcheck (Docker's shape, durations in seconds) for a node, or None.
+
+    Images built by ``images`` have the host's /usr mounted, so ``/usr/bin/python3`` does the
+    probe; other images get a shell line trying curl, then wget, then bash's /dev/tcp."""
+    hc = node.healthcheck
+    if hc is None or hc.kind in ("none", "heartbeat", "log"):
+        return None
+    test: list[str]
+    if hc.kind == "http":
+        path = str(hc.target or "/health")
+        url = f"http://127.0.0.1:{node.http_port or 80}{path if path.startswith('/') else '/' + path}"
+        if local_image:
+            code = f"import urllib.request as u; u.urlopen({url!r}, timeout={hc.timeout})"
+            test = ["CMD", "/usr/bin/python3", "-c", code]
+        else:
+            test = ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url}"]
+    elif hc.kind == "tcp":
+        port = int(hc.target)
+        if local_image:
+            code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout={hc.timeout})"
+            test = ["CMD", "/usr/bin/python3", "-c", code]
+        else:
+            test = ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || bash -c '</dev/tcp/127.0.0.1/{port}'"]
+    else:  # command
+        test = ["CMD", *hc.target] if isinstance(hc.target, tuple) else ["CMD-SHELL", str(hc.target)]
+    return {
+        "test": test,
+        "interval": hc.interval,
+        "timeout": hc.timeout,
+        "retries": hc.retries,
+        "start_period": hc.start_period,
+    }
+
+
+# --- clean-up ----------------------------------------------------------------------------------------
+def _owned(labels: Mapping[str, str] | None, run_id: str | None) -> bool:
+    labels = labels or {}
+    if LABEL_RUN_ID not in labels:
+        return False
+    if run_id is not None:
+        return labels[LABEL_RUN_ID] == run_id
+    return not owner_alive(labels)
+
+
+def clean_by_label(cli: docker.DockerClient, run_id: str | None) -> list[str]:
+    """Remove services, containers, networks and volumes labelled with ``run_id`` (or, when None,
+    those whose owner process is gone); one line per removed resource."""
+    import docker as docker_sdk
+
+    removed: list[str] = []
+    flt = {"label": f"{LABEL_RUN_ID}={run_id}" if run_id else LABEL_RUN_ID}
+    not_found = docker_sdk.errors.NotFound
+    with contextlib.suppress(docker_sdk.errors.APIError):  # not a swarm manager: no services
+        for svc in cli.services.list(filters=flt):
+            labels = svc.attrs.get("Spec", {}).get("Labels") or {}
+            if _owned(labels, run_id):
+                with contextlib.suppress(not_found):
+                    svc.remove()
+                    removed.append(f"service {svc.name} (run id {labels[LABEL_RUN_ID]})")
+    containers = [c for c in cli.containers.list(all=True, filters=flt) if _owned(c.labels, run_id)]
+
+    def rm(c: Any) -> None:
+        with contextlib.suppress(not_found):
+            c.remove(force=True, v=True)
+        removed.append(f"container {c.name} (run id {c.labels[LABEL_RUN_ID]})")
+
+    if containers:
+        with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
+            list(pool.map(rm, containers))
+    for net in cli.networks.list(filters=flt):
+        labels = net.attrs.get("Labels") or {}
+        if _owned(labels, run_id):
+            for _ in range(20):  # swarm tasks release their network attachments asynchronously
+                try:
+                    net.remove()
+                    removed.append(f"network {net.name} (run id {labels[LABEL_RUN_ID]})")
+                    break
+                except not_found:
+                    break
+                except docker_sdk.errors.APIError:
+                    time.sleep(0.25)
+    for vol in cli.volumes.list(filters=flt):
+        labels = vol.attrs.get("Labels") or {}
+        if _owned(labels, run_id):
+            with contextlib.suppress(not_found):
+                vol.remove(force=True)
+                removed.append(f"volume {vol.name} (run id {labels[LABEL_RUN_ID]})")
+    return removed
+
+
+def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:
+    """Every resource still carrying ``run_id`` (tests assert this is empty after teardown)."""
+    import docker as docker_sdk
+
+    flt = {"label": f"{LABEL_RUN_ID}={run_id}"}
+    found = [f"container {c.name}" for c in cli.containers.list(all=True, filters=flt)]
+    found += [f"network {n.name}" for n in cli.networks.list(filters=flt)]
+    found += [f"volume {v.name}" for v in cli.volumes.list(filters=flt)]
+    with contextlib.suppress(docker_sdk.errors.APIError):
+        found += [f"service {s.name}" for s in cli.services.list(filters=flt)]
+    return found

