@@ -260,7 +260,8 @@ def _render_matrix(report: RunReport, budget: _Budget) -> list[str]:
     cols = columns(report)
     presets = {p.env_key: p for p in report.presets}
     rows = matrix(report)
-    out = [f'<section id="matrix"><h2>Results: {len(rows)} tests &times; {len(cols)} presets</h2>']
+    envs = sum(k is not None for k in cols)
+    out = [f'<section id="matrix"><h2>Results: {len(rows)} tests &times; {envs} presets</h2>']
     if not rows:
         out.append("<p>No results were recorded.</p></section>")
         return out
@@ -288,7 +289,9 @@ def _render_matrix(report: RunReport, budget: _Budget) -> list[str]:
                 continue
             did = f"d-{r}-{c}"
             tds.append(f'<td class="c {cls}" title="{escape(title)}" data-d="{did}">{sym}</td>')
-            summary = f"{label.upper()} in {key or NO_PRESET} · {fmt_s(test.duration)}"
+            summary = f"{label.upper()} in {key or NO_PRESET}"
+            if test.duration is not None:
+                summary += f" · {fmt_s(test.duration)}"
             first = _first_line(text) or (warn[0] if warn else "")
             body = "".join(f'<p class="warn">warning: {escape(w)}</p>' for w in warn)
             if text:
