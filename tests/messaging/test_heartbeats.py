@@ -10,7 +10,7 @@ import pika
 import pytest
 from servers import free_port
 
-from pytest_bannou.events import EXCHANGE, HEARTBEAT_TOPIC, heartbeat_event
+from pytest_bannou.events import EXCHANGE, HEARTBEAT_TOPIC, BrokerUnreachable, MessagingError, heartbeat_event
 from pytest_bannou.heartbeats import (
     HeartbeatMonitor,
     HeartbeatProbe,
@@ -225,13 +225,13 @@ def test_monitor_ignores_malformed_messages_and_keeps_running(rabbitmq_server, m
 
 
 def test_monitor_wait_for_times_out_with_a_clear_message(monitor, app_id):
-    with pytest.raises(Exception, match=f"no healthy heartbeat from '{app_id}'"):
+    with pytest.raises(MessagingError, match=f"no healthy heartbeat from '{app_id}'"):
         monitor.wait_for(app_id, timeout=0.3)
 
 
 def test_monitor_unreachable_broker_fails_start(redis_client):
     m = HeartbeatMonitor(f"127.0.0.1:{free_port()}", redis_client, deadline=0.5)
-    with pytest.raises(Exception, match="cannot reach RabbitMQ at 127.0.0.1"):
+    with pytest.raises(BrokerUnreachable, match=r"cannot reach RabbitMQ at 127\.0\.0\.1"):
         m.start()
     assert not m.running
 
