@@ -129,9 +129,10 @@ class ReportCollector:
                 self._presets[env_key] = record
             record.preset_hash = preset_hash or record.preset_hash
             record.nodes = list(dict.fromkeys([*record.nodes, *nodes]))
-            if deploy_s is not None:
+            # a transition into an existing environment keeps its first deploy figures
+            if deploy_s is not None and not (transition and record.deploy_s is not None):
                 record.deploy_s = deploy_s
-            if ready_s is not None:
+            if ready_s is not None and not (transition and record.ready_s is not None):
                 record.ready_s = ready_s
             if transition:
                 record.transitions.append(transition)
