@@ -36,6 +36,8 @@ class CaseResult:
 
 @dataclass
 class TesterRun:
+    __test__ = False  # not a pytest test class despite the name
+
     tester: str
     format: str
     cases: list[CaseResult] = field(default_factory=list)
