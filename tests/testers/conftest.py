@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from tester_helpers import DATA
 
 SERVERS = Path(__file__).parent / "servers.py"

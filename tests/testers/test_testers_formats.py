@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tester_helpers import read
 
-from pytest_bannou.errors import BannouError
 from pytest_bannou import testers
+from pytest_bannou.errors import BannouError
 from pytest_bannou.testers import get_parser, known_formats
 from pytest_bannou.testers.interactive import looks_interactive
 from pytest_bannou.testers.junit_writer import to_junit
@@ -54,7 +54,9 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
     <testcase classname="tests.test_api" name="test_bad" time="0.5">
       <failure message="assert 1 == 2">Traceback: assert 1 == 2</failure>
     </testcase>
-    <testcase classname="tests.test_api" name="test_err" time="0.1"><error message="fixture broke"/></testcase>
+    <testcase classname="tests.test_api" name="test_err" time="0.1">
+      <error message="fixture broke"/>
+    </testcase>
     <testcase classname="tests.test_api" name="test_skip"><skipped message="no redis"/></testcase>
   </testsuite>
 </testsuites>"""
