@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,9 @@ from ..ports import free_port, release
 from ..topology import Action, Node, Topology, Transition, diff
 from .base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 
-RUN_ID_ENV = "PYTEST_BANNOU_RUN_ID"  # in every process this backend starts; clean() checks it
+RUN_ID_ENV = "PYTEST_BANNOU_RUN_ID"  # in every process this backend starts
+# one value per backend instance (xdist workers may share a run id): what teardown/clean match
+SESSION_ENV = "PYTEST_BANNOU_LOCAL_SESSION"
 STATE_DIR_ENV = "BANNOU_LOCAL_STATE_DIR"  # overrides the machine-wide index directory
 REFERENCE_COMMAND = (sys.executable, "-m", "pytest_bannou.reference.node")
 DEFAULT_GRACE = 3.0
@@ -118,7 +121,8 @@ class LocalBackend(Backend):
         self.rundir = Path(options.workdir) / "local"
         suffix = f"-{options.worker}" if options.worker else ""
         self.state_file = self.rundir / f"state{suffix}.json"
-        self.index_file = state_index_dir() / f"{self.run_id}.{os.getpid()}.json"
+        self.session = f"{self.run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self.index_file = state_index_dir() / f"{self.session}.json"
         self._nodes: dict[str, Node] = {}
         self._replicas: dict[str, list[_Replica]] = {}
         self._lock = threading.RLock()
@@ -168,7 +172,7 @@ class LocalBackend(Backend):
         with self._lock:
             everything = [r for reps in self._replicas.values() for r in reps]
             self._stop_many(everything)
-            _kill_marked(self.run_id, self.grace, exclude={os.getpid()})
+            _kill_marked(self.session, self.grace, exclude={os.getpid()})
             for r in everything:
                 for port in r.ports.values():
                     release(port)
@@ -412,6 +416,7 @@ class LocalBackend(Backend):
         for container_port, host_port in ports.items():
             env[f"PORT_{container_port}"] = str(host_port)
         env[RUN_ID_ENV] = self.run_id
+        env[SESSION_ENV] = self.session
         env["PYTEST_BANNOU_NODE"] = node.name
         log_path = self.rundir / f"{node.name}-{index}.log"
         return _Replica(node.name, index, argv, env, ports, log_path)
@@ -548,6 +553,7 @@ class LocalBackend(Backend):
         data = {
             "backend": self.name,
             "run_id": self.run_id,
+            "session": self.session,
             "owner_pid": os.getpid(),
             "owner_start": _start_time(os.getpid()),
             "preset": self._preset(),
@@ -626,9 +632,9 @@ def _live_groups(pgids: set[int]) -> set[int]:
     return alive
 
 
-def _marked_pids(run_id: str) -> list[int]:
-    """Live processes whose environment carries this run id (ours, so safe to kill)."""
-    marker = f"{RUN_ID_ENV}={run_id}".encode()
+def _marked_pids(session: str) -> list[int]:
+    """Live processes whose environment carries this backend session (ours, so safe to kill)."""
+    marker = f"{SESSION_ENV}={session}".encode()
     found = []
     for entry in os.scandir("/proc") if Path("/proc/self/environ").exists() else ():
         if not entry.name.isdigit():
@@ -644,18 +650,18 @@ def _marked_pids(run_id: str) -> list[int]:
     return found
 
 
-def _kill_marked(run_id: str, grace: float, exclude: set[int]) -> list[int]:
-    """SIGTERM then SIGKILL every process carrying ``run_id`` (descendants that left their group)."""
-    pids = [p for p in _marked_pids(run_id) if p not in exclude]
+def _kill_marked(session: str, grace: float, exclude: set[int]) -> list[int]:
+    """SIGTERM then SIGKILL every process of ``session`` (also descendants that left their group)."""
+    pids = [p for p in _marked_pids(session) if p not in exclude]
     if not pids:
         return []
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     end = time.monotonic() + grace
-    while time.monotonic() < end and any(p in pids for p in _marked_pids(run_id)):
+    while time.monotonic() < end and any(p in pids for p in _marked_pids(session)):
         time.sleep(0.01)
-    for pid in _marked_pids(run_id):
+    for pid in _marked_pids(session):
         if pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -677,30 +683,35 @@ def _owner_alive(data: Mapping) -> bool:
 
 
 def _clean_session(data: Mapping) -> list[str]:
-    """Kill what a session's state file lists, checking each process carries its run id."""
+    """Stop what a session's state file lists: only process groups that still hold a process
+    carrying the session's marker (a recycled PID is never signalled), then stray descendants."""
     run_id = data.get("run_id", "")
-    lines = []
-    marked = set(_marked_pids(run_id)) if Path("/proc/self/environ").exists() else None
+    session = data.get("session", "")
+    marked = set(_marked_pids(session)) if session and Path("/proc/self/environ").exists() else None
+    targets = []
     for rep in data.get("replicas", []):
         pgid = int(rep.get("pgid") or 0)
         if pgid <= 1:
             continue
         if marked is not None:
-            members = [pid for pid in marked if (st := _proc_stat(pid)) and int(st[2]) == pgid]
-            if not members:
+            if not any((st := _proc_stat(pid)) and int(st[2]) == pgid for pid in marked):
                 continue
         elif not _live_groups({pgid}):
             continue
+        targets.append((pgid, rep))
+    for pgid, _ in targets:
         _signal_group(pgid, signal.SIGTERM)
-        end = time.monotonic() + DEFAULT_GRACE
-        while time.monotonic() < end and _live_groups({pgid}):
-            time.sleep(0.01)
+    end = time.monotonic() + DEFAULT_GRACE
+    while time.monotonic() < end and _live_groups({pgid for pgid, _ in targets}):
+        time.sleep(0.01)
+    lines = []
+    for pgid, rep in targets:
         _signal_group(pgid, signal.SIGKILL)
         lines.append(
             f"local: stopped node {rep.get('node')} replica {rep.get('replica')} "
             f"(process group {pgid}) of run {run_id}"
         )
-    for pid in _kill_marked(run_id, DEFAULT_GRACE, exclude={os.getpid()}):
+    for pid in _kill_marked(session, DEFAULT_GRACE, exclude={os.getpid()}) if session else ():
         lines.append(f"local: killed leftover process {pid} of run {run_id}")
     return lines
 
