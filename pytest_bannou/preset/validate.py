@@ -192,7 +192,8 @@ def _check_nodes(nodes: PosList, infra_names: set[str], problems: list[Problem])
                         Problem(
                             deps.val_loc[j],
                             f"`dependsOn` names {dep!r}, which is neither a node nor "
-                            f"an infrastructure service of this preset; known: {', '.join(sorted(all_names))}",
+                            "an infrastructure service of this preset; known: "
+                            + ", ".join(sorted(all_names)),
                         )
                     )
     return set(first)

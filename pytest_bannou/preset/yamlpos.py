@@ -83,6 +83,12 @@ class _Builder:
             self.problems.append(Problem(_loc(self.file, node.start_mark), "recursive YAML alias"))
             return None
         self.stack.add(id(node))
+        tag = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+        expected = tag.get(type(node))
+        if expected and node.tag != expected:
+            self.problems.append(
+                Problem(_loc(self.file, node.start_mark), f"unsupported YAML tag {node.tag!r}: remove it")
+            )
         try:
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node)
@@ -112,13 +118,16 @@ class _Builder:
         return value
 
     def _mapping(self, node: yaml.MappingNode) -> PosDict:
+        own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         try:
             self.loader.flatten_mapping(node)  # resolves "<<" merge keys
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or node.start_mark
             self.problems.append(Problem(_loc(self.file, mark), f"invalid merge key: {exc.problem}"))
+        merged = len(node.value) - own  # pairs copied in by "<<" come first and may be overridden
         out = PosDict(_loc(self.file, node.start_mark))
-        for key_node, value_node in node.value:
+        from_merge: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key_loc = _loc(self.file, key_node.start_mark)
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(Problem(key_loc, "a key must be a plain name, not a list or mapping"))
@@ -127,12 +136,16 @@ class _Builder:
             if key is None or isinstance(key, bool):
                 key = key_node.value
             key = str(key)
-            if key in out:
+            if key in out and key not in from_merge:
                 first = out.key_loc[key]
                 self.problems.append(
                     Problem(key_loc, f"duplicate key `{key}` (first defined at line {first.line})")
                 )
                 continue
+            if index < merged:
+                from_merge.add(key)
+            else:
+                from_merge.discard(key)
             out[key] = self.build(value_node)
             out.key_loc[key] = key_loc
             out.val_loc[key] = _loc(self.file, value_node.start_mark)

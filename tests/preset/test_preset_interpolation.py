@@ -101,14 +101,25 @@ def test_keys_are_not_interpolated(write):
 
 def test_expand_helper():
     assert expand("${A:-b}", {}) == "b"
-    with pytest.raises(PresetError, match="f.yaml: environment variable A is not set"):
+    with pytest.raises(PresetError, match=r"f\.yaml: environment variable A is not set"):
         expand("${A}", {}, "f.yaml")
 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("500ms", 0.5), ("2s", 2), ("1m", 60), ("1h", 3600), ("1m30s", 90), (" 2 s ", 2), ("1.5", 1.5),
-     (3, 3), (0.25, 0.25), ("0", 0), ("250MS", 0.25)],
+    [
+        ("500ms", 0.5),
+        ("2s", 2),
+        ("1m", 60),
+        ("1h", 3600),
+        ("1m30s", 90),
+        (" 2 s ", 2),
+        ("1.5", 1.5),
+        (3, 3),
+        (0.25, 0.25),
+        ("0", 0),
+        ("250MS", 0.25),
+    ],
 )
 def test_durations(value, seconds):
     assert parse_duration(value) == pytest.approx(seconds)

@@ -60,7 +60,9 @@ def test_file_name_and_declared_name_must_agree(tmp_path, write):
     path = write("one", "name: two\n" + NODE.format(node="x"), tmp_path)
     with pytest.raises(PresetError) as info:
         PresetLibrary([tmp_path], environ={}, include_builtin=False).load("one")
-    assert str(info.value).startswith(f"{path}:1:7: preset name 'two' does not match its file name 'one.yaml'")
+    assert str(info.value).startswith(
+        f"{path}:1:7: preset name 'two' does not match its file name 'one.yaml'"
+    )
 
 
 def test_dirs_from_env():
@@ -124,7 +126,9 @@ def test_extends_merges_nodes_by_name(tmp_path, write):
 
 def test_extends_errors_in_child_point_at_child(tmp_path, write):
     write("base", NODE.format(node="main"), tmp_path)
-    child = write("child", "extends: base\ntopology:\n  nodes:\n    - name: main\n      replicas: -1\n", tmp_path)
+    child = write(
+        "child", "extends: base\ntopology:\n  nodes:\n    - name: main\n      replicas: -1\n", tmp_path
+    )
     with pytest.raises(PresetError) as info:
         PresetLibrary([tmp_path], environ={}, include_builtin=False).load("child")
     assert [str(p) for p in info.value.problems] == [
@@ -138,7 +142,10 @@ def test_extends_cycle(tmp_path, write):
     write("c", "extends: b\n", tmp_path)
     with pytest.raises(PresetError) as info:
         PresetLibrary([tmp_path], environ={}, include_builtin=False).load("a")
-    assert str(info.value) == f"{tmp_path / 'c.yaml'}:1:10: extends cycle: b -> c -> b; a preset cannot extend itself"
+    assert (
+        str(info.value)
+        == f"{tmp_path / 'c.yaml'}:1:10: extends cycle: b -> c -> b; a preset cannot extend itself"
+    )
     assert b.exists()
 
 
@@ -195,8 +202,16 @@ name: h
 def test_hash_ignores_comments_key_order_and_spelling(write, tmp_path):
     a = load_file(write("a", HASH_A), environ={})
     b = load_file(write("b", HASH_B), environ={})
-    c = load_file(write("c", HASH_A.replace("replicas: 2", "replicas: 2\n      mesh_enabled: true")), environ={})
-    d = load_file(write("d", HASH_A.replace("meshEnabled", "x").replace("replicas: 2", "replicas: 2\n      meshEnabled: true")), environ={})
+    c = load_file(
+        write("c", HASH_A.replace("replicas: 2", "replicas: 2\n      mesh_enabled: true")), environ={}
+    )
+    d = load_file(
+        write(
+            "d",
+            HASH_A.replace("meshEnabled", "x").replace("replicas: 2", "replicas: 2\n      meshEnabled: true"),
+        ),
+        environ={},
+    )
     assert a.hash == b.hash
     assert c.hash == d.hash
     changed = load_file(write("e", HASH_A.replace("replicas: 2", "replicas: 3")), environ={})

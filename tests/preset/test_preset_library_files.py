@@ -17,8 +17,14 @@ UPSTREAM_FILES = sorted(UPSTREAM.glob("*/*.yaml")) if UPSTREAM.is_dir() else []
 
 def test_builtin_library_is_complete():
     assert set(BUILTIN) >= {
-        "monolith", "test-http", "test-edge", "test-infrastructure", "orchestrator",
-        "split-auth", "split-connect", "regional-omega",
+        "monolith",
+        "test-http",
+        "test-edge",
+        "test-infrastructure",
+        "orchestrator",
+        "split-auth",
+        "split-connect",
+        "regional-omega",
     }
 
 
@@ -40,7 +46,13 @@ def test_builtin_presets_with_their_shapes():
     mono = lib.resolve("monolith")
     assert mono.node_names == ("bannou",) and mono.mappings == {}
     http = lib.resolve("test-http")
-    assert http.testers[0].command == ("python", "-m", "pytest_bannou.reference.tester", "--format", "http-tester")
+    assert http.testers[0].command == (
+        "python",
+        "-m",
+        "pytest_bannou.reference.tester",
+        "--format",
+        "http-tester",
+    )
     assert http.testers[0].format == "http-tester"
     edge = lib.resolve("test-edge")
     assert edge.testers[0].format == "edge-tester" and edge.testers[0].command[-1] == "edge-tester"

@@ -55,7 +55,11 @@ def test_valid_file_loads_with_every_field(write):
     assert node.command == ["python", "-m", "app", "--flag", "two words"]
     assert node.environment == {"INT": "3", "FLAG": "true", "OFF": "false", "FLOAT": "1.5"}
     assert node.healthcheck.kind == "tcp"
-    assert (node.healthcheck.interval, node.healthcheck.timeout, node.healthcheck.start_period) == (0.5, 2, 60)
+    assert (node.healthcheck.interval, node.healthcheck.timeout, node.healthcheck.start_period) == (
+        0.5,
+        2,
+        60,
+    )
     assert node.resources.cpu_limit == "2"
     assert p.testers[0].timeout == 90 and p.testers[0].daemon is False
     assert p.source.name == "demo.yaml" and len(p.hash) == 16
@@ -148,29 +152,105 @@ def test_unknown_key_in_healthcheck_and_infra(write, problems):
 @pytest.mark.parametrize(
     ("yaml_text", "where", "fragment"),
     [
-        ("topology:\n  nodes:\n    - name: n\n      replicas: two\n", "4:17", "`topology.nodes[n].replicas` should be a valid integer"),
-        ("topology:\n  nodes:\n    - name: n\n      replicas: -1\n", "4:17", "`topology.nodes[n].replicas` should be greater than or equal to 0, got -1"),
-        ("topology:\n  nodes:\n    - name: n\n      services: auth\n", "4:17", "`topology.nodes[n].services` should be a valid list, got 'auth'"),
-        ("topology:\n  nodes:\n    - name: n\n      ports: [0]\n", "4:15", "`topology.nodes[n].ports[0]` should be greater than or equal to 1, got 0"),
-        ("topology:\n  nodes:\n    - name: n\n      environment: {A: [1]}\n", "4:24", "`topology.nodes[n].environment.A` should be a valid string, got a list"),
+        (
+            "topology:\n  nodes:\n    - name: n\n      replicas: two\n",
+            "4:17",
+            "`topology.nodes[n].replicas` should be a valid integer",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      replicas: -1\n",
+            "4:17",
+            "`topology.nodes[n].replicas` should be greater than or equal to 0, got -1",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      services: auth\n",
+            "4:17",
+            "`topology.nodes[n].services` should be a valid list, got 'auth'",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      ports: [0]\n",
+            "4:15",
+            "`topology.nodes[n].ports[0]` should be greater than or equal to 1, got 0",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      environment: {A: [1]}\n",
+            "4:24",
+            "`topology.nodes[n].environment.A` should be a valid string, got a list",
+        ),
         ("topology:\n  nodes: []\n", "2:10", "`topology.nodes` is empty: add at least one node"),
-        ("topology:\n  nodes:\n    - replicas: 1\n", "3:7", "missing required key `name` in `topology.nodes[0]`"),
+        (
+            "topology:\n  nodes:\n    - replicas: 1\n",
+            "3:7",
+            "missing required key `name` in `topology.nodes[0]`",
+        ),
         ("topology:\n  nodes:\n    - name: a/b\n", "3:13", "`topology.nodes[a/b].name`: invalid name 'a/b'"),
-        ("topology:\n  nodes:\n    - name: n\n      layers: [AppFoo]\n", "4:16", "unknown layer 'AppFoo'; known layers: AppFoundation, GameFoundation"),
-        ("requiredBackends: [docker-compose, nomad]\n", "1:36", "unknown backend 'nomad' in `requiredBackends`; known backends: compose"),
-        ("topology:\n  nodes:\n    - name: n\n      healthcheck: {interval: 1s}\n", "4:20", "a healthcheck needs exactly one of `http: /path`, `tcp: PORT`"),
-        ("topology:\n  nodes:\n    - name: n\n      healthcheck: {http: /h, tcp: 1}\n", "4:20", "got http, tcp"),
-        ("topology:\n  nodes:\n    - name: n\n      healthcheck: {http: /h, interval: soon}\n", "4:41", "`topology.nodes[n].healthcheck.interval`: expected a duration like 500ms, 2s, 1m"),
-        ("topology:\n  nodes:\n    - name: n\n      command: \"a 'b\"\n", "4:16", "cannot split command"),
-        ("topology:\n  nodes:\n    - name: n\n      dependsOn: [db]\n", "4:19", "`dependsOn` names 'db', which is neither a node nor"),
-        ("topology:\n  nodes:\n    - name: n\n  infrastructure:\n    redis: {enabled: maybe}\n", "5:22", "`topology.infrastructure.redis.enabled` should be a valid boolean"),
-        ("topology:\n  nodes:\n    - name: n\n  infrastructure:\n    etcd: {enabled: true}\n", "5:5", "infrastructure 'etcd' is not one of redis, rabbitmq, mysql, minio, ingress: give it an `image`"),
-        ("topology:\n  nodes:\n    - name: redis\n  infrastructure:\n    redis: {}\n", "3:13", "node 'redis' has the same name as an infrastructure service"),
-        ("testers:\n  - name: t\n    format: xml\n    command: [x]\n", "3:13", "unknown tester format 'xml'; known formats: http-tester, edge-tester, junit, exit-code"),
+        (
+            "topology:\n  nodes:\n    - name: n\n      layers: [AppFoo]\n",
+            "4:16",
+            "unknown layer 'AppFoo'; known layers: AppFoundation, GameFoundation",
+        ),
+        (
+            "requiredBackends: [docker-compose, nomad]\n",
+            "1:36",
+            "unknown backend 'nomad' in `requiredBackends`; known backends: compose",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      healthcheck: {interval: 1s}\n",
+            "4:20",
+            "a healthcheck needs exactly one of `http: /path`, `tcp: PORT`",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      healthcheck: {http: /h, tcp: 1}\n",
+            "4:20",
+            "got http, tcp",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n      healthcheck: {http: /h, interval: soon}\n",
+            "4:41",
+            "`topology.nodes[n].healthcheck.interval`: expected a duration like 500ms, 2s, 1m",
+        ),
+        ('topology:\n  nodes:\n    - name: n\n      command: "a \'b"\n', "4:16", "cannot split command"),
+        (
+            "topology:\n  nodes:\n    - name: n\n      dependsOn: [db]\n",
+            "4:19",
+            "`dependsOn` names 'db', which is neither a node nor",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n  infrastructure:\n    redis: {enabled: maybe}\n",
+            "5:22",
+            "`topology.infrastructure.redis.enabled` should be a valid boolean",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: n\n  infrastructure:\n    etcd: {enabled: true}\n",
+            "5:5",
+            "infrastructure 'etcd' is not one of redis, rabbitmq, mysql, minio, ingress: give it an `image`",
+        ),
+        (
+            "topology:\n  nodes:\n    - name: redis\n  infrastructure:\n    redis: {}\n",
+            "3:13",
+            "node 'redis' has the same name as an infrastructure service",
+        ),
+        (
+            "testers:\n  - name: t\n    format: xml\n    command: [x]\n",
+            "3:13",
+            "unknown tester format 'xml'; known formats: http-tester, edge-tester, junit, exit-code",
+        ),
         ("testers:\n  - name: t\n", "2:5", "tester 't' needs an `image` or a `command`"),
-        ("topology:\n  nodes:\n    - name: n\ntesters:\n  - {name: t, command: [x], target: m}\n", "5:37", "tester target 'm' is not a node of this preset; nodes: n"),
-        ("testers:\n  - {name: t, command: [x]}\n  - {name: t, command: [y]}\n", "3:12", "duplicate tester name 't'"),
-        ("processingPools:\n  - {poolType: p, minInstances: 3, maxInstances: 1}\n", "2:5", "maxInstances (1) is below minInstances (3)"),
+        (
+            "topology:\n  nodes:\n    - name: n\ntesters:\n  - {name: t, command: [x], target: m}\n",
+            "5:37",
+            "tester target 'm' is not a node of this preset; nodes: n",
+        ),
+        (
+            "testers:\n  - {name: t, command: [x]}\n  - {name: t, command: [y]}\n",
+            "3:12",
+            "duplicate tester name 't'",
+        ),
+        (
+            "processingPools:\n  - {poolType: p, minInstances: 3, maxInstances: 1}\n",
+            "2:5",
+            "maxInstances (1) is below minInstances (3)",
+        ),
         ("name: 5\n", "1:7", "`name` should be a valid string, got 5"),
         ("description: [a]\n", "1:14", "`description` should be a valid string, got a list"),
     ],
@@ -192,7 +272,9 @@ def test_service_on_two_nodes_needs_one_explicit_app_id(write, problems):
     text = "topology:\n  nodes:\n    - {name: a, services: [auth]}\n    - {name: b, services: [auth, x]}\n"
     path = write("x", text)
     (line,) = problems(path)
-    assert line.startswith(f"{path}:4:28: service 'auth' is listed on nodes 'a' and 'b' without an explicit appId")
+    assert line.startswith(
+        f"{path}:4:28: service 'auth' is listed on nodes 'a' and 'b' without an explicit appId"
+    )
     ok = write(
         "ok",
         "topology:\n  nodes:\n    - {name: a, appId: auth, services: [auth]}\n"
@@ -218,7 +300,13 @@ def test_all_problems_of_a_file_are_reported_together(write, problems):
         """,
     )
     out = problems(path)
-    assert [line.split(": ")[0] for line in out] == [f"{path}:1:1", f"{path}:5:17", f"{path}:6:13", f"{path}:7:20", f"{path}:9:6"]
+    assert [line.split(": ")[0] for line in out] == [
+        f"{path}:1:1",
+        f"{path}:5:17",
+        f"{path}:6:13",
+        f"{path}:7:20",
+        f"{path}:9:6",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -227,7 +315,11 @@ def test_all_problems_of_a_file_are_reported_together(write, problems):
         ("name: [unclosed\n", "2:1", "malformed YAML: while parsing a flow sequence expected ',' or ']'"),
         ("a: b\n  c: d\n", "2:4", "malformed YAML: mapping values are not allowed here"),
         ("a: 1\na: 2\n", "2:1", "duplicate key `a` (first defined at line 1)"),
-        ("x: !!python/object:os.system {}\n", "1:4", "unsupported YAML tag 'tag:yaml.org,2002:python/object:os.system'"),
+        (
+            "x: !!python/object:os.system {}\n",
+            "1:4",
+            "unsupported YAML tag 'tag:yaml.org,2002:python/object:os.system'",
+        ),
         ("x: !!python/name:os.system ''\n", "1:4", "invalid YAML value: could not determine a constructor"),
         ("x: &a [*a]\n", "1:4", "recursive YAML alias"),
         ("? [a]\n: b\n", "1:3", "a key must be a plain name"),
@@ -264,7 +356,10 @@ def test_merge_keys_and_anchors_are_understood(write):
         """,
     )
     nodes = load_file(path, environ={}).topology.nodes
-    assert [(n.name, n.replicas, n.environment) for n in nodes] == [("a", 2, {"K": "v"}), ("b", 2, {"K": "v"})]
+    assert [(n.name, n.replicas, n.environment) for n in nodes] == [
+        ("a", 2, {"K": "v"}),
+        ("b", 2, {"K": "v"}),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,12 @@ def test_defaults_for_bannou_nodes(write):
     t = _topology(write, "topology:\n  nodes:\n    - name: n\n")
     n = t.node("n")
     assert (n.kind, n.image, n.command, n.ports, n.replicas, n.mesh_enabled) == (
-        "bannou", "bannou:latest", None, (80,), 1, True
+        "bannou",
+        "bannou:latest",
+        None,
+        (80,),
+        1,
+        True,
     )
     assert n.healthcheck == HealthCheck(kind="http", target="/health")
     assert n.depends_on == () and n.resources is None
@@ -129,7 +134,12 @@ def test_infrastructure_nodes(write):
     assert infra["ingress"].image == "openresty/openresty:alpine" and infra["ingress"].ports == (8080,)
     assert infra["etcd"].environment == {"X": "1"}
     for node in infra.values():
-        assert (node.kind, node.app_id, node.infra_type, node.mesh_enabled) == ("infrastructure", node.name, node.name, False)
+        assert (node.kind, node.app_id, node.infra_type, node.mesh_enabled) == (
+            "infrastructure",
+            node.name,
+            node.name,
+            False,
+        )
         assert node.healthcheck == HealthCheck(kind="tcp", target=node.ports[0])
     assert t.node("n").depends_on == ("redis", "rabbitmq", "minio", "ingress", "etcd")
     assert t.node("m").depends_on == ("redis",)
@@ -159,9 +169,14 @@ def test_testers_backends_hash_and_source(write):
     t = resolve(preset)
     assert t.required_backends == ("compose", "swarm", "kubernetes")
     (tester,) = t.testers
-    assert (tester.command, tester.environment, tester.timeout, tester.daemon, tester.target, tester.format) == (
-        ("run", "--fast"), {"A": "1"}, 120.0, True, "n", "exit-code"
-    )
+    assert (
+        tester.command,
+        tester.environment,
+        tester.timeout,
+        tester.daemon,
+        tester.target,
+        tester.format,
+    ) == (("run", "--fast"), {"A": "1"}, 120.0, True, "n", "exit-code")
     assert t.preset_hash == preset.hash and t.source == str(path) and t.preset == "p"
 
 
