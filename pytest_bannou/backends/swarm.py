@@ -1,0 +1,564 @@
+"""Docker Swarm backend: one swarm service per node, created through the Docker SDK.
+
+Replicas are swarm replicas; ``restart(node, environment)`` is a rolling update (``UpdateConfig``:
+one task at a time, start-first); ``scale`` changes the replica count; ``status`` reports the
+real state of each slot's newest task (failed tasks count as restarts); logs are service logs.
+Every service, its overlay network and its containers carry the run-id labels, so ``teardown``
+and ``clean`` find them.
+
+Limitation: engines without IPVS (like this one: no ``ip_vs`` kernel module) cannot run the
+ingress routing mesh or VIP load balancing. Services therefore use ``endpoint_mode: dnsrr`` and
+publish their ports in *host* mode with engine-assigned host ports: each replica (task) has its
+own published port, read from the task's ``PortStatus`` and returned by ``endpoint(node, port,
+replica)``. There is no single load-balanced port per service, and a replica's port changes when
+its task is replaced. Host-mode ports bind on all interfaces (swarm cannot bind 127.0.0.1);
+endpoints are returned on 127.0.0.1. ``exec`` assumes a single-node swarm (the task's container
+runs on this engine), which is what tests use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from ..errors import DeployError, NodeNotReady
+from ..topology import Action, Node, Topology, Transition
+from . import _docker
+from .base import (
+    LABEL_RUN_ID,
+    Availability,
+    Backend,
+    BackendOptions,
+    Endpoint,
+    ExecResult,
+    ReplicaStatus,
+)
+
+SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
+NS = 1_000_000_000
+
+_TASK_STATES: dict[str, str] = {
+    "new": "starting",
+    "pending": "starting",
+    "assigned": "starting",
+    "accepted": "starting",
+    "ready": "starting",
+    "preparing": "starting",
+    "starting": "starting",
+    "running": "running",
+    "complete": "exited",
+    "failed": "exited",
+    "rejected": "exited",
+    "shutdown": "stopped",
+    "remove": "stopped",
+    "orphaned": "unknown",
+}
+
+
+def swarm_availability(cli: Any) -> Availability:
+    info = cli.info().get("Swarm") or {}
+    state = info.get("LocalNodeState", "inactive")
+    if state != "active":
+        return Availability(False, f"this Docker Engine is not in a swarm (state {state}); {SWARM_INIT_HINT}")
+    if not info.get("ControlAvailable"):
+        return Availability(False, "this Docker Engine is a swarm worker; services need a manager node")
+    return Availability(True, f"swarm manager {info.get('NodeID', '')[:12]}")
+
+
+def name_prefix(options: BackendOptions, topology: Topology) -> str:
+    worker = options.worker or os.environ.get("PYTEST_XDIST_WORKER", "") or "main"
+    raw = f"bannou-{options.run_id}-{topology.preset}-{worker}"
+    prefix = _docker.sanitize(raw, 200)
+    if len(prefix) > 40:  # service names are at most 63 characters
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        prefix = f"{prefix[:31].rstrip('-_')}-{digest}"
+    return prefix
+
+
+class SwarmBackend(Backend):
+    name: ClassVar[str] = "swarm"
+    aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)
+
+    def __init__(self, options: BackendOptions) -> None:
+        super().__init__(options)
+        self.prefix: str | None = None
+        self.network: str | None = None
+        self._cli: Any = None
+        self._images: dict[str, _docker.ImageInfo] = {}
+        self._services: dict[str, str] = {}  # node -> service id
+
+    # capability
+    @classmethod
+    def available(cls) -> Availability:
+        engine = _docker.engine_availability()
+        if not engine:
+            return engine
+        cli = _docker.client(timeout=5)
+        try:
+            swarm = swarm_availability(cli)
+        finally:
+            cli.close()
+        if not swarm:
+            return swarm
+        return Availability(True, f"{engine.reason}; {swarm.reason}")
+
+    @property
+    def cli(self) -> Any:
+        if self._cli is None:
+            self._cli = _docker.client()
+        return self._cli
+
+    def _require(self, node: str) -> Node:
+        if self.topology is None:
+            raise DeployError("swarm backend: nothing is deployed")
+        try:
+            return self.topology.node(node)
+        except KeyError as exc:
+            raise DeployError(str(exc.args[0])) from None
+
+    def _service_name(self, node: str) -> str:
+        assert self.prefix
+        return _docker.sanitize(f"{self.prefix}-{node}", 63)
+
+    # spec
+    def _spec(self, node: Node) -> dict[str, Any]:
+        assert self.topology is not None
+        image = _docker.image_for(node)
+        info = self._images.get(image)
+        labels = _docker.resource_labels(self.options, self.topology, self.name, node.name)
+        mounts: list[dict[str, Any]] = []
+        for spec in _docker.host_mounts(info) if info else []:
+            src, dst, _ = spec.split(":")
+            mounts.append({"Type": "bind", "Source": src, "Target": dst, "ReadOnly": True})
+        for path in info.tmpfs if info else ():
+            mounts.append({"Type": "tmpfs", "Target": path})
+        for spec in node.volumes:
+            parts = spec.split(":")
+            if len(parts) < 2:
+                where = f"preset {self.topology.preset!r}, node {node.name!r}"
+                raise DeployError(f"{where}: volume {spec!r} needs SOURCE:TARGET")
+            src, dst = parts[0], parts[1]
+            ro = len(parts) > 2 and "ro" in parts[2].split(",")
+            if src.startswith("/"):
+                mounts.append({"Type": "bind", "Source": src, "Target": dst, "ReadOnly": ro})
+            else:
+                vol = _docker.sanitize(f"{self.prefix}-{src}")
+                mounts.append(
+                    {"Type": "volume", "Source": vol, "Target": dst, "ReadOnly": ro,
+                     "VolumeOptions": {"Labels": labels}}
+                )  # fmt: skip
+        container: dict[str, Any] = {
+            "Image": image,
+            "Env": [f"{k}={v}" for k, v in node.environment.items()],
+            "Labels": labels,
+            "Mounts": mounts,
+            "Init": True,
+            "StopGracePeriod": 5 * NS,
+        }
+        if node.command:
+            container["Args"] = list(node.command)
+        hc = _docker.container_healthcheck(node, bool(info and info.local_build))
+        if hc:
+            container["Healthcheck"] = {
+                "Test": hc["test"],
+                "Interval": int(hc["interval"] * NS),
+                "Timeout": int(hc["timeout"] * NS),
+                "Retries": hc["retries"],
+                "StartPeriod": int(hc["start_period"] * NS),
+            }
+        task: dict[str, Any] = {
+            "ContainerSpec": container,
+            "RestartPolicy": {"Condition": "on-failure", "Delay": NS, "MaxAttempts": 3},
+            "Networks": [{"Target": self.network, "Aliases": [node.name]}],
+        }
+        if node.resources:
+            r = node.resources
+            res: dict[str, Any] = {}
+            if r.cpu_limit or r.memory_limit:
+                res["Limits"] = _resources(r.cpu_limit, r.memory_limit)
+            if r.cpu_request or r.memory_request:
+                res["Reservations"] = _resources(r.cpu_request, r.memory_request)
+            task["Resources"] = res
+        return {
+            "task_template": task,
+            "name": self._service_name(node.name),
+            "labels": labels,
+            "mode": {"Replicated": {"Replicas": node.replicas}},
+            "update_config": {
+                "Parallelism": 1,
+                "Delay": 0,
+                "FailureAction": "pause",
+                "Monitor": NS,
+                "Order": "start-first",
+            },
+            "endpoint_spec": {
+                "Mode": "dnsrr",
+                "Ports": [
+                    {"Protocol": "tcp", "TargetPort": p, "PublishMode": "host"}
+                    for p in dict.fromkeys(node.ports)
+                ],
+            },
+        }
+
+    def _create(self, node: Node) -> None:
+        sid = self.cli.api.create_service(**self._spec(node))["ID"]
+        self._services[node.name] = sid
+
+    # lifecycle
+    def deploy(self, topology: Topology, deadline: float) -> None:
+        if self.topology is not None:
+            raise DeployError(
+                f"swarm backend already runs preset {self.topology.preset!r}; use apply() or teardown() first"
+            )
+        swarm = swarm_availability(self.cli)
+        if not swarm:
+            raise DeployError(f"swarm backend: {swarm.reason}")
+        self._images = _docker.inspect_images(self.cli, topology)
+        self.prefix = name_prefix(self.options, topology)
+        self.topology = topology
+        self.network = f"{self.prefix}-net"
+        self.cli.api.create_network(
+            self.network,
+            driver="overlay",
+            attachable=True,
+            labels=_docker.resource_labels(self.options, topology, self.name),
+        )
+        with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes)) or 1) as pool:
+            list(pool.map(self._create, topology.nodes))
+        self._wait(topology.nodes, deadline)
+
+    def apply(self, transition: Transition, deadline: float) -> None:
+        if transition.new is None:
+            self.teardown()
+            return
+        if self.topology is None:
+            self.deploy(transition.new, deadline)
+            return
+        self._images = _docker.inspect_images(self.cli, transition.new)
+        self.topology = transition.new
+        removed = [c.name for c in transition.of(Action.STOP, Action.RECREATE)]
+        self._remove_services(removed)
+        fresh = [c.new for c in transition.of(Action.START, Action.RECREATE) if c.new]
+        for node in fresh:
+            self._create_when_name_free(node, deadline)
+        scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
+        for node in scaled:
+            self._set_replicas(node.name, node.replicas)
+        self._wait([*fresh, *scaled], deadline)
+
+    def _create_when_name_free(self, node: Node, deadline: float) -> None:
+        import docker as docker_sdk
+
+        while True:
+            try:
+                self._create(node)
+                return
+            except docker_sdk.errors.APIError as exc:
+                if exc.status_code != 409 or time.monotonic() > deadline:
+                    raise DeployError(
+                        f"swarm: creating service for node {node.name!r} failed: {exc}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _remove_services(self, nodes: Sequence[str]) -> None:
+        import docker as docker_sdk
+
+        for name in nodes:
+            sid = self._services.pop(name, None)
+            if sid:
+                with contextlib.suppress(docker_sdk.errors.NotFound):
+                    self.cli.api.remove_service(sid)
+
+    def teardown(self) -> None:
+        if self.prefix is None:
+            return
+        self._remove_services(list(self._services))
+        self._services.clear()
+        import docker as docker_sdk
+
+        flt = {"label": [f"{LABEL_RUN_ID}={self.run_id}"]}
+        mine = [
+            s
+            for s in self.cli.api.services(filters=flt)
+            if s["Spec"].get("Name", "").startswith(self.prefix + "-")
+        ]
+        for s in mine:
+            with contextlib.suppress(docker_sdk.errors.NotFound):
+                self.cli.api.remove_service(s["ID"])
+        # containers of removed services go away asynchronously; wait, then remove the network
+        deadline = time.monotonic() + 30
+        names = {self._service_name(n) for n in (self.topology.node_names if self.topology else ())}
+        while time.monotonic() < deadline:
+            left = [
+                c
+                for c in self.cli.api.containers(all=True, filters=flt)
+                if (c.get("Labels") or {})
+                .get("com.docker.swarm.service.name", "")
+                .startswith(self.prefix + "-")
+                or (c.get("Labels") or {}).get("com.docker.swarm.service.name") in names
+            ]
+            if not left:
+                break
+            for c in left:  # speed up: the engine would remove them anyway
+                with contextlib.suppress(docker_sdk.errors.APIError):
+                    self.cli.api.remove_container(c["Id"], force=True, v=True)
+            time.sleep(0.05)
+        problems: list[str] = []
+        if self.network:
+            for _ in range(100):
+                try:
+                    self.cli.api.remove_network(self.network)
+                    break
+                except docker_sdk.errors.NotFound:
+                    break
+                except docker_sdk.errors.APIError as exc:  # endpoints detach asynchronously
+                    problem = _docker._short(exc)
+                    time.sleep(0.1)
+            else:
+                problems.append(f"network {self.network} ({problem})")
+        for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
+            if vol["Name"].startswith(self.prefix + "-"):
+                try:
+                    self.cli.api.remove_volume(vol["Name"], force=True)
+                except docker_sdk.errors.NotFound:
+                    pass
+                except docker_sdk.errors.APIError as exc:
+                    problems.append(f"volume {vol['Name']} ({_docker._short(exc)})")
+        self.topology = None
+        if problems:
+            raise DeployError(
+                f"swarm backend: teardown left {', '.join(problems)}; remove them with "
+                f"`bannou-env clean --run-id {self.run_id}`"
+            )
+
+    @classmethod
+    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
+        cli = _docker.client()
+        try:
+            return _docker.clean_by_label(cli, run_id)
+        finally:
+            cli.close()
+
+    # tasks
+    def _tasks(self, node: str) -> dict[int, dict[str, Any]]:
+        """Replica index -> newest task of each live slot, with ``_restarts`` (failed tasks)."""
+        n = self._require(node)
+        sid = self._services.get(node)
+        if sid is None:
+            return {}
+        tasks = self.cli.api.tasks(filters={"service": sid})
+        slots: dict[int, list[dict[str, Any]]] = {}
+        for t in tasks:
+            slots.setdefault(int(t.get("Slot") or 0), []).append(t)
+        live: list[tuple[int, dict[str, Any]]] = []
+        for slot, ts in sorted(slots.items()):
+            # the task meant to run wins, then the most recently created one
+            ts.sort(key=lambda t: (t.get("DesiredState") == "running", _created(t)), reverse=True)
+            if all(t.get("DesiredState") in ("shutdown", "remove") for t in ts) and slot > n.replicas:
+                continue  # scaled away
+            newest = ts[0]
+            newest["_restarts"] = sum(1 for t in ts if t["Status"].get("State") in ("failed", "rejected"))
+            newest["_failed"] = next(
+                (t for t in ts if t["Status"].get("State") in ("failed", "rejected")), None
+            )
+            live.append((slot, newest))
+        return {i: t for i, (_, t) in enumerate(live[: n.replicas])}
+
+    def _task(self, node: str, replica: int) -> dict[str, Any]:
+        tasks = self._tasks(node)
+        if replica not in tasks:
+            known = sorted(tasks) or "none"
+            raise DeployError(
+                f"swarm service {self._service_name(node)}: no replica {replica} (replicas: {known})"
+            )
+        return tasks[replica]
+
+    # inspection
+    def status(self) -> list[ReplicaStatus]:
+        if self.topology is None:
+            return []
+        out: list[ReplicaStatus] = []
+        for node in self.topology.nodes:
+            for idx, t in self._tasks(node.name).items():
+                out.append(_task_status(node.name, idx, t))
+        return out
+
+    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        n = self._require(node)
+        port = port if port is not None else n.http_port
+        t = self._task(node, replica)
+        for p in (t["Status"].get("PortStatus") or {}).get("Ports") or []:
+            if p.get("TargetPort") == port and p.get("PublishedPort"):
+                return Endpoint("127.0.0.1", int(p["PublishedPort"]))
+        raise DeployError(
+            f"swarm service {self._service_name(node)}: replica {replica} has no published port {port} yet "
+            f"(task {t['Status'].get('State')})"
+        )
+
+    def logs(self, node: str, tail: int | None = None) -> str:
+        self._require(node)
+        sid = self._services.get(node)
+        if sid is None:
+            return ""
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
+        if tail is not None:
+            kwargs["tail"] = max(tail, 0)
+        raw = self.cli.api.service_logs(sid, **kwargs)
+        data = raw if isinstance(raw, bytes) else b"".join(raw)
+        return _docker.merged_logs([data], tail)
+
+    def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
+        t = self._task(node, replica)
+        cid = ((t["Status"].get("ContainerStatus") or {}).get("ContainerID")) or ""
+        if not cid or t["Status"].get("State") != "running":
+            raise DeployError(
+                f"swarm service {self._service_name(node)}: replica {replica} is not running "
+                f"(task {t['Status'].get('State')})"
+            )
+        return _docker.exec_in(self.cli, cid, argv, timeout)
+
+    # changes
+    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        """A rolling update of the node's service (forced, so it also happens without changes)."""
+        n = self._require(node)
+        assert self.topology is not None
+        sid = self._services[node]
+        if environment:
+            n = replace(n, environment={**n.environment, **environment})
+            self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+        before = {t["ID"] for t in self.cli.api.tasks(filters={"service": sid})}
+        spec = self.cli.api.inspect_service(sid)
+        template = spec["Spec"]["TaskTemplate"]
+        template["ContainerSpec"]["Env"] = [f"{k}={v}" for k, v in n.environment.items()]
+        template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+        self.cli.api.update_service(
+            sid, spec["Version"]["Index"], task_template=template, fetch_current_spec=True
+        )
+        deadline = time.monotonic() + self.options.ready_timeout
+        self._wait([n], deadline, replaced=before)
+
+    def scale(self, node: str, replicas: int) -> None:
+        n = self._require(node)
+        assert self.topology is not None
+        if replicas < 0:
+            raise DeployError(f"swarm: cannot scale {node!r} to {replicas} replicas")
+        n = replace(n, replicas=replicas)
+        self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+        self._set_replicas(node, replicas)
+        self._wait([n], time.monotonic() + self.options.ready_timeout)
+
+    def _set_replicas(self, node: str, replicas: int) -> None:
+        sid = self._services[node]
+        spec = self.cli.api.inspect_service(sid)
+        self.cli.api.update_service(
+            sid,
+            spec["Version"]["Index"],
+            mode={"Replicated": {"Replicas": replicas}},
+            fetch_current_spec=True,
+        )
+
+    # readiness
+    def _wait(self, nodes: Sequence[Node], deadline: float, replaced: set[str] | None = None) -> None:
+        """Wait until each slot runs a task (a new one, when ``replaced`` lists the old task ids),
+        then probe readiness from the host."""
+        assert self.topology is not None
+        replaced = replaced or set()
+        hooks = _docker.ReadinessHooks(
+            status=self.status,
+            endpoint=lambda n, p, r: self.endpoint(n, p, r),
+            exec=lambda n, argv, t, r: self.exec(n, argv, t, r),
+            logs=self.logs,
+        )
+        for node in nodes:
+            while True:
+                tasks = self._tasks(node.name)
+                failed = next((t for t in tasks.values() if t.get("_failed")), None)
+                if failed is not None:
+                    f = failed["_failed"]["Status"]
+                    code = (f.get("ContainerStatus") or {}).get("ExitCode")
+                    raise NodeNotReady(
+                        self.topology.preset,
+                        node.name,
+                        f"a task {f.get('State')} during start "
+                        f"(exit code {code}; {f.get('Err') or f.get('Message')})",
+                        self.logs(node.name, 40),
+                        self.name,
+                    )
+                ok = len(tasks) >= node.replicas and all(
+                    t["ID"] not in replaced and t["Status"].get("State") == "running" for t in tasks.values()
+                )
+                if ok:
+                    break
+                if time.monotonic() > deadline:
+                    states = (
+                        ", ".join(f"{i}: {t['Status'].get('State')}" for i, t in tasks.items()) or "no tasks"
+                    )
+                    raise NodeNotReady(
+                        self.topology.preset,
+                        node.name,
+                        f"its tasks did not reach running before the deadline ({states})",
+                        self.logs(node.name, 40),
+                        self.name,
+                    )
+                time.sleep(0.05)
+        _docker.wait_ready(self.topology, nodes, hooks, deadline, self.name)
+
+    def describe(self) -> str:
+        return (
+            f"backend swarm, services {self.prefix}-*: remove with `bannou-env clean --run-id {self.run_id}` "
+            f"or `docker service rm $(docker service ls -q -f label={LABEL_RUN_ID}={self.run_id})`"
+        )
+
+
+def _created(task: Mapping[str, Any]) -> str:
+    """``CreatedAt`` made sortable as text (the engine trims trailing zeros of the fraction)."""
+    raw = str(task.get("CreatedAt") or "").rstrip("Z")
+    whole, _, frac = raw.partition(".")
+    return f"{whole}.{frac:0<9}"
+
+
+def _resources(cpus: str | None, memory: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if cpus:
+        value = float(cpus[:-1]) / 1000 if cpus.endswith("m") else float(cpus)
+        out["NanoCPUs"] = int(value * NS)
+    if memory:
+        out["MemoryBytes"] = _bytes(memory)
+    return out
+
+
+def _bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("b").rstrip("i")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(float(t))
+
+
+def _task_status(node: str, replica: int, t: Mapping[str, Any]) -> ReplicaStatus:
+    st = t.get("Status") or {}
+    raw = st.get("State", "unknown")
+    mapped = _TASK_STATES.get(raw, "unknown")
+    cs = st.get("ContainerStatus") or {}
+    detail = f"task {raw}" + (f": {st['Err']}" if st.get("Err") else "")
+    failed = t.get("_failed")
+    if failed is not None and mapped != "running":
+        fst = failed["Status"]
+        mapped = "exited"
+        cs = fst.get("ContainerStatus") or {}
+        detail = f"task {fst.get('State')}: {fst.get('Err') or fst.get('Message')}"
+    return ReplicaStatus(
+        node=node,
+        replica=replica,
+        state=mapped,  # type: ignore[arg-type]
+        id=(cs.get("ContainerID") or t.get("ID", ""))[:12],
+        exit_code=cs.get("ExitCode") if mapped == "exited" else None,
+        restarts=int(t.get("_restarts", 0)),
+        detail=detail,
+    )
