@@ -118,7 +118,7 @@ class HeartbeatRecord:
             degraded_since=degraded_since if event["status"] == "degraded" else None,
             issues=tuple(event.get("issues") or ()),
             capacity=event.get("capacity"),
-            event=dict(event),
+            event=event,
         )
 
     @classmethod
@@ -195,6 +195,17 @@ def restart_decision(
     return RestartDecision(False, f"{app_id!r} is shutting down on purpose", status, record.last_seen)
 
 
+# KEYS: record keys..., index key; ARGV: ttl ms, record values..., app ids... (same order)
+_WRITE_LUA = """
+local n = #KEYS - 1
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+  redis.call('SADD', KEYS[n + 1], ARGV[n + 1 + i])
+end
+return n
+"""
+
+
 class HeartbeatStore:
     """Heartbeat records in Redis: ``{prefix}{appId}`` with a TTL and the index set ``{prefix}_index``."""
 
@@ -213,6 +224,7 @@ class HeartbeatStore:
         self.prefix = prefix
         self.index_key = prefix + INDEX_SUFFIX
         self.clock = clock
+        self._write_script = client.register_script(_WRITE_LUA)
 
     def key(self, app_id: str) -> str:
         return self.prefix + app_id
@@ -220,25 +232,32 @@ class HeartbeatStore:
     def write(
         self, events: Iterable[Mapping[str, Any]], received: float | None = None
     ) -> list[HeartbeatRecord]:
-        """Store validated heartbeats in two round trips at most: one MGET of the previous records
-        of degraded nodes (to carry ``degraded_since`` over), one pipeline of SET PX + SADD.
-        Only the last heartbeat of each app id in the batch is written."""
+        """Store validated heartbeats (see ``write_raw``)."""
+        return self.write_raw(((ev, None) for ev in events), received)
+
+    def write_raw(
+        self, items: Iterable[tuple[Mapping[str, Any], bytes | None]], received: float | None = None
+    ) -> list[HeartbeatRecord]:
+        """Store validated heartbeats given as (event, its JSON as received or None), in two round
+        trips at most: one MGET of the previous records of degraded nodes (to carry
+        ``degraded_since`` over) and one script call doing every SET PX and SADD. Only the last
+        heartbeat of each app id in the batch is written; the received JSON is stored as is."""
         now = self.clock() if received is None else received
-        latest: dict[str, Mapping[str, Any]] = {}
+        latest: dict[str, tuple[Mapping[str, Any], bytes | None]] = {}
         degraded_runs: dict[str, bool] = {}  # app id -> every event of it in this batch was degraded
-        for ev in events:
-            app = ev["appId"]
+        for item in items:
+            app = item[0]["appId"]
             latest.pop(app, None)
-            latest[app] = ev
-            if ev["status"] == "degraded":
+            latest[app] = item
+            if item[0]["status"] == "degraded":
                 degraded_runs.setdefault(app, True)
             else:
                 degraded_runs[app] = False
         if not latest:
             return []
         # degraded since: carried over from Redis only if no non-degraded event broke the run
-        need_prev = [a for a, ev in latest.items() if ev["status"] == "degraded" and degraded_runs.get(a)]
-        previous: dict[str, float | None] = {}
+        need_prev = [a for a, (ev, _) in latest.items() if ev["status"] == "degraded" and degraded_runs[a]]
+        previous: dict[str, float] = {}
         if need_prev:
             for app, raw in zip(need_prev, self.client.mget([self.key(a) for a in need_prev]), strict=True):
                 if raw is None:
@@ -249,13 +268,18 @@ class HeartbeatStore:
                     continue
                 if rec.status == "degraded":
                     previous[app] = rec.degraded_since if rec.degraded_since is not None else rec.last_seen
-        records = [HeartbeatRecord.from_event(ev, now, previous.get(app, now)) for app, ev in latest.items()]
-        ttl_ms = int(self.ttl * 1000)
-        pipe = self.client.pipeline(transaction=False)
-        for rec in records:
-            pipe.set(self.key(rec.app_id), rec.to_json(), px=ttl_ms)
-        pipe.sadd(self.index_key, *latest.keys())
-        pipe.execute()
+        records, keys, values = [], [], []
+        seen = repr(float(now)).encode()
+        for app, (ev, raw) in latest.items():
+            since = previous.get(app, now) if ev["status"] == "degraded" else None
+            records.append(HeartbeatRecord.from_event(ev, now, since))
+            body = raw if raw is not None else json.dumps(ev, separators=(",", ":")).encode()
+            keys.append(self.key(app))
+            values.append(
+                b'{"event":%s,"lastSeen":%s,"degradedSince":%s}'
+                % (body, seen, b"null" if since is None else repr(float(since)).encode())
+            )
+        self._write_script(keys=[*keys, self.index_key], args=[int(self.ttl * 1000), *values, *latest])
         return records
 
     def latest(self, app_id: str) -> HeartbeatRecord | None:
@@ -328,8 +352,13 @@ class HeartbeatMonitor:
         prefetch: int = 2000,
         deadline: float = 10.0,
         clock: Callable[[], float] = time.time,
+        queue: str | None = None,
     ) -> None:
+        """``queue``: consume from this named queue (declared, bound, kept after stop, so several
+        monitors can share the work or a backlog can wait for a monitor); by default an exclusive
+        queue that lives as long as the monitor."""
         self.amqp_url = broker_url(amqp_url)
+        self.queue = queue
         self.store = HeartbeatStore(redis_client, ttl=ttl, prefix=prefix, clock=clock)
         self.degraded_threshold = degraded_threshold
         self.prefetch = prefetch
@@ -429,7 +458,10 @@ class HeartbeatMonitor:
             conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
             channel = conn.channel()
             declare_exchange(channel)
-            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            if self.queue:
+                queue = channel.queue_declare(self.queue).method.queue
+            else:
+                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
             channel.queue_bind(queue, EXCHANGE, routing_key=HEARTBEAT_TOPIC)
             channel.basic_qos(prefetch_count=self.prefetch)
         except BaseException as exc:  # handed to start()
@@ -463,13 +495,13 @@ class HeartbeatMonitor:
         events = []
         for _tag, body in taken:
             try:
-                events.append(parse_heartbeat(body))
+                events.append((parse_heartbeat(body), body))
             except ValueError as exc:
                 self.malformed += 1
                 log.warning("ignoring malformed heartbeat: %s; body: %.200r", exc, body)
         last_tag = taken[-1][0]
         try:
-            records = self.store.write(events)
+            records = self.store.write_raw(events)
         except redis_mod.RedisError as exc:
             log.error("could not store %d heartbeat(s) in Redis, requeued: %r", len(events), exc)
             channel.basic_nack(last_tag, multiple=True, requeue=True)
