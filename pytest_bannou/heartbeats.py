@@ -451,43 +451,62 @@ class HeartbeatMonitor:
 
     # -- consumer thread -----------------------------------------------------------------------
 
+    def _connect(self) -> tuple[Any, Any, list[tuple[int, bytes]]]:
+        conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
+        channel = conn.channel()
+        declare_exchange(channel)
+        if self.queue:
+            queue = channel.queue_declare(self.queue).method.queue
+        else:
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(queue, EXCHANGE, routing_key=HEARTBEAT_TOPIC)
+        channel.basic_qos(prefetch_count=self.prefetch)
+        batch: list[tuple[int, bytes]] = []
+        channel.basic_consume(queue, lambda _ch, m, _p, body: batch.append((m.delivery_tag, body)))
+        return conn, channel, batch
+
     def _run(self) -> None:
         import pika.exceptions
 
         try:
-            conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
-            channel = conn.channel()
-            declare_exchange(channel)
-            if self.queue:
-                queue = channel.queue_declare(self.queue).method.queue
-            else:
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            channel.queue_bind(queue, EXCHANGE, routing_key=HEARTBEAT_TOPIC)
-            channel.basic_qos(prefetch_count=self.prefetch)
+            conn, channel, batch = self._connect()
         except BaseException as exc:  # handed to start()
             self._error = exc
             self._ready.set()
             return
-        batch: list[tuple[int, bytes]] = []
-        channel.basic_consume(queue, lambda _ch, m, _p, body: batch.append((m.delivery_tag, body)))
         self._ready.set()
         try:
             while not self._stop.is_set():
-                conn.process_data_events(time_limit=0.05)
-                if batch:
-                    taken = batch[:]
-                    batch.clear()
-                    self._handle(channel, taken)
-        except pika.exceptions.AMQPError as exc:
-            log.error("heartbeat monitor lost RabbitMQ at %s: %r", self.amqp_url, exc)
+                try:
+                    conn.process_data_events(time_limit=0.05)
+                    if batch:
+                        taken = batch[:]
+                        batch.clear()
+                        self._handle(channel, taken)
+                except pika.exceptions.AMQPError as exc:
+                    # unacked heartbeats go back to the queue (named queue) or are superseded by the
+                    # next beat (exclusive queue); reconnect until stopped
+                    log.error("heartbeat monitor lost RabbitMQ at %s: %r; reconnecting", self.amqp_url, exc)
+                    self._close(conn)
+                    while not self._stop.is_set():
+                        try:
+                            conn, channel, batch = self._connect()
+                            break
+                        except (MessagingError, pika.exceptions.AMQPError, OSError) as again:
+                            log.error("heartbeat monitor: %s", again)
+                            self._stop.wait(0.5)
         finally:
-            try:
-                if conn.is_open:
-                    conn.close()
-            except Exception:
-                log.debug("closing the monitor's AMQP connection failed", exc_info=True)
+            self._close(conn)
             with self._seen:
                 self._seen.notify_all()
+
+    @staticmethod
+    def _close(conn: Any) -> None:
+        try:
+            if conn.is_open:
+                conn.close()
+        except Exception:
+            log.debug("closing the monitor's AMQP connection failed", exc_info=True)
 
     def _handle(self, channel: Any, taken: list[tuple[int, bytes]]) -> None:
         import redis as redis_mod

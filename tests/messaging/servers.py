@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the wrapper in /usr/sbin su's to rabbitmq
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 RABBITMQ_START_DEADLINE = 90.0
 REDIS_START_DEADLINE = 15.0
 STOP_GRACE = 20.0
@@ -100,6 +101,16 @@ class RabbitMQServer:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def close_connections(self, reason: str = "test") -> None:
+        """Make the broker drop every client connection (``rabbitmqctl close_all_connections``)."""
+        subprocess.run(
+            [RABBITMQCTL, "-n", self.nodename, "close_all_connections", reason],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def stop(self) -> None:
         _stop_group(self.proc)

@@ -70,6 +70,22 @@ def test_publisher_feeds_the_monitor(rabbitmq_server, redis_client, app_id):
         monitor.wait_for(app_id, "shutting_down", timeout=10)
 
 
+def test_publisher_and_monitor_survive_the_broker_dropping_connections(
+    rabbitmq_server, redis_client, app_id, caplog
+):
+    with HeartbeatMonitor(rabbitmq_server.url, redis_client, ttl=30) as monitor:
+        pub = HeartbeatPublisher(app_id, ["auth"], rabbitmq_server.url, interval=0.2).start()
+        try:
+            monitor.wait_for(app_id, "healthy", timeout=10)
+            rabbitmq_server.close_connections("connection-drop test")
+            pub.set_status("degraded")
+            monitor.wait_for(app_id, "degraded", timeout=30)  # both sides reconnected
+            assert monitor.running
+            assert "heartbeat monitor lost RabbitMQ" in caplog.text
+        finally:
+            pub.stop()
+
+
 def test_publisher_rejects_bad_status_and_unreachable_broker(app_id):
     with pytest.raises(ValueError, match="sleepy"):
         HeartbeatPublisher(app_id, [], "127.0.0.1:1", status="sleepy")
