@@ -215,6 +215,12 @@ def wait_ready(
             done.notify_all()
 
     def run(w: _NodeWait) -> None:
+        try:
+            probe_until_ready(w)
+        except Exception as exc:  # a broken probe must fail this node, not hang the wait
+            fail(w, f"readiness probe {w.probe.describe()!r} failed: {type(exc).__name__}: {exc}")
+
+    def probe_until_ready(w: _NodeWait) -> None:
         hc = w.hc
         gap = max(0.005, min(hc.interval or poll, poll))
         own_deadline = deadline
@@ -267,6 +273,10 @@ def wait_ready(
             if not waiting:
                 return {n: w.ready_at for n, w in waits.items() if w.ready_at is not None}
             _check_exits(backend, waiting, fail)
+            if time.monotonic() > deadline + STATUS_POLL * 5:  # a probe overran its timeout
+                for w in waiting:
+                    fail(w, f"not ready by the deadline; last probe error: {w.last_error}")
+                continue
             with lock:
                 done.wait(STATUS_POLL)
     finally:

@@ -231,3 +231,18 @@ def test_tcp_probe_against_a_plain_socket():
 
         assert TcpProbe().check(Fixed(), Node("x", "x"), 0, 1.0).ok
     assert not TcpProbe().check(Fixed(), Node("x", "x"), 0, 1.0).ok
+
+
+def test_a_probe_that_raises_fails_its_node_instead_of_hanging(backend, monkeypatch):
+    class Broken:
+        def describe(self) -> str:
+            return "broken probe"
+
+        def check(self, backend, node, replica, timeout):
+            raise RuntimeError("probe bug")
+
+    monkeypatch.setattr(health, "_registry", {})
+    register_probe("heartbeat", lambda node: Broken())
+    topo = deploy(backend, Node("hb", "hb", healthcheck=HealthCheck(kind="heartbeat")))
+    with pytest.raises(NodeNotReady, match="RuntimeError: probe bug"):
+        wait_ready(backend, topo, time.monotonic() + 120)

@@ -464,13 +464,12 @@ class LocalBackend(Backend):
             for name, n in list(pending.items()):
                 if all(self._dependency_ready(d, ready, n.name) for d in n.depends_on):
                     previous = old_ports.get(name, [])
-                    reps = []
+                    reps: list[_Replica] = []
+                    self._replicas[name] = reps  # registered first: a failed spawn leaves the rest tracked
                     for i in range(n.replicas):
                         r = self._make_replica(n, i, previous[i] if i < len(previous) else None)
-                        self._replicas.setdefault(name, reps)
-                        reps.append(r)
                         self._spawn(n, r)
-                    self._replicas[name] = reps
+                        reps.append(r)
                     del pending[name]
                     progressed = True
             self._save_state()
@@ -516,8 +515,8 @@ class LocalBackend(Backend):
             del reps[count:]
         for i in range(len(reps), count):
             r = self._make_replica(node, i)
-            reps.append(r)
             self._spawn(node, r)
+            reps.append(r)
 
     def _stop_many(self, replicas: Iterable[_Replica]) -> None:
         """SIGTERM every group at once, SIGKILL what is left after the grace period."""

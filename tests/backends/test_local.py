@@ -155,6 +155,7 @@ def test_state_file_records_the_session_and_teardown_removes_it(local, isolated_
     assert {r["node"] for r in state["replicas"]} == {"a", "b"}
     ports = {(r["node"], r["replica"]): r["ports"]["80"] for r in state["replicas"]}
     assert ports[("b", 1)] == local.endpoint("b", replica=1).port
+    assert "local-test" in local.describe() and local.endpoint("a").url() in local.describe()
     index = list(isolated_state_index.glob("*.json"))
     assert len(index) == 1 and json.loads(index[0].read_text())["run_id"] == "local-test"
     local.teardown()
@@ -236,9 +237,14 @@ def test_bad_dependencies_are_clear_errors(local):
         )
 
 
-def test_missing_command_names_the_node(local):
+def test_missing_command_names_the_node_and_teardown_cleans_the_half_deploy(local):
+    ghost = node("ghost", command=("no-such-binary-xyz",))
     with pytest.raises(DeployError, match=r"'ghost'.*no-such-binary-xyz.*bannou_local_command"):
-        local.deploy(topology(node("ghost", command=("no-such-binary-xyz",))), time.monotonic() + 5)
+        local.deploy(topology(node("fine"), ghost), time.monotonic() + 5)
+    (started,) = local.status()
+    assert started.node == "fine"
+    local.teardown()
+    assert wait_dead(int(started.id)) and local.status() == []
 
 
 def test_local_command_option_is_used_when_the_node_has_none(make_local, tmp_path):
