@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
-from .merge import _RANK
+from .merge import OUTCOME_RANK
 from .model import NO_PRESET, OUTCOMES, PresetRecord, RunReport, TestRecord, matrix_row
 
 #: CSS class, symbol and label per outcome
@@ -47,8 +47,7 @@ CSS = """
 *{box-sizing:border-box}
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2329;
   background:var(--bg)}
-header{padding:14px 20px;background:#fff;border-bottom:1px solid var(--line);position:sticky;top:0;
-  z-index:2}
+header{padding:14px 20px;background:#fff;border-bottom:1px solid var(--line)}
 h1{font-size:19px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 8px}
 .meta{color:#5a636e;margin:0 0 8px}.meta code{background:#eef1f4;padding:1px 4px;border-radius:3px}
 .verdict{font-weight:600;padding:2px 8px;border-radius:10px;
@@ -62,7 +61,7 @@ h1{font-size:19px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 8px}
 main{padding:0 20px 40px}
 table{border-collapse:collapse;background:#fff}
 #matrix-table th,#matrix-table td{border:1px solid var(--line);padding:2px 6px}
-#matrix-table thead th{position:sticky;top:0;background:#f1f3f5;font-weight:600;
+#matrix-table thead th{position:sticky;top:0;white-space:nowrap;background:#f1f3f5;font-weight:600;
   vertical-align:bottom;text-align:center}
 #matrix-table thead th small{display:block;font-weight:400;color:#5a636e}
 #matrix-table tbody th{text-align:left;font-weight:400;
@@ -191,7 +190,7 @@ def matrix(report: RunReport) -> dict[str, dict[str | None, TestRecord]]:
         row = matrix_row(test.nodeid, key, names.get(key or ""), (key or "").split("@")[0])
         cells = rows.setdefault(row, {})
         old = cells.get(key)
-        if old is None or _RANK.get(test.outcome, 99) < _RANK.get(old.outcome, 99):
+        if old is None or OUTCOME_RANK.get(test.outcome, 99) < OUTCOME_RANK.get(old.outcome, 99):
             cells[key] = test
     return rows
 

@@ -26,7 +26,7 @@ from ..errors import BannouError
 from .model import SCHEMA_VERSION, PresetRecord, RunReport, TestRecord
 
 OUTCOME_PRECEDENCE = ("error", "failed", "unclear", "passed", "skipped", "not_run")
-_RANK = {name: i for i, name in enumerate(OUTCOME_PRECEDENCE)}
+OUTCOME_RANK = {name: i for i, name in enumerate(OUTCOME_PRECEDENCE)}
 
 
 def source_label(report: RunReport) -> str:
@@ -88,10 +88,13 @@ def combine_presets(records: Sequence[PresetRecord]) -> PresetRecord:
 
 def pick_result(candidates: Sequence[tuple[TestRecord, str]]) -> TestRecord:
     """The one result kept for duplicates of (nodeid, env_key); ``candidates`` are (record, source)."""
-    ranked = sorted(
-        candidates,
-        key=lambda c: (_RANK.get(c[0].outcome, len(_RANK)), json.dumps(asdict(c[0]), sort_keys=True), c[1]),
-    )
+
+    def key(candidate: tuple[TestRecord, str]) -> tuple:
+        record, source = candidate
+        rank = OUTCOME_RANK.get(record.outcome, len(OUTCOME_RANK))
+        return (rank, json.dumps(asdict(record), sort_keys=True), source)
+
+    ranked = sorted(candidates, key=key)
     kept = replace(ranked[0][0])
     kept.warnings = list(dict.fromkeys(w for record, _ in ranked for w in record.warnings))
     outcomes = {record.outcome for record, _ in ranked}
