@@ -13,10 +13,9 @@ only as it runs them).
 from __future__ import annotations
 
 import re
-from collections import deque
 
 from .base import check_exit_status
-from .lines import iter_lines, tail
+from .lines import split_lines, tail
 from .model import INCOMPLETE_CASE, CaseResult, TesterRun
 from .tracker import CaseTracker
 
@@ -29,7 +28,9 @@ _FAILED_EXC = re.compile(r"^❌ Test (.+?) FAILED with exception(?::\s?(.*))?$")
 _FAILED = re.compile(r"^❌ Test (.+) FAILED$")
 _UNCLEAR = re.compile(r"^⚠\ufe0f?\s*Test (.+) completed \(result unclear\)$")
 _SUMMARY_COUNT = re.compile(r"^(Total|Passed|Failed):\s*(\d+)\s*$")
-_SEPARATORS = frozenset("━─═=-")
+_SEPARATOR_CHARS = "━─═=-"
+_SEPARATOR_STARTS = frozenset(_SEPARATOR_CHARS)
+_MARKER_STARTS = frozenset("📋✅❌⚠📊")
 
 
 def not_run_name(index: int) -> str:
@@ -38,7 +39,7 @@ def not_run_name(index: int) -> str:
 
 
 def _is_separator(s: str) -> bool:
-    return len(s) >= 8 and set(s) <= _SEPARATORS
+    return len(s) >= 8 and not s.strip(_SEPARATOR_CHARS)
 
 
 class EdgeTesterParser:
@@ -47,26 +48,27 @@ class EdgeTesterParser:
     def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
         run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
         cases = CaseTracker()
-        last: deque[str] = deque(maxlen=60)
         registered: int | None = None
         in_summary = False
         in_failed_list = False
         totals: dict[str, int] = {}
         failed_list: list[str] = []
-        last_ts: float | None = None
 
-        for line in iter_lines(text):
+        lines, stamps = split_lines(text)
+        for i, raw in enumerate(lines):
             # markers are matched unindented: a test's own (indented) lines can never pose as one
-            s = line.text.rstrip()
-            if line.ts is not None:
-                last_ts = line.ts
+            s = raw.rstrip()
             if not s:
                 if not in_summary:
-                    cases.output("")
+                    cases.lines.append("")
                 continue
-            last.append(line.text)
-            stripped = s.lstrip()
-            if _is_separator(stripped):
+            first = s[0]
+            if first == " " or first == "\t":
+                stripped = s.lstrip()
+                first_stripped = stripped[0]
+            else:
+                stripped, first_stripped = s, first
+            if first_stripped in _SEPARATOR_STARTS and _is_separator(stripped):
                 continue
             if in_summary:
                 s = stripped
@@ -82,49 +84,54 @@ class EdgeTesterParser:
                     continue
                 in_failed_list = False
                 continue  # after the summary only noise can follow
-            first = s[0]
+            if first not in _MARKER_STARTS and first_stripped != "T":
+                cases.lines.append(raw)
+                continue
+            ts = stamps[i] if stamps is not None else None
             if first == "📋":
                 m = _RUNNING.match(s)
                 if m:
-                    cases.start(m.group(1), line.ts)
+                    cases.start(m.group(1), ts)
                     continue
             elif first == "✅":
                 m = _PASSED.match(s)
                 if m:
-                    cases.verdict(m.group(1), "passed", "", line.ts)
-                    cases.output(line.text)
+                    cases.verdict(m.group(1), "passed", "", ts)
+                    cases.lines.append(raw)
                     continue
             elif first == "❌":
                 m = _FAILED_EXC.match(s)
                 if m:
                     msg = (m.group(2) or "").strip()
-                    cases.verdict(m.group(1), "failed", f"exception: {msg}" if msg else "exception", line.ts)
-                    cases.output(line.text)
+                    cases.verdict(m.group(1), "failed", f"exception: {msg}" if msg else "exception", ts)
+                    cases.lines.append(raw)
                     continue
                 m = _FAILED.match(s)
                 if m:
-                    cases.verdict(m.group(1), "failed", "edge-tester reported FAILED", line.ts)
-                    cases.output(line.text)
+                    cases.verdict(m.group(1), "failed", "edge-tester reported FAILED", ts)
+                    cases.lines.append(raw)
                     continue
             elif first == "⚠":
                 m = _UNCLEAR.match(s)
                 if m:
-                    cases.verdict(m.group(1), "unclear", "completed (result unclear)", line.ts)
-                    cases.output(line.text)
+                    cases.verdict(m.group(1), "unclear", "completed (result unclear)", ts)
+                    cases.lines.append(raw)
                     continue
             elif first == "📊" and s.startswith("📊 TEST SUMMARY"):
                 in_summary = True
-                cases.finish_unfinished("no verdict printed before the TEST SUMMARY", line.ts)
+                cases.finish_unfinished("no verdict printed before the TEST SUMMARY", ts)
                 continue
-            elif stripped[0] == "T":
+            elif first_stripped == "T":
                 m = _REGISTERED.match(stripped)
                 if m:
                     registered = int(m.group(1))
                     run.summary["registered"] = registered
                     continue
-            cases.output(line.text)
+            cases.lines.append(raw)
 
-        raw_tail = tail(list(last))
+        last = [ln for ln in lines[-200:] if ln.strip()][-60:]
+        last_ts = next((t for t in reversed(stamps) if t is not None), None) if stamps else None
+        raw_tail = tail(last)
         if in_summary:
             run.summary.update(totals)
             run.summary["failed_tests"] = failed_list

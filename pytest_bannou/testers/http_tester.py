@@ -13,10 +13,9 @@ they are reported as one ``not_run`` entry that says so.
 from __future__ import annotations
 
 import re
-from collections import deque
 
 from .base import check_exit_status
-from .lines import iter_lines, tail
+from .lines import split_lines, tail
 from .model import INCOMPLETE_CASE, CaseResult, TesterRun
 from .tracker import CaseTracker
 
@@ -32,6 +31,7 @@ _OK_RE = re.compile(r"^✅ Test (.+?) completed successfully(?::\s?(.*))?$")
 _FAIL_EXC_RE = re.compile(r"^❌ Test (.+?) failed with exception(?::\s?(.*))?$")
 _FAIL_RE = re.compile(r"^❌ Test (.+?) failed(?::\s?(.*))?$")
 _RETURNING = re.compile(r"^❌ \d+ test\(s\) failed - returning exit code")
+_MARKER_STARTS = frozenset("R✅❌🚨A")
 
 
 def not_started_name(crashed_in: str) -> str:
@@ -44,45 +44,52 @@ class HttpTesterParser:
     def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
         run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
         cases = CaseTracker()
-        last: deque[str] = deque(maxlen=60)
         crashed_in: str | None = None
         done = False
-        last_ts: float | None = None
 
-        for line in iter_lines(text):
+        lines, stamps = split_lines(text)
+        for i, raw in enumerate(lines):
             # markers are matched unindented: indented message lines can never pose as one
-            s = line.text.rstrip()
-            if line.ts is not None:
-                last_ts = line.ts
-            if s:
-                last.append(line.text)
-            if s.startswith(_RUNNING):
-                cases.start(s[len(_RUNNING) :].strip(), line.ts)
+            s = raw.rstrip()
+            if not s:
+                cases.lines.append(raw)
                 continue
-            if s.startswith(_OK) or s.startswith(_FAIL):
-                if self._verdict(cases, s, line.ts):
-                    cases.output(line.text)
+            first = s[0]
+            if first not in _MARKER_STARTS:
+                cases.lines.append(raw)
+                continue
+            ts = stamps[i] if stamps is not None else None
+            if first == "R":
+                if s.startswith(_RUNNING):
+                    cases.start(s[len(_RUNNING) :].strip(), ts)
                     continue
-            elif s.startswith("🚨 FATAL:"):
+            elif first == "✅" or first == "❌":
+                if s.startswith(_OK) or s.startswith(_FAIL):
+                    if self._verdict(cases, s, ts):
+                        cases.lines.append(raw)
+                        continue
+                elif _RETURNING.match(s):
+                    continue
+            elif first == "🚨":
                 m = _FATAL.match(s)
                 if m:
                     crashed_in = m.group(1)
-                    self._crash(cases, crashed_in, line.ts)
-                    cases.output(line.text)
+                    self._crash(cases, crashed_in, ts)
+                    cases.lines.append(raw)
                     continue
-            elif s.startswith("All tests completed"):
+            elif first == "A":
                 m = _DONE.match(s)
                 if m:
                     done = True
                     run.summary["passed"] = int(m.group(1))
                     run.summary["failed"] = int(m.group(2))
-                    cases.finish_unfinished("no verdict printed before the summary", line.ts)
+                    cases.finish_unfinished("no verdict printed before the summary", ts)
                     continue
-            elif _RETURNING.match(s):
-                continue
-            cases.output(line.text)
+            cases.lines.append(raw)
 
-        raw_tail = tail(list(last))
+        last = [ln for ln in lines[-200:] if ln.strip()][-60:]
+        last_ts = next((t for t in reversed(stamps) if t is not None), None) if stamps else None
+        raw_tail = tail(last)
         if cases.current_unfinished:
             why = "run ended before a verdict"
             if exit_code == CRASH_EXIT:

@@ -13,8 +13,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple
 
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_COMPOSE_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\s+\|(?: |$)")
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_COMPOSE_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]+\|(?: |$)")
+_ANY_COMPOSE_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]+\| ", re.MULTILINE)
+_ANY_TIMESTAMP = re.compile(
+    r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]+\| )?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", re.MULTILINE
+)
 _TIMESTAMP = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:?\d{2})?(?:\s|$)"
 )
@@ -50,8 +54,53 @@ def iter_lines(text: str) -> Iterator[Line]:
     message does not split it)."""
     if not text:
         return
-    for raw in text.split("\n"):
-        yield clean(raw)
+    start = 0
+    find = text.find
+    while True:  # lazily: a 50 MB log is not copied into a list of lines
+        end = find("\n", start)
+        if end < 0:
+            yield clean(text[start:])
+            return
+        yield clean(text[start:end])
+        start = end + 1
+
+
+def split_lines(text: str) -> tuple[list[str], list[float | None] | None]:
+    """All clean lines of ``text`` and, when the output carries timestamps, one per line.
+
+    The fast path for the parsers: colour codes and CRLF are removed in one pass over the whole
+    text, and the per-line work (compose prefixes, timestamps) only runs when the output has
+    them at all. Equivalent to ``iter_lines``.
+    """
+    if not text:
+        return [], None
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if lines[-1].endswith("\r"):
+        lines[-1] = lines[-1].rstrip("\r")
+    if "|" in text and _ANY_COMPOSE_PREFIX.search(text):
+        match = _COMPOSE_PREFIX.match
+        for i, raw in enumerate(lines):
+            if "|" in raw:
+                m = match(raw)
+                if m:
+                    lines[i] = raw[m.end() :]
+    if not _ANY_TIMESTAMP.search(text):
+        return lines, None
+    stamps: list[float | None] = [None] * len(lines)
+    match = _TIMESTAMP.match
+    for i, raw in enumerate(lines):
+        if raw[:1].isdigit():
+            m = match(raw)
+            if m:
+                ts = _epoch(m)
+                if ts is not None:
+                    stamps[i] = ts
+                    lines[i] = raw[m.end() :]
+    return lines, stamps
 
 
 def _epoch(m: re.Match[str]) -> float | None:

@@ -1,10 +1,12 @@
 """Shared bookkeeping for the console parsers: which case is running, its own output lines,
-its start time, and closing it with a verdict. Output per case is bounded so a 50 MB log keeps
-memory flat."""
+its start time, and closing it with a verdict.
+
+Built for big transcripts (100,000 tests, 50 MB logs): a case's output is a list of references
+to lines the caller already holds, appended to directly by the parse loop (``lines``), and cut to
+its last ``MAX_CASE_LINES`` only when the case is closed.
+"""
 
 from __future__ import annotations
-
-from collections import deque
 
 from .model import CaseResult, Outcome
 
@@ -15,13 +17,12 @@ _RANK = {"not_run": 0, "passed": 1, "unclear": 2, "failed": 3, "error": 4}
 
 
 class _Open:
-    __slots__ = ("case", "dropped", "lines", "start", "verdict_seen")
+    __slots__ = ("case", "lines", "start", "verdict_seen")
 
     def __init__(self, case: CaseResult, start: float | None) -> None:
         self.case = case
         self.start = start
-        self.lines: deque[str] = deque(maxlen=MAX_CASE_LINES)
-        self.dropped = 0
+        self.lines: list[str] = []
         self.verdict_seen = False
 
 
@@ -33,6 +34,7 @@ class CaseTracker:
         self._by_name: dict[str, _Open] = {}
         self._entries: list[_Open] = []
         self._current: _Open | None = None
+        self.lines: list[str] = []  # the current case's output list (a sink when there is none)
 
     @property
     def current(self) -> CaseResult | None:
@@ -46,14 +48,10 @@ class CaseTracker:
         self._flush_current()
         entry = _Open(CaseResult(name, "failed"), ts)
         self._register(entry)
-        self._current = entry
+        self._set_current(entry)
 
     def output(self, line: str) -> None:
-        cur = self._current
-        if cur is not None:
-            if len(cur.lines) == MAX_CASE_LINES:
-                cur.dropped += 1
-            cur.lines.append(line)
+        self.lines.append(line)
 
     def verdict(self, name: str, outcome: Outcome, message: str, ts: float | None) -> CaseResult:
         """Record a verdict; a verdict for a case never started creates it."""
@@ -62,7 +60,7 @@ class CaseTracker:
             self._flush_current()
             entry = _Open(CaseResult(name, outcome), None)
             self._register(entry)
-            self._current = entry
+            self._set_current(entry)
         case = entry.case
         if not entry.verdict_seen or _RANK[outcome] >= _RANK[case.outcome]:
             if entry.verdict_seen and message and case.message and message != case.message:
@@ -91,19 +89,26 @@ class CaseTracker:
         return cur.case
 
     def add(self, case: CaseResult) -> None:
+        """Append a finished case (synthetic results); later output goes nowhere."""
         self._flush_current()
-        self._current = None
         entry = _Open(case, None)
         entry.verdict_seen = True
         self._register(entry)
+        self._current = None
+        self.lines = []
 
     def close(self) -> list[CaseResult]:
         self._flush_current()
         self._current = None
+        self.lines = []
         for entry in self._entries:
             if entry.lines:
                 self._write_output(entry)
         return self.cases
+
+    def _set_current(self, entry: _Open) -> None:
+        self._current = entry
+        self.lines = entry.lines
 
     def _register(self, entry: _Open) -> None:
         self.cases.append(entry.case)
@@ -119,8 +124,10 @@ class CaseTracker:
 
     @staticmethod
     def _write_output(entry: _Open) -> None:
-        text = "\n".join(entry.lines).strip("\n")
-        if entry.dropped:
-            text = f"[... {entry.dropped} earlier lines omitted ...]\n{text}"
+        lines = entry.lines
+        dropped = max(0, len(lines) - MAX_CASE_LINES)
+        text = "\n".join(lines[dropped:]).strip("\n")
+        if dropped:
+            text = f"[... {dropped} earlier lines omitted ...]\n{text}"
         entry.case.output = text
-        entry.lines.clear()
+        entry.lines = []
