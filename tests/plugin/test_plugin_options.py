@@ -1,0 +1,162 @@
+"""Options: every one has an ini key and an env-var twin; precedence CLI > env > ini > default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_bannou import options as opts
+
+HEADER_TEST = """
+def test_nothing():
+    pass
+"""
+
+
+def _resolve(cli=None, ini=None, env=None) -> opts.Settings:
+    cli, ini = cli or {}, ini or {}
+    return opts.resolve(lambda dest: cli.get(dest), lambda key: ini.get(key, ""), env or {})
+
+
+def test_every_option_has_ini_key_and_env_twin():
+    for opt in opts.OPTIONS:
+        assert opt.ini.startswith("bannou_")
+        assert opt.env == opt.ini.upper()
+
+
+def test_defaults():
+    s = _resolve()
+    assert s.presets == ()
+    assert s.backend == "local"
+    assert s.plan is None
+    assert s.keep is False
+    assert s.ready_timeout == 120.0
+    assert s.batch is True
+    assert s.transition == "diff"
+    assert s.default_preset == "monolith"
+    assert s.local_command is None
+
+
+def test_precedence_cli_over_env_over_ini():
+    ini = {"bannou_backend": "compose", "bannou_ready_timeout": "30", "bannou_preset": ["a"]}
+    env = {"BANNOU_BACKEND": "swarm", "BANNOU_READY_TIMEOUT": "20", "BANNOU_PRESET": "b,c"}
+    cli = {"bannou_backend": "kubernetes", "bannou_ready_timeout": "10", "bannou_preset": ["d", "e"]}
+    assert _resolve(ini=ini).backend == "compose"
+    assert _resolve(ini=ini).presets == ("a",)
+    assert _resolve(ini=ini, env=env).backend == "swarm"
+    assert _resolve(ini=ini, env=env).ready_timeout == 20.0
+    assert _resolve(ini=ini, env=env).presets == ("b", "c")
+    s = _resolve(cli=cli, ini=ini, env=env)
+    assert (s.backend, s.ready_timeout, s.presets) == ("kubernetes", 10.0, ("d", "e"))
+    assert s.sources["bannou_backend"] == "cli"
+
+
+def test_bool_and_choice_options_from_env_and_ini():
+    s = _resolve(env={"BANNOU_KEEP": "yes", "BANNOU_NO_BATCH": "1", "BANNOU_TRANSITION": "full"})
+    assert (s.keep, s.batch, s.transition) == (True, False, "full")
+    s = _resolve(ini={"bannou_keep": True, "bannou_plan": "json"})
+    assert (s.keep, s.plan) == (True, "json")
+    assert _resolve(env={"BANNOU_PLAN": "1"}).plan == "text"
+
+
+def test_presets_dir_env_is_pathsep_separated(tmp_path):
+    import os
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    s = _resolve(env={"BANNOU_PRESETS_DIR": f"{a}{os.pathsep}{b}"})
+    assert s.presets_dirs == (a, b)
+    s = _resolve(cli={"bannou_presets_dir": [str(b)]}, env={"BANNOU_PRESETS_DIR": str(a)})
+    assert s.presets_dirs == (b,)
+
+
+def test_local_command_is_split_like_a_shell():
+    s = _resolve(ini={"bannou_local_command": "dotnet 'my dir/bannou-service.dll' --x"})
+    assert s.local_command == ("dotnet", "my dir/bannou-service.dll", "--x")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BANNOU_READY_TIMEOUT": "soon"}, "environment variable BANNOU_READY_TIMEOUT: 'soon' is not a number"),
+        ({"BANNOU_READY_TIMEOUT": "-1"}, "must be more than 0"),
+        ({"BANNOU_KEEP": "maybe"}, "is not a boolean"),
+        ({"BANNOU_TRANSITION": "half"}, "is not one of diff, full"),
+    ],
+)
+def test_bad_values_name_the_source(env, message):
+    with pytest.raises(opts.OptionError, match=message.replace("(", r"\(")):
+        _resolve(env=env)
+
+
+def test_header_names_backend_and_presets_from_cli_env_and_ini(bp, monkeypatch):
+    bp.pytester.makepyfile(HEADER_TEST)
+    bp.pytester.makeini("[pytest]\nbannou_preset = alpha\nbannou_backend = local\n")
+    result = bp.run()
+    result.stdout.fnmatch_lines(["bannou: backend local, presets alpha, run id bannou-*"])
+    monkeypatch.setenv("BANNOU_PRESET", "beta,gamma")
+    result = bp.run()
+    result.stdout.fnmatch_lines(["bannou: backend local, presets beta, gamma, run id bannou-*"])
+    result = bp.run("--bannou-preset=gamma")
+    result.stdout.fnmatch_lines(["bannou: backend local, presets gamma, run id bannou-*"])
+    assert result.ret == 0
+
+
+def test_default_header_without_presets(bp):
+    bp.pytester.makepyfile(HEADER_TEST)
+    result = bp.run()
+    result.stdout.fnmatch_lines(["bannou: backend local, presets as marked (unmarked: monolith), run id bannou-*"])
+
+
+def test_bad_option_value_is_a_usage_error_without_traceback(bp):
+    bp.pytester.makepyfile(HEADER_TEST)
+    result = bp.run("--bannou-ready-timeout=abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --bannou-ready-timeout: 'abc' is not a number of seconds*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unknown_backend_is_one_clear_message(bp):
+    bp.pytester.makepyfile(
+        """
+        def test_uses_env(bannou_env):
+            pass
+        """
+    )
+    result = bp.run("--bannou-backend=nope", "--bannou-preset=alpha")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: unknown backend 'nope'; known backends: local*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unavailable_backend_does_not_matter_for_tests_without_environment(bp):
+    bp.pytester.makepyfile(HEADER_TEST)
+    result = bp.run("--bannou-backend=nope")
+    assert result.ret == 0
+
+
+def test_ini_presets_dir_is_relative_to_the_ini_file(bp):
+    other = bp.pytester.mkdir("more")
+    (other / "delta.yaml").write_text(
+        (Path(bp.presets) / "alpha.yaml").read_text().replace("name: alpha", "name: delta")
+    )
+    bp.pytester.makeini("[pytest]\nbannou_presets_dir = more\n")
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("delta")
+        def test_delta(bannou_preset):
+            assert bannou_preset == "delta"
+        """
+    )
+    result = bp.pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_help_lists_every_option(bp):
+    result = bp.pytester.runpytest("--help")
+    for opt in opts.OPTIONS:
+        if opt.flag:
+            assert opt.flag in result.stdout.str()
+        result.stdout.fnmatch_lines([f"*{opt.ini}*"])
