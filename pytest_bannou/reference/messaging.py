@@ -10,9 +10,10 @@
   the mapping names; other nodes' base URLs come from ``BANNOU_MESH_ENDPOINTS``
   (``appId=http://127.0.0.1:port,...``, set by the environment layer).
 
-Wiring into ``node.py`` (its ``forwarder`` hook takes ``(service, request)``): build a
-``Forwarder.from_env(app_id, services, table)`` and call ``forward_service(service, method,
-path_with_query, body, headers)``; it returns ``None`` when the request stays local.
+Wiring into ``node.py``: ``m = NodeMessaging.from_env(os.environ, app_id, services)`` (None when
+``BANNOU_AMQP_URL`` is unset), ``m.start()`` before serving, ``m.stop()`` on shutdown; its
+``forwarder`` hook (``(service, request)``) calls ``m.forwarder.forward_service(service, method,
+path_with_query, body_bytes, headers)``, which returns ``None`` when the request stays local.
 """
 
 from __future__ import annotations
@@ -461,3 +462,61 @@ class Forwarder:
             return None
         headers[FORWARDED_HEADER] = self.app_id
         return self._send(method, path, body, headers, target[1])
+
+
+# --------------------------------------------------------------------------------------------
+# everything a node needs, from its environment
+
+AMQP_URL_ENV = "BANNOU_AMQP_URL"
+HEARTBEAT_INTERVAL_ENV = "BANNOU_HEARTBEAT_INTERVAL"
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+
+
+class NodeMessaging:
+    """A node's heartbeats, mapping subscription and forwarder, configured from environment:
+    ``BANNOU_AMQP_URL`` (messaging is off without it), ``BANNOU_HEARTBEAT_INTERVAL`` (seconds,
+    default 30) and ``BANNOU_MESH_ENDPOINTS``. ``from_env`` returns None when messaging is off."""
+
+    def __init__(
+        self,
+        app_id: str,
+        services: Sequence[str],
+        amqp_url: str,
+        interval: float,
+        endpoints: Mapping[str, str],
+    ) -> None:
+        self.table = MappingTable()
+        self.heartbeats = HeartbeatPublisher(app_id, services, amqp_url, interval)
+        self.subscriber = MappingSubscriber(self.table, amqp_url)
+        self.forwarder = Forwarder(app_id, services, self.table, endpoints)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], app_id: str, services: Sequence[str]) -> NodeMessaging | None:
+        url = (env.get(AMQP_URL_ENV) or "").strip()
+        if not url:
+            return None
+        raw = (env.get(HEARTBEAT_INTERVAL_ENV) or "").strip() or str(DEFAULT_HEARTBEAT_INTERVAL)
+        try:
+            interval = float(raw)
+            if interval <= 0:
+                raise ValueError
+        except ValueError:
+            raise BannouError(
+                f"{HEARTBEAT_INTERVAL_ENV}={raw!r} is not a positive number of seconds (e.g. 0.5 or 30)"
+            ) from None
+        return cls(app_id, services, url, interval, parse_mesh_endpoints(env.get(MESH_ENDPOINTS_ENV)))
+
+    def start(self) -> NodeMessaging:
+        """Subscribe to mappings first (so none is missed), then start heartbeating."""
+        self.subscriber.start()
+        try:
+            self.heartbeats.start()
+        except BaseException:
+            self.subscriber.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Heartbeat ``shutting_down``, then unsubscribe."""
+        self.heartbeats.stop()
+        self.subscriber.stop()

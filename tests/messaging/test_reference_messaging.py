@@ -27,6 +27,7 @@ from pytest_bannou.reference.messaging import (
     HeartbeatPublisher,
     MappingSubscriber,
     MappingTable,
+    NodeMessaging,
     forward,
     parse_mesh_endpoints,
 )
@@ -271,3 +272,28 @@ def test_parse_mesh_endpoints():
     for bad in ("a", "=http://x:1", "a=ftp://x", "a=127.0.0.1:80"):
         with pytest.raises(BannouError, match="BANNOU_MESH_ENDPOINTS: bad entry"):
             parse_mesh_endpoints(bad)
+
+
+def test_node_messaging_from_env(rabbitmq_server, redis_client, app_id):
+    assert NodeMessaging.from_env({}, app_id, ["auth"]) is None  # messaging not configured
+    with pytest.raises(BannouError, match="BANNOU_HEARTBEAT_INTERVAL='-1'"):
+        NodeMessaging.from_env({"BANNOU_AMQP_URL": "x", "BANNOU_HEARTBEAT_INTERVAL": "-1"}, app_id, [])
+    env = {
+        "BANNOU_AMQP_URL": rabbitmq_server.url,
+        "BANNOU_HEARTBEAT_INTERVAL": "0.2",
+        "BANNOU_MESH_ENDPOINTS": "bannou-auth=http://127.0.0.1:9",
+    }
+    node = NodeMessaging.from_env(env, app_id, ["account"])
+    with (
+        HeartbeatMonitor(rabbitmq_server.url, redis_client, ttl=30) as monitor,
+        EventPublisher(rabbitmq_server.url) as pub,
+    ):
+        node.start()
+        try:
+            assert monitor.wait_for(app_id, "healthy", timeout=10).services == ("account",)
+            node.table.wait_for_version(pub.publish_mappings(mappings={"auth": "bannou-auth"})["version"])
+            assert node.forwarder.target("auth") == ("bannou-auth", "http://127.0.0.1:9")
+            assert node.forwarder.target("account") is None
+        finally:
+            node.stop()
+        monitor.wait_for(app_id, "shutting_down", timeout=10)
