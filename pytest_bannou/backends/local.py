@@ -150,22 +150,24 @@ class LocalBackend(Backend):
             if new is None:
                 self.teardown()
                 return
-            for c in transition.of(Action.START, Action.RECREATE):
+            # diff against what actually runs here, so a transition computed from another
+            # starting point still ends in exactly ``new``
+            running = Topology(preset=self._preset(), nodes=tuple(self._nodes.values()))
+            plan = diff(running, new)
+            for c in plan.of(Action.START, Action.RECREATE):
                 self._check_runnable(c.new)
             self.rundir.mkdir(parents=True, exist_ok=True)
-            removed = [c.name for c in transition.of(Action.STOP)]
-            recreated = [c.name for c in transition.of(Action.RECREATE)]
+            removed = [c.name for c in plan.of(Action.STOP)]
+            recreated = [c.name for c in plan.of(Action.RECREATE)]
             old_ports = {name: [r.ports for r in self._replicas.get(name, [])] for name in recreated}
             self._stop_many([r for name in removed + recreated for r in self._replicas.get(name, [])])
             for name in removed + recreated:
                 self._forget(name, keep_ports=name in recreated)
-            for c in transition.of(Action.SCALE):
+            for c in plan.of(Action.SCALE):
                 self._nodes[c.name] = c.new
                 self._scale_replicas(c.new, c.new.replicas)
             self.topology = new
-            # start what is new, recreated, or expected but not running here
-            to_start = [n for n in new.nodes if n.name not in self._replicas]
-            self._start_nodes(to_start, deadline, old_ports)
+            self._start_nodes([c.new for c in plan.of(Action.START, Action.RECREATE)], deadline, old_ports)
             self._save_state()
 
     def teardown(self) -> None:

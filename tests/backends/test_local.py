@@ -377,3 +377,17 @@ def test_scale_to_negative_is_rejected(local):
     deploy_ready(local, topology(node("s")))
     with pytest.raises(DeployError, match=">= 0"):
         local.scale("s", -1)
+
+
+def test_apply_ends_in_the_new_topology_whatever_the_transition_started_from(local):
+    from pytest_bannou.topology import diff
+
+    a = topology(node("same"), node("changes"), node("goes"))
+    b = topology(node("same"), node("changes", environment={"BANNOU_APP_ID": "changed"}), node("comes"))
+    deploy_ready(local, a)
+    same = {s.node: s.id for s in local.status()}["same"]
+    local.apply(diff(None, b), time.monotonic() + 30)  # claims every node is new
+    health.wait_ready(local, b, time.monotonic() + 30)
+    ids = {s.node: s.id for s in local.status()}
+    assert set(ids) == {"same", "changes", "comes"} and ids["same"] == same
+    assert local.exec("changes", ["sh", "-c", "echo $BANNOU_APP_ID"]).output.strip() == "changed"
