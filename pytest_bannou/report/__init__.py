@@ -24,6 +24,7 @@ from .model import (
     matrix_row,
     tester_nodeid,
 )
+from .terminal import render_terminal, summary_line
 
 RESULTS_JSON = "results.json"
 JUNIT_XML = "junit.xml"
@@ -60,6 +61,8 @@ __all__ = [
     "read_json",
     "read_partials",
     "render_html",
+    "render_terminal",
+    "summary_line",
     "tester_nodeid",
     "write_html",
     "write_json",

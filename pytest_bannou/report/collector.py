@@ -268,13 +268,24 @@ def read_partials(directory: str | os.PathLike[str], run_id: str | None = None) 
 
 
 def merge_partials(
-    directory: str | os.PathLike[str], *also: RunReport, run_id: str | None = None
+    directory: str | os.PathLike[str], *also: RunReport, run_id: str | None = None, remove: bool = False
 ) -> RunReport:
-    """The controller's view: the workers' partials of ``run_id`` plus ``also`` (its own report)."""
-    reports = [*read_partials(directory, run_id), *also]
+    """The controller's view: the workers' partials of ``run_id`` plus ``also`` (its own report).
+
+    With ``remove`` the partial files that were merged are deleted afterwards, so that the report
+    directory ends up holding only the three report files.
+    """
+    paths = sorted(Path(directory).glob("partial-*.json"))
+    partials = [(path, read_json(path)) for path in paths]
+    partials = [(path, r) for path, r in partials if run_id is None or r.run_id == run_id]
+    reports = [r for _, r in partials] + list(also)
     if not reports:
         raise BannouError(
             f"report: no partial reports in {directory} and none given; did the xdist workers run"
             " with --bannou-report?"
         )
-    return merge_reports(reports)
+    merged = merge_reports(reports)
+    if remove:
+        for path, _ in partials:
+            path.unlink(missing_ok=True)
+    return merged

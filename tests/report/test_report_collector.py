@@ -182,7 +182,8 @@ def test_xdist_workers_write_partials_and_the_controller_merges(tmp_path):
 
     assert len(read_partials(tmp_path)) == 4
     assert len(read_partials(tmp_path, run_id="run-7")) == 3
-    merged = merge_partials(tmp_path, controller.finish(), run_id="run-7")
+    merged = merge_partials(tmp_path, controller.finish(), run_id="run-7", remove=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["partial-older-run-gw0.json"]  # other runs untouched
     assert merged.run_id == "run-7"
     assert [p.env_key for p in merged.presets] == ["monolith", "split-auth"]
     assert sorted(t.nodeid for t in merged.tests) == [
