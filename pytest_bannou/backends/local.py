@@ -54,8 +54,8 @@ WITH_EPMD = (
     "os.execv(sys.argv[2], sys.argv[2:])"
 )
 INSTALL_HINT = {
-    "redis": "apt-get install redis-server (or brew install redis)",
-    "rabbitmq": "apt-get install rabbitmq-server (or brew install rabbitmq)",
+    "redis": "apt-get install redis-server, or brew install redis",
+    "rabbitmq": "apt-get install rabbitmq-server, or brew install rabbitmq",
 }
 
 
@@ -139,7 +139,7 @@ class LocalBackend(Backend):
                 self.apply(diff(self.topology, topology), deadline)
                 return
             for node in topology.nodes:
-                self._check_runnable(node)
+                self._check_runnable(node, topology.preset)
             self.rundir.mkdir(parents=True, exist_ok=True)
             self.topology = topology
             self._start_nodes(list(topology.nodes), deadline)
@@ -155,7 +155,7 @@ class LocalBackend(Backend):
             running = Topology(preset=self._preset(), nodes=tuple(self._nodes.values()))
             plan = diff(running, new)
             for c in plan.of(Action.START, Action.RECREATE):
-                self._check_runnable(c.new)
+                self._check_runnable(c.new, new.preset)
             self.rundir.mkdir(parents=True, exist_ok=True)
             removed = [c.name for c in plan.of(Action.STOP)]
             recreated = [c.name for c in plan.of(Action.RECREATE)]
@@ -287,7 +287,12 @@ class LocalBackend(Backend):
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _signal_group(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
+            try:
+                out, _ = proc.communicate(timeout=KILL_WAIT)
+            except subprocess.TimeoutExpired:  # a descendant outside the group holds the pipe
+                proc.stdout.close()
+                proc.wait()
+                out = b""
             return ExecResult(124, out.decode(errors="replace") + f"\n(timed out after {timeout}s)")
         return ExecResult(proc.returncode, out.decode(errors="replace"))
 
@@ -353,10 +358,10 @@ class LocalBackend(Backend):
                     release(port)
         self._nodes.pop(name, None)
 
-    def _check_runnable(self, node: Node) -> None:
+    def _check_runnable(self, node: Node, preset: str) -> None:
         """Fail before starting anything when an infrastructure node cannot run here."""
         if node.kind == "infrastructure" and node.command is None:
-            self._infra_command(node, {p: 0 for p in node.ports})
+            self._infra_command(node, {p: 0 for p in node.ports}, preset)
 
     def _command(self, node: Node) -> list[str]:
         if node.command:
@@ -366,7 +371,9 @@ class LocalBackend(Backend):
             return shlex.split(local) if isinstance(local, str) else list(local)
         return list(REFERENCE_COMMAND)
 
-    def _infra_command(self, node: Node, ports: Mapping[int, int]) -> tuple[list[str], dict[str, str]]:
+    def _infra_command(
+        self, node: Node, ports: Mapping[int, int], preset: str = ""
+    ) -> tuple[list[str], dict[str, str]]:
         kind = (node.infra_type or node.name).lower()
         port = next(iter(ports.values()), 0)
         if kind == "redis" and shutil.which("redis-server"):
@@ -391,10 +398,11 @@ class LocalBackend(Backend):
             }
             return [sys.executable, "-c", WITH_EPMD, str(free_port(HOST) if port else 0), rabbit], env
         install = INSTALL_HINT.get(kind)
-        how = f"install it ({install}) or" if install else "this infrastructure only runs on"
+        how = f"install it ({install}) or run it" if install else "run it"
         raise BackendUnavailable(
-            f"local backend: infrastructure node {node.name!r} ({kind}) cannot run as a local process: "
-            f"{how} use a Docker backend (--bannou-backend compose)"
+            f"local backend: preset {preset or self._preset()!r}: infrastructure node {node.name!r} ({kind}) "
+            "cannot run as a local process: "
+            f"{how} with a Docker backend (--bannou-backend compose)"
         )
 
     def _make_replica(self, node: Node, index: int, ports: Mapping[int, int] | None = None) -> _Replica:
@@ -411,7 +419,8 @@ class LocalBackend(Backend):
         else:
             argv = self._command(node)
             env["BANNOU_APP_ID"] = node.environment.get("BANNOU_APP_ID", node.app_id)
-            env.setdefault("BANNOU_NODE_NAME", f"{node.name}-{index}")
+            if "BANNOU_NODE_NAME" not in node.environment:
+                env["BANNOU_NODE_NAME"] = f"{node.name}-{index}"
             if node.http_port is not None:
                 env["HTTP_WEB_HOST_PORT"] = str(ports[node.http_port])
             env["BANNOU_BIND_HOST"] = HOST
