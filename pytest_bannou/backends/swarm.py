@@ -92,6 +92,7 @@ class SwarmBackend(Backend):
         self._cli: Any = None
         self._images: dict[str, _docker.ImageInfo] = {}
         self._services: dict[str, str] = {}  # node -> service id
+        self._restarts: dict[str, int] = {}  # rolling restarts this instance did, per node
 
     # capability
     @classmethod
@@ -155,7 +156,7 @@ class SwarmBackend(Backend):
                 )  # fmt: skip
         container: dict[str, Any] = {
             "Image": image,
-            "Env": [f"{k}={v}" for k, v in node.environment.items()],
+            "Env": [f"{k}={v}" for k, v in _docker.node_environment(node).items()],
             "Labels": labels,
             "Mounts": mounts,
             "Init": True,
@@ -231,7 +232,6 @@ class SwarmBackend(Backend):
         )
         with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes)) or 1) as pool:
             list(pool.map(self._create, topology.nodes))
-        self._wait(topology.nodes, deadline)
 
     def apply(self, transition: Transition, deadline: float) -> None:
         if transition.new is None:
@@ -250,7 +250,7 @@ class SwarmBackend(Backend):
         scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
         for node in scaled:
             self._set_replicas(node.name, node.replicas)
-        self._wait([*fresh, *scaled], deadline)
+            self._converge(node, deadline)
 
     def _create_when_name_free(self, node: Node, deadline: float) -> None:
         import docker as docker_sdk
@@ -347,28 +347,30 @@ class SwarmBackend(Backend):
 
     # tasks
     def _tasks(self, node: str) -> dict[int, dict[str, Any]]:
-        """Replica index -> newest task of each live slot, with ``_restarts`` (failed tasks)."""
+        """Replica index -> newest task of each live slot (slots ordered by number), with
+        ``_restarts`` (failed tasks of the slot) and ``_failed`` (the newest failed one)."""
         n = self._require(node)
         sid = self._services.get(node)
         if sid is None:
             return {}
-        tasks = self.cli.api.tasks(filters={"service": sid})
         slots: dict[int, list[dict[str, Any]]] = {}
-        for t in tasks:
+        for t in self.cli.api.tasks(filters={"service": sid}):
             slots.setdefault(int(t.get("Slot") or 0), []).append(t)
-        live: list[tuple[int, dict[str, Any]]] = []
-        for slot, ts in sorted(slots.items()):
+        live: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []  # slots whose last task failed and was not replaced
+        for _, ts in sorted(slots.items()):
             # the task meant to run wins, then the most recently created one
-            ts.sort(key=lambda t: (t.get("DesiredState") == "running", _created(t)), reverse=True)
-            if all(t.get("DesiredState") in ("shutdown", "remove") for t in ts) and slot > n.replicas:
-                continue  # scaled away
+            ts.sort(key=lambda t: (t.get("DesiredState") in ("running", "ready"), _created(t)), reverse=True)
             newest = ts[0]
-            newest["_restarts"] = sum(1 for t in ts if t["Status"].get("State") in ("failed", "rejected"))
-            newest["_failed"] = next(
-                (t for t in ts if t["Status"].get("State") in ("failed", "rejected")), None
-            )
-            live.append((slot, newest))
-        return {i: t for i, (_, t) in enumerate(live[: n.replicas])}
+            failed = [t for t in ts if t["Status"].get("State") in ("failed", "rejected")]
+            newest["_restarts"] = len(failed)
+            newest["_failed"] = failed[0] if failed else None
+            if newest.get("DesiredState") in ("running", "ready"):
+                live.append(newest)
+            elif failed:
+                dead.append(newest)
+        chosen = (live + dead)[: n.replicas]
+        return dict(enumerate(chosen))
 
     def _task(self, node: str, replica: int) -> dict[str, Any]:
         tasks = self._tasks(node)
@@ -386,7 +388,7 @@ class SwarmBackend(Backend):
         out: list[ReplicaStatus] = []
         for node in self.topology.nodes:
             for idx, t in self._tasks(node.name).items():
-                out.append(_task_status(node.name, idx, t))
+                out.append(_task_status(node.name, idx, t, self._restarts.get(node.name, 0)))
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
@@ -435,13 +437,13 @@ class SwarmBackend(Backend):
         before = {t["ID"] for t in self.cli.api.tasks(filters={"service": sid})}
         spec = self.cli.api.inspect_service(sid)
         template = spec["Spec"]["TaskTemplate"]
-        template["ContainerSpec"]["Env"] = [f"{k}={v}" for k, v in n.environment.items()]
+        template["ContainerSpec"]["Env"] = [f"{k}={v}" for k, v in _docker.node_environment(n).items()]
         template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
         self.cli.api.update_service(
             sid, spec["Version"]["Index"], task_template=template, fetch_current_spec=True
         )
-        deadline = time.monotonic() + self.options.ready_timeout
-        self._wait([n], deadline, replaced=before)
+        self._restarts[node] = self._restarts.get(node, 0) + 1
+        self._converge(n, time.monotonic() + self.options.ready_timeout, replaced=before)
 
     def scale(self, node: str, replicas: int) -> None:
         n = self._require(node)
@@ -451,7 +453,7 @@ class SwarmBackend(Backend):
         n = replace(n, replicas=replicas)
         self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
         self._set_replicas(node, replicas)
-        self._wait([n], time.monotonic() + self.options.ready_timeout)
+        self._converge(n, time.monotonic() + self.options.ready_timeout)
 
     def _set_replicas(self, node: str, replicas: int) -> None:
         sid = self._services[node]
@@ -463,51 +465,47 @@ class SwarmBackend(Backend):
             fetch_current_spec=True,
         )
 
-    # readiness
-    def _wait(self, nodes: Sequence[Node], deadline: float, replaced: set[str] | None = None) -> None:
-        """Wait until each slot runs a task (a new one, when ``replaced`` lists the old task ids),
-        then probe readiness from the host."""
+    # convergence
+    def _converge(self, node: Node, deadline: float, replaced: set[str] | None = None) -> None:
+        """Wait until the service runs exactly ``node.replicas`` tasks, none of them in
+        ``replaced`` (the tasks before a rolling update), and the old ones are gone; readiness
+        itself is ``health.wait_ready``'s job."""
         assert self.topology is not None
         replaced = replaced or set()
-        hooks = _docker.ReadinessHooks(
-            status=self.status,
-            endpoint=lambda n, p, r: self.endpoint(n, p, r),
-            exec=lambda n, argv, t, r: self.exec(n, argv, t, r),
-            logs=self.logs,
-        )
-        for node in nodes:
-            while True:
-                tasks = self._tasks(node.name)
-                failed = next((t for t in tasks.values() if t.get("_failed")), None)
-                if failed is not None:
-                    f = failed["_failed"]["Status"]
-                    code = (f.get("ContainerStatus") or {}).get("ExitCode")
-                    raise NodeNotReady(
-                        self.topology.preset,
-                        node.name,
-                        f"a task {f.get('State')} during start "
-                        f"(exit code {code}; {f.get('Err') or f.get('Message')})",
-                        self.logs(node.name, 40),
-                        self.name,
-                    )
-                ok = len(tasks) >= node.replicas and all(
-                    t["ID"] not in replaced and t["Status"].get("State") == "running" for t in tasks.values()
+        sid = self._services[node.name]
+        while True:
+            tasks = self.cli.api.tasks(filters={"service": sid})
+            running = [t for t in tasks if t["Status"].get("State") == "running"]
+            current = [t for t in running if t["ID"] not in replaced and t.get("DesiredState") == "running"]
+            stale = [t for t in running if t not in current]
+            failed = [
+                t
+                for t in tasks
+                if t["ID"] not in replaced and t["Status"].get("State") in ("failed", "rejected")
+            ]
+            if failed:
+                f = failed[0]["Status"]
+                code = (f.get("ContainerStatus") or {}).get("ExitCode")
+                raise NodeNotReady(
+                    self.topology.preset,
+                    node.name,
+                    f"a task {f.get('State')} (exit code {code}; {f.get('Err') or f.get('Message')})",
+                    self.logs(node.name, 40),
+                    self.name,
                 )
-                if ok:
-                    break
-                if time.monotonic() > deadline:
-                    states = (
-                        ", ".join(f"{i}: {t['Status'].get('State')}" for i, t in tasks.items()) or "no tasks"
-                    )
-                    raise NodeNotReady(
-                        self.topology.preset,
-                        node.name,
-                        f"its tasks did not reach running before the deadline ({states})",
-                        self.logs(node.name, 40),
-                        self.name,
-                    )
-                time.sleep(0.05)
-        _docker.wait_ready(self.topology, nodes, hooks, deadline, self.name)
+            if len(current) == node.replicas and not stale:
+                return
+            if time.monotonic() > deadline:
+                states = ", ".join(sorted(t["Status"].get("State", "?") for t in tasks)) or "no tasks"
+                raise NodeNotReady(
+                    self.topology.preset,
+                    node.name,
+                    f"service did not converge to {node.replicas} running task(s) "
+                    f"before the deadline ({states})",
+                    self.logs(node.name, 40),
+                    self.name,
+                )
+            time.sleep(0.05)
 
     def describe(self) -> str:
         return (
@@ -541,7 +539,7 @@ def _bytes(text: str) -> int:
     return int(float(t))
 
 
-def _task_status(node: str, replica: int, t: Mapping[str, Any]) -> ReplicaStatus:
+def _task_status(node: str, replica: int, t: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
     st = t.get("Status") or {}
     raw = st.get("State", "unknown")
     mapped = _TASK_STATES.get(raw, "unknown")
@@ -559,6 +557,6 @@ def _task_status(node: str, replica: int, t: Mapping[str, Any]) -> ReplicaStatus
         state=mapped,  # type: ignore[arg-type]
         id=(cs.get("ContainerID") or t.get("ID", ""))[:12],
         exit_code=cs.get("ExitCode") if mapped == "exited" else None,
-        restarts=int(t.get("_restarts", 0)),
+        restarts=int(t.get("_restarts", 0)) + restarts,
         detail=detail,
     )

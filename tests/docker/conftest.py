@@ -1,0 +1,72 @@
+"""Docker tests: skip (with how to get one) when no engine is reachable; build the local
+scratch images once; after the session, fail if any run id these tests created left a labelled
+container, network, volume or service behind (and remove it, by run id)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))  # conformance.py
+
+from pytest_bannou.backends import _docker
+from pytest_bannou.errors import BackendUnavailable
+
+ENGINE = _docker.engine_availability()
+RUN_IDS: set[str] = set()
+
+
+def new_run_id(prefix: str = "dkt") -> str:
+    rid = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    RUN_IDS.add(rid)
+    return rid
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    skip = pytest.mark.skip(reason=f"needs a Docker Engine: {ENGINE.reason}")
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.docker)
+            if not ENGINE:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator:
+    try:
+        cli = _docker.client()
+    except BackendUnavailable as exc:
+        pytest.skip(exc.message)
+    yield cli
+    leftovers = {rid: _docker.labelled_leftovers(cli, rid) for rid in sorted(RUN_IDS)}
+    leftovers = {rid: found for rid, found in leftovers.items() if found}
+    for rid in leftovers:
+        _docker.clean_by_label(cli, rid)
+    cli.close()
+    assert not leftovers, f"docker tests leaked labelled resources: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def local_images(docker_client) -> list[str]:
+    from pytest_bannou.backends.images import ensure_images
+
+    return ensure_images(docker_client)
+
+
+@pytest.fixture(scope="session")
+def swarm_ready(docker_client) -> None:
+    """A single-node swarm; initialised here when the engine is in none (and left on: CI's
+    .ci/run initialises it too)."""
+    from pytest_bannou.backends.swarm import swarm_availability
+
+    state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState")
+    if state == "inactive":
+        docker_client.swarm.init(advertise_addr="127.0.0.1")
+    available = swarm_availability(docker_client)
+    if not available:
+        pytest.skip(available.reason)
