@@ -7,6 +7,7 @@ and chromium's own background chatter - lands here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -247,3 +248,37 @@ def test_the_request_check_catches_a_page_that_fetches(tmp_path):
     seen = proxy.page_requests()
     assert any("example.invalid" in r for r in seen), proxy.requests
     assert any("203.0.113.5" in r for r in seen), proxy.requests
+
+
+DRIVE_SCRIPT = """<script>
+(function(){
+  var out={};
+  var box=document.querySelector('input[name=outcome][value=passed]');
+  box.checked=false; box.dispatchEvent(new Event('change'));
+  out.afterUncheck=document.body.getAttribute('data-shown'); out.hash1=location.hash;
+  var q=document.getElementById('q'); q.value='Crash'; q.dispatchEvent(new Event('input'));
+  out.afterText=document.body.getAttribute('data-shown'); out.hash2=location.hash;
+  var td=document.querySelector('td[data-d]'); td.click();
+  out.opened=document.getElementById(td.getAttribute('data-d')).open;
+  document.body.setAttribute('data-drive', JSON.stringify(out));
+})();
+</script></body>"""
+
+
+def test_filters_react_to_clicks_and_typing(tmp_path, report_dir, parse_html):
+    """The page's own handlers, driven by events in the real browser (a copy with a driver script)."""
+    page = report_dir / "driven.html"
+    html = (report_dir / "report.html").read_text(encoding="utf-8")
+    page.write_text(html.replace("</body>", DRIVE_SCRIPT), encoding="utf-8")
+    with RecordingProxy() as proxy:
+        doc = parse_html(chromium(tmp_path, proxy, page.as_uri(), "--dump-dom").stdout)
+    result = json.loads(doc.find_all("body")[0].attrs["data-drive"])
+    assert result == {
+        "afterUncheck": "5",  # test_health and Test Account Create only passed: hidden
+        "hash1": "#outcome=failed%2Cerror%2Cunclear%2Cnot_run%2Cskipped",
+        "afterText": "1",
+        "hash2": "#outcome=failed%2Cerror%2Cunclear%2Cnot_run%2Cskipped&q=Crash",
+        "opened": True,
+    }
+    assert visible_rows(doc) == ["tester::http-tester::Test Crash Next"]
+    assert proxy.page_requests() == []
