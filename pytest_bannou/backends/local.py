@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import BackendUnavailable, DeployError, NodeNotReady
@@ -78,23 +78,19 @@ class _Replica:
     env: dict[str, str]
     ports: dict[int, int]  # container port -> host port
     log_path: Path
-    procs: list[subprocess.Popen] = field(default_factory=list)  # group leader first, main last
+    proc: subprocess.Popen | None = None  # leader of its own session and process group
     restarts: int = 0
 
     @property
-    def main(self) -> subprocess.Popen | None:
-        return self.procs[-1] if self.procs else None
-
-    @property
     def pid(self) -> int:
-        return self.main.pid if self.main else 0
+        return self.proc.pid if self.proc else 0
 
     @property
     def pgid(self) -> int:
-        return self.procs[0].pid if self.procs else 0
+        return self.pid
 
     def exit_code(self) -> int | None:
-        return self.main.poll() if self.main else None
+        return self.proc.poll() if self.proc else None
 
     def to_json(self) -> dict:
         return {
@@ -102,7 +98,6 @@ class _Replica:
             "replica": self.index,
             "pid": self.pid,
             "pgid": self.pgid,
-            "pids": [p.pid for p in self.procs],
             "ports": {str(k): v for k, v in self.ports.items()},
             "log": str(self.log_path),
             "argv": self.argv,
@@ -444,7 +439,7 @@ class LocalBackend(Backend):
         with open(r.log_path, "ab") as log:
             common = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
             try:
-                r.procs.append(subprocess.Popen(r.argv, env=r.env, start_new_session=True, **common))
+                r.proc = subprocess.Popen(r.argv, env=r.env, start_new_session=True, **common)
             except OSError as exc:
                 self._stop_many([r])
                 raise DeployError(
@@ -531,7 +526,7 @@ class LocalBackend(Backend):
 
     def _stop_many(self, replicas: Iterable[_Replica]) -> None:
         """SIGTERM every group at once, SIGKILL what is left after the grace period."""
-        replicas = [r for r in replicas if r.procs]
+        replicas = [r for r in replicas if r.proc]
         if not replicas:
             return
         for r in replicas:
@@ -540,8 +535,7 @@ class LocalBackend(Backend):
         pending = replicas
         while pending:
             for r in pending:
-                for p in r.procs:
-                    p.poll()
+                r.proc.poll()
             alive = _live_groups({r.pgid for r in pending})
             pending = [r for r in pending if r.pgid in alive]
             if not pending or time.monotonic() >= grace_end:
@@ -551,15 +545,14 @@ class LocalBackend(Backend):
             _signal_group(r.pgid, signal.SIGKILL)
         kill_end = time.monotonic() + KILL_WAIT
         for r in replicas:
-            for p in r.procs:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(timeout=max(0.0, kill_end - time.monotonic()))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                r.proc.wait(timeout=max(0.0, kill_end - time.monotonic()))
 
     def _preset(self) -> str:
         return self.topology.preset if self.topology else ""
 
     def _save_state(self) -> None:
-        replicas = [r.to_json() for reps in self._replicas.values() for r in reps if r.procs]
+        replicas = [r.to_json() for reps in self._replicas.values() for r in reps if r.proc]
         data = {
             "backend": self.name,
             "run_id": self.run_id,
