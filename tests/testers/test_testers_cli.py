@@ -88,6 +88,17 @@ def test_parse_prints_one_line_per_case_and_exits_by_outcome(fmt, log, extra, rc
         assert lines[-1] == "4 passed, 0 failed"
 
 
+def test_junit_input(tmp_path: Path):
+    xml = tmp_path / "in.xml"
+    xml.write_text(
+        '<testsuite name="s"><testcase classname="m" name="ok"/>'
+        '<testcase classname="m" name="skip"><skipped/></testcase></testsuite>'
+    )
+    res = cli("--format", "junit", str(xml))
+    assert res.returncode == 0
+    assert res.stdout.splitlines() == ["PASSED m.ok", "NOT RUN m.skip", "1 passed, 0 failed, 1 not run"]
+
+
 def test_unclear_warning_goes_to_stderr():
     res = cli("--format", "edge-tester", str(DATA / "edge_unclear.log"))
     assert "warning:" in res.stderr and "Meta Endpoints" in res.stderr

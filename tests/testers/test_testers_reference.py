@@ -127,3 +127,42 @@ def test_without_daemon_mode_the_menu_is_a_configuration_error(start_node, tmp_p
     assert outcomes(run) == [(TIMEOUT_CASE, "error")]
     assert "daemon mode was not honoured" in run.cases[0].message
     assert "Enter your choice:" in run.cases[0].output
+
+
+def test_edge_endpoint_from_the_variables_edge_tester_reads():
+    from pytest_bannou.reference.tester import endpoint
+
+    assert endpoint("edge-tester", {"OPENRESTY_HOST": "127.0.0.1", "OPENRESTY_PORT": "8080"}) == (
+        "http://127.0.0.1:8080"
+    )
+    assert endpoint("edge-tester", {"OPENRESTY_HOST": "::1"}) == "http://[::1]:80"
+    assert endpoint("edge-tester", {"CONNECT_ENDPOINT": "openresty:80/connect"}) == "http://openresty:80"
+    assert endpoint("edge-tester", {"CONNECT_ENDPOINT": "wss://edge.example:443/connect"}) == (
+        "https://edge.example:443"
+    )
+    assert (
+        endpoint("http-tester", {"BANNOU_HTTP_ENDPOINT": "http://127.0.0.1:5012/"}) == "http://127.0.0.1:5012"
+    )
+    assert endpoint("http-tester", {}) == "http://localhost:5012"
+
+
+def test_interactive_menu_runs_the_suite_when_a_choice_is_typed(start_node, tmp_path: Path):
+    """Without daemon mode the menu is real: choice 1 runs the tests, 0 exits."""
+    import os
+    import subprocess
+
+    node = start_node(["auth"])
+    env = {k: v for k, v in os.environ.items() if k != "DAEMON_MODE"}
+    env["BANNOU_HTTP_ENDPOINT"] = node.url
+    proc = subprocess.run(
+        [sys.executable, *MODULE[1:], "http-tester"],
+        input="1\n0\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Select a test to run:") == 2
+    run = get_parser("http-tester").parse(proc.stdout, None)
+    assert run.ok and run.case("Routing.auth").outcome == "passed"
