@@ -13,7 +13,7 @@ whose tests are all deselected (``-k``, ``-m``, ``--deselect``, ``--lf``) is nev
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -148,13 +148,30 @@ def greedy_order(topologies: Mapping[str, Topology], start: Topology | None = No
     """Nearest neighbour: always switch to the cheapest next environment (first one on ties)."""
     remaining = list(topologies)
     order: list[str] = []
-    current = start
+    cost = _pair_cost(topologies, start)
+    current: str | None = None
     while remaining:
-        best = min(remaining, key=lambda env: diff(current, topologies[env]).cost)  # min keeps the first
+        best = min(remaining, key=lambda env: cost(current, env))  # min keeps the first on ties
         remaining.remove(best)
         order.append(best)
-        current = topologies[best]
+        current = best
     return order
+
+
+def _pair_cost(
+    topologies: Mapping[str, Topology], start: Topology | None
+) -> Callable[[str | None, str | None], int]:
+    """Memoised ``diff(...).cost`` between environments by key (None: ``start``); diffs hash
+    every node spec, so each pair is computed once."""
+    memo: dict[tuple[str | None, str | None], int] = {}
+
+    def cost(a: str | None, b: str | None) -> int:
+        if (a, b) not in memo:
+            old = start if a is None else topologies[a]
+            memo[a, b] = diff(old, None if b is None else topologies[b]).cost
+        return memo[a, b]
+
+    return cost
 
 
 def optimal_order(topologies: Mapping[str, Topology], start: Topology | None = None) -> list[str]:
@@ -244,11 +261,15 @@ def make_plan(
                 runs.append((it.env, [it.id]))
 
     groups: list[PlanGroup] = []
+    transitions: dict[tuple[str | None, str], Transition] = {}  # unbatched plans repeat pairs
+    previous: str | None = None
     current = start
     for env, run_ids in runs:
         topology = topologies[env]
-        groups.append(PlanGroup(env, topology, tuple(run_ids), diff(current, topology)))
-        current = topology
+        if (previous, env) not in transitions:
+            transitions[previous, env] = diff(current, topology)
+        groups.append(PlanGroup(env, topology, tuple(run_ids), transitions[previous, env]))
+        previous, current = env, topology
 
     env_ids = iter(i for g in groups for i in g.item_ids)
     order = tuple(it.id if it.env is None else next(env_ids) for it in items)
