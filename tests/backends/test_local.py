@@ -400,3 +400,29 @@ def test_apply_ends_in_the_new_topology_whatever_the_transition_started_from(loc
     ids = {s.node: s.id for s in local.status()}
     assert set(ids) == {"same", "changes", "comes"} and ids["same"] == same
     assert local.exec("changes", ["sh", "-c", "echo $BANNOU_APP_ID"]).output.strip() == "changed"
+
+
+def test_clean_never_signals_a_process_that_is_not_of_the_session(isolated_state_index):
+    """A recycled PID in a stale state file belongs to someone else: clean() must leave it."""
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        isolated_state_index.mkdir(parents=True, exist_ok=True)
+        stale = {
+            "run_id": "stale",
+            "session": "stale.1.deadbeef",
+            "owner_pid": gone.pid,
+            "replicas": [{"node": "x", "replica": 0, "pid": bystander.pid, "pgid": bystander.pid}],
+        }
+        (isolated_state_index / "stale.1.deadbeef.json").write_text(json.dumps(stale))
+        (isolated_state_index / "broken.json").write_text("{not json")
+        removed = LocalBackend.clean()
+        assert not any("stopped node" in line for line in removed)
+        assert any("stale.1.deadbeef.json" in line for line in removed)
+        assert bystander.poll() is None and pid_alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()
