@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .collector import ReportCollector, merge_partials, read_partials, write_partial
+from .collector import ReportCollector, merge_partials, read_partials, tester_records, write_partial
 from .html import render_html, write_html
 from .json_io import ReportFileError, read_json, write_json
 from .junit import build_junit, write_junit
@@ -64,6 +64,7 @@ __all__ = [
     "render_terminal",
     "summary_line",
     "tester_nodeid",
+    "tester_records",
     "write_html",
     "write_json",
     "write_junit",

@@ -5,7 +5,8 @@
     collector.preset_deployed("monolith", "monolith", preset_hash=h, nodes=[...], deploy_s=3.2,
                               ready_s=1.1, t_start=t0)
     collector.pytest_phase(nodeid, "monolith", when, outcome, duration, longrepr, wasxfail)
-    collector.test_result(TestRecord(...))         # tester cases, or fully formed results
+    collector.tester_run(tester_run, "monolith")    # every case of a parsed tester run
+    collector.test_result(TestRecord(...))         # any fully formed result
     collector.preset_torn_down("monolith", teardown_s=0.8)
     write_report(collector.finish(), directory)
 
@@ -23,11 +24,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import BannouError
 from .json_io import read_json, write_json
 from .merge import merge_reports
-from .model import KINDS, OUTCOMES, PresetRecord, RunReport, TestRecord, TimelineEvent
+from .model import KINDS, OUTCOMES, PresetRecord, RunReport, TestRecord, TimelineEvent, tester_nodeid
 
 #: longest failure text kept per result; the head and the tail survive (where the error is)
 LONGREPR_LIMIT = 8000
@@ -69,6 +71,47 @@ def outcome_from_phases(phases: dict[str, tuple[str, bool]]) -> str:
     if call:
         return "passed"
     return "not_run"
+
+
+class _Case(Protocol):
+    name: str
+    outcome: str
+    duration: float | None
+    message: str
+    output: str
+
+
+class _TesterRun(Protocol):
+    tester: str
+    cases: list[_Case]
+    warnings: list[str]
+
+
+def tester_records(run: _TesterRun, env_key: str | None) -> list[TestRecord]:
+    """A parsed tester run (``pytest_bannou.testers.model.TesterRun``) as report results.
+
+    Each case becomes ``tester::<tester>::<case>[<env_key>]``; its message and own output form the
+    failure text; run-level warnings go to every case, and "unclear" carries a visible warning.
+    """
+    records = []
+    for case in run.cases:
+        text = "\n".join(part for part in (case.message, case.output) if part)
+        warnings = list(run.warnings)
+        if case.outcome == "unclear":
+            warnings.append(f"{run.tester} reported 'result unclear' (counted as a pass upstream)")
+        records.append(
+            TestRecord(
+                nodeid=tester_nodeid(run.tester, case.name, env_key),
+                preset=env_key,
+                outcome=case.outcome,
+                duration=case.duration,
+                longrepr_summary=summarize_longrepr(text),
+                kind="tester",
+                tester=run.tester,
+                warnings=warnings,
+            )
+        )
+    return records
 
 
 class ReportCollector:
@@ -191,6 +234,13 @@ class ReportCollector:
         with self._lock:
             self._need()
             self._tests[(record.nodeid, record.preset)] = record
+
+    def tester_run(self, run: _TesterRun, env_key: str | None) -> list[TestRecord]:
+        """Record every case of a parsed tester run; returns the records added."""
+        records = tester_records(run, env_key)
+        for record in records:
+            self.test_result(record)
+        return records
 
     def pytest_phase(
         self,

@@ -196,3 +196,40 @@ def test_xdist_workers_write_partials_and_the_controller_merges(tmp_path):
 def test_merge_partials_of_an_empty_directory_says_what_to_check(tmp_path):
     with pytest.raises(BannouError, match=r"no partial reports in .* xdist workers"):
         merge_partials(tmp_path)
+
+
+def test_parsed_tester_runs_become_named_results():
+    from pytest_bannou.testers.model import CaseResult, TesterRun
+
+    run = TesterRun(
+        tester="http-tester",
+        format="http-tester",
+        cases=[
+            CaseResult("Test Login", "passed", 0.25),
+            CaseResult(
+                "Test Crash", "failed", None, "exit 139 (segmentation fault)", "last lines\nof output"
+            ),
+            CaseResult("Test After", "not_run", None, "not run: the tester crashed"),
+            CaseResult("Test Meta", "unclear", 0.1),
+        ],
+        warnings=["daemon mode forced"],
+    )
+    c = _session(Clock())
+    c.preset_deployed("monolith", "monolith", deploy_s=1.0)
+    added = c.tester_run(run, "monolith")
+    report = c.finish()
+    assert report.tests == added
+    assert [t.nodeid for t in report.tests] == [
+        "tester::http-tester::Test Login[monolith]",
+        "tester::http-tester::Test Crash[monolith]",
+        "tester::http-tester::Test After[monolith]",
+        "tester::http-tester::Test Meta[monolith]",
+    ]
+    assert [t.outcome for t in report.tests] == ["passed", "failed", "not_run", "unclear"]
+    crash = report.tests[1]
+    assert crash.longrepr_summary == "exit 139 (segfault)\nlast lines\nof output"
+    assert (crash.kind, crash.tester, crash.duration) == ("tester", "http-tester", None)
+    assert report.tests[0].warnings == ["daemon mode forced"]
+    assert (
+        report.tests[3].warnings[-1] == "http-tester reported 'result unclear' (counted as a pass upstream)"
+    )
