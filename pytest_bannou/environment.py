@@ -379,7 +379,6 @@ class EnvironmentManager:
 
     def _fail(self, env: Environment, rec: EnvRecord, exc: BaseException) -> None:
         """Tear down after a failed activation; remember a user-facing failure for the key."""
-        self._say("FAILED", True)
         if isinstance(exc, BannouError):
             rec.error = exc.message
             self.failures[env.key] = exc
@@ -387,7 +386,11 @@ class EnvironmentManager:
             err = DeployError(f"environment {env.key!r} on {self.backend_name}: {type(exc).__name__}: {exc}")
             rec.error = err.message
             self.failures[env.key] = err
-        self._teardown_current()
+        start = time.monotonic()
+        try:
+            self._teardown_current(quiet=True)
+        finally:
+            self._say(f"FAILED (torn down in {time.monotonic() - start:.1f} s)", True)
 
     # --- teardown ---------------------------------------------------------------------------
     def _collect_restarts(self, env: Environment) -> None:
@@ -399,7 +402,7 @@ class EnvironmentManager:
         with contextlib.suppress(Exception):
             rec.node_restarts += sum(s.restarts for s in self.backend.status())
 
-    def _teardown_current(self) -> None:
+    def _teardown_current(self, quiet: bool = False) -> None:
         env, backend = self.current, self.backend
         if backend is None:
             return
@@ -410,12 +413,14 @@ class EnvironmentManager:
             if self._before_teardown is not None:
                 with contextlib.suppress(Exception):
                     self._before_teardown(env)
-        self._say(f"teardown {label}", False)
+        if not quiet:
+            self._say(f"teardown {label}", False)
         try:
             backend.teardown()
         finally:
             self.current = None
-            self._say(f"{time.monotonic() - start:.1f} s", True)
+            if not quiet:
+                self._say(f"{time.monotonic() - start:.1f} s", True)
 
     def teardown(self, keep: bool = False) -> Environment | None:
         """End of session: tear the current environment down (or, with ``keep``, leave it running

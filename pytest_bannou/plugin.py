@@ -349,11 +349,14 @@ class BannouSession:
 
     def environment_for(self, item: pytest.Item) -> Environment:
         info = self.item_env(item)
+        error = None
         try:
             self.check_preset(info.preset)
             env = self.manager.activate(info.key, self.topology(info))
         except BannouError as exc:
-            pytest.fail(exc.message, pytrace=False)
+            error = exc.message
+        if error is not None:  # outside the except block: one message, no chained exception
+            pytest.fail(error, pytrace=False)
         item.stash[ACTIVE_ENV] = env
         return env
 

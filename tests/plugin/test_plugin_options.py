@@ -78,7 +78,10 @@ def test_local_command_is_split_like_a_shell():
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"BANNOU_READY_TIMEOUT": "soon"}, "environment variable BANNOU_READY_TIMEOUT: 'soon' is not a number"),
+        (
+            {"BANNOU_READY_TIMEOUT": "soon"},
+            "environment variable BANNOU_READY_TIMEOUT: 'soon' is not a number",
+        ),
         ({"BANNOU_READY_TIMEOUT": "-1"}, "must be more than 0"),
         ({"BANNOU_KEEP": "maybe"}, "is not a boolean"),
         ({"BANNOU_TRANSITION": "half"}, "is not one of diff, full"),
@@ -105,7 +108,9 @@ def test_header_names_backend_and_presets_from_cli_env_and_ini(bp, monkeypatch):
 def test_default_header_without_presets(bp):
     bp.pytester.makepyfile(HEADER_TEST)
     result = bp.run()
-    result.stdout.fnmatch_lines(["bannou: backend local, presets as marked (unmarked: monolith), run id bannou-*"])
+    result.stdout.fnmatch_lines(
+        ["bannou: backend local, presets as marked (unmarked: monolith), run id bannou-*"]
+    )
 
 
 def test_bad_option_value_is_a_usage_error_without_traceback(bp):

@@ -69,8 +69,15 @@ def test_no_batch_keeps_pytest_order_and_switches_more(suite):
     result = suite.run("-v", "--bannou-no-batch")
     result.assert_outcomes(passed=5)
     assert len(deploy_lines(result)) == 4  # alpha, beta, alpha, beta
-    result.stdout.fnmatch_lines(["*::test_a1 PASSED*", "*::test_b1 PASSED*", "*::test_plain PASSED*",
-                                 "*::test_a2 PASSED*", "*::test_b2 PASSED*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_a1 PASSED*",
+            "*::test_b1 PASSED*",
+            "*::test_plain PASSED*",
+            "*::test_a2 PASSED*",
+            "*::test_b2 PASSED*",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,8 +101,11 @@ def test_a_preset_without_selected_tests_is_never_deployed(suite, selection):
 
 def test_last_failed_respected(suite):
     suite.pytester.makepyfile(
-        test_suite=SUITE.replace('assert bannou_env.preset == "alpha"\n\n@pytest.mark.preset("beta")',
-                                 'assert False\n\n@pytest.mark.preset("beta")', 1)
+        test_suite=SUITE.replace(
+            'assert bannou_env.preset == "alpha"\n\n@pytest.mark.preset("beta")',
+            'assert False\n\n@pytest.mark.preset("beta")',
+            1,
+        )
     )
     first = suite.pytester.runpytest(*suite.args()[:1])
     first.assert_outcomes(passed=4, failed=1)
@@ -125,7 +135,11 @@ def test_plan_text_deploys_nothing(suite):
 def test_plan_json_deploys_nothing_and_matches_no_batch(suite):
     plan = _plan(suite.run("--bannou-plan=json"))
     assert plan["deploys"] == 2
-    assert plan["order"][:3] == ["test_suite.py::test_a1", "test_suite.py::test_a2", "test_suite.py::test_plain"]
+    assert plan["order"][:3] == [
+        "test_suite.py::test_a1",
+        "test_suite.py::test_a2",
+        "test_suite.py::test_plain",
+    ]
     unbatched = _plan(suite.run("--bannou-plan=json", "--bannou-no-batch"))
     assert unbatched["deploys"] == 4
     assert unbatched["batched"] is False
