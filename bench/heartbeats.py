@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "messaging"))
 
@@ -45,6 +46,24 @@ from pytest_bannou.reference.messaging import HeartbeatPublisher
 
 GOAL_RATE = 5000.0
 GOAL_DELAY_MS = 100.0
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of one process group (a server)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state ppid pgrp ...
+            total += int(fields[11]) + int(fields[12])  # utime stime
+    return total / TICKS
 
 
 def bodies(count: int, apps: int) -> list[bytes]:
@@ -100,7 +119,8 @@ def wait_processed(monitor: HeartbeatMonitor, count: int, timeout: float) -> flo
     return time.perf_counter()
 
 
-def backlog(rabbit_url: str, redis_url: str, count: int, apps: int) -> dict:
+def backlog(rabbit: Any, redis: Any, count: int, apps: int) -> dict:
+    rabbit_url, redis_url = rabbit.url, redis.url
     client = connect_redis(redis_url)
     client.flushdb()
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -110,6 +130,7 @@ def backlog(rabbit_url: str, redis_url: str, count: int, apps: int) -> dict:
     while queue_depth(rabbit_url, queue) < count and time.monotonic() < deadline:
         time.sleep(0.05)
     cpu0 = time.process_time()
+    broker0, redis0 = group_cpu(rabbit.proc.pid), group_cpu(redis.proc.pid)
     t0 = time.perf_counter()
     monitor = HeartbeatMonitor(rabbit_url, client, queue=queue).start()
     try:
@@ -117,6 +138,8 @@ def backlog(rabbit_url: str, redis_url: str, count: int, apps: int) -> dict:
     finally:
         monitor.stop()
         cpu = time.process_time() - cpu0
+        broker_cpu = group_cpu(rabbit.proc.pid) - broker0
+        redis_cpu = group_cpu(redis.proc.pid) - redis0
         delete_queue(rabbit_url, queue)
     stored = len(client.smembers("orch:hb:_index"))
     client.close()
@@ -128,6 +151,8 @@ def backlog(rabbit_url: str, redis_url: str, count: int, apps: int) -> dict:
         "rate": count / (t1 - t0),
         "cpu_seconds": cpu,
         "rate_per_cpu_second": count / cpu,
+        "broker_cpu_seconds": broker_cpu,
+        "redis_cpu_seconds": redis_cpu,
     }
 
 
@@ -208,8 +233,8 @@ def main() -> int:
             "cpus": os.cpu_count(),
             "load_average_before": os.getloadavg(),
             "rabbitmq_startup_seconds": round(rabbit.startup_seconds, 2),
-            "backlog_100_apps": backlog(rabbit.url, redis.url, args.count, 100),
-            "backlog_distinct_apps": backlog(rabbit.url, redis.url, args.count, args.count),
+            "backlog_100_apps": backlog(rabbit, redis, args.count, 100),
+            "backlog_distinct_apps": backlog(rabbit, redis, args.count, args.count),
             "live_100_apps": live(rabbit.url, redis.url, args.count, 100),
             "delay": delay(rabbit.url, redis.url, args.rounds),
         }
@@ -229,7 +254,10 @@ def main() -> int:
         ok &= met if name.startswith("backlog") else True
         extra = f", publisher {r['publish_rate']:,.0f}/s" if "publish_rate" in r else ""
         if "cpu_seconds" in r:
-            extra += f", monitor cpu {r['cpu_seconds']:.2f}s = {r['rate_per_cpu_second']:,.0f}/cpu-s"
+            extra += (
+                f"; cpu: monitor {r['cpu_seconds']:.2f}s ({r['rate_per_cpu_second']:,.0f}/cpu-s),"
+                f" rabbitmq {r['broker_cpu_seconds']:.2f}s, redis {r['redis_cpu_seconds']:.2f}s"
+            )
         print(
             f"{name:22s} {r['count']:,} heartbeats, {r['apps']:,} app ids: {r['rate']:,.0f}/s"
             f" in {r['seconds']:.2f}s{extra}  goal >= {GOAL_RATE:,.0f}/s {'met' if met else 'MISSED'}"
