@@ -227,7 +227,7 @@ def test_parsed_tester_runs_become_named_results():
     ]
     assert [t.outcome for t in report.tests] == ["passed", "failed", "not_run", "unclear"]
     crash = report.tests[1]
-    assert crash.longrepr_summary == "exit 139 (segfault)\nlast lines\nof output"
+    assert crash.longrepr_summary == "exit 139 (segmentation fault)\nlast lines\nof output"
     assert (crash.kind, crash.tester, crash.duration) == ("tester", "http-tester", None)
     assert report.tests[0].warnings == ["daemon mode forced"]
     assert (
