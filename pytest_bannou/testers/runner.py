@@ -23,7 +23,7 @@ from ..errors import BannouError
 from ..topology import TesterSpec
 from .interactive import DAEMON_HINT, looks_interactive
 from .lines import iter_lines, tail
-from .model import NO_RESULTS_CASE, SETUP_CASE, TIMEOUT_CASE, CaseResult, TesterRun
+from .model import INCOMPLETE_CASE, NO_RESULTS_CASE, SETUP_CASE, TIMEOUT_CASE, CaseResult, TesterRun
 from .process import ProcessOutcome, run_process
 from .registry import get_parser
 
@@ -166,8 +166,8 @@ def _report_timeout(run: TesterRun, spec: TesterSpec, log_text: str, timeout: fl
     message = f"tester {spec.name!r} did not finish within {timeout:g} s and was killed"
     if looks_interactive(log_text):
         message += f": {DAEMON_HINT}"
-    # the parser's "no results" guess is superseded by the real reason
-    run.cases = [c for c in run.cases if c.name not in (NO_RESULTS_CASE, SETUP_CASE)]
+    # the parser's guesses (no results, setup failure, incomplete run) give way to the real reason
+    run.cases = [c for c in run.cases if c.name not in (NO_RESULTS_CASE, SETUP_CASE, INCOMPLETE_CASE)]
     run.cases.append(CaseResult(TIMEOUT_CASE, "error", None, message, _log_tail(log_text)))
 
 

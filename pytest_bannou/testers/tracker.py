@@ -50,9 +50,6 @@ class CaseTracker:
         self._register(entry)
         self._set_current(entry)
 
-    def output(self, line: str) -> None:
-        self.lines.append(line)
-
     def verdict(self, name: str, outcome: Outcome, message: str, ts: float | None) -> CaseResult:
         """Record a verdict; a verdict for a case never started creates it."""
         entry = self._by_name.get(name)

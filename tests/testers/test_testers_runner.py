@@ -189,3 +189,18 @@ def test_output_without_trailing_newline_and_binary_garbage(tmp_path: Path):
     assert [c.outcome for c in run.cases] == ["error"]
     assert "garbage" in run.cases[0].output and "\ufffd" in run.cases[0].output
     assert os.path.getsize(run.summary["log"]) > 0
+
+
+def test_timeout_between_tests_reports_the_timeout_once(tmp_path: Path):
+    code = (
+        "import time\n"
+        "print('   Total tests registered: 2')\n"
+        "print('📋 Running: A'); print('✅ Test A PASSED', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    run = run_tester(spec(code, format="edge-tester", timeout=1.0), environment={}, workdir=tmp_path)
+    assert [(c.name, c.outcome) for c in run.cases] == [
+        ("A", "passed"),
+        ("(not run #1)", "not_run"),
+        (TIMEOUT_CASE, "error"),
+    ]
