@@ -3,21 +3,40 @@ clean Redis client per test, and a raw AMQP consumer bound to exchange ``bannou`
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import queue
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from servers import RabbitMQServer, RedisServer, rabbitmq_server, redis_server  # noqa: F401
 
 from pytest_bannou.events import EXCHANGE, connect_broker, declare_exchange
 from pytest_bannou.heartbeats import connect_redis
 
 
+def _load_servers():
+    """servers.py under a unique module name: a plain ``import servers`` would collide with
+    other test directories' modules of that name (tests/ has no packages)."""
+    name = "bannou_messaging_servers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("servers.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_servers = _load_servers()
+RabbitMQServer, RedisServer = _servers.RabbitMQServer, _servers.RedisServer
+rabbitmq_server, redis_server = _servers.rabbitmq_server, _servers.redis_server
+
+
 @pytest.fixture
-def redis_client(redis_server: RedisServer):  # noqa: F811
+def redis_client(redis_server: RedisServer):
     client = connect_redis(redis_server.url)
     client.flushdb()
     yield client
@@ -65,7 +84,7 @@ class Consumer:
 
 
 @pytest.fixture
-def consumer(rabbitmq_server: RabbitMQServer) -> Iterator:  # noqa: F811
+def consumer(rabbitmq_server: RabbitMQServer) -> Iterator:
     started: list[Consumer] = []
 
     def make(*routing_keys: str) -> Consumer:

@@ -5,7 +5,9 @@ directory, is started with a deadline and is stopped by PID (its own process gro
 also gets its own epmd on a private port, started by us, so nothing system-wide is touched.
 
 The plain ``start_*`` functions are usable from benchmarks; ``redis_server`` and
-``rabbitmq_server`` are session-scoped pytest fixtures built on them.
+``rabbitmq_server`` are session-scoped pytest fixtures built on them. Other test directories
+reuse them by loading this file the way tests/messaging/conftest.py does (module name
+``bannou_messaging_servers``, since ``servers`` alone collides with tests/testers/servers.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from servers import free_port
+from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
 from pytest_bannou.events import (

@@ -8,7 +8,7 @@ import time
 
 import pika
 import pytest
-from servers import free_port
+from bannou_messaging_servers import free_port
 
 from pytest_bannou.events import EXCHANGE, HEARTBEAT_TOPIC, BrokerUnreachable, MessagingError, heartbeat_event
 from pytest_bannou.heartbeats import (

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from servers import free_port
+from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
 from pytest_bannou.events import (
