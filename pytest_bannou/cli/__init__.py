@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "environment_cmd",
     "render_cmd",
     "testers_cmd",
+    "report_cmd",
 )
 
 
