@@ -1,0 +1,141 @@
+"""SIGINT / SIGTERM sent to a pytest run mid-test or mid-deploy leave no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_bannou.backends.local import RUN_ID_ENV, STATE_DIR_ENV
+
+MID_TEST = """
+import json, os, time, pytest
+
+@pytest.mark.preset("beta", replicas={"authn": 2})
+def test_waits(bannou_env):
+    state = {"pids": [int(s.id) for s in bannou_env.status()], "run_id": bannou_env.run_id}
+    with open("ready.json.tmp", "w") as f:
+        json.dump(state, f)
+    os.replace("ready.json.tmp", "ready.json")
+    time.sleep(120)
+"""
+
+MID_DEPLOY = """
+import pytest
+
+@pytest.mark.preset("slow")
+def test_never_starts(bannou_env):
+    pass
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _carrying(run_id: str) -> list[int]:
+    """Live processes whose environment carries the run id (what the local backend started)."""
+    marker = f"{RUN_ID_ENV}={run_id}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if marker in Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [p for p in found if _alive(p)]
+
+
+def _wait_for(predicate, timeout: float = 90.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the inner pytest run")
+
+
+def _start(bp, monkeypatch, source: str, *args: str) -> tuple[subprocess.Popen, Path]:
+    bp.pytester.makepyfile(test_sig=source)
+    state_dir = bp.pytester.mkdir("local-state")
+    monkeypatch.setenv(STATE_DIR_ENV, str(state_dir))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *bp.args(*args), "test_sig.py"],
+        cwd=bp.pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc, state_dir
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"inner pytest did not exit after the signal:\n{out}") from None
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_test_tears_everything_down(bp, monkeypatch, sig):
+    proc, _ = _start(bp, monkeypatch, MID_TEST)
+    try:
+        ready = bp.pytester.path / "ready.json"
+        _wait_for(lambda: ready.exists() or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()[0]
+        state = json.loads(ready.read_text())
+        assert len(state["pids"]) == 3 and all(_alive(p) for p in state["pids"])
+        proc.send_signal(sig)
+        out = _finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "teardown beta" in out
+    assert [p for p in state["pids"] if _alive(p)] == []
+    assert _carrying(state["run_id"]) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_deploy_tears_the_half_started_environment_down(bp, monkeypatch, sig):
+    proc, state_dir = _start(bp, monkeypatch, MID_DEPLOY, "--bannou-ready-timeout=100")
+    try:
+        index = _wait_for(lambda: list(state_dir.glob("*.json")) or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()[0]
+        data = _wait_for(lambda: _replicas(index[0]))
+        pids = [r["pid"] for r in data["replicas"]]
+        assert pids and all(_alive(p) for p in pids)
+        proc.send_signal(sig)
+        out = _finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert [p for p in pids if _alive(p)] == []
+    assert _carrying(data["run_id"]) == []
+    assert list(state_dir.glob("*.json")) == []
+
+
+def _replicas(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("replicas") else None

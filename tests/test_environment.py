@@ -1,0 +1,249 @@
+"""EnvironmentManager and ``bannou-env deploy|status|logs|clean`` against real reference nodes
+on the local backend."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import tempfile
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pytest_bannou.backends.local import LocalBackend
+from pytest_bannou.cli import main as cli_main
+from pytest_bannou.environment import (
+    EnvironmentManager,
+    make_options,
+    new_run_id,
+    read_run_info,
+    resolve_backend,
+    run_directory,
+)
+from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
+from pytest_bannou.preset import PresetLibrary
+
+PRESETS = {
+    "one": """
+        name: one
+        topology:
+          nodes:
+            - name: main
+              appId: bannou
+        """,
+    "two": """
+        name: two
+        topology:
+          nodes:
+            - name: main
+              appId: bannou
+            - name: authn
+              services: [auth]
+        """,
+    "crash": """
+        name: crash
+        topology:
+          nodes:
+            - name: main
+              appId: bannou
+              environment: {BANNOU_REFERENCE_EXIT_CODE: "4"}
+        """,
+}
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> PresetLibrary:
+    d = tmp_path / "presets"
+    d.mkdir()
+    for name, text in PRESETS.items():
+        (d / f"{name}.yaml").write_text(textwrap.dedent(text))
+    return PresetLibrary(dirs=[d], include_builtin=False)
+
+
+@pytest.fixture
+def events() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def manager(events: list[str]):
+    m = EnvironmentManager(
+        "local",
+        make_options(ready_timeout=30),
+        progress=lambda text, done: events.append(("done " if done else "start ") + text),
+        on_ready=lambda env: events.append(f"ready {env.key}"),
+        before_teardown=lambda env: events.append(f"before_teardown {env.key}"),
+    )
+    yield m
+    m.teardown()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _pids(env) -> list[int]:
+    return [int(s.id) for s in env.status()]
+
+
+def test_run_id_format_and_ci_job_suffix():
+    assert re.fullmatch(r"bannou-[0-9a-f]{8}", new_run_id({}))
+    assert new_run_id({}) != new_run_id({})
+    assert re.fullmatch(
+        r"bannou-[0-9a-f]{8}-123-build-x", new_run_id({"GITHUB_RUN_ID": "123", "GITHUB_JOB": "build_x"})
+    )
+    assert new_run_id({"CI_JOB_ID": "77"}).endswith("-77")
+
+
+def test_run_directory_is_per_user_under_tempdir():
+    d = run_directory("bannou-0000abcd")
+    assert d == Path(tempfile.gettempdir()) / f"pytest-bannou-{os.getuid()}" / "bannou-0000abcd"
+    assert make_options("bannou-0000abcd").workdir == d
+
+
+def test_resolve_backend():
+    assert resolve_backend("local") is LocalBackend
+    assert resolve_backend("auto") is LocalBackend
+    with pytest.raises(BackendUnavailable, match="unknown backend 'nope'"):
+        resolve_backend("nope")
+
+
+def test_deploy_transition_and_teardown(manager, library, events):
+    one = manager.activate("one", library.resolve("one"))
+    assert manager.activate("one", library.resolve("one")) is one  # already current: nothing to do
+    assert httpx.get(one.url() + "/health", timeout=5).json()["appId"] == "bannou"
+    first = _pids(one)
+    info = read_run_info(manager.options.workdir)
+    assert info["environment"] == "one" and info["urls"]["main"] == one.url("main")
+
+    two = manager.activate("two", library.resolve("two"))
+    assert not one.active and two.active
+    with pytest.raises(DeployError, match="no longer deployed"):
+        one.url()
+    assert _pids(two)[0] == first[0]  # main kept
+    assert httpx.get(two.url("auth") + "/health", timeout=5).json()["appId"] == "authn"
+    all_pids = _pids(two)
+
+    assert manager.records["one"].activations == 1
+    assert manager.records["two"].transitions == 1
+    assert manager.records["two"].ready_time is not None
+    manager.teardown()
+    assert not any(_alive(p) for p in all_pids)
+    assert read_run_info(manager.options.workdir) is None
+    assert events == [
+        "start deploying one on local: 1 node",
+        events[1],
+        "ready one",
+        "start transition to two: start authn",
+        events[4],
+        "ready two",
+        "before_teardown two",
+        "start teardown two",
+        events[8],
+    ]
+    assert events[1].startswith("done ready in ")
+
+
+def test_full_transition_redeploys(library, events):
+    m = EnvironmentManager(
+        "local", make_options(ready_timeout=30), transition="full", progress=lambda t, d: events.append(t)
+    )
+    try:
+        one = m.activate("one", library.resolve("one"))
+        first = _pids(one)
+        two = m.activate("two", library.resolve("two"))
+        assert _pids(two)[0] != first[0]
+        assert not _alive(first[0])
+        assert "teardown one" in events and "deploying two on local: 2 nodes" in events
+    finally:
+        m.teardown()
+
+
+def test_failed_deploy_is_torn_down_remembered_and_others_still_run(manager, library):
+    with pytest.raises(NodeNotReady) as first:
+        manager.activate("crash", library.resolve("crash"))
+    assert "node 'main'" in first.value.message and "4" in first.value.message
+    assert manager.current is None
+    with pytest.raises(NodeNotReady) as again:
+        manager.activate("crash", library.resolve("crash"))
+    assert again.value is first.value  # remembered: not deployed a second time
+    assert manager.records["crash"].activations == 0
+    assert manager.records["crash"].error == first.value.message
+    one = manager.activate("one", library.resolve("one"))
+    assert httpx.get(one.url() + "/health", timeout=5).status_code == 200
+
+
+def test_keep_leaves_the_environment_for_clean(manager, library):
+    env = manager.activate("two", library.resolve("two"))
+    pids = _pids(env)
+    assert manager.teardown(keep=True) is env
+    assert manager.teardown() is None  # idempotent: the kept environment stays
+    try:
+        assert all(_alive(p) for p in pids)
+        assert read_run_info(manager.options.workdir)["kept"] is True
+    finally:
+        removed = LocalBackend.clean(manager.run_id, manager.options)
+    assert any("stopped node authn" in line for line in removed)
+    assert not any(_alive(p) for p in pids)
+
+
+def test_sigterm_becomes_keyboard_interrupt_and_handlers_are_restored(manager, library):
+    before = signal.getsignal(signal.SIGTERM)
+    manager.prepare()
+    assert signal.getsignal(signal.SIGTERM) == manager._on_signal
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler right after this call
+    manager.teardown()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_unavailable_backend_is_remembered(library):
+    m = EnvironmentManager("nope", make_options())
+    with pytest.raises(BackendUnavailable):
+        m.activate("one", library.resolve("one"))
+    with pytest.raises(BackendUnavailable):
+        m.prepare()
+    m.teardown()
+
+
+def test_cli_deploy_status_logs_clean(library, capsys):
+    presets = str(library.directories[0])
+    assert cli_main(["deploy", "two", "--presets-dir", presets, "--env", "EXTRA=1"]) == 0
+    out = capsys.readouterr().out
+    assert "deploying two on local: 2 nodes ... ready in" in out
+    run_id = re.search(r"run id: (bannou-\S+)", out).group(1)
+    urls = dict(re.findall(r"^  (\w+): (http://\S+)$", out, re.M))
+    assert set(urls) == {"main", "authn"}
+    assert f"remove: bannou-env clean --run-id {run_id} --backend local" in out
+    info = read_run_info(run_directory(run_id))
+    state_pids = [
+        int(p)
+        for p in re.findall(r'"pid": (\d+)', (run_directory(run_id) / "local" / "state.json").read_text())
+    ]
+    try:
+        assert httpx.get(urls["authn"] + "/health", timeout=5).json()["appId"] == "authn"
+        assert info["kept"] is True
+        assert cli_main(["status", "--run-id", run_id]) == 0
+        out = capsys.readouterr().out
+        assert f"{run_id}: two on local (kept)" in out and "(health 200)" in out
+        assert cli_main(["logs", run_id, "authn", "--tail", "5"]) == 0
+        assert "GET /health" in capsys.readouterr().out
+    finally:
+        assert cli_main(["clean", "--run-id", run_id]) == 0
+    out = capsys.readouterr().out
+    assert "stopped node main" in out and "stopped node authn" in out
+    assert not any(_alive(p) for p in state_pids)
+    assert cli_main(["status", "--run-id", run_id]) == 1
+    assert "no environments" in capsys.readouterr().out
+
+
+def test_cli_deploy_unknown_preset_is_one_message(library, capsys):
+    assert cli_main(["deploy", "nosuch", "--presets-dir", str(library.directories[0])]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bannou-env: unknown preset 'nosuch'")
