@@ -16,6 +16,7 @@ message without dying.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import threading
@@ -334,6 +335,17 @@ def connect_broker(
         f" attempt(s) over {time.monotonic() - start:.1f}s (deadline {deadline:g}s), last error: {last};"
         " start the broker or point the AMQP URL at a running one"
     )
+
+
+def require(module: str) -> Any:
+    """Import an optional client library or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MessagingError(
+            f"the Python package {module!r} is needed to talk to RabbitMQ/Redis;"
+            " install it with: pip install 'pytest-bannou[messaging]'"
+        ) from None
 
 
 def _describe(exc: BaseException) -> str:

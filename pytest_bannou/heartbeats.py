@@ -31,6 +31,7 @@ from pytest_bannou.events import (
     connect_broker,
     declare_exchange,
     parse_heartbeat,
+    require,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def connect_redis(
     deadline: float = DEFAULT_REDIS_DEADLINE,
 ) -> redis.Redis:
     """A redis-py client that answered PING, retrying until ``deadline``; else ``RedisUnreachable``."""
-    import redis as redis_mod
+    redis_mod = require("redis")
 
     target = url or f"redis://{host}:{port}/0"
     parts = urlsplit(target if "://" in target else f"redis://{target}")

@@ -159,3 +159,10 @@ def test_unreachable_broker_fails_clearly_within_the_deadline():
     assert elapsed < 10  # bounded: the deadline plus one connect timeout, never a hang
     with pytest.raises(BrokerUnreachable):
         EventPublisher(host="127.0.0.1", port=port, deadline=0.5)
+
+
+def test_missing_client_library_names_the_extra():
+    from pytest_bannou.events import MessagingError, require
+
+    with pytest.raises(MessagingError, match=r"pytest-bannou\[messaging\]"):
+        require("no_such_client_library_xyz")
