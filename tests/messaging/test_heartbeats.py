@@ -47,14 +47,14 @@ def hb(app_id: str, status: str = "healthy", services=("auth",), **kw) -> dict:
 
 
 def test_store_writes_key_index_and_real_ttl_expiry(redis_client, app_id):
-    store = HeartbeatStore(redis_client, ttl=0.4)
+    store = HeartbeatStore(redis_client, ttl=2.0)
     store.write([hb(app_id)])
     assert redis_client.exists(f"orch:hb:{app_id}")
-    assert 0 < redis_client.pttl(f"orch:hb:{app_id}") <= 400
+    assert 0 < redis_client.pttl(f"orch:hb:{app_id}") <= 2000
     assert redis_client.smembers("orch:hb:_index") == {app_id.encode()}
     assert store.latest(app_id).status == "healthy"
     assert heartbeat_healthy(redis_client, app_id)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while redis_client.exists(f"orch:hb:{app_id}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.latest(app_id) is None  # Redis expired it
