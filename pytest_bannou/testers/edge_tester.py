@@ -17,7 +17,7 @@ import re
 from .base import check_exit_status
 from .lines import split_lines, tail
 from .model import INCOMPLETE_CASE, CaseResult, TesterRun
-from .tracker import CaseTracker
+from .tracker import CaseTracker, gc_paused
 
 FORMAT = "edge-tester"
 
@@ -38,14 +38,14 @@ def not_run_name(index: int) -> str:
     return f"(not run #{index})"
 
 
-def _is_separator(s: str) -> bool:
-    return len(s) >= 8 and not s.strip(_SEPARATOR_CHARS)
-
-
 class EdgeTesterParser:
     format = FORMAT
 
     def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
+        with gc_paused():
+            return self._parse(text, exit_code, tester)
+
+    def _parse(self, text: str, exit_code: int | None, tester: str | None) -> TesterRun:
         run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
         cases = CaseTracker()
         registered: int | None = None
@@ -68,8 +68,12 @@ class EdgeTesterParser:
                 first_stripped = stripped[0]
             else:
                 stripped, first_stripped = s, first
-            if first_stripped in _SEPARATOR_STARTS and _is_separator(stripped):
-                continue
+            if (
+                first_stripped in _SEPARATOR_STARTS
+                and not stripped.strip(_SEPARATOR_CHARS)
+                and len(stripped) >= 8
+            ):
+                continue  # a separator line
             if in_summary:
                 s = stripped
                 m = _SUMMARY_COUNT.match(s)

@@ -17,7 +17,7 @@ import re
 from .base import check_exit_status
 from .lines import split_lines, tail
 from .model import INCOMPLETE_CASE, CaseResult, TesterRun
-from .tracker import CaseTracker
+from .tracker import CaseTracker, gc_paused
 
 FORMAT = "http-tester"
 CRASH_EXIT = 139
@@ -42,6 +42,10 @@ class HttpTesterParser:
     format = FORMAT
 
     def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
+        with gc_paused():
+            return self._parse(text, exit_code, tester)
+
+    def _parse(self, text: str, exit_code: int | None, tester: str | None) -> TesterRun:
         run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
         cases = CaseTracker()
         crashed_in: str | None = None
