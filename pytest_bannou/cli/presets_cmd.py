@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
-from ..preset import PresetLibrary, dirs_from_env, json_schema, load_file
+from ..preset import PresetLibrary, dirs_from_env, json_schema, load_file, resolve
 from ..topology import Node, Topology, _jsonable
 
 
@@ -147,16 +147,20 @@ def _show(args: argparse.Namespace) -> int:
         replicas[node] = int(count)
     if _is_path(args.name):
         path = Path(args.name)
-        lib = library(args, path.parent)
-        from ..preset import resolve
-
-        topo = resolve(load_file(path, library=lib), environment=env, replicas=replicas)
+        preset = load_file(path, library=library(args, path.parent))
     else:
-        topo = library(args).resolve(args.name, environment=env, replicas=replicas)
+        preset = library(args).load(args.name)
+    topo = resolve(preset, environment=env, replicas=replicas)
+    pools = [pool.model_dump(by_alias=True) for pool in preset.processing_pools or ()]
     if args.json:
-        print(json.dumps(topology_dict(topo), indent=2))
+        print(json.dumps({**topology_dict(topo), "processing_pools": pools}, indent=2))
     else:
         print(render(topo))
+        for pool in pools:
+            print(
+                f"processing pool {pool['poolType']} (plugin {pool['plugin'] or '-'}): "
+                f"{pool['minInstances']}-{pool['maxInstances']} instances"
+            )
     return 0
 
 

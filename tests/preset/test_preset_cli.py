@@ -78,3 +78,18 @@ def test_schema_is_json_schema_with_camel_case_keys(capsys):
     node = schema["$defs"]["NodeSpec"]["properties"]
     assert {"appId", "meshEnabled", "dependsOn", "healthcheck", "replicas"} <= set(node)
     assert schema["$defs"]["NodeSpec"]["additionalProperties"] is False
+
+
+def test_show_lists_processing_pools_of_a_preset_without_topology(tmp_path, write, capsys):
+    path = write(
+        "pools",
+        "processing_pools:\n"
+        "  - {pool_type: asset-processor, plugin: asset, min_instances: 1, max_instances: 5}\n",
+        tmp_path,
+    )
+    assert main(["presets", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "nodes: (none)" in out and "processing pool asset-processor (plugin asset): 1-5 instances" in out
+    assert main(["presets", "show", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["nodes"] == [] and data["processing_pools"][0]["maxInstances"] == 5

@@ -218,3 +218,35 @@ def test_hash_ignores_comments_key_order_and_spelling(write, tmp_path):
     assert changed.hash != a.hash
     env_changed = load_file(write("f", HASH_A.replace('B: "2"', 'B: "3"')), environ={})
     assert env_changed.hash != a.hash
+
+
+def test_builtin_dir_in_an_installed_layout(tmp_path):
+    """In a wheel, presets/ is force-included as pytest_bannou/_builtin_presets (pyproject.toml)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest_bannou
+
+    site = tmp_path / "site"
+    shutil.copytree(
+        Path(pytest_bannou.__file__).parent,
+        site / "pytest_bannou",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copytree(builtin_presets_dir(), site / "pytest_bannou" / "_builtin_presets")
+    code = (
+        "from pytest_bannou.preset import PresetLibrary, builtin_presets_dir;"
+        "print(builtin_presets_dir()); print(','.join(PresetLibrary(environ={}).names()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0] == str(site / "pytest_bannou" / "_builtin_presets")
+    assert "monolith" in out[1].split(",")
