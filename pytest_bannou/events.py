@@ -290,6 +290,7 @@ def connect_broker(
     ``heartbeat=0`` (the default) suits publishers that stay idle between events; consumers that
     pump the connection can ask for AMQP heartbeats. Raises ``BrokerUnreachable``.
     """
+    require("pika")
     import pika
     import pika.exceptions
 

@@ -58,7 +58,7 @@ def connect_redis(
     deadline: float = DEFAULT_REDIS_DEADLINE,
 ) -> redis.Redis:
     """A redis-py client that answered PING, retrying until ``deadline``; else ``RedisUnreachable``."""
-    redis_mod = require("redis")
+    redis_mod = require("redis")  # pytest-bannou[messaging]
 
     target = url or f"redis://{host}:{port}/0"
     parts = urlsplit(target if "://" in target else f"redis://{target}")
@@ -76,7 +76,7 @@ def connect_redis(
             client.ping()
             return client
         except redis_mod.RedisError as exc:
-            last = repr(exc)
+            last = f"{type(exc).__name__}: {exc}"
             client.close()
         if time.monotonic() + 0.2 >= start + deadline:
             break
