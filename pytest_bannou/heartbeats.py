@@ -337,9 +337,10 @@ def heartbeat_healthy(redis_client: redis.Redis, app_id: str, *, prefix: str = K
 
 class HeartbeatMonitor:
     """Consumes ``bannou.service-heartbeat`` from exchange ``bannou`` and stores the heartbeats in
-    Redis like bannou's orchestrator. Messages are taken ``prefetch`` at a time and written in
-    one Redis pipeline per batch, then acked together; malformed messages are logged, counted and
-    dropped. Runs in a daemon thread between ``start()`` and ``stop()``.
+    Redis like bannou's orchestrator. Up to ``prefetch`` messages are in flight; whatever has
+    arrived is written with one Redis call (``HeartbeatStore.write_raw``) and acked with one
+    multiple ack; malformed messages are logged, counted and dropped. It reconnects when the
+    broker drops it. Runs in a daemon thread between ``start()`` and ``stop()``.
     """
 
     def __init__(
