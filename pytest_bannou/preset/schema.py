@@ -80,13 +80,35 @@ Duration = Annotated[
         }
     ),
 ]
-EnvValue = Annotated[str, BeforeValidator(_env_value)]
+EnvValue = Annotated[
+    str, BeforeValidator(_env_value), WithJsonSchema({"type": ["string", "integer", "number", "boolean"]})
+]
 Environment = dict[str, EnvValue]
-Command = Annotated[list[str], BeforeValidator(_split_command)]
+Command = Annotated[
+    list[str],
+    BeforeValidator(_split_command),
+    WithJsonSchema({"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}),
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Ports = Annotated[list[Port], BeforeValidator(_ports)]
+Ports = Annotated[
+    list[Port],
+    BeforeValidator(_ports),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}},
+                {"type": "integer", "minimum": 1, "maximum": 65535},
+                {
+                    "type": "object",
+                    "properties": {"http": {"type": "integer"}, "https": {"type": "integer"}},
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
 Layer = Literal["AppFoundation", "GameFoundation", "AppFeatures", "GameFeatures", "Extensions"]
-Quantity = Annotated[str, BeforeValidator(_to_str)]
+Quantity = Annotated[str, BeforeValidator(_to_str), WithJsonSchema({"type": ["string", "number"]})]
 
 
 class _Model(BaseModel):
