@@ -230,13 +230,15 @@ class BannouSession:
         nodeid = metafunc.definition.nodeid
         marker = metafunc.definition.get_closest_marker("preset")
         if marker is not None:
+            error = None
             try:
                 spec = parse_marker(marker, nodeid)
                 for name in spec.names:
                     self.check_preset(name)
             except BannouError as exc:
-                msg = exc.message if exc.message.startswith(nodeid) else f"{nodeid}: {exc.message}"
-                pytest.fail(msg, pytrace=False)
+                error = exc.message if exc.message.startswith(nodeid) else f"{nodeid}: {exc.message}"
+            if error is not None:  # outside the except block: no chained exception in the report
+                pytest.fail(error, pytrace=False)
             names = list(spec.names)
         elif _uses_env(metafunc.fixturenames) and len(self.settings.presets) > 1:
             names = list(self.settings.presets)

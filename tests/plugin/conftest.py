@@ -6,6 +6,13 @@ import textwrap
 
 import pytest
 
+# Imported here, before pytester's in-process runs snapshot sys.modules: a module first imported
+# inside an inner run is dropped after it, and PyYAML re-imported next to its already-loaded C
+# extension (libyaml) cannot construct anything any more.
+import pytest_bannou.backends.local
+import pytest_bannou.health
+import pytest_bannou.preset
+import pytest_bannou.scheduling  # noqa: F401
 from pytest_bannou.options import OPTIONS
 
 PRESETS = {

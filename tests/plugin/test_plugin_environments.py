@@ -334,3 +334,41 @@ def test_teardown_leaves_no_process(bp):
     assert len(pids) == 3
     assert _pids_alive(pids) == []
     assert os.getpid() not in pids
+
+
+def test_ini_local_command_runs_bannou_nodes(bp):
+    script = bp.pytester.makepyfile(
+        wrapper="import os, runpy\n"
+        "os.environ['BANNOU_APP_ID'] = 'custom'\n"
+        "runpy.run_module('pytest_bannou.reference.node', run_name='__main__')\n"
+    )
+    command = f"{sys.executable} {script}"
+    bp.pytester.makeini(f"[pytest]\nbannou_local_command = {command}\n")
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("alpha")
+        def test_custom(bannou_http):
+            assert bannou_http.get("/health").json()["appId"] == "custom"
+        """
+    )
+    bp.run().assert_outcomes(passed=1)
+
+
+def test_progress_lines_hidden_with_qq(bp):
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("alpha")
+        def test_1(bannou_env):
+            pass
+        """
+    )
+    result = bp.run("-qq")
+    assert result.ret == 0
+    assert "bannou:" not in result.stdout.str()
+    assert "bannou environments" not in result.stdout.str()
+    result = bp.run("-q")
+    assert len(deploy_lines(result)) == 1
