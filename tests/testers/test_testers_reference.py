@@ -79,7 +79,9 @@ def test_http_format_service_crash_exits_139(start_server, tmp_path: Path):
         (not_started_name("Routing.account"), "not_run"),
     ]
     crashed = run.case("Routing.account")
-    assert "service crash" in crashed.message and "ConnectError" in crashed.message
+    assert "service crash" in crashed.message
+    # refused or reset, depending on when the server died relative to the connection
+    assert any(e in crashed.message for e in ("ConnectError", "ReadError", "RemoteProtocolError"))
 
 
 def test_edge_format_stops_before_its_summary_on_service_error(start_server, tmp_path: Path):
