@@ -375,15 +375,9 @@ def clean_by_label(cli: docker.DockerClient, run_id: str | None) -> list[str]:
     for net in cli.networks.list(filters=flt):
         labels = net.attrs.get("Labels") or {}
         if _owned(labels, run_id):
-            for _ in range(20):  # swarm tasks release their network attachments asynchronously
-                try:
-                    net.remove()
-                    removed.append(f"network {net.name} (run id {labels[LABEL_RUN_ID]})")
-                    break
-                except not_found:
-                    break
-                except docker_sdk.errors.APIError:
-                    time.sleep(0.25)
+            problem = remove_network(cli, net.id)
+            if problem is None:
+                removed.append(f"network {net.name} (run id {labels[LABEL_RUN_ID]})")
     for vol in cli.volumes.list(filters=flt):
         labels = vol.attrs.get("Labels") or {}
         if _owned(labels, run_id):
@@ -391,6 +385,30 @@ def clean_by_label(cli: docker.DockerClient, run_id: str | None) -> list[str]:
                 vol.remove(force=True)
                 removed.append(f"volume {vol.name} (run id {labels[LABEL_RUN_ID]})")
     return removed
+
+
+def remove_network(cli: docker.DockerClient, network: str, timeout: float = 15.0) -> str | None:
+    """Remove a network and wait until the engine no longer lists it (swarm overlays linger
+    after removal, and refuse removal while task endpoints detach); None, or what went wrong."""
+    import docker as docker_sdk
+
+    deadline = time.monotonic() + timeout
+    problem = ""
+    while time.monotonic() < deadline:
+        try:
+            cli.api.remove_network(network)
+        except docker_sdk.errors.NotFound:
+            pass
+        except docker_sdk.errors.APIError as exc:
+            problem = _short(exc)
+            time.sleep(0.1)
+            continue
+        try:
+            cli.api.inspect_network(network)
+        except docker_sdk.errors.NotFound:
+            return None
+        time.sleep(0.05)
+    return problem or "still listed"
 
 
 def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -232,6 +232,7 @@ class SwarmBackend(Backend):
         )
         with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes)) or 1) as pool:
             list(pool.map(self._create, topology.nodes))
+        self._started(topology.nodes, deadline)
 
     def apply(self, transition: Transition, deadline: float) -> None:
         if transition.new is None:
@@ -247,6 +248,7 @@ class SwarmBackend(Backend):
         fresh = [c.new for c in transition.of(Action.START, Action.RECREATE) if c.new]
         for node in fresh:
             self._create_when_name_free(node, deadline)
+        self._started(fresh, deadline)
         scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
         for node in scaled:
             self._set_replicas(node.name, node.replicas)
@@ -311,16 +313,8 @@ class SwarmBackend(Backend):
             time.sleep(0.05)
         problems: list[str] = []
         if self.network:
-            for _ in range(100):
-                try:
-                    self.cli.api.remove_network(self.network)
-                    break
-                except docker_sdk.errors.NotFound:
-                    break
-                except docker_sdk.errors.APIError as exc:  # endpoints detach asynchronously
-                    problem = _docker._short(exc)
-                    time.sleep(0.1)
-            else:
+            problem = _docker.remove_network(self.cli, self.network)
+            if problem:
                 problems.append(f"network {self.network} ({problem})")
         for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
             if vol["Name"].startswith(self.prefix + "-"):
@@ -404,6 +398,11 @@ class SwarmBackend(Backend):
         )
 
     def logs(self, node: str, tail: int | None = None) -> str:
+        """The output of the service's task containers (current and previous tasks), read from
+        the local engine, which has it at once; service logs (which lag behind through the
+        swarm's log broker) when none of the containers is on this engine."""
+        import docker as docker_sdk
+
         self._require(node)
         sid = self._services.get(node)
         if sid is None:
@@ -411,9 +410,16 @@ class SwarmBackend(Backend):
         kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
         if tail is not None:
             kwargs["tail"] = max(tail, 0)
-        raw = self.cli.api.service_logs(sid, **kwargs)
-        data = raw if isinstance(raw, bytes) else b"".join(raw)
-        return _docker.merged_logs([data], tail)
+        chunks: list[bytes] = []
+        for t in self.cli.api.tasks(filters={"service": sid}):
+            cid = ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+            if cid:
+                with contextlib.suppress(docker_sdk.errors.NotFound):
+                    chunks.append(self.cli.api.logs(cid, **kwargs))
+        if not chunks:
+            raw = self.cli.api.service_logs(sid, **kwargs)
+            chunks = [raw if isinstance(raw, bytes) else b"".join(raw)]
+        return _docker.merged_logs(chunks, tail)
 
     def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
         t = self._task(node, replica)
@@ -435,13 +441,14 @@ class SwarmBackend(Backend):
             n = replace(n, environment={**n.environment, **environment})
             self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
         before = {t["ID"] for t in self.cli.api.tasks(filters={"service": sid})}
-        spec = self.cli.api.inspect_service(sid)
-        template = spec["Spec"]["TaskTemplate"]
-        template["ContainerSpec"]["Env"] = [f"{k}={v}" for k, v in _docker.node_environment(n).items()]
-        template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-        self.cli.api.update_service(
-            sid, spec["Version"]["Index"], task_template=template, fetch_current_spec=True
-        )
+        env = [f"{k}={v}" for k, v in _docker.node_environment(n).items()]
+
+        def roll(spec: dict[str, Any]) -> None:
+            template = spec["TaskTemplate"]
+            template["ContainerSpec"]["Env"] = env
+            template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+
+        self._update(sid, roll)
         self._restarts[node] = self._restarts.get(node, 0) + 1
         self._converge(n, time.monotonic() + self.options.ready_timeout, replaced=before)
 
@@ -457,15 +464,36 @@ class SwarmBackend(Backend):
 
     def _set_replicas(self, node: str, replicas: int) -> None:
         sid = self._services[node]
-        spec = self.cli.api.inspect_service(sid)
-        self.cli.api.update_service(
-            sid,
-            spec["Version"]["Index"],
-            mode={"Replicated": {"Replicas": replicas}},
-            fetch_current_spec=True,
-        )
+        self._update(sid, lambda spec: spec.update(Mode={"Replicated": {"Replicas": replicas}}))
+
+    def _update(self, sid: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Post the service's current spec with ``change`` applied and nothing else touched (the
+        SDK's ``update_service`` rewrites parts of the spec, which rolls every task)."""
+        api = self.cli.api
+        current = api.inspect_service(sid)
+        spec = current["Spec"]
+        change(spec)
+        url = api._url("/services/{0}/update", sid)
+        resp = api._post_json(url, data=spec, params={"version": current["Version"]["Index"]})
+        api._raise_for_status(resp)
 
     # convergence
+    def _started(self, nodes: Sequence[Node], deadline: float) -> None:
+        """Wait (at most until ``deadline``) until every slot of ``nodes`` has a task that runs
+        or has failed, so ``deploy`` returns with containers started like Compose's ``up -d``;
+        failures are reported by ``status()`` and ``health.wait_ready``."""
+        waiting = list(nodes)
+        while waiting and time.monotonic() < deadline:
+            still = []
+            for node in waiting:
+                tasks = self._tasks(node.name)
+                started = [t for t in tasks.values() if _container_started(t) or t.get("_failed")]
+                if len(started) < node.replicas:
+                    still.append(node)
+            waiting = still
+            if waiting:
+                time.sleep(0.05)
+
     def _converge(self, node: Node, deadline: float, replaced: set[str] | None = None) -> None:
         """Wait until the service runs exactly ``node.replicas`` tasks, none of them in
         ``replaced`` (the tasks before a rolling update), and the old ones are gone; readiness
@@ -512,6 +540,14 @@ class SwarmBackend(Backend):
             f"backend swarm, services {self.prefix}-*: remove with `bannou-env clean --run-id {self.run_id}` "
             f"or `docker service rm $(docker service ls -q -f label={LABEL_RUN_ID}={self.run_id})`"
         )
+
+
+def _container_started(task: Mapping[str, Any]) -> bool:
+    """The task's container runs (swarm says ``starting`` until its healthcheck passes)."""
+    st = task.get("Status") or {}
+    return st.get("State") in ("starting", "running") and bool(
+        (st.get("ContainerStatus") or {}).get("ContainerID")
+    )
 
 
 def _created(task: Mapping[str, Any]) -> str:
