@@ -190,11 +190,15 @@ def heartbeat_event(
 # parsing (consumers)
 
 
+_decode = json.JSONDecoder().decode
+
+
 def _load(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(body, Mapping):
+    if not isinstance(body, (bytes, str)):
         return dict(body)
     try:
-        data = json.loads(body)
+        # decoding first skips json's encoding detection (the monitor parses thousands a second)
+        data = _decode(body.decode() if isinstance(body, bytes) else body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
