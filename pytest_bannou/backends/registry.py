@@ -5,34 +5,23 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from ..backend_names import ALIASES, BUILTIN, ENTRY_POINT_GROUP, canonical, known_names
 from ..errors import BackendUnavailable
 from .base import Availability, Backend
 
-ENTRY_POINT_GROUP = "pytest_bannou.backends"
+__all__ = [
+    "ALIASES",
+    "AUTO_ORDER",
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "availability",
+    "canonical",
+    "known_names",
+    "load",
+]
 
-BUILTIN = {
-    "local": "pytest_bannou.backends.local:LocalBackend",
-    "compose": "pytest_bannou.backends.compose:ComposeBackend",
-    "swarm": "pytest_bannou.backends.swarm:SwarmBackend",
-    "kubernetes": "pytest_bannou.backends.kubernetes:KubernetesBackend",
-    "portainer": "pytest_bannou.backends.portainer:PortainerBackend",
-}
-ALIASES = {"docker-compose": "compose", "docker-swarm": "swarm", "k8s": "kubernetes"}
 # order in which --bannou-backend=auto tries engines that a preset allows
 AUTO_ORDER = ("local", "compose", "swarm", "kubernetes", "portainer")
-
-
-def canonical(name: str) -> str:
-    """``docker-compose`` -> ``compose``; unknown names are returned unchanged."""
-    n = name.strip().lower()
-    return ALIASES.get(n, n)
-
-
-def known_names() -> list[str]:
-    names = dict.fromkeys(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        names.setdefault(ep.name, None)
-    return list(names)
 
 
 def load(name: str) -> type[Backend]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ..backends import registry
+from .. import backend_names as registry
 from ..errors import Location, PresetError, Problem
 from ..topology import (
     DEFAULT_APP_ID,

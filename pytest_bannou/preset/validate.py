@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..backends import registry
+from .. import backend_names as registry
 from ..errors import Location, Problem
 from .normalize import display
 from .schema import KNOWN_INFRA, LAYERS, TESTER_FORMATS, PresetSpec
