@@ -127,15 +127,16 @@ def sanitize(text: str, max_len: int = 63) -> str:
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool:
-    """Whether the session that labelled a resource still runs. Resources of another host are
-    treated as alive (we cannot tell), resources without owner labels as dead."""
+    """Whether the session that labelled a resource still runs. Resources of another host, and
+    resources without an owner (started by hand from ``bannou-env render``), count as alive:
+    only ``clean --run-id`` removes them."""
     host = labels.get(LABEL_OWNER_HOST)
     if host and host != socket.gethostname():
         return True
     try:
         pid = int(labels.get(LABEL_OWNER_PID, ""))
     except ValueError:
-        return False
+        return True
     if pid == os.getpid():
         return True
     try:
@@ -176,30 +177,38 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split(",") if p.strip())
 
 
-def inspect_images(cli: docker.DockerClient, topology: Topology) -> dict[str, ImageInfo]:
-    """Every image the topology needs, inspected; a ``DeployError`` naming each missing one."""
+def image_info(cli: docker.DockerClient, name: str) -> ImageInfo | None:
+    """What the engine knows of a local image (None when it has no such image)."""
     import docker as docker_sdk
 
+    try:
+        img = cli.images.get(name)
+    except docker_sdk.errors.ImageNotFound:
+        return None
+    cfg = img.attrs.get("Config") or {}
+    labels = cfg.get("Labels") or {}
+    return ImageInfo(
+        name,
+        img.id,
+        _split(labels.get(LABEL_HOST_MOUNTS)),
+        _split(labels.get(LABEL_TMPFS)),
+        bool(cfg.get("Cmd") or cfg.get("Entrypoint")),
+    )
+
+
+def inspect_images(cli: docker.DockerClient, topology: Topology) -> dict[str, ImageInfo]:
+    """Every image the topology needs, inspected; a ``DeployError`` naming each missing one."""
     infos: dict[str, ImageInfo] = {}
     missing: list[str] = []
     for node in topology.nodes:
         name = image_for(node)
-        if name in infos or name in missing:
+        if name in infos or any(m.startswith(name + " ") for m in missing):
             continue
-        try:
-            img = cli.images.get(name)
-        except docker_sdk.errors.ImageNotFound:
+        info = image_info(cli, name)
+        if info is None:
             missing.append(f"{name} (node {node.name})")
-            continue
-        cfg = img.attrs.get("Config") or {}
-        labels = cfg.get("Labels") or {}
-        infos[name] = ImageInfo(
-            name,
-            img.id,
-            _split(labels.get(LABEL_HOST_MOUNTS)),
-            _split(labels.get(LABEL_TMPFS)),
-            bool(cfg.get("Cmd") or cfg.get("Entrypoint")),
-        )
+        else:
+            infos[name] = info
     if missing:
         raise DeployError(
             f"preset {topology.preset!r}: image(s) not found on the Docker Engine at {engine_label()}: "

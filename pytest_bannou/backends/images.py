@@ -134,6 +134,15 @@ def dockerfile(spec: ImageSpec) -> tuple[str, str]:
     return "\n".join(lines) + "\n", fingerprint
 
 
+def known_infos() -> dict[str, _docker.ImageInfo]:
+    """The images this module builds, described without an engine (``bannou-env render`` uses
+    this to write the mounts when the engine cannot be asked)."""
+    return {
+        spec.tag: _docker.ImageInfo(spec.tag, "", tuple(mounts_for(spec)), spec.tmpfs, True)
+        for spec in specs()
+    }
+
+
 def _current_fingerprint(cli: docker.DockerClient, tag: str) -> str | None:
     import docker as docker_sdk
 

@@ -81,6 +81,75 @@ def name_prefix(options: BackendOptions, topology: Topology) -> str:
     return prefix
 
 
+def render_stack(
+    topology: Topology,
+    options: BackendOptions,
+    prefix: str,
+    images: Mapping[str, _docker.ImageInfo] | None = None,
+) -> dict[str, Any]:
+    """A ``docker stack deploy`` file equivalent to what ``SwarmBackend`` creates through the
+    SDK (host-mode ports, dnsrr, replicas, rolling updates, labels, read-only host mounts)."""
+    images = images or {}
+    labels = _docker.resource_labels(options, None, "swarm")
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    for node in topology.nodes:
+        image = _docker.image_for(node)
+        info = images.get(image)
+        svc: dict[str, Any] = {
+            "image": image,
+            "init": True,
+            "environment": _docker.node_environment(node),
+            "networks": {"default": {"aliases": [node.name]}},
+        }
+        if node.command:
+            svc["command"] = list(node.command)
+        if node.ports:
+            svc["ports"] = [
+                {"target": p, "protocol": "tcp", "mode": "host"} for p in dict.fromkeys(node.ports)
+            ]
+        mounts = _docker.host_mounts(info) if info else []
+        for spec in node.volumes:
+            source, _, rest = spec.partition(":")
+            if rest and not source.startswith(("/", ".", "~")):
+                volumes[source] = {"labels": labels}
+            mounts.append(spec)
+        if mounts:
+            svc["volumes"] = mounts
+        if info and info.tmpfs:
+            svc["tmpfs"] = list(info.tmpfs)
+        hc = _docker.container_healthcheck(node, bool(info and info.local_build))
+        if hc:
+            svc["healthcheck"] = {
+                "test": hc["test"],
+                "interval": f"{round(hc['interval'] * 1000)}ms",
+                "timeout": f"{round(hc['timeout'] * 1000)}ms",
+                "retries": hc["retries"],
+                "start_period": f"{round(hc['start_period'] * 1000)}ms",
+            }
+        svc["deploy"] = {
+            "replicas": node.replicas,
+            "endpoint_mode": "dnsrr",
+            "labels": _docker.resource_labels(options, topology, "swarm", node.name),
+            "restart_policy": {"condition": "on-failure", "delay": "1s", "max_attempts": 3},
+            "update_config": {
+                "parallelism": 1,
+                "delay": "0s",
+                "failure_action": "pause",
+                "order": "start-first",
+            },
+        }
+        services[_docker.sanitize(node.name)] = svc
+    doc: dict[str, Any] = {
+        "version": "3.9",
+        "services": services,
+        "networks": {"default": {"driver": "overlay", "attachable": True, "labels": labels}},
+    }
+    if volumes:
+        doc["volumes"] = volumes
+    return doc
+
+
 class SwarmBackend(Backend):
     name: ClassVar[str] = "swarm"
     aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)

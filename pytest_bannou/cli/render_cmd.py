@@ -1,0 +1,120 @@
+"""``bannou-env render PRESET --backend compose|swarm``: print the file that runs a preset by hand.
+
+compose: ``docker compose -f FILE up -d`` runs the same project the Compose backend deploys.
+swarm: ``docker stack deploy -c FILE NAME`` runs the services the Swarm backend creates.
+Read-only host mounts of the locally built images come from the engine when it is reachable,
+else from what ``pytest_bannou.backends.images`` would build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..backends import _docker
+from ..backends.base import LABEL_OWNER_PID, BackendOptions
+from ..errors import BannouError
+from ..preset import PresetLibrary, dirs_from_env
+
+BACKENDS = ("compose", "swarm")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "render",
+        help="print the compose (or swarm stack) file of a preset",
+        description="Print the file a Docker backend deploys for PRESET, to run it by hand.",
+    )
+    p.add_argument("preset", metavar="PRESET")
+    p.add_argument("--backend", choices=BACKENDS, default="compose", help="default: compose")
+    p.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="preset directory searched before BANNOU_PRESETS_DIR and the built-in library (repeatable)",
+    )
+    p.add_argument("--run-id", default="manual", metavar="RUN_ID", help="run id label (default: manual)")
+    p.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="environment override (repeatable)"
+    )
+    p.add_argument(
+        "--replicas", action="append", default=[], metavar="NODE=N", help="replica override (repeatable)"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(handler=_render)
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise BannouError(f"bannou-env render: {what} {v!r} must look like KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _without_owner(obj: Any) -> Any:
+    """Drop the owner labels: a file run by hand has no owning session, so ``clean
+    --all-stale`` must leave it alone (``clean --run-id`` still finds it)."""
+    if isinstance(obj, dict):
+        owner = (_docker.LABEL_OWNER_HOST, LABEL_OWNER_PID)
+        return {k: _without_owner(v) for k, v in obj.items() if k not in owner}
+    if isinstance(obj, list):
+        return [_without_owner(v) for v in obj]
+    return obj
+
+
+def _render(args: argparse.Namespace) -> int:
+    from ..backends import images
+
+    dirs = [*(Path(d) for d in args.dir), *dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))]
+    replicas = {}
+    for node, n in _pairs(args.replicas, "--replicas").items():
+        try:
+            replicas[node] = int(n)
+        except ValueError:
+            raise BannouError(f"bannou-env render: --replicas {node}={n}: N must be a number") from None
+    topology = PresetLibrary(dirs).resolve(
+        args.preset, environment=_pairs(args.env, "--env"), replicas=replicas
+    )
+    options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())
+
+    infos = images.known_infos()
+    try:
+        cli = _docker.client(timeout=5)
+    except BannouError:
+        print(
+            "bannou-env render: no Docker Engine reachable; host mounts as images.py would build them",
+            file=sys.stderr,
+        )
+    else:
+        try:
+            for node in topology.nodes:
+                name = _docker.image_for(node)
+                info = _docker.image_info(cli, name)
+                if info is not None:
+                    infos[name] = info
+        finally:
+            cli.close()
+
+    if args.backend == "compose":
+        from ..backends import compose
+
+        doc = compose.render(topology, options, compose.project_name(options, topology), infos)
+    else:
+        from ..backends import swarm
+
+        doc = swarm.render_stack(topology, options, swarm.name_prefix(options, topology), infos)
+    from ..backends.compose import render_text
+
+    text = render_text(_without_owner(doc))
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
