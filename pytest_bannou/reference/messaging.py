@@ -321,26 +321,39 @@ class MappingSubscriber:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _connect(self) -> Any:
+        conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
+        channel = conn.channel()
+        declare_exchange(channel)
+        queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(queue, EXCHANGE, routing_key=MAPPINGS_TOPIC)
+        channel.basic_consume(queue, self._on_message, auto_ack=True)
+        return conn
+
     def _run(self) -> None:
         import pika.exceptions
 
         try:
-            conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
-            channel = conn.channel()
-            declare_exchange(channel)
-            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            channel.queue_bind(queue, EXCHANGE, routing_key=MAPPINGS_TOPIC)
-        except BaseException as exc:
+            conn = self._connect()
+        except BaseException as exc:  # handed to start()
             self._error = exc
             self._ready.set()
             return
-        channel.basic_consume(queue, self._on_message, auto_ack=True)
         self._ready.set()
         try:
             while not self._stop.is_set():
-                conn.process_data_events(time_limit=0.1)
-        except pika.exceptions.AMQPError as exc:
-            log.error("mapping subscriber lost RabbitMQ at %s: %r", self.amqp_url, exc)
+                try:
+                    conn.process_data_events(time_limit=0.1)
+                except pika.exceptions.AMQPError as exc:
+                    # mappings are republished periodically and on every change: resubscribe
+                    log.error("mapping subscriber lost RabbitMQ at %s: %r; reconnecting", self.amqp_url, exc)
+                    while not self._stop.is_set():
+                        try:
+                            conn = self._connect()
+                            break
+                        except (MessagingError, pika.exceptions.AMQPError, OSError) as again:
+                            log.error("mapping subscriber: %s", again)
+                            self._stop.wait(0.5)
         finally:
             if conn.is_open:
                 conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +86,21 @@ def test_publisher_and_monitor_survive_the_broker_dropping_connections(
             assert "heartbeat monitor lost RabbitMQ" in caplog.text
         finally:
             pub.stop()
+
+
+def test_mapping_subscriber_resubscribes_after_the_broker_drops_it(rabbitmq_server, caplog):
+    table = MappingTable()
+    with MappingSubscriber(table, rabbitmq_server.url):
+        rabbitmq_server.close_connections("connection-drop test")
+        deadline = time.monotonic() + 30
+        with EventPublisher(rabbitmq_server.url) as pub:
+            # like bannou's orchestrator, publish until the subscriber is back (it republishes
+            # every 30 s anyway)
+            while table.route("auth") != "bannou-auth":
+                assert time.monotonic() < deadline, "subscriber never came back"
+                pub.publish_mappings(mappings={"auth": "bannou-auth"})
+                time.sleep(0.2)
+    assert "mapping subscriber lost RabbitMQ" in caplog.text
 
 
 def test_publisher_rejects_bad_status_and_unreachable_broker(app_id):
