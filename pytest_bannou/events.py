@@ -150,6 +150,12 @@ def deployment_event(
     return event
 
 
+def service_status_for(instance_status: str) -> str:
+    """The per-service status matching an instance status (services have no ``shutting_down``
+    or ``overloaded`` of their own)."""
+    return {"shutting_down": "unavailable", "overloaded": "degraded"}.get(instance_status, instance_status)
+
+
 def service_status(name: str, status: str = "healthy", *, service_id: str | None = None) -> dict[str, Any]:
     """One ServiceStatus entry of a heartbeat."""
     return {"serviceId": service_id or str(uuid.uuid4()), "serviceName": name, "status": status}
@@ -169,7 +175,7 @@ def heartbeat_event(
     ``shutting_down``/``overloaded`` mapped to bannou's service-level words) or ServiceStatus dicts."""
     if status not in INSTANCE_STATUSES:
         raise ValueError(f"heartbeat status {status!r} is not one of {', '.join(INSTANCE_STATUSES)}")
-    per_service = {"shutting_down": "unavailable", "overloaded": "degraded"}.get(status, status)
+    per_service = service_status_for(status)
     event = _base(HEARTBEAT_EVENT_NAME)
     event.update(
         {

@@ -41,6 +41,7 @@ from pytest_bannou.events import (
     declare_exchange,
     heartbeat_event,
     parse_mappings,
+    service_status_for,
 )
 
 log = logging.getLogger("pytest_bannou.reference.messaging")
@@ -123,7 +124,7 @@ class HeartbeatPublisher:
     def event(self, status: str | None = None) -> dict[str, Any]:
         with self._lock:
             st = status or self._status
-            per_service = {"shutting_down": "unavailable", "overloaded": "degraded"}.get(st, st)
+            per_service = service_status_for(st)
             services = [
                 {"serviceId": self._service_ids[s], "serviceName": s, "status": per_service}
                 for s in self.services
