@@ -1,0 +1,116 @@
+"""Portainer tests: a stand-in Portainer (``standin.py``) on 127.0.0.1 in front of the real Docker
+Engine and the real Compose v2 binary. Skip (with how to get them) when either is missing. After
+the session, fail if the stand-in answered anything its OpenAPI document does not allow, if a
+stack is left, or if a run id these tests created left a labelled resource (removed by run id)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "backends"))  # conformance.py
+sys.path.insert(0, str(HERE))  # standin.py
+
+from standin import RUN_IDS, PortainerStandIn  # noqa: E402
+
+from pytest_bannou.backends import _docker  # noqa: E402
+from pytest_bannou.errors import BackendUnavailable  # noqa: E402
+
+ENGINE = _docker.engine_availability()
+
+
+def _compose_reason() -> tuple[tuple[str, ...] | None, str]:
+    from pytest_bannou.backends.compose import compose_command
+
+    try:
+        found = compose_command()
+    except BackendUnavailable as exc:
+        return None, exc.message
+    return found.argv, found.describe()
+
+
+COMPOSE_ARGV, COMPOSE_REASON = _compose_reason() if ENGINE else (None, "")
+
+
+def pytest_collection_modifyitems(config, items):
+    if ENGINE and COMPOSE_ARGV:
+        return
+    reason = (
+        f"needs a Docker Engine: {ENGINE.reason}"
+        if not ENGINE
+        else f"needs Docker Compose v2 for the stand-in Portainer: {COMPOSE_REASON}"
+    )
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.docker)
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator:
+    try:
+        cli = _docker.client()
+    except BackendUnavailable as exc:
+        pytest.skip(exc.message)
+    yield cli
+    leftovers = {rid: _docker.labelled_leftovers(cli, rid) for rid in sorted(RUN_IDS)}
+    leftovers = {rid: found for rid, found in leftovers.items() if found}
+    for rid in leftovers:
+        _docker.clean_by_label(cli, rid)
+    cli.close()
+    assert not leftovers, f"portainer tests leaked labelled resources: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def local_images(docker_client) -> list[str]:
+    from pytest_bannou.backends.images import ensure_images
+
+    return ensure_images(docker_client)
+
+
+@pytest.fixture(scope="session")
+def credentials() -> dict[str, str]:
+    """Fresh secrets per session, long and distinctive so a leak is found by substring."""
+    return {
+        "api_key": "ptr_" + secrets.token_hex(20),
+        "username": "admin",
+        "password": "pw-" + secrets.token_hex(12),
+    }
+
+
+@pytest.fixture(scope="session")
+def standin(docker_client, local_images, credentials, tmp_path_factory) -> Iterator[PortainerStandIn]:
+    server = PortainerStandIn(
+        tmp_path_factory.mktemp("portainer"),
+        COMPOSE_ARGV or (),
+        api_key=credentials["api_key"],
+        username=credentials["username"],
+        password=credentials["password"],
+        endpoints={1: "local", 7: "second-docker"},
+    ).start()
+    yield server
+    left = server.close()
+    assert not server.violations, "stand-in answered outside Portainer's document:\n" + "\n".join(
+        server.violations
+    )
+    assert not left, f"portainer tests left stacks: {left}"
+
+
+@pytest.fixture
+def api_key_extra(standin, credentials) -> dict[str, str]:
+    return {"url": standin.url, "api_key": credentials["api_key"], "endpoint": "local"}
+
+
+@pytest.fixture
+def password_extra(standin, credentials) -> dict[str, str]:
+    return {
+        "url": standin.url,
+        "username": credentials["username"],
+        "password": credentials["password"],
+        "endpoint": "1",
+    }
