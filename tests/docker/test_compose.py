@@ -311,3 +311,27 @@ def test_rendered_file_is_kept_in_the_workdir(make_compose):
     deploy_ready(b, topo(node("a")))
     doc = yaml.safe_load(b.file.read_text())
     assert doc["name"] == b.project and set(doc["services"]) == {"a"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not shutil.which("rabbitmq-server"), reason="needs rabbitmq-server: apt-get install rabbitmq-server"
+)
+def test_rabbitmq_infrastructure_from_the_local_image(make_compose):
+    b = make_compose()
+    ping = HealthCheck(
+        kind="command",
+        target=("rabbitmq-diagnostics", "-q", "check_port_listener", "5672"),
+        interval=1,
+        retries=0,
+    )
+    rabbit = Node(
+        name="rabbitmq", app_id="rabbitmq", kind="infrastructure", infra_type="rabbitmq", ports=(5672,),
+        healthcheck=ping,
+    )  # fmt: skip
+    assert _docker.image_for(rabbit) == "rabbitmq:3.12-management"
+    deploy_ready(b, topo(rabbit), timeout=120)
+    ep = b.endpoint("rabbitmq")
+    with socket.create_connection((ep.host, ep.port), timeout=5) as s:
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        assert s.recv(8)[:1] == b"\x01"  # connection.start frame
