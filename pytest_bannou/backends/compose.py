@@ -410,8 +410,11 @@ class ComposeBackend(Backend):
         scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
         self.topology = transition.new
         self._write()
-        if stops:
-            self._remove_services(stops)
+        recreated = [c.name for c in transition.of(Action.RECREATE)]
+        if stops or recreated:
+            # removing the old containers first (in parallel) spares Compose its sequential
+            # stop-rename-remove; it then only creates and starts
+            self._remove_services([*stops, *recreated])
         try:
             if fresh:
                 names = [_service(n.name) for n in fresh]
@@ -433,7 +436,7 @@ class ComposeBackend(Backend):
         victims = [
             c["Id"] for c in self._containers() if (c.get("Labels") or {}).get(LABEL_SERVICE) in wanted
         ]
-        self._remove_containers(victims, graceful=True)
+        self._remove_containers(victims)
         self._invalidate()
 
     def _remove_containers(self, ids: Sequence[str], graceful: bool = False) -> None:
