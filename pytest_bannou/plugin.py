@@ -52,11 +52,28 @@ class MarkerError(BannouError):
     pass
 
 
+_SIGNATURE = inspect.signature(preset_marker_signature)
+_SPECS: dict[tuple[Any, ...], MarkerSpec] = {}  # valid markers by arguments (10,000 tests, few markers)
+
+
 def parse_marker(marker: pytest.Mark, nodeid: str) -> MarkerSpec:
     """Validate a ``preset`` marker's arguments; ``MarkerError`` names the test and the fix."""
+    try:
+        key = (marker.args, repr(sorted(marker.kwargs.items())))
+        spec = _SPECS.get(key)
+    except TypeError:  # unhashable arguments: validated (and rejected) below
+        key, spec = None, None
+    if spec is None:
+        spec = _parse_marker(marker, nodeid)
+        if key is not None:
+            _SPECS[key] = spec
+    return spec
+
+
+def _parse_marker(marker: pytest.Mark, nodeid: str) -> MarkerSpec:
     usage = "use @pytest.mark.preset('name', ..., environment={'VAR': 'value'}, replicas={'node': 2})"
     try:
-        bound = inspect.signature(preset_marker_signature).bind(*marker.args, **marker.kwargs)
+        bound = _SIGNATURE.bind(*marker.args, **marker.kwargs)
     except TypeError as exc:
         raise MarkerError(f"{nodeid}: invalid arguments to @pytest.mark.preset: {exc}; {usage}") from None
     args = bound.arguments
