@@ -156,6 +156,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     opts.register(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``--bannou-plan`` collects in this process: switch pytest-xdist's distribution off."""
+    try:
+        plan = opts.resolve(config.getoption, config.getini).plan
+    except BannouError:
+        return  # reported by pytest_configure
+    if plan is not None and hasattr(config.option, "numprocesses"):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+        config.option.tx = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     try:

@@ -186,3 +186,11 @@ def test_tests_without_environment_are_not_delayed(bp):
     # the plain test ran before anything was deployed; gamma is never deployed
     assert out.index("test_first_plain PASSED") < out.index("bannou: deploying alpha")
     assert "gamma on local" not in out and "transition to gamma" not in out
+
+
+def test_plan_with_xdist_is_computed_in_the_main_process(suite):
+    pytest.importorskip("xdist", reason="pip install 'pytest-bannou[xdist]'")
+    result = suite.run("--bannou-plan", "-n", "2")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["bannou plan: 5 tests, 2 environments, batched by environment"])
+    assert not deploy_lines(result)
