@@ -169,7 +169,7 @@ class PortainerClient:
         if problem:
             raise BackendUnavailable(problem)
         self.settings = settings
-        self.secrets = Secrets(settings.api_key, settings.password)
+        self.secrets = Secrets(settings.api_key, settings.password, urlsplit(settings.url).password or "")
         self._http = httpx.Client(
             base_url=settings.url + "/api", timeout=settings.timeout, verify=settings.verify_tls
         )

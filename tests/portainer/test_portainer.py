@@ -358,6 +358,31 @@ def test_clean_removes_stacks_of_dead_sessions_only(standin, credentials, make_p
     assert [s.state for s in live.status()] == ["running"]
 
 
+def test_stack_stop_and_start_follow_the_document(standin, credentials, make_portainer):
+    b = make_portainer()
+    deploy_ready(b, topo(node("web")))
+    auth = {"X-API-Key": credentials["api_key"]}
+    with httpx.Client(base_url=f"{standin.url}/api/stacks/{b.stack_id}", headers=auth, timeout=60) as http:
+        stopped = http.post("/stop", params={"endpointId": 1})
+        assert stopped.status_code == 200 and stopped.json()["Status"] == 2
+        assert [s.state for s in b.status()] == ["exited"]
+        assert http.post("/stop", params={"endpointId": 1}).status_code == 409
+        started = http.post("/start", params={"endpointId": 1})
+        assert started.status_code == 200 and started.json()["Status"] == 1
+        assert http.get(f"{standin.url}/api/stacks/{b.stack_id}").json()["Name"] == b.project
+    health.wait_ready(b, b.topology, time.monotonic() + 60)
+    assert [s.state for s in b.status()] == ["running"]
+
+
+def test_credentials_in_the_url_are_masked_too():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://admin:url-secret-77@127.0.0.1:{port}"
+    result = PortainerBackend.check(PortainerSettings(url=url, api_key="k-1234", timeout=5))
+    assert not result and "unreachable" in result.reason and "url-secret-77" not in result.reason
+
+
 def test_docker_log_stream_is_demultiplexed():
     frames = b"\x01\x00\x00\x00\x00\x00\x00\x03out" + b"\x02\x00\x00\x00\x00\x00\x00\x04err\n"
     assert demux(frames) == b"outerr\n"
