@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,8 +201,6 @@ class Environment:
     def _update_node(
         self, name: str, *, environment: Mapping[str, str] | None = None, replicas: int | None = None
     ) -> None:
-        from dataclasses import replace
-
         nodes = []
         for n in self.topology.nodes:
             if n.name == name:
@@ -257,6 +255,7 @@ class EnvironmentManager:
         self.current: Environment | None = None
         self.records: dict[str, EnvRecord] = {}
         self.failures: dict[str, BannouError] = {}
+        self._restart_base: int | None = None  # backend restarts when the current env became ready
         self._lock = threading.RLock()
         self._old_handlers: dict[int, Any] = {}
         self._atexit = False
@@ -329,6 +328,7 @@ class EnvironmentManager:
                 self._fail(env, rec, exc)
                 raise
             rec.activations += 1
+            self._restart_base = self._restarts_now()
             rec.ready_time = time.monotonic() - start
             self._write_info()
             if self._on_ready is not None:
@@ -393,14 +393,21 @@ class EnvironmentManager:
             self._say(f"FAILED (torn down in {time.monotonic() - start:.1f} s)", True)
 
     # --- teardown ---------------------------------------------------------------------------
-    def _collect_restarts(self, env: Environment) -> None:
+    def _restarts_now(self) -> int:
         if self.backend is None:
-            return
+            return 0
+        try:
+            return sum(s.restarts for s in self.backend.status())
+        except Exception:
+            return 0
+
+    def _collect_restarts(self, env: Environment) -> None:
+        """Add the node restarts seen while ``env`` was current to its record (once)."""
         rec = self.records.get(env.key)
-        if rec is None:
+        if rec is None or self._restart_base is None:
             return
-        with contextlib.suppress(Exception):
-            rec.node_restarts += sum(s.restarts for s in self.backend.status())
+        rec.node_restarts += max(0, self._restarts_now() - self._restart_base)
+        self._restart_base = None
 
     def _teardown_current(self, quiet: bool = False) -> None:
         env, backend = self.current, self.backend

@@ -128,12 +128,16 @@ def test_deploy_transition_and_teardown(manager, library, events):
         one.url()
     assert _pids(two)[0] == first[0]  # main kept
     assert httpx.get(two.url("auth") + "/health", timeout=5).json()["appId"] == "authn"
-    all_pids = _pids(two)
+    two.restart("authn")
+    assert httpx.get(two.url("auth") + "/health", timeout=5).status_code == 200
+    all_pids = _pids(two) + first
 
     assert manager.records["one"].activations == 1
     assert manager.records["two"].transitions == 1
     assert manager.records["two"].ready_time is not None
     manager.teardown()
+    assert manager.records["two"].node_restarts == 1
+    assert manager.records["one"].node_restarts == 0
     assert not any(_alive(p) for p in all_pids)
     assert read_run_info(manager.options.workdir) is None
     assert events == [
