@@ -317,6 +317,11 @@ class BannouSession:
         from .scheduling import PlanItem, make_plan
 
         wanted = set(self.settings.presets)
+        for name in self.settings.presets:  # a typo must not silently deselect everything
+            try:
+                self.check_preset(name)
+            except BannouError as exc:
+                raise pytest.UsageError(f"--bannou-preset {name}: {exc.message}") from None
         selected: list[pytest.Item] = []
         deselected: list[pytest.Item] = []
         for item in items:

@@ -165,3 +165,20 @@ def test_help_lists_every_option(bp):
         if opt.flag:
             assert opt.flag in result.stdout.str()
         result.stdout.fnmatch_lines([f"*{opt.ini}*"])
+
+
+def test_unknown_cli_preset_is_a_usage_error(bp):
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("alpha")
+        def test_a():
+            pass
+        """
+    )
+    result = bp.run("--bannou-preset=alhpa")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --bannou-preset alhpa: unknown preset 'alhpa'; known presets: alpha, *"]
+    )
