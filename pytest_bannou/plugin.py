@@ -203,6 +203,7 @@ class BannouSession:
         self.plan: Any = None
         self.item_keys: dict[str, str] = {}
         self.kept: Environment | None = None
+        self.teardown_error: str | None = None
         worker = (
             getattr(config, "workerinput", {}).get("workerid", "") if hasattr(config, "workerinput") else ""
         )
@@ -444,7 +445,12 @@ class BannouSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.settings.plan is not None and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
-        self.kept = self.manager.teardown(keep=self.settings.keep)
+        try:
+            self.kept = self.manager.teardown(keep=self.settings.keep)
+        except BannouError as exc:  # the engine failed to remove something: say what, fail the run
+            self.teardown_error = exc.message
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def close(self) -> None:
         if self.kept is None:
@@ -500,10 +506,10 @@ class BannouSession:
         records = [
             r for r in self.manager.records.values() if r.activations or r.error or any(r.outcomes.values())
         ]
-        if self.settings.plan is not None or not records:
-            return
         tr = terminalreporter
-        if self.config.get_verbosity() > -2:
+        if self.settings.plan is not None:
+            return
+        if records and self.config.get_verbosity() > -2:
             tr.write_sep("=", "bannou environments")
             header = (
                 "env",
@@ -540,6 +546,11 @@ class BannouSession:
                 if r.error:
                     first = r.error.splitlines()[0]
                     tr.write_line(f"{r.key}: {first}", red=True)
+        if self.teardown_error is not None:
+            tr.write_line(f"bannou: teardown failed: {self.teardown_error}", red=True)
+            tr.write_line(
+                f"bannou: remove what is left with: bannou-env clean --run-id {self.manager.run_id}"
+            )
         if self.kept is not None:
             env = self.kept
             tr.write_sep("=", "bannou environment kept")

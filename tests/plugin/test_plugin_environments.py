@@ -372,3 +372,42 @@ def test_progress_lines_hidden_with_qq(bp):
     assert "bannou environments" not in result.stdout.str()
     result = bp.run("-q")
     assert len(deploy_lines(result)) == 1
+
+
+def test_failed_teardown_is_reported_and_fails_the_run(bp):
+    bp.pytester.makeconftest(
+        """
+        from pytest_bannou.backends.local import LocalBackend
+        from pytest_bannou.errors import DeployError
+
+        ORIGINAL = LocalBackend.teardown
+
+        def failing_teardown(self):
+            ORIGINAL(self)  # remove the processes, then report a failure like an engine would
+            raise DeployError("engine refused to remove network x")
+
+        def pytest_configure(config):
+            LocalBackend.teardown = failing_teardown
+
+        def pytest_unconfigure(config):
+            LocalBackend.teardown = ORIGINAL
+        """
+    )
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("alpha")
+        def test_1(bannou_env):
+            pass
+        """
+    )
+    result = bp.run()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "bannou: teardown failed: engine refused to remove network x",
+            "bannou: remove what is left with: bannou-env clean --run-id bannou-*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
