@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import threading
@@ -429,9 +430,10 @@ class EnvironmentManager:
             if not quiet:
                 self._say(f"{time.monotonic() - start:.1f} s", True)
 
-    def teardown(self, keep: bool = False) -> Environment | None:
+    def teardown(self, keep: bool = False, remove_workdir: bool = False) -> Environment | None:
         """End of session: tear the current environment down (or, with ``keep``, leave it running
-        and return it). Idempotent."""
+        and return it). ``remove_workdir`` also deletes the run directory (node logs) once
+        everything is down. Idempotent."""
         with self._lock:
             self.restore_signals()
             if self._closed:
@@ -446,6 +448,8 @@ class EnvironmentManager:
                     self._teardown_current()
                 finally:
                     self._remove_info()
+            if remove_workdir:
+                shutil.rmtree(self.options.workdir, ignore_errors=True)
             return None
 
     def _atexit_teardown(self) -> None:

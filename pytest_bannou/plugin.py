@@ -446,7 +446,8 @@ class BannouSession:
         if self.settings.plan is not None and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
         try:
-            self.kept = self.manager.teardown(keep=self.settings.keep)
+            clean_run = session.testsfailed == 0 and not any(r.error for r in self.manager.records.values())
+            self.kept = self.manager.teardown(keep=self.settings.keep, remove_workdir=clean_run)
         except BannouError as exc:  # the engine failed to remove something: say what, fail the run
             self.teardown_error = exc.message
             if session.exitstatus == pytest.ExitCode.OK:
@@ -546,6 +547,8 @@ class BannouSession:
                 if r.error:
                     first = r.error.splitlines()[0]
                     tr.write_line(f"{r.key}: {first}", red=True)
+            if self.manager.options.workdir.is_dir():
+                tr.write_line(f"node logs of this run: {self.manager.options.workdir}")
         if self.teardown_error is not None:
             tr.write_line(f"bannou: teardown failed: {self.teardown_error}", red=True)
             tr.write_line(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import tempfile
 import textwrap
@@ -79,6 +80,7 @@ def manager(events: list[str]):
     )
     yield m
     m.teardown()
+    shutil.rmtree(m.options.workdir, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -166,7 +168,8 @@ def test_full_transition_redeploys(library, events):
         assert not _alive(first[0])
         assert "teardown one" in events and "deploying two on local: 2 nodes" in events
     finally:
-        m.teardown()
+        m.teardown(remove_workdir=True)
+    assert not m.options.workdir.exists()
 
 
 def test_failed_deploy_is_torn_down_remembered_and_others_still_run(manager, library):

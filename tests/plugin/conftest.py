@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,7 @@ import pytest_bannou.backends.local
 import pytest_bannou.health
 import pytest_bannou.preset
 import pytest_bannou.scheduling  # noqa: F401
+from pytest_bannou.environment import runs_root
 from pytest_bannou.options import OPTIONS
 
 PRESETS = {
@@ -77,6 +81,7 @@ class BannouPytester:
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
         self.presets = pytester.mkdir("presets")
+        self.results: list[pytest.RunResult] = []
         for name, text in PRESETS.items():
             (self.presets / f"{name}.yaml").write_text(textwrap.dedent(text))
 
@@ -84,19 +89,34 @@ class BannouPytester:
         return [f"--bannou-presets-dir={self.presets}", "-p", "no:cacheprovider", *args]
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest(*self.args(*args))
+        return self._seen(self.pytester.runpytest(*self.args(*args)))
 
     def run_subprocess(self, *args: str, timeout: float = 120) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout)
+        return self._seen(self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout))
+
+    def _seen(self, result: pytest.RunResult) -> pytest.RunResult:
+        self.results.append(result)
+        return result
+
+    def remove_run_directories(self) -> None:
+        """Failed runs keep their node logs (and say where): remove those this test made."""
+        for result in self.results:
+            for line in result.outlines:
+                if line.startswith("node logs of this run: "):
+                    path = Path(line.split(": ", 1)[1])
+                    if path.parent == runs_root():
+                        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
-def bp(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> BannouPytester:
+def bp(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[BannouPytester]:
     for opt in OPTIONS:
         monkeypatch.delenv(opt.env, raising=False)
     monkeypatch.delenv("BANNOU_REFERENCE_STARTUP_DELAY", raising=False)
     monkeypatch.delenv("BANNOU_REFERENCE_EXIT_CODE", raising=False)
-    return BannouPytester(pytester)
+    helper = BannouPytester(pytester)
+    yield helper
+    helper.remove_run_directories()
 
 
 def deploy_lines(result: pytest.RunResult) -> list[str]:

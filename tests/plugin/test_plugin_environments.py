@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,13 @@ def test_failing_test_gets_log_and_status_sections(bp):
             "authn[[]0[]]: running (id *",
         ]
     )
+    # a failed run keeps its node logs and says where they are
+    line = next(x for x in result.outlines if x.startswith("node logs of this run: "))
+    workdir = Path(line.split(": ", 1)[1])
+    try:
+        assert "POST /auth/marker-request" in (workdir / "local" / "authn-0.log").read_text()
+    finally:
+        shutil.rmtree(workdir)
 
 
 def test_node_that_exits_errors_its_tests_and_other_presets_still_run(bp):
@@ -326,12 +334,16 @@ def test_teardown_leaves_no_process(bp):
         @pytest.mark.preset("beta", replicas={"authn": 2})
         def test_1(bannou_env):
             with open("pids.json", "w") as f:
-                json.dump([int(s.id) for s in bannou_env.status()], f)
+                json.dump({"pids": [int(s.id) for s in bannou_env.status()], "run_id": bannou_env.run_id}, f)
         """
     )
-    bp.run().assert_outcomes(passed=1)
-    pids = json.loads((bp.pytester.path / "pids.json").read_text())
+    result = bp.run()
+    result.assert_outcomes(passed=1)
+    data = json.loads((bp.pytester.path / "pids.json").read_text())
+    pids = data["pids"]
     assert len(pids) == 3
+    assert not run_directory(data["run_id"]).exists()  # a clean run leaves no run directory
+    assert "node logs of this run" not in result.stdout.str()
     assert _pids_alive(pids) == []
     assert os.getpid() not in pids
 
