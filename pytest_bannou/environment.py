@@ -98,6 +98,19 @@ class EnvRecord:
         default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
     )
 
+    def merge(self, other: EnvRecord) -> None:
+        """Add another process's record of the same environment (pytest-xdist workers)."""
+        self.activations += other.activations
+        self.transitions += other.transitions
+        self.node_restarts += other.node_restarts
+        for k, v in other.outcomes.items():
+            self.outcomes[k] = self.outcomes.get(k, 0) + v
+        times = [t for t in (self.deploy_time, other.deploy_time) if t is not None]
+        self.deploy_time = max(times) if times else None
+        times = [t for t in (self.ready_time, other.ready_time) if t is not None]
+        self.ready_time = max(times) if times else None
+        self.error = self.error or other.error
+
 
 class Environment:
     """One preset deployed on the session's backend: what tests use through ``bannou_env``."""

@@ -13,14 +13,14 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
 
 from . import newhooks
 from . import options as opts
-from .environment import Environment, EnvironmentManager, format_status, make_options
+from .environment import Environment, EnvironmentManager, EnvRecord, format_status, make_options
 from .errors import BannouError
 from .fixtures import bannou_env, bannou_http, bannou_preset  # noqa: F401  (registers the fixtures)
 from .topology import Topology
@@ -452,6 +452,21 @@ class BannouSession:
             self.teardown_error = exc.message
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # pytest-xdist worker: the controller prints the summary
+            workeroutput["bannou_records"] = [asdict(r) for r in self.manager.records.values()]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist controller: merge each worker's per-environment records."""
+        for data in (getattr(node, "workeroutput", None) or {}).get("bannou_records", []):
+            rec = EnvRecord(**data)
+            mine = self.manager.records.get(rec.key)
+            if mine is None:
+                self.manager.records[rec.key] = rec
+            else:
+                mine.merge(rec)
 
     def close(self) -> None:
         if self.kept is None:

@@ -194,3 +194,17 @@ def test_plan_with_xdist_is_computed_in_the_main_process(suite):
     assert result.ret == 0
     result.stdout.fnmatch_lines(["bannou plan: 5 tests, 2 environments, batched by environment"])
     assert not deploy_lines(result)
+
+
+def test_summary_with_xdist_merges_the_workers_records(suite):
+    pytest.importorskip("xdist", reason="pip install 'pytest-bannou[xdist]'")
+    result = suite.run("-n", "2")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*bannou environments*",
+            "env * passed * failed *",
+            "alpha * local * 2 * 0 * 0 * 0 *",
+            "beta * local * 2 * 0 * 0 * 0 *",
+        ]
+    )
