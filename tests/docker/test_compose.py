@@ -335,3 +335,29 @@ def test_rabbitmq_infrastructure_from_the_local_image(make_compose):
     with socket.create_connection((ep.host, ep.port), timeout=5) as s:
         s.sendall(b"AMQP\x00\x00\x09\x01")
         assert s.recv(8)[:1] == b"\x01"  # connection.start frame
+
+
+TERM_SCRIPT = (
+    "import signal, sys, time\n"
+    "def on_term(*a):\n"
+    "    open('/out/got-term', 'w').write('term'); sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, on_term)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+@pytest.mark.parametrize(("extra", "expect_term"), [({}, False), ({"stop_grace": "5"}, True)])
+def test_teardown_kills_unless_a_stop_grace_is_set(make_compose, tmp_path, extra, expect_term):
+    out = tmp_path / "out"
+    out.mkdir()
+    b = make_compose(extra=extra)
+    n = node(
+        "term",
+        command=("/usr/bin/python3", "-c", TERM_SCRIPT),
+        volumes=(f"{out}:/out",),
+        healthcheck=HealthCheck(kind="log", target="^ready", interval=0.1, retries=0),
+    )
+    deploy_ready(b, topo(n))
+    b.teardown()
+    assert (out / "got-term").exists() is expect_term
