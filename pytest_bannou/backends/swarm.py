@@ -2,7 +2,9 @@
 
 Replicas are swarm replicas; ``restart(node, environment)`` is a rolling update (``UpdateConfig``:
 one task at a time, start-first); ``scale`` changes the replica count; ``status`` reports the
-real state of each slot's newest task (failed tasks count as restarts); logs are service logs.
+real state of each slot's newest task (failed tasks count as restarts); logs are those of the
+service's task containers (service logs when none is on this engine). ``deploy`` returns once every
+slot's container has started; readiness is ``health.wait_ready``'s job.
 Every service, its overlay network and its containers carry the run-id labels, so ``teardown``
 and ``clean`` find them.
 
