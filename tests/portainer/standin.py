@@ -51,7 +51,10 @@ DOCUMENT = Path(
     os.environ.get("BANNOU_PORTAINER_OPENAPI")
     or Path(__file__).resolve().parents[3] / "shared" / "upstream-schemas" / "portainer-openapi.yaml"
 )
-DOCKER_SOCKET = "/var/run/docker.sock"
+_DOCKER_HOST = os.environ.get("DOCKER_HOST", "")
+DOCKER_SOCKET = (
+    _DOCKER_HOST[len("unix://") :] if _DOCKER_HOST.startswith("unix://") else "/var/run/docker.sock"
+)
 HOP_HEADERS = {
     "connection",
     "keep-alive",
