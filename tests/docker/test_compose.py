@@ -156,6 +156,17 @@ def test_compose_override_that_does_not_work_is_unavailable(monkeypatch, tmp_pat
     assert not available and compose.COMPOSE_ENV in available.reason and "not found" in available.reason
 
 
+def test_deploy_without_compose_is_unavailable_and_leaves_nothing(
+    monkeypatch, tmp_path, make_compose, docker_client
+):
+    monkeypatch.setenv(compose.COMPOSE_ENV, str(tmp_path / "missing-compose"))
+    b = make_compose()
+    with pytest.raises(BackendUnavailable, match=r"missing-compose.*not a working Compose v2"):
+        b.deploy(topo(node("a")), time.monotonic() + 30)
+    b.teardown()
+    assert _docker.labelled_leftovers(docker_client, b.run_id) == []
+
+
 # --- failure paths -----------------------------------------------------------------------------------------
 def test_engine_not_running_is_unavailable_with_how_to_start_it(monkeypatch, tmp_path, make_compose):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/dead.sock")
