@@ -617,7 +617,8 @@ class PortainerBackend(Backend):
         self.topology = topology
         doc = self._render(topology, images)
         self.options.workdir.mkdir(parents=True, exist_ok=True)
-        (self.options.workdir / f"{self.project}.portainer-stack.yaml").write_text(render_text(doc))
+        stack_file = self.options.workdir / f"{self.project}.portainer-stack.yaml"
+        stack_file.write_text(render_text(doc))
         timeout = max(1.0, self.remaining(deadline))
         try:
             stack = self.client.create_stack(self.endpoint_id, self.project, render_text(doc), timeout)
@@ -629,7 +630,10 @@ class PortainerBackend(Backend):
                     f"`bannou-env clean --run-id {self.run_id}`"
                 )
             raise DeployError(
-                self._mask(f"{self._where()}: creating the stack failed: {exc.message}{hint}")
+                self._mask(
+                    f"preset {topology.preset!r}: {self._where()}: creating the stack failed: {exc.message}"
+                    f"{hint}\n(the stack file sent: {stack_file})"
+                )
             ) from None
         self.stack_id = int(stack["Id"])
         self._doc = doc

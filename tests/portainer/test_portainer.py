@@ -251,6 +251,16 @@ def test_password_login_deploys_a_stack_and_changes_go_through_stack_updates(
     updates = [e for e in standin.log[before:] if e.method == "PUT"]
     assert [(e.path, e.status) for e in updates] == [(f"/api/stacks/{b.stack_id}", 200)]
     assert sorted(s.replica for s in b.status() if s.node == "web") == [0, 1]
+    # a plain restart goes through the Docker proxy: same containers, counted
+    db_id = b.status()[-1].id
+    b.restart("db")
+    health.wait_ready(b, b.topology, time.monotonic() + 60)
+    (db,) = [s for s in b.status() if s.node == "db"]
+    assert (db.id, db.restarts, db.state) == (db_id, 1, "running")
+    # exec through the proxy, with its deadline
+    result = b.exec("db", ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert result.exit_code == 3 and sorted(result.output.split()) == ["err", "out"]  # both streams
+    assert b.exec("db", ["/bin/sleep", "30"], timeout=1).exit_code == 124
     # an expired/revoked JWT is renewed with the password, once
     standin.secret = os.urandom(32)
     assert len(b.status()) == 3
@@ -276,6 +286,7 @@ def test_stack_deploy_failure_carries_composes_error_and_leaves_nothing(standin,
         b.deploy(t, time.monotonic() + 60)
     msg = info.value.message
     assert "creating the stack failed" in msg and "HTTP 500: Failed to deploy a stack" in msg
+    assert msg.startswith("preset 'portainer-test': ") and ".portainer-stack.yaml" in msg
     assert "Minimum memory limit allowed is 6MB" in msg  # compose's own error, through Portainer
     b.teardown()
     assert leftovers(b.run_id) == [] and b.project not in stack_names(standin)
