@@ -8,12 +8,14 @@ is reached by a transition. Tests that request neither are never delayed by a de
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from .environment import Environment
+
+if TYPE_CHECKING:  # httpx is imported on first use: collection does not pay for it
+    import httpx
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -59,6 +61,8 @@ class BannouHttp:
         self._extra: list[httpx.Client] = []
 
     def __call__(self, service_or_node: str | None = None, **client_kwargs: Any) -> httpx.Client:
+        import httpx
+
         target = self.env.node_for(service_or_node) if service_or_node else self.env.main_node
         if client_kwargs:  # custom settings: a client of its own, still closed after the test
             client = httpx.Client(base_url=self.env.url(target), **{**self._defaults, **client_kwargs})

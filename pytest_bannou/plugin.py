@@ -144,7 +144,7 @@ SESSION = pytest.StashKey["BannouSession"]()
 
 
 def _uses_env(fixturenames: Any) -> bool:
-    return any(name in ENV_FIXTURES for name in fixturenames or ())
+    return not ENV_FIXTURES.isdisjoint(fixturenames or ())
 
 
 # --- module-level hooks -------------------------------------------------------------------------
@@ -199,6 +199,7 @@ class BannouSession:
         self.settings = settings
         self._library: Any = None
         self._loaded: dict[str, BannouError | None] = {}
+        self._markers: dict[tuple[Any, Any, Any], pytest.Mark | None] = {}
         self.topologies: dict[str, Topology] = {}
         self.plan: Any = None
         self.item_keys: dict[str, str] = {}
@@ -260,6 +261,7 @@ class BannouSession:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         nodeid = metafunc.definition.nodeid
         marker = metafunc.definition.get_closest_marker("preset")
+        self._markers[(metafunc.module, metafunc.cls, metafunc.function)] = marker
         if marker is not None:
             error = None
             try:
@@ -285,7 +287,7 @@ class BannouSession:
         info = item.stash.get(ITEM_ENV, None)
         if info is not None:
             return info
-        marker = item.get_closest_marker("preset")
+        marker = self._closest_marker(item)
         callspec = getattr(item, "callspec", None)
         param = callspec.params.get("bannou_preset") if callspec is not None else None
         needs = _uses_env(getattr(item, "fixturenames", ()))
@@ -310,6 +312,17 @@ class BannouSession:
             info = ItemEnv(name, name, needs, param is not None)
         item.stash[ITEM_ENV] = info
         return info
+
+    def _closest_marker(self, item: pytest.Item) -> pytest.Mark | None:
+        """``item.get_closest_marker("preset")`` without walking up the node chain per item: the
+        item's own markers come first; class/module markers were seen at parametrization."""
+        for mark in getattr(item, "own_markers", ()):
+            if mark.name == "preset":
+                return mark
+        key = (getattr(item, "module", None), getattr(item, "cls", None), getattr(item, "function", None))
+        if key[2] is not None and key in self._markers:
+            return self._markers[key]
+        return item.get_closest_marker("preset")
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(

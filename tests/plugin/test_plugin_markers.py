@@ -213,3 +213,53 @@ def test_override_naming_an_unknown_node_is_a_usage_error(bp):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "nosuch" in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
+
+
+def test_one_function_in_two_classes_gets_each_class_marker(bp):
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        def _check(self, bannou_preset):
+            assert bannou_preset == self.expected
+
+        @pytest.mark.preset("alpha")
+        class TestA:
+            expected = "alpha"
+            test_which = _check
+
+        @pytest.mark.preset("gamma")
+        class TestG:
+            expected = "gamma"
+            test_which = _check
+        """
+    )
+    bp.run().assert_outcomes(passed=2)
+
+
+def test_marker_added_by_a_collection_hook_is_seen(bp):
+    bp.pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if item.name == "test_late":
+                    item.add_marker(pytest.mark.preset("gamma"))
+        """
+    )
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.preset("alpha")
+
+        def test_late(bannou_preset):
+            assert bannou_preset == "gamma"
+
+        def test_module(bannou_preset):
+            assert bannou_preset == "alpha"
+        """
+    )
+    bp.run().assert_outcomes(passed=2)
