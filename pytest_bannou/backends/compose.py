@@ -267,8 +267,6 @@ class ComposeBackend(Backend):
         self._cli: Any = None
         self._compose: ComposeCommand | None = None
         self._images: dict[str, _docker.ImageInfo] = {}
-        self._snap: list[dict[str, Any]] = []
-        self._snap_at = 0.0
         self._restarts: dict[str, int] = {}  # restarts this instance did, per node
 
     # capability
@@ -320,24 +318,19 @@ class ComposeBackend(Backend):
             )
         return out.stdout
 
-    def _containers(self, max_age: float = 0.0) -> list[dict[str, Any]]:
+    def _containers(self) -> list[dict[str, Any]]:
+        """The project's containers (list entries: no inspect per container), newest first."""
         if self.project is None:
             return []
-        if max_age and time.monotonic() - self._snap_at <= max_age:
-            return self._snap
         found = self.cli.api.containers(all=True, filters={"label": [f"{LABEL_PROJECT}={self.project}"]})
         # while compose recreates, old and new containers share a number: newest first wins
         found.sort(key=lambda c: c.get("Created", 0), reverse=True)
-        self._snap, self._snap_at = found, time.monotonic()
         return found
 
-    def _invalidate(self) -> None:
-        self._snap_at = 0.0
-
-    def _replicas(self, node: str, max_age: float = 0.0) -> dict[int, dict[str, Any]]:
+    def _replicas(self, node: str) -> dict[int, dict[str, Any]]:
         svc = _service(node)
         out: dict[int, dict[str, Any]] = {}
-        for c in self._containers(max_age):
+        for c in self._containers():
             labels = c.get("Labels") or {}
             if labels.get(LABEL_SERVICE) != svc:
                 continue
@@ -345,11 +338,9 @@ class ComposeBackend(Backend):
             out.setdefault(idx, c)
         return dict(sorted(out.items()))
 
-    def _container(self, node: str, replica: int, max_age: float = 0.0) -> dict[str, Any]:
+    def _container(self, node: str, replica: int) -> dict[str, Any]:
         self._require(node)
-        reps = self._replicas(node, max_age)
-        if replica not in reps:
-            reps = self._replicas(node)
+        reps = self._replicas(node)
         if replica not in reps:
             raise DeployError(
                 f"compose project {self.project}: node {node!r} has no replica {replica} "
@@ -438,7 +429,6 @@ class ComposeBackend(Backend):
             c["Id"] for c in self._containers() if (c.get("Labels") or {}).get(LABEL_SERVICE) in wanted
         ]
         self._remove_containers(victims)
-        self._invalidate()
 
     @property
     def stop_grace(self) -> float:
@@ -477,7 +467,6 @@ class ComposeBackend(Backend):
             return
         leftover = self._sweep_project(graceful=True)
         self.topology = None
-        self._invalidate()
         if leftover:
             raise DeployError(
                 f"compose project {self.project}: teardown left {', '.join(leftover)}; "
@@ -537,19 +526,14 @@ class ComposeBackend(Backend):
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
-        return self._endpoint(node, port, replica)
-
-    def _endpoint(self, node: str, port: int | None, replica: int, max_age: float = 0.0) -> Endpoint:
         n = self._require(node)
         port = port if port is not None else n.http_port
         if port is None:
             raise DeployError(f"compose project {self.project}: node {node!r} publishes no port")
-        c = self._container(node, replica, max_age)
+        c = self._container(node, replica)
         for p in c.get("Ports") or []:
             if p.get("PrivatePort") == port and p.get("PublicPort") and p.get("Type", "tcp") == "tcp":
                 return Endpoint("127.0.0.1", int(p["PublicPort"]))
-        if max_age:  # a fresh look before giving up (the port appears once the container runs)
-            return self._endpoint(node, port, replica)
         raise DeployError(
             f"compose project {self.project}: node {node!r} replica {replica} has no published port {port} "
             f"(published: {sorted(p.get('PrivatePort') for p in c.get('Ports') or [])}; "
@@ -590,7 +574,6 @@ class ComposeBackend(Backend):
             with ThreadPoolExecutor(max_workers=max(1, min(8, len(ids)))) as pool:
                 list(pool.map(lambda cid: self.cli.api.restart(cid, timeout=5), ids))
         self._restarts[node] = self._restarts.get(node, 0) + 1
-        self._invalidate()
 
     def scale(self, node: str, replicas: int) -> None:
         n = self._require(node)
@@ -604,7 +587,6 @@ class ComposeBackend(Backend):
         svc = _service(node)
         args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate", "--scale", f"{svc}={replicas}", svc]
         self._run(args, deadline, f"scale {node}")
-        self._invalidate()
 
     def describe(self) -> str:
         where = f" ({self.file})" if self.project else ""
