@@ -5,7 +5,6 @@ container, network, volume or service behind (and remove it, by run id)."""
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,17 +12,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))  # conformance.py
 
+from docker_helpers import RUN_IDS
+
 from pytest_bannou.backends import _docker
 from pytest_bannou.errors import BackendUnavailable
 
 ENGINE = _docker.engine_availability()
-RUN_IDS: set[str] = set()
-
-
-def new_run_id(prefix: str = "dkt") -> str:
-    rid = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    RUN_IDS.add(rid)
-    return rid
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conformance import BackendConformance
+from docker_helpers import new_run_id
 
-from conftest import new_run_id
 from pytest_bannou import health
 from pytest_bannou.backends import _docker, compose
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions

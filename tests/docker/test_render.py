@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 import yaml
+from docker_helpers import new_run_id
 
-from conftest import new_run_id
 from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import LABEL_OWNER_PID, LABEL_RUN_ID
 from pytest_bannou.backends.compose import ComposeBackend, compose_command

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conformance import BackendConformance
+from docker_helpers import new_run_id
 
-from conftest import new_run_id
 from pytest_bannou import health
 from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
