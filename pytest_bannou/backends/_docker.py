@@ -283,8 +283,15 @@ def merged_logs(chunks: Iterable[bytes], tail: int | None = None) -> str:
 
 def exec_in(cli: docker.DockerClient, container_id: str, argv: Sequence[str], timeout: float) -> ExecResult:
     """``docker exec`` with a deadline: exit code 124 and what was read when it runs out."""
+    import docker as docker_sdk
+
     api = cli.api
-    exec_id = api.exec_create(container_id, list(argv), stdout=True, stderr=True)["Id"]
+    try:
+        exec_id = api.exec_create(container_id, list(argv), stdout=True, stderr=True)["Id"]
+    except docker_sdk.errors.APIError as exc:  # not running, removed, ...
+        raise DeployError(
+            f"cannot exec {' '.join(argv)!r} in container {container_id[:12]}: {_short(exc)}"
+        ) from None
     result: dict[str, bytes] = {}
 
     def run() -> None:

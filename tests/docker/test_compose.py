@@ -372,3 +372,11 @@ def test_teardown_kills_unless_a_stop_grace_is_set(make_compose, tmp_path, extra
     deploy_ready(b, topo(n))
     b.teardown()
     assert (out / "got-term").exists() is expect_term
+
+
+def test_exec_in_a_stopped_replica_is_a_clear_error(make_compose, docker_client):
+    b = make_compose()
+    deploy_ready(b, topo(node("gone")))
+    docker_client.api.stop(b.status()[0].id, timeout=1)
+    with pytest.raises(DeployError, match=r"cannot exec 'true' in container .*is not running"):
+        b.exec("gone", ["true"])
