@@ -1,0 +1,53 @@
+"""Suite-wide test settings.
+
+- The Kubernetes tests run last: ``scripts/test.sh`` starts the cluster in the background (its
+  first start on a machine builds it, about 5 minutes), and everything else runs meanwhile.
+- Before the first Kubernetes test, wait for that background start (``BANNOU_K8S_UP_STATUS``
+  names the file its exit status lands in) with a deadline; a failed start fails the test with
+  the tail of the cluster's log instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+K8S_DIR = Path(__file__).resolve().parent / "k8s"
+CLUSTER_START_DEADLINE = float(os.environ.get("BANNOU_K8S_UP_DEADLINE", "1500"))
+_cluster_checked: list[str] = []
+
+
+def _in_k8s(item: pytest.Item) -> bool:
+    return K8S_DIR in Path(str(item.path)).resolve().parents
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_in_k8s)  # stable: everything else keeps its order
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    status_file = os.environ.get("BANNOU_K8S_UP_STATUS")
+    if not status_file or not _in_k8s(item):
+        return
+    if not _cluster_checked:
+        deadline = time.monotonic() + CLUSTER_START_DEADLINE
+        while not os.path.exists(status_file) and time.monotonic() < deadline:
+            time.sleep(1)
+        _cluster_checked.append(_read(status_file))
+    rc = _cluster_checked[0]
+    if rc != "0":
+        log = Path(status_file + ".log")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:]) if log.exists() else ""
+        what = "did not finish" if rc == "" else f"exited with status {rc}"
+        pytest.fail(f"the background `cluster up` {what}; its log ({log}):\n{tail}", pytrace=False)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
