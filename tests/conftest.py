@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# Imported before any in-process pytester run: pytester restores sys.modules after each inner
+# run, and PyYAML imported again beside its already-loaded C extension breaks the next run.
+import pytest_bannou.preset  # noqa: F401
+
 K8S_DIR = Path(__file__).resolve().parent / "k8s"
 CLUSTER_START_DEADLINE = float(os.environ.get("BANNOU_K8S_UP_DEADLINE", "1500"))
 _cluster_checked: list[str] = []
