@@ -126,6 +126,38 @@ OPTIONS: tuple[Option, ...] = (
         metavar="diff|full",
     ),
     Option(
+        "bannou_testers",
+        "--bannou-testers",
+        "bannou_testers",
+        "BANNOU_TESTERS",
+        "choice",
+        "auto",
+        "run the presets' testers after their tests: auto (the testers of --bannou-preset presets or, "
+        "without it, of the presets whose tests are selected), always (also of environments derived "
+        "with marker overrides), never",
+        choices=("auto", "always", "never"),
+        metavar="auto|always|never",
+    ),
+    Option(
+        "bannou_testers_only",
+        "--bannou-testers-only",
+        "bannou_testers_only",
+        "BANNOU_TESTERS_ONLY",
+        "bool",
+        False,
+        "run only the testers (of the presets --bannou-testers picks), deselecting pytest's own tests",
+    ),
+    Option(
+        "bannou_report",
+        "--bannou-report",
+        "bannou_report",
+        "BANNOU_REPORT",
+        "str",
+        "",
+        "write results.json, junit.xml and report.html (tests and tester cases of every preset) into DIR",
+        metavar="DIR",
+    ),
+    Option(
         "bannou_default_preset",
         None,
         "bannou_default_preset",
@@ -161,6 +193,9 @@ class Settings:
     transition: Literal["diff", "full"] = "diff"
     default_preset: str = DEFAULT_PRESET
     local_command: tuple[str, ...] | None = None
+    testers: Literal["auto", "always", "never"] = "auto"
+    testers_only: bool = False
+    report: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)  # dest -> "cli" | "env" | "ini" | "default"
 
 
@@ -238,6 +273,9 @@ def resolve(
         transition=values["bannou_transition"],
         default_preset=values["bannou_default_preset"] or DEFAULT_PRESET,
         local_command=local_command,
+        testers=values["bannou_testers"] or "auto",
+        testers_only=values["bannou_testers_only"],
+        report=Path(values["bannou_report"]).expanduser() if values["bannou_report"] else None,
         sources=sources,
     )
 

@@ -178,6 +178,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session = BannouSession(config, settings)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "bannou-session")
+    from . import report_plugin, tester_items
+
+    config.pluginmanager.register(tester_items.TesterReporter(session), "bannou-testers")
+    report_plugin.register(config, session)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -347,6 +351,9 @@ class BannouSession:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = selected
+        from .tester_items import add_tester_items
+
+        add_tester_items(self, session, config, items)
 
         plan_items = []
         ids: list[str] = []
