@@ -82,7 +82,18 @@ BUILD_HINT = (
     "bannou:latest, redis:7 and rabbitmq:3.12-management; your own with `docker build -t IMAGE .`); "
     "nothing is pulled (imagePullPolicy: Never)"
 )
-IMAGE_REASONS = {"ErrImageNeverPull", "ImagePullBackOff", "ErrImagePull", "InvalidImageName"}
+LAYERLESS_HINT = (
+    "a dockershim kubelet (Kubernetes <= 1.23 on Docker) refuses images of size 0, such as the "
+    "layer-less FROM scratch images `python -m pytest_bannou.backends.images` builds: give the image "
+    "a layer (`FROM IMAGE` + `COPY somefile /`) and run that tag"
+)
+IMAGE_REASONS = {
+    "ErrImageNeverPull",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ImageInspectError",
+}
 FAIL_REASONS = IMAGE_REASONS | {
     "CrashLoopBackOff",
     "CreateContainerConfigError",
@@ -205,6 +216,35 @@ def local_image_meta(topology: Topology) -> dict[str, ImageMeta]:
     finally:
         cli.close()
     return out
+
+
+def layered_image(base: str, tag: str | None = None) -> str:
+    """Build ``tag`` (default ``BASE-layered``) = ``FROM base`` + one marker file on the local
+    Docker Engine and return it: the same image (labels, host mounts, command) with a layer, which
+    a dockershim kubelet accepts where it refuses a size-0 image (``LAYERLESS_HINT``)."""
+    import io
+    import tarfile
+
+    repo, _, version = base.rpartition(":") if ":" in base.rsplit("/", 1)[-1] else (base, "", "latest")
+    tag = tag or f"{repo}:{version}-layered"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (
+            ("Dockerfile", f"FROM {base}\nCOPY layer /.bannou-layer\n".encode()),
+            ("layer", b"pytest-bannou: a layer for dockershim\n"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    cli = _docker.client()
+    try:
+        cli.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True)
+    except Exception as exc:
+        raise DeployError(f"building {tag} from {base} failed: {exc}") from None
+    finally:
+        cli.close()
+    return tag
 
 
 # --- rendering ---------------------------------------------------------------------------------------
@@ -740,7 +780,7 @@ class KubernetesBackend(Backend):
         name = object_name(node)
         for call in (self.apps.delete_namespaced_deployment, self.core.delete_namespaced_service):
             try:
-                call(name, self.namespace, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT)
+                _raw(call, name, self.namespace, propagation_policy="Background")
             except ApiException as exc:
                 if exc.status != 404:
                     raise DeployError(
@@ -748,9 +788,7 @@ class KubernetesBackend(Backend):
                     ) from None
         sel = ",".join(f"{k}={v}" for k, v in selector(self.options, node).items())
         with contextlib.suppress(Exception):  # the ReplicaSet's pods go with it; do not wait for grace
-            self.core.delete_collection_namespaced_pod(
-                self.namespace, label_selector=sel, _request_timeout=REQUEST_TIMEOUT
-            )
+            _raw(self.core.delete_collection_namespaced_pod, self.namespace, label_selector=sel)
 
     def apply(self, transition: Transition, deadline: float) -> None:
         if transition.new is None:
@@ -787,8 +825,13 @@ class KubernetesBackend(Backend):
         if waiting:
             self.wait_rollout(waiting, deadline)
 
-    def _replace_node(self, node: Node, annotations: Mapping[str, str] | None = None) -> None:
-        """PUT the freshly rendered Deployment and Service: a rolling update when the template changed."""
+    def _replace_node(
+        self, node: Node, annotations: Mapping[str, str] | None = None, service: bool = True
+    ) -> None:
+        """PUT the freshly rendered Deployment (a rolling update when the template changed) and,
+        with ``service``, recreate its Service."""
+        from kubernetes.client.exceptions import ApiException
+
         assert self.topology is not None and self.namespace is not None
         name = object_name(node.name)
         dep = render_deployment(
@@ -803,9 +846,11 @@ class KubernetesBackend(Backend):
             self.apps.replace_namespaced_deployment(
                 name, self.namespace, dep, _request_timeout=REQUEST_TIMEOUT
             )
+            if not service:
+                return
             svc = render_service(node, self.topology, self.options, self.namespace)
-            with contextlib.suppress(Exception):
-                self.core.delete_namespaced_service(name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
+            with contextlib.suppress(ApiException):  # 404: the node had no ports before
+                _raw(self.core.delete_namespaced_service, name, self.namespace)
             if svc:
                 self.core.create_namespaced_service(self.namespace, svc, _request_timeout=REQUEST_TIMEOUT)
         except Exception as exc:
@@ -911,9 +956,12 @@ class KubernetesBackend(Backend):
                 raise NodeNotReady(
                     self.topology.preset,
                     node.name,
-                    f"pod {pod.metadata.name}: {waiting.reason}: image {cs.image!r} is not on the cluster "
-                    "node "
-                    f"({waiting.message or 'no message'}); {BUILD_HINT}",
+                    f"pod {pod.metadata.name}: {waiting.reason}: image {cs.image!r} "
+                    + (
+                        f"cannot be used ({waiting.message}); {LAYERLESS_HINT}"
+                        if waiting.reason == "ImageInspectError"
+                        else f"is not on the cluster node ({waiting.message or 'no message'}); {BUILD_HINT}"
+                    ),
                     "",
                     self.name,
                 )
@@ -1172,10 +1220,11 @@ class KubernetesBackend(Backend):
             )
         try:
             ws.run_forever(timeout=max(0.01, timeout))
+            status = ws.read_channel(3)  # before read_all(), which empties every channel
             output = ws.read_all()
             if ws.is_open():
                 return ExecResult(124, output + f"{' '.join(argv)}: timed out after {timeout:.1f}s")
-            return _exec_result(ws.read_channel(3), output)
+            return _exec_result(status, output)
         finally:
             with contextlib.suppress(Exception):
                 ws.close()
@@ -1200,7 +1249,7 @@ class KubernetesBackend(Backend):
         if environment:
             n = replace(n, environment={**n.environment, **environment})
             self._set_node(n)
-        self._replace_node(n, annotations)
+        self._replace_node(n, annotations, service=False)
         self.wait_rollout([node], deadline)
         self._drop_forwarders(keep={p.metadata.name for p in self._pods()})
 
@@ -1222,17 +1271,39 @@ class KubernetesBackend(Backend):
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+def _raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call a delete endpoint without decoding its answer: the client decodes some of them into
+    the wrong model (a Status into a Service) and fails after the deletion succeeded."""
+    resp = call(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    with contextlib.suppress(Exception):
+        resp.release_conn()
+
+
 def _delete_namespace(core: Any, name: str) -> None:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        core.delete_namespace(name, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT)
+        _raw(core.delete_namespace, name, propagation_policy="Background")
     except ApiException as exc:
-        if exc.status != 404:
+        if exc.status not in (404, 409):  # 409: already terminating
             raise DeployError(f"kubernetes: deleting namespace {name} failed: {_api_error(exc)}") from None
     # the namespace controller deletes pods only after a requeue: delete them now, without waiting
     with contextlib.suppress(Exception):
-        core.delete_collection_namespaced_pod(name, _request_timeout=REQUEST_TIMEOUT)
+        _raw(core.delete_collection_namespaced_pod, name)
+
+
+def _namespace_state(core: Any, name: str) -> str | None:
+    """``namespace NAME (PHASE: true conditions)``, or None when it is gone."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        ns = core.read_namespace(name, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        return f"namespace {name} (cannot read: {_api_error(exc)})"
+    conds = "; ".join(f"{c.type}: {c.message}" for c in (ns.status.conditions or []) if c.status == "True")
+    return f"namespace {name} ({ns.status.phase}{': ' + conds if conds else ''})"
 
 
 def _wait_gone(core: Any, name: str, deadline: float, *, namespace_too: bool, host: str) -> None:
@@ -1242,7 +1313,6 @@ def _wait_gone(core: Any, name: str, deadline: float, *, namespace_too: bool, ho
 
     start = time.monotonic()
     while True:
-        left: list[str] = []
         try:
             pods = core.list_namespaced_pod(name, _request_timeout=REQUEST_TIMEOUT).items
             left = [
@@ -1250,26 +1320,18 @@ def _wait_gone(core: Any, name: str, deadline: float, *, namespace_too: bool, ho
                 + (f" (finalizers {p.metadata.finalizers})" if p.metadata.finalizers else "")
                 for p in pods
             ]
-            if namespace_too and not left:
-                try:
-                    ns = core.read_namespace(name, _request_timeout=REQUEST_TIMEOUT)
-                    conds = "; ".join(
-                        f"{c.type}: {c.message}" for c in (ns.status.conditions or []) if c.status == "True"
-                    )
-                    left = [f"namespace {name} ({ns.status.phase}{': ' + conds if conds else ''})"]
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
         except ApiException as exc:
-            left = [f"(cannot list: {_api_error(exc)})"]
-        if not left:
+            left = [f"(cannot list pods: {_api_error(exc)})"]
+        ns_state = _namespace_state(core, name) if namespace_too and not left else None
+        if not left and ns_state is None:
             return
         now = time.monotonic()
         if now >= deadline:
+            ns_state = ns_state or _namespace_state(core, name) or f"namespace {name} (gone)"
             where = f" on {host}" if host else ""
             raise DeployError(
-                f"kubernetes: namespace {name}{where} is still terminating after {now - start:.1f}s "
-                f"(teardown deadline): {', '.join(left[:10])}; inspect it with "
+                f"kubernetes: {ns_state}{where} is still terminating after {now - start:.1f}s "
+                f"(teardown deadline); left: {', '.join(left[:10]) or 'no pods'}; inspect it with "
                 f"`kubectl get all,events -n {name}`, remove stuck finalizers, or raise "
                 "kubernetes_teardown_timeout"
             )

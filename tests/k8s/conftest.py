@@ -69,6 +69,7 @@ def k8s_images(kubeconfig) -> list[str]:
     except BackendUnavailable as exc:
         pytest.skip(f"the local images need the cluster node's Docker Engine: {exc.message}")
     try:
-        return ensure_images(cli, include_optional=False)
+        tags = ensure_images(cli, include_optional=False)
     finally:
         cli.close()
+    return [*tags, k8s.layered_image("bannou:latest", k8s_support.NODE_IMAGE)]

@@ -18,6 +18,9 @@ START_HINT = (
     "(from the repository root) before pytest, or set KUBECONFIG"
 )
 FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)
+# bannou:latest with one layer (kubernetes.layered_image): the cluster's dockershim kubelet
+# refuses the layer-less original; built by the k8s_images fixture
+NODE_IMAGE = "bannou:latest-layered"
 RUN_IDS: set[str] = set()
 
 
@@ -48,6 +51,7 @@ def options(
 
 def node(name: str, **kw) -> Node:
     kw.setdefault("healthcheck", FAST_HTTP)
+    kw.setdefault("image", NODE_IMAGE)
     return Node(name=name, app_id=kw.pop("app_id", name), **kw)
 
 
