@@ -35,7 +35,15 @@ from .topology import Action, Topology, Transition, diff
 Progress = Callable[[str, bool], None]  # (text, done): done False starts a line, True ends it
 """Progress callback: ``("deploying x on local: 3 nodes", False)`` then ``("ready in 1.4 s", True)``."""
 
-CI_JOB_VARS = (("GITHUB_RUN_ID", "GITHUB_JOB"), ("CI_JOB_ID",), ("BUILDKITE_JOB_ID",), ("BUILD_ID",))
+# the first set whose first variable is set names the job: BANNOU_CI_JOB_ID (set it per matrix
+# entry, e.g. to the preset: examples/ci), GitHub Actions, GitLab CI, Buildkite, Jenkins
+CI_JOB_VARS = (
+    ("BANNOU_CI_JOB_ID",),
+    ("GITHUB_RUN_ID", "GITHUB_JOB", "BANNOU_CI_MATRIX"),
+    ("CI_JOB_ID",),
+    ("BUILDKITE_JOB_ID",),
+    ("BUILD_ID",),
+)
 
 
 def new_run_id(environ: Mapping[str, str] | None = None) -> str:
@@ -198,12 +206,45 @@ class Environment:
         return format_status(self.status())
 
     def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
-        """Restart a node (optionally with extra environment) and wait until it is ready again."""
+        """Restart a node and wait until it is ready again. New ``environment`` values recreate
+        the node through the backend (an ``update-env`` change: a new configuration version)."""
         name = self.node_for(node)
-        self._engine().restart(name, environment)
-        if environment:
-            self._update_node(name, environment=environment)
+        current = self.topology.node(name).environment
+        if environment and any(current.get(k) != str(v) for k, v in environment.items()):
+            self.update([{"action": "update-env", "nodeName": name, "environment": dict(environment)}])
+            return
+        self._engine().restart(name, None)
         self._manager.wait_ready(self, nodes=[name])
+        self._manager.messaging.ready(self, "completed", [f"restart {name}"])
+
+    # --- heartbeats, restart policy and live changes (pytest_bannou.messaging_env, .live) -------
+    def heartbeats(self) -> dict[str, Any]:
+        """app id -> last ``HeartbeatRecord`` stored in Redis by the heartbeat monitor."""
+        return self._manager.messaging.heartbeats()
+
+    def should_restart(self, node: str, now: float | None = None) -> Any:
+        """bannou's restart policy for a node's app id: a ``RestartDecision`` (restart, reason)."""
+        return self._manager.messaging.should_restart(self.topology.node(self.node_for(node)).app_id, now)
+
+    def update(self, changes: Sequence[Any]) -> int:
+        """Apply bannou TopologyChanges (all or nothing); returns the new configuration version."""
+        from . import live
+
+        self._engine()
+        return live.update(self, changes)
+
+    def rollback(self) -> int:
+        """Return to the previous configuration version; returns it."""
+        from . import live
+
+        self._engine()
+        return live.rollback(self)
+
+    @property
+    def config_version(self) -> int:
+        from . import live
+
+        return live._history(self).current
 
     def scale(self, node: str, replicas: int) -> None:
         """Change a node's replica count and wait until the new replicas are ready."""
@@ -211,6 +252,7 @@ class Environment:
         self._engine().scale(name, replicas)
         self._update_node(name, replicas=replicas)
         self._manager.wait_ready(self, nodes=[name])
+        self._manager.messaging.ready(self, "completed", [f"scale {name} to {replicas}"])
 
     def _update_node(
         self, name: str, *, environment: Mapping[str, str] | None = None, replicas: int | None = None
@@ -256,6 +298,7 @@ class EnvironmentManager:
         on_ready: Callable[[Environment], None] | None = None,
         before_teardown: Callable[[Environment], None] | None = None,
         configure_backend: Callable[[BackendOptions], None] | None = None,
+        messaging: Any = None,
     ) -> None:
         self.backend_request = backend
         self.options = options
@@ -264,6 +307,11 @@ class EnvironmentManager:
         self._on_ready = on_ready
         self._before_teardown = before_teardown
         self._configure_backend = configure_backend
+        if messaging is None:  # broker/heartbeats/mapping events, active for presets with rabbitmq
+            from .messaging_env import EnvMessaging
+
+            messaging = EnvMessaging(workdir=options.workdir)
+        self.messaging = messaging
         self.backend: Backend | None = None
         self._backend_error: BannouError | None = None
         self.current: Environment | None = None
@@ -361,12 +409,18 @@ class EnvironmentManager:
         if old is None:
             self._say(f"deploying {env.key} on {backend.name}: {nodes_text}", False)
             self.current = env  # teardown on failure must know what is half-started
-            backend.deploy(env.topology, deadline)
+            base = self.messaging.prepare(backend, None, env, deadline)  # may start infra first
+            if base is None:
+                backend.deploy(env.topology, deadline)
+            else:
+                backend.apply(diff(base, env.topology), deadline)
             rec.deploy_time = time.monotonic() - start
             self._wait(backend, env, deadline, None)
+            self.messaging.ready(env, "completed")
             self._say(f"ready in {time.monotonic() - start:.1f} s", True)
             return
-        transition = diff(old.topology, env.topology)
+        base = self.messaging.prepare(backend, old.topology, env, deadline)
+        transition = diff(base or old.topology, env.topology)
         self._collect_restarts(old)
         self._say(f"transition to {env.key}: {transition.summary()}", False)
         self.current = env
@@ -375,6 +429,7 @@ class EnvironmentManager:
         rec.deploy_time = time.monotonic() - start
         rec.transitions += 1
         self._wait(backend, env, deadline, changed_nodes(transition))
+        self.messaging.ready(env, "topology-changed", [transition.summary()])
         self._say(f"ready in {time.monotonic() - start:.1f} s", True)
 
     def _wait(self, backend: Backend, env: Environment, deadline: float, nodes: list[str] | None) -> None:
@@ -400,6 +455,7 @@ class EnvironmentManager:
             err = DeployError(f"environment {env.key!r} on {self.backend_name}: {type(exc).__name__}: {exc}")
             rec.error = err.message
             self.failures[env.key] = err
+        self.messaging.failed(env, exc)
         start = time.monotonic()
         try:
             self._teardown_current(quiet=True)
@@ -436,6 +492,7 @@ class EnvironmentManager:
                     self._before_teardown(env)
         if not quiet:
             self._say(f"teardown {label}", False)
+        self.messaging.stop()  # before the broker it talks to goes away
         try:
             backend.teardown()
         finally:
@@ -453,6 +510,7 @@ class EnvironmentManager:
                 return None
             self._closed = True
             if keep and self.current is not None:
+                self.messaging.stop()
                 self._collect_restarts(self.current)
                 self._write_info(kept=True)
                 return self.current

@@ -126,6 +126,47 @@ OPTIONS: tuple[Option, ...] = (
         metavar="diff|full",
     ),
     Option(
+        "bannou_keep_on_failure",
+        "--bannou-keep-on-failure",
+        "bannou_keep_on_failure",
+        "BANNOU_KEEP_ON_FAILURE",
+        "bool",
+        False,
+        "like --bannou-keep, but only when a test failed or errored",
+    ),
+    Option(
+        "bannou_reuse",
+        "--bannou-reuse",
+        "bannou_reuse",
+        "BANNOU_REUSE",
+        "bool",
+        False,
+        "attach to an environment kept by an earlier run when its preset hash matches instead of "
+        "deploying again (a changed preset is redeployed)",
+    ),
+    Option(
+        "bannou_matrix",
+        "--bannou-matrix",
+        "bannou_matrix",
+        "BANNOU_MATRIX",
+        "bool",
+        False,
+        'print {"include": [{"preset", "backends", "tests"}, ...]} as JSON (one line) for a CI '
+        "matrix and exit without deploying anything",
+    ),
+    Option(
+        "bannou_share",
+        "--bannou-share",
+        "bannou_share",
+        "BANNOU_SHARE",
+        "choice",
+        "none",
+        "under pytest-xdist: none (each worker deploys the presets it runs, default) or session "
+        "(one environment per preset serves every worker; the controller tears it down)",
+        choices=("none", "session"),
+        metavar="none|session",
+    ),
+    Option(
         "bannou_testers",
         "--bannou-testers",
         "bannou_testers",
@@ -176,6 +217,38 @@ OPTIONS: tuple[Option, ...] = (
         "command the local backend runs for bannou nodes without their own command "
         "(shell-like words, e.g. 'dotnet bin/bannou-service.dll'); default: the reference node",
     ),
+    Option(
+        "bannou_amqp_url",
+        "--bannou-amqp-url",
+        "bannou_amqp_url",
+        "BANNOU_TEST_AMQP_URL",
+        "str",
+        "",
+        "RabbitMQ for heartbeats and mapping events (amqp://user:pass@host:port/vhost); default: the "
+        "preset's rabbitmq infrastructure node, else messaging is off",
+        metavar="URL",
+    ),
+    Option(
+        "bannou_redis_url",
+        "--bannou-redis-url",
+        "bannou_redis_url",
+        "BANNOU_TEST_REDIS_URL",
+        "str",
+        "",
+        "Redis where the heartbeat monitor stores heartbeats (redis://host:port/db); default: the "
+        "preset's redis infrastructure node",
+        metavar="URL",
+    ),
+    Option(
+        "bannou_heartbeat_interval",
+        "--bannou-heartbeat-interval",
+        "bannou_heartbeat_interval",
+        "BANNOU_TEST_HEARTBEAT_INTERVAL",
+        "float",
+        1.0,
+        "seconds between the heartbeats of the nodes (BANNOU_HEARTBEAT_INTERVAL of every node; default 1)",
+        metavar="SECONDS",
+    ),
 )
 
 
@@ -196,6 +269,10 @@ class Settings:
     testers: Literal["auto", "always", "never"] = "auto"
     testers_only: bool = False
     report: Path | None = None
+    keep_on_failure: bool = False
+    reuse: bool = False
+    matrix: bool = False
+    share: Literal["none", "session"] = "none"
     sources: Mapping[str, str] = field(default_factory=dict)  # dest -> "cli" | "env" | "ini" | "default"
 
 
@@ -276,6 +353,10 @@ def resolve(
         testers=values["bannou_testers"] or "auto",
         testers_only=values["bannou_testers_only"],
         report=Path(values["bannou_report"]).expanduser() if values["bannou_report"] else None,
+        keep_on_failure=values["bannou_keep_on_failure"],
+        reuse=values["bannou_reuse"],
+        matrix=values["bannou_matrix"],
+        share=values["bannou_share"] or "none",
         sources=sources,
     )
 

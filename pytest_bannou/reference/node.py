@@ -105,6 +105,7 @@ class Request:
     path: str  # without the query string
     query: str
     body: object  # parsed JSON, or the raw text when it is not JSON, or None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class NodeApp:
     node: str = field(default_factory=socket.gethostname)
     started: float = field(default_factory=time.monotonic)
     forwarder: Forwarder | None = None
+    mappings_version: Callable[[], int | None] | None = None  # set when messaging is configured
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NodeApp:
@@ -148,25 +150,25 @@ class NodeApp:
         return Response(200, {"appId": self.app_id, "services": self.services, "health": "/health"})
 
     def health(self) -> Response:
-        return Response(
-            200,
-            {
-                "status": "healthy",
-                "appId": self.app_id,
-                "services": self.services,
-                "node": self.node,
-                "pid": os.getpid(),
-                "uptime": round(time.monotonic() - self.started, 3),
-            },
-        )
+        body = {
+            "status": "healthy",
+            "appId": self.app_id,
+            "services": self.services,
+            "node": self.node,
+            "pid": os.getpid(),
+            "uptime": round(time.monotonic() - self.started, 3),
+        }
+        if self.mappings_version is not None:
+            body["mappingsVersion"] = self.mappings_version()
+        return Response(200, body)
 
     def service_request(self, service: str, request: Request) -> Response:
-        if service in self.services:
-            return self.answer(service, request)
-        if self.forwarder is not None:
+        if self.forwarder is not None:  # asked first: the mappings may route an enabled service away
             forwarded = self.forwarder(service, request)
             if forwarded is not None:
                 return forwarded
+        if service in self.services:
+            return self.answer(service, request)
         return self.not_hosted(service)
 
     def answer(self, service: str, request: Request) -> Response:
@@ -218,7 +220,8 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         url = urlsplit(self.path)
-        response = self.app.handle(Request(self.command, url.path, url.query, self._read_body()))
+        request = Request(self.command, url.path, url.query, self._read_body(), dict(self.headers.items()))
+        response = self.app.handle(request)
         payload = json.dumps(response.body).encode()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
@@ -270,6 +273,47 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminate
 
 
+def attach_messaging(app: NodeApp, env: Mapping[str, str]) -> object | None:
+    """Heartbeats, mapping subscription and forwarding when ``BANNOU_AMQP_URL`` is set (see
+    ``reference.messaging``); peers' URLs come from ``BANNOU_MESH_ENDPOINTS`` and, rereading it
+    on change, the file named by ``BANNOU_MESH_ENDPOINTS_FILE`` (see ``reference.mesh_file``).
+    ``BANNOU_REFERENCE_HEARTBEAT_STATUS`` sets the reported status (tests of the restart policy)."""
+    from .mesh_file import MESH_ENDPOINTS_FILE_ENV, EndpointsFile
+    from .messaging import NodeMessaging
+
+    m = NodeMessaging.from_env(env, app.app_id, app.services)
+    if m is None:
+        return None
+    if env.get("BANNOU_REFERENCE_HEARTBEAT_STATUS"):
+        m.heartbeats.set_status(env["BANNOU_REFERENCE_HEARTBEAT_STATUS"])
+    # the mappings decide, as bannou's mesh does: a service enabled here (a node without a service
+    # list runs them all) but mapped to another app id is forwarded there
+    m.forwarder.services = frozenset()
+    static = dict(m.forwarder.endpoints)
+    file = EndpointsFile(env[MESH_ENDPOINTS_FILE_ENV]) if env.get(MESH_ENDPOINTS_FILE_ENV) else None
+
+    def forward(service: str, request: Request) -> Response | None:
+        if file is not None:
+            m.forwarder.endpoints = {**file.read(), **static}
+        path = request.path + (f"?{request.query}" if request.query else "")
+        body = request.body
+        if body is not None and not isinstance(body, str):
+            body = json.dumps(body)
+        out = m.forwarder.forward_service(service, request.method, path, body, request.headers)
+        if out is None:
+            return None
+        status, _headers, content = out
+        try:
+            data = json.loads(content)
+        except ValueError:
+            data = {"body": content.decode("utf-8", "replace")}
+        return Response(status, data if isinstance(data, dict) else {"body": data})
+
+    app.forwarder = forward
+    app.mappings_version = lambda: m.table.version
+    return m
+
+
 def main(argv: Iterable[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -295,12 +339,22 @@ def main(argv: Iterable[str] | None = None, env: Mapping[str, str] | None = None
         except OSError as exc:
             log(f"bannou reference node {app.app_id} cannot listen on {host}:{port}: {exc}")
             return 1
+        try:
+            messaging = attach_messaging(app, env)
+            if messaging is not None:
+                messaging.start()  # subscribed and first heartbeat sent before /health answers
+        except Exception as exc:  # BannouError from settings or an unreachable broker
+            log(f"bannou reference node {app.app_id}: messaging: {exc}")
+            server.server_close()
+            return 1
         bound = server.server_address[1]
         log(f"bannou reference node {app.app_id} listening on :{bound} services={','.join(app.services)}")
         try:
             server.serve_forever(poll_interval=0.05)
         finally:
             server.server_close()
+            if messaging is not None:
+                messaging.stop()  # heartbeat shutting_down
     except _Terminate:
         log(f"bannou reference node {app.app_id} stopping (SIGTERM)")
         return 0
