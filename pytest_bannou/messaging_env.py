@@ -159,7 +159,7 @@ class EnvMessaging:
         s = self.settings
         broker = s.amqp_url or self._infra_url(backend, topology, "rabbitmq")
         redis_url = s.redis_url or self._infra_url(backend, topology, "redis")
-        budget = max(s.connect_deadline, deadline - time.monotonic())
+        budget = max(1.0, min(s.connect_deadline, deadline - time.monotonic()))
         if broker != self.broker_url or self.publisher is None:
             self.stop()
             last = max(self.versions) if self.versions else 0
