@@ -510,7 +510,7 @@ class EnvironmentManager:
                 return None
             self._closed = True
             if keep and self.current is not None:
-                self.messaging.stop()
+                self.messaging.keep(self.current)
                 self._collect_restarts(self.current)
                 self._write_info(kept=True)
                 return self.current

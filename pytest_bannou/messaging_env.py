@@ -322,10 +322,23 @@ class EnvMessaging:
             "external_amqp": self.settings.amqp_url,
             "external_redis": self.settings.redis_url,
             "heartbeat_interval": self.settings.heartbeat_interval,
+            "node_env": self.node_env,
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         tmp.replace(path)
+
+    def keep(self, env: Environment) -> None:
+        """The environment stays running after the session: record its configuration versions
+        (``bannou-env update``/``rollback`` continue from them), then stop this side."""
+        from . import live
+
+        if self.workdir is not None:
+            with contextlib.suppress(OSError):
+                live.save_history(self.workdir, live._history(env))
+                if self.active:
+                    self.save(env)
+        self.stop()
 
     def stop(self) -> None:
         """Stop the monitor and close the publisher (before the broker goes away)."""

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "render_cmd",
     "testers_cmd",
     "report_cmd",
+    "live_cmd",
 )
 
 

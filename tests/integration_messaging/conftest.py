@@ -111,10 +111,14 @@ def library(presets_dir: Path) -> PresetLibrary:
 TTL = 3.0  # short, so an expired heartbeat can be seen in a test
 
 
-@pytest.fixture(scope="module")
-def manager() -> Iterator[EnvironmentManager]:
+@pytest.fixture(scope="session")
+def infra_servers() -> None:
     if SERVERS_MISSING:
         pytest.skip(f"needs {', '.join(SERVERS_MISSING)}: apt-get install redis-server rabbitmq-server")
+
+
+@pytest.fixture(scope="module")
+def manager(infra_servers: None) -> Iterator[EnvironmentManager]:
     options = make_options(ready_timeout=120)
     settings = MessagingSettings(heartbeat_interval=0.3, ttl=TTL)
     m = EnvironmentManager("local", options, messaging=EnvMessaging(settings, options.workdir))

@@ -1,0 +1,109 @@
+"""``bannou-env update`` / ``rollback`` on an environment left running by ``bannou-env deploy``
+(real processes; a preset without infrastructure, so no broker has to start)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pytest_bannou.cli.live_cmd import parse_change
+from pytest_bannou.environment import run_directory
+from pytest_bannou.live import ChangeError, load_history
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_bannou.cli", *args], capture_output=True, text=True, timeout=180
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def urls(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s+(\S+): (http://\S+)$", output, re.MULTILINE))
+
+
+@pytest.fixture
+def kept_run(presets_dir: Path):
+    out = cli("deploy", "plain", "--presets-dir", str(presets_dir), "--ready-timeout", "60").stdout
+    run_id = re.search(r"run id: (\S+)", out).group(1)
+    yield run_id, out
+    cli("clean", "--run-id", run_id, "--backend", "local", check=False)
+    assert not run_directory(run_id).exists()
+
+
+def test_update_and_rollback_a_kept_run(kept_run):
+    run_id, out = kept_run
+    assert urls(out)["bannou-main"]
+    updated = cli("update", run_id, "add-node:bannou-auth=auth,account", "scale:bannou-main=2")
+    assert "configuration version 2" in updated.stdout
+    auth_url = urls(updated.stdout)["bannou-auth"]
+    assert httpx.get(auth_url + "/health", timeout=5).json()["appId"] == "bannou-auth"
+    history = load_history(run_directory(run_id))
+    assert [v for v, _ in history.versions] == [1, 2]
+    assert history.versions[-1][1].node("bannou-main").replicas == 2
+
+    env_change = '{"action": "update-env", "nodeName": "bannou-auth", "environment": {"X": "1"}}'
+    assert "configuration version 3" in cli("update", run_id, env_change).stdout
+
+    back = cli("rollback", run_id)
+    assert "configuration version 2" in back.stdout
+    assert "X" not in load_history(run_directory(run_id)).versions[-1][1].node("bannou-auth").environment
+    assert "configuration version 1" in cli("rollback", run_id).stdout
+    assert "bannou-auth" not in urls(cli("status", "--run-id", run_id).stdout)
+    nothing = cli("rollback", run_id, check=False)
+    assert nothing.returncode == 1 and "nothing to roll back" in nothing.stderr
+
+
+def test_a_bad_change_leaves_the_run_as_it_was(kept_run):
+    run_id, out = kept_run
+    before = urls(out)["bannou-main"]
+    bad = cli("update", run_id, "scale:bannou-main=2", "remove-node:ghost", check=False)
+    assert bad.returncode == 1
+    assert "change 2 of 2 (remove-node ghost): preset 'plain' has no node 'ghost'" in bad.stderr
+    assert "nothing was applied" in bad.stderr and "Traceback" not in bad.stderr
+    assert httpx.get(before + "/health", timeout=5).status_code == 200  # same process, same port
+    assert [v for v, _ in load_history(run_directory(run_id)).versions] == [1]
+
+
+def test_update_of_an_unknown_run():
+    proc = cli("update", "bannou-00000000", "scale:x=1", check=False)
+    assert proc.returncode == 1 and "no environment 'bannou-00000000'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("scale:main=3", {"action": "scale", "nodeName": "main", "replicas": 3}),
+        ("remove-node:x", {"action": "remove-node", "nodeName": "x"}),
+        (
+            "move-service:a=auth,chat",
+            {"action": "move-service", "nodeName": "a", "services": ["auth", "chat"]},
+        ),
+        ("add-node:n", {"action": "add-node", "nodeConfig": {"name": "n", "services": []}}),
+        (
+            "update-env:*:A=1,B=2",
+            {"action": "update-env", "nodeName": None, "environment": {"A": "1", "B": "2"}},
+        ),
+        (
+            '{"action": "scale", "nodeName": "m", "replicas": 1}',
+            {"action": "scale", "nodeName": "m", "replicas": 1},
+        ),
+    ],
+)
+def test_change_arguments(text, expected):
+    assert parse_change(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["scale:main=two", "warp:x", "update-env:main", "{not json", "move-service:a="]
+)
+def test_bad_change_arguments(text):
+    with pytest.raises(ChangeError):
+        parse_change(text)
