@@ -1,0 +1,124 @@
+"""The pure parts of live changes and of the messaging wiring (no processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_bannou import messaging_env
+from pytest_bannou.live import (
+    ChangeError,
+    TopologyChange,
+    change_topology,
+    topology_from_json,
+    topology_to_json,
+)
+from pytest_bannou.preset import PresetLibrary
+from pytest_bannou.reference import mesh_file, messaging
+from pytest_bannou.reference.node import enabled_services
+
+
+@pytest.fixture(scope="module")
+def split(presets_dir: Path):
+    return PresetLibrary([presets_dir]).resolve("msg-split")
+
+
+def test_node_side_names_match_the_reference_node():
+    assert messaging_env.AMQP_URL_ENV == messaging.AMQP_URL_ENV
+    assert messaging_env.HEARTBEAT_INTERVAL_ENV == messaging.HEARTBEAT_INTERVAL_ENV
+    assert messaging_env.MESH_ENDPOINTS_ENV == messaging.MESH_ENDPOINTS_ENV
+    assert messaging_env.MESH_ENDPOINTS_FILE_ENV == mesh_file.MESH_ENDPOINTS_FILE_ENV
+
+
+def test_move_service_switches_enablement_and_mapping(split):
+    new = change_topology(split, [TopologyChange("move-service", "bannou-main", services=("auth",))])
+    auth, main = new.node("bannou-auth"), new.node("bannou-main")
+    assert new.mappings["auth"] == "bannou" and new.mappings["account"] == "bannou-auth"
+    assert "auth" not in enabled_services(auth.environment) and "account" in enabled_services(
+        auth.environment
+    )
+    assert "auth" in enabled_services(main.environment)
+    assert split.mappings["auth"] == "bannou-auth"  # the input is unchanged
+
+
+def test_add_node_models_the_main_node_and_enables_only_its_services(split):
+    new = change_topology(
+        split,
+        [
+            {
+                "action": "add-node",
+                "nodeConfig": {"name": "chat", "services": ["chat"], "replicas": 2, "appId": "c"},
+            }
+        ],
+    )
+    node = new.node("chat")
+    main = split.node("bannou-main")
+    assert (node.app_id, node.replicas, node.command, node.ports) == ("c", 2, main.command, main.ports)
+    assert node.depends_on == main.depends_on  # starts after redis and rabbitmq
+    assert enabled_services(node.environment) == ["state", "messaging", "mesh", "telemetry", "chat"]
+    assert new.mappings["chat"] == "c"
+
+
+def test_remove_node_drops_its_mappings_and_dependencies(split):
+    new = change_topology(split, [{"action": "remove-node", "nodeName": "bannou-auth"}])
+    assert "bannou-auth" not in new.node_names and "auth" not in new.mappings
+    with pytest.raises(ChangeError, match="last bannou node"):
+        change_topology(new, [{"action": "remove-node", "nodeName": "bannou-main"}])
+
+
+def test_update_env_without_node_changes_every_bannou_node(split):
+    new = change_topology(split, [{"action": "update-env", "environment": {"A": 1}}])
+    assert all(n.environment["A"] == "1" for n in new.bannou_nodes)
+    assert all("A" not in n.environment for n in new.infrastructure)
+
+
+def test_changes_apply_in_order_and_fail_as_a_whole(split):
+    new = change_topology(
+        split,
+        [
+            {"action": "add-node", "nodeConfig": {"name": "x"}},
+            {"action": "scale", "nodeName": "x", "replicas": 3},
+        ],
+    )
+    assert new.node("x").replicas == 3
+    with pytest.raises(ChangeError, match="no topology change given"):
+        change_topology(split, [])
+
+
+def test_topology_json_round_trip(split):
+    changed = change_topology(split, [{"action": "scale", "nodeName": "bannou-auth", "replicas": 2}])
+    for t in (split, changed):
+        back = topology_from_json(topology_to_json(t))
+        assert back.nodes == t.nodes and dict(back.mappings) == dict(t.mappings)
+
+
+def test_injection_local_and_container_backends(split, tmp_path):
+    m = messaging_env.EnvMessaging(messaging_env.MessagingSettings(heartbeat_interval=0.5), tmp_path)
+    m.broker_url = "amqp://guest:guest@127.0.0.1:5999/%2F"
+    local = m.inject("local", split)
+    main = local.node("bannou-main").environment
+    assert main["BANNOU_AMQP_URL"] == m.broker_url and main["BANNOU_HEARTBEAT_INTERVAL"] == "0.5"
+    assert main["BANNOU_MESH_ENDPOINTS_FILE"] == str(tmp_path / "mesh-endpoints")
+    assert "BANNOU_AMQP_URL" not in local.node("rabbitmq").environment
+    compose = m.inject("compose", split).node("bannou-auth").environment
+    assert compose["BANNOU_AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/%2F"
+    assert (
+        compose["BANNOU_MESH_ENDPOINTS"] == "bannou=http://bannou-main:80,bannou-auth=http://bannou-auth:80"
+    )
+    assert (
+        messaging.parse_mesh_endpoints(compose["BANNOU_MESH_ENDPOINTS"])["bannou-auth"]
+        == "http://bannou-auth:80"
+    )
+
+
+def test_endpoints_file_is_reread_when_it_changes_and_keeps_the_last_good(tmp_path):
+    path = tmp_path / "mesh"
+    reader = mesh_file.EndpointsFile(path)
+    assert reader.read() == {}
+    mesh_file.write_endpoints(path, {"a": "http://127.0.0.1:1"})
+    assert reader.read() == {"a": "http://127.0.0.1:1"}
+    mesh_file.write_endpoints(path, {"a": "http://127.0.0.1:1", "b": "http://127.0.0.1:22"})
+    assert reader.read()["b"] == "http://127.0.0.1:22"
+    path.write_text("garbage without equals sign, longer than before")
+    assert reader.read()["b"] == "http://127.0.0.1:22"
