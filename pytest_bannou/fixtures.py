@@ -35,7 +35,9 @@ def bannou_env(request: pytest.FixtureRequest, bannou_preset: str) -> Environmen
 
     ``.preset``, ``.key``, ``.topology``, ``.backend``, ``.nodes``, ``.url(service_or_node,
     port=None)``, ``.endpoint(...)``, ``.logs(node, tail=50)``, ``.status()``,
-    ``.restart(node, environment=None)``, ``.scale(node, n)``.
+    ``.restart(node, environment=None)``, ``.scale(node, n)``; with messaging (see README):
+    ``.heartbeats()``, ``.should_restart(node)``, ``.update(changes)``, ``.rollback()``,
+    ``.config_version``.
     If the environment cannot be deployed the test errors with one message (no traceback).
     """
     from .plugin import session_of
