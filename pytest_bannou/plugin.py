@@ -23,6 +23,9 @@ from . import options as opts
 from .environment import Environment, EnvironmentManager, EnvRecord, format_status, make_options
 from .errors import BannouError
 from .fixtures import bannou_env, bannou_http, bannou_preset  # noqa: F401  (registers the fixtures)
+from .messaging_env import EnvMessaging
+from .messaging_env import resolve_options as resolve_messaging
+from .secrets import mask_text, topology_secrets
 from .topology import Topology
 
 ENV_FIXTURES = frozenset({"bannou_env", "bannou_http"})
@@ -160,10 +163,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """``--bannou-plan`` collects in this process: switch pytest-xdist's distribution off."""
     try:
-        plan = opts.resolve(config.getoption, config.getini).plan
+        settings = opts.resolve(config.getoption, config.getini)
     except BannouError:
         return  # reported by pytest_configure
-    if plan is not None and hasattr(config.option, "numprocesses"):
+    if (settings.plan is not None or settings.matrix) and hasattr(config.option, "numprocesses"):
         config.option.numprocesses = 0
         config.option.dist = "no"
         config.option.tx = []
@@ -178,6 +181,13 @@ def pytest_configure(config: pytest.Config) -> None:
     session = BannouSession(config, settings)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "bannou-session")
+    from .distribution import DistributionPlugin
+    from .sharing import SharingPlugin
+    from .sweep import SweepPlugin
+
+    config.pluginmanager.register(DistributionPlugin(config, session), "bannou-distribution")
+    config.pluginmanager.register(SharingPlugin(config, session), "bannou-sharing")
+    config.pluginmanager.register(SweepPlugin(config, session), "bannou-sweep")
     from . import report_plugin, tester_items
 
     config.pluginmanager.register(tester_items.TesterReporter(session), "bannou-testers")
@@ -225,9 +235,12 @@ class BannouSession:
             on_ready=lambda env: config.hook.pytest_bannou_environment_ready(environment=env),
             before_teardown=lambda env: config.hook.pytest_bannou_before_teardown(environment=env),
             configure_backend=lambda o: config.hook.pytest_bannou_configure_backend(config=config, options=o),
+            messaging=EnvMessaging(resolve_messaging(config.getoption, config.getini), options.workdir),
         )
         self._partial = False
         self._current_nodeid: str | None = None
+        # tried before the session's own deploy (sharing, --bannou-reuse): (key, topology) -> env
+        self.attachers: list[Any] = []
 
     # --- presets ------------------------------------------------------------------------------
     @property
@@ -382,6 +395,20 @@ class BannouSession:
     # --- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        if self.settings.matrix:
+            from .distribution import matrix
+
+            if session.testsfailed and not session.config.option.continue_on_collection_errors:
+                return None  # pytest reports the collection errors and stops
+            pairs = [
+                (i.preset, self.library.resolve(i.preset).required_backends)
+                for i in map(self.item_env, session.items)
+                if i.marked or i.needs_env
+            ]
+            with self._uncaptured():
+                sys.stdout.write(json.dumps(matrix(pairs)) + "\n")
+                sys.stdout.flush()
+            return True
         if self.settings.plan is not None:
             if session.testsfailed and not session.config.option.continue_on_collection_errors:
                 return None  # pytest reports the collection errors and stops
@@ -410,7 +437,11 @@ class BannouSession:
         error = None
         try:
             self.check_preset(info.preset)
-            env = self.manager.activate(info.key, self.topology(info))
+            topo = self.topology(info)
+            attached = (attach(info.key, topo) for attach in self.attachers)
+            env = next((e for e in attached if e is not None), None)
+            if env is None:
+                env = self.manager.activate(info.key, topo)
         except BannouError as exc:
             error = exc.message
         if error is not None:  # outside the except block: one message, no chained exception
@@ -440,7 +471,8 @@ class BannouSession:
         except Exception as exc:
             status = f"(status unavailable: {exc})"
         sections.append(("bannou status", f"environment {env.key} on {env.backend} ({env.run_id})\n{status}"))
-        return sections
+        hidden = topology_secrets([env.topology])  # secret environment values never reach a report
+        return [(title, mask_text(text, hidden)) for title, text in sections]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         key = self.item_keys.get(report.nodeid)
@@ -463,11 +495,13 @@ class BannouSession:
             outcomes["error"] += 1
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.settings.plan is not None and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        only_print = self.settings.plan is not None or self.settings.matrix
+        if only_print and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
         try:
             clean_run = session.testsfailed == 0 and not any(r.error for r in self.manager.records.values())
-            self.kept = self.manager.teardown(keep=self.settings.keep, remove_workdir=clean_run)
+            keep = self.settings.keep or (self.settings.keep_on_failure and not clean_run)
+            self.kept = self.manager.teardown(keep=keep, remove_workdir=clean_run)
         except BannouError as exc:  # the engine failed to remove something: say what, fail the run
             self.teardown_error = exc.message
             if session.exitstatus == pytest.ExitCode.OK:

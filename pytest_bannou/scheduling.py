@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from .secrets import mask_data, mask_text, topology_secrets
 from .topology import Topology, Transition, diff
 
 __all__ = [
@@ -107,9 +108,16 @@ class Plan:
             f"deploys: {self.deploys}, node starts: {self.node_starts}, "
             f"transition cost: {self.transition_cost} (node starts + stops, teardown included)"
         )
-        return "\n".join(lines)
+        return mask_text("\n".join(lines), self._secrets())
+
+    def _secrets(self) -> set[str]:
+        """Secret environment values of the plan's topologies: never printed (``secrets``)."""
+        return topology_secrets(g.topology for g in self.groups)
 
     def to_json(self) -> dict:
+        return mask_data(self._to_json(), self._secrets())
+
+    def _to_json(self) -> dict:
         return {
             "batched": self.batched,
             "groups": [

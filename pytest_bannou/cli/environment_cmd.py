@@ -102,6 +102,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME|all",
         help="clean one backend, or every available one (default)",
     )
+    clean.add_argument(
+        "--all-stale",
+        action="store_true",
+        help="remove every dead session's resources on every available backend, sparing kept "
+        "environments (the sweep each pytest session runs before its first deploy)",
+    )
     clean.set_defaults(handler=_clean)
 
 
@@ -204,6 +210,16 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
+    if args.all_stale:
+        from ..sweep import sweep
+
+        if args.run_id:
+            raise BannouError("bannou-env clean: --all-stale and --run-id exclude each other; use one")
+        names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
+        removed = sweep(names, say=print)
+        if not removed:
+            print("nothing stale to remove")
+        return 0
     if args.backend == "all":
         names = registry.known_names()
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import PresetError
 from ..preset import PresetLibrary, dirs_from_env, json_schema, load_file, resolve
+from ..secrets import mask_data, mask_text, topology_secrets
 from ..topology import Node, Topology, _jsonable
 
 
@@ -152,10 +153,11 @@ def _show(args: argparse.Namespace) -> int:
         preset = library(args).load(args.name)
     topo = resolve(preset, environment=env, replicas=replicas)
     pools = [pool.model_dump(by_alias=True) for pool in preset.processing_pools or ()]
+    secrets = topology_secrets([topo])  # secret-looking environment values are never printed
     if args.json:
-        print(json.dumps({**topology_dict(topo), "processing_pools": pools}, indent=2))
+        print(json.dumps(mask_data({**topology_dict(topo), "processing_pools": pools}, secrets), indent=2))
     else:
-        print(render(topo))
+        print(mask_text(render(topo), secrets))
         for pool in pools:
             print(
                 f"processing pool {pool['poolType']} (plugin {pool['plugin'] or '-'}): "
