@@ -15,6 +15,7 @@ from pytest_bannou.events import DEPLOYMENT_TOPIC, MAPPINGS_TOPIC, BrokerUnreach
 from pytest_bannou.heartbeats import RedisUnreachable, connect_redis
 from pytest_bannou.live import ChangeError
 from pytest_bannou.messaging_env import EnvMessaging, MessagingNotConfigured, MessagingSettings
+from pytest_bannou.options import OPTIONS
 
 STATUS = "BANNOU_REFERENCE_HEARTBEAT_STATUS"
 
@@ -340,6 +341,48 @@ def test_session_broker_and_redis_options(library, msg_env, manager, redis_serve
             client.close()
     finally:
         m.teardown(remove_workdir=True)
+
+
+def test_plugin_options_name_the_broker_and_redis(
+    pytester: pytest.Pytester, presets_dir, msg_env, manager, redis_server, monkeypatch
+):
+    for opt in OPTIONS:
+        monkeypatch.delenv(opt.env, raising=False)
+    monkeypatch.setenv("BANNOU_TEST_REDIS_URL", redis_server.url)  # the env twin
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.mark.preset("plain")
+        def test_heartbeats(bannou_env):
+            node = bannou_env.topology.node("bannou-main")
+            assert node.environment["BANNOU_HEARTBEAT_INTERVAL"] == "0.2"
+            bannou_env._manager.messaging.wait_heartbeat("bannou")
+            assert bannou_env.heartbeats()["bannou"].status == "healthy"
+            assert not bannou_env.should_restart("bannou-main").restart
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        f"--bannou-presets-dir={presets_dir}",
+        f"--bannou-amqp-url={manager.messaging.broker_url}",
+        "--bannou-heartbeat-interval=0.2",
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=1)
+    client = connect_redis(redis_server.url)
+    try:
+        assert client.sismember("orch:hb:_index", "bannou")  # stored in the Redis the option named
+    finally:
+        client.close()
+
+
+def test_bad_heartbeat_interval_option_is_a_usage_error(pytester: pytest.Pytester):
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess("--bannou-heartbeat-interval=soon", timeout=60)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--bannou-heartbeat-interval*'soon' is not a number of seconds*"])
 
 
 # --- transitions (last: the shared environment moves on) ----------------------------------------
