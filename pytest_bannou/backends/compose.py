@@ -268,6 +268,10 @@ class ComposeBackend(Backend):
         self._compose: ComposeCommand | None = None
         self._images: dict[str, _docker.ImageInfo] = {}
         self._restarts: dict[str, int] = {}  # restarts this instance did, per node
+        # (node, port, replica) -> Endpoint: readiness probes ask many times a second, and a
+        # container list per probe slows the engine down while it starts containers; cleared by
+        # every change this instance makes
+        self._endpoints: dict[tuple[str, int | None, int], Endpoint] = {}
 
     # capability
     @classmethod
@@ -358,6 +362,7 @@ class ComposeBackend(Backend):
 
     # lifecycle
     def deploy(self, topology: Topology, deadline: float) -> None:
+        self._endpoints.clear()
         if self.topology is not None:
             raise DeployError(
                 f"compose project {self.project} already runs preset {self.topology.preset!r}; "
@@ -390,6 +395,7 @@ class ComposeBackend(Backend):
         return exc
 
     def apply(self, transition: Transition, deadline: float) -> None:
+        self._endpoints.clear()
         if transition.new is None:
             self.teardown()
             return
@@ -463,6 +469,7 @@ class ComposeBackend(Backend):
         seconds when that option is set), then its networks and volumes, through the SDK: what
         ``down -v --remove-orphans`` does, without its sequential phases. Idempotent; tolerates
         containers removed behind our back."""
+        self._endpoints.clear()
         if self.project is None:
             return
         leftover = self._sweep_project(graceful=True)
@@ -526,6 +533,12 @@ class ComposeBackend(Backend):
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        key = (node, port, replica)
+        if key not in self._endpoints:
+            self._endpoints[key] = self._lookup_endpoint(node, port, replica)
+        return self._endpoints[key]
+
+    def _lookup_endpoint(self, node: str, port: int | None, replica: int) -> Endpoint:
         n = self._require(node)
         port = port if port is not None else n.http_port
         if port is None:
@@ -557,6 +570,7 @@ class ComposeBackend(Backend):
 
     # changes
     def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        self._endpoints.clear()
         n = self._require(node)
         assert self.topology is not None
         deadline = time.monotonic() + self.options.ready_timeout
@@ -576,6 +590,7 @@ class ComposeBackend(Backend):
         self._restarts[node] = self._restarts.get(node, 0) + 1
 
     def scale(self, node: str, replicas: int) -> None:
+        self._endpoints.clear()
         n = self._require(node)
         assert self.topology is not None
         if replicas < 0:

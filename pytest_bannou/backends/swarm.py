@@ -164,6 +164,10 @@ class SwarmBackend(Backend):
         self._images: dict[str, _docker.ImageInfo] = {}
         self._services: dict[str, str] = {}  # node -> service id
         self._restarts: dict[str, int] = {}  # rolling restarts this instance did, per node
+        # (node, port, replica) -> Endpoint: readiness probes ask many times a second, and a
+        # container list per probe slows the engine down while it starts containers; cleared by
+        # every change this instance makes
+        self._endpoints: dict[tuple[str, int | None, int], Endpoint] = {}
 
     # capability
     @classmethod
@@ -284,6 +288,7 @@ class SwarmBackend(Backend):
 
     # lifecycle
     def deploy(self, topology: Topology, deadline: float) -> None:
+        self._endpoints.clear()
         if self.topology is not None:
             raise DeployError(
                 f"swarm backend already runs preset {self.topology.preset!r}; use apply() or teardown() first"
@@ -306,6 +311,7 @@ class SwarmBackend(Backend):
         self._started(topology.nodes, deadline)
 
     def apply(self, transition: Transition, deadline: float) -> None:
+        self._endpoints.clear()
         if transition.new is None:
             self.teardown()
             return
@@ -349,6 +355,7 @@ class SwarmBackend(Backend):
                     self.cli.api.remove_service(sid)
 
     def teardown(self) -> None:
+        self._endpoints.clear()
         if self.prefix is None:
             return
         self._remove_services(list(self._services))
@@ -457,6 +464,12 @@ class SwarmBackend(Backend):
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        key = (node, port, replica)
+        if key not in self._endpoints:
+            self._endpoints[key] = self._lookup_endpoint(node, port, replica)
+        return self._endpoints[key]
+
+    def _lookup_endpoint(self, node: str, port: int | None, replica: int) -> Endpoint:
         n = self._require(node)
         port = port if port is not None else n.http_port
         t = self._task(node, replica)
@@ -505,6 +518,7 @@ class SwarmBackend(Backend):
     # changes
     def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
         """A rolling update of the node's service (forced, so it also happens without changes)."""
+        self._endpoints.clear()
         n = self._require(node)
         assert self.topology is not None
         sid = self._services[node]
@@ -524,6 +538,7 @@ class SwarmBackend(Backend):
         self._converge(n, time.monotonic() + self.options.ready_timeout, replaced=before)
 
     def scale(self, node: str, replicas: int) -> None:
+        self._endpoints.clear()
         n = self._require(node)
         assert self.topology is not None
         if replicas < 0:

@@ -215,8 +215,11 @@ def test_healthcheck_that_never_passes_reports_state_and_logs(make_compose):
     never = HealthCheck(kind="http", target="/no-such-health-path", interval=0.1, retries=0)
     t = topo(node("h", healthcheck=never))
     b.deploy(t, time.monotonic() + 30)
+    end = time.monotonic() + 30  # the node listens (its probe gets 404s) before the short deadline
+    while "listening on" not in b.logs("h") and time.monotonic() < end:
+        time.sleep(0.05)
     with pytest.raises(NodeNotReady) as info:
-        health.wait_ready(b, t, time.monotonic() + 2)
+        health.wait_ready(b, t, time.monotonic() + 1.5)
     assert "deadline" in info.value.reason and "404" in info.value.reason
     assert "GET /no-such-health-path 404" in info.value.logs
     (status,) = b.status()
