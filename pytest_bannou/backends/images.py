@@ -16,7 +16,11 @@ Label contract (read by ``backends._docker``):
   image only when its fingerprint differs, so calling it is cheap and idempotent.
 
 Such an image only runs on the host that built it (or one with the same paths); it is a test
-fixture, not something to push.
+fixture, not something to push. The tag names what presets ask for, not what runs: ``redis:7``
+and ``rabbitmq:3.12-management`` run the host's redis-server and rabbitmq-server whatever their
+versions (Debian 12: Redis 7.0, RabbitMQ 3.10; the management plugin is not enabled). An image
+whose host program is missing is skipped, and a preset that needs it gets the "image not found"
+error naming ``python -m pytest_bannou.backends.images``.
 """
 
 from __future__ import annotations
