@@ -546,6 +546,8 @@ class EnvironmentManager:
                     "owner_pid": os.getpid(),
                     "kept": kept,
                     "updated": time.time(),
+                    "preset_hash": env.topology.preset_hash,
+                    **({"attach": _attach_info(self.backend, env)} if kept and self.backend else {}),
                 },
             )
 
@@ -583,6 +585,16 @@ class EnvironmentManager:
         if self._progress is not None:
             with contextlib.suppress(Exception):
                 self._progress(text, done)
+
+
+def _attach_info(backend: Backend, env: Environment) -> dict[str, Any]:
+    """Endpoints, replica ids and log files of a kept environment (``--bannou-reuse``)."""
+    from .sharing import describe
+
+    try:
+        return describe(backend, env)
+    except Exception:  # a kept environment is still kept when it cannot be described
+        return {}
 
 
 def changed_nodes(transition: Transition) -> list[str]:

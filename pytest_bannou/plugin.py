@@ -182,11 +182,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "bannou-session")
     from .distribution import DistributionPlugin
-    from .sharing import SharingPlugin
+    from .sharing import ReusePlugin, SharingPlugin
     from .sweep import SweepPlugin
 
     config.pluginmanager.register(DistributionPlugin(config, session), "bannou-distribution")
     config.pluginmanager.register(SharingPlugin(config, session), "bannou-sharing")
+    config.pluginmanager.register(ReusePlugin(config, session), "bannou-reuse")
     config.pluginmanager.register(SweepPlugin(config, session), "bannou-sweep")
     from . import report_plugin, tester_items
 

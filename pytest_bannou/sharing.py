@@ -90,11 +90,11 @@ class AttachedBackend(Backend):
         return Availability(True)
 
     def _refuse(self, what: str) -> DeployError:
-        return DeployError(
-            f"{what}: environment {self.data.get('key')!r} is shared by every xdist worker "
-            f"(bannou_share = session) and was deployed by {self.data.get('owner')}; tests that "
-            "change it must run with bannou_share = none"
+        why = self.data.get("why") or (
+            f"is shared by every xdist worker (bannou_share = session) and was deployed by "
+            f"{self.data.get('owner')}; tests that change it must run with bannou_share = none"
         )
+        return DeployError(f"{what}: environment {self.data.get('key')!r} {why}")
 
     def deploy(self, topology: Topology, deadline: float) -> None:
         raise self._refuse("deploy")
@@ -305,7 +305,14 @@ class SharingPlugin:
     def _deploy(self, key: str, name: str, topology: Topology, path: Path) -> Environment:
         own = self.session.manager
         options = self._options(name)
-        manager = EnvironmentManager(own.backend_request, options, progress=own._progress)
+        manager = EnvironmentManager(
+            own.backend_request,
+            options,
+            progress=own._progress,
+            on_ready=own._on_ready,
+            before_teardown=own._before_teardown,
+            configure_backend=own._configure_backend,
+        )
         manager.backend = resolve_backend(own.backend_request)(options)  # no atexit/signal teardown:
         options.workdir.mkdir(parents=True, exist_ok=True)  # the controller owns its removal
         base = {"key": key, "preset": topology.preset, "preset_hash": topology.preset_hash}
@@ -366,3 +373,87 @@ class SharingPlugin:
             write_json(path, {"workers": sorted(done), "updated": time.time()})
             return len(done)
         return 0
+
+
+# --- --bannou-reuse --------------------------------------------------------------------------
+class ReusePlugin:
+    """``--bannou-reuse``: attach to an environment an earlier run kept (``--bannou-keep``) when
+    its preset hash still matches; a kept environment of a changed preset is removed and the
+    preset deployed again. Registered as ``bannou-reuse``; reused environments stay kept."""
+
+    def __init__(self, config: Any, session: Any) -> None:
+        self.config = config
+        self.session = session
+        self.envs: dict[str, Environment] = {}
+        self.notes: list[str] = []
+        shared_worker = session.settings.share == "session" and hasattr(config, "workerinput")
+        if session.settings.reuse and not shared_worker:
+            session.attachers.insert(0, self.attach)
+
+    def _candidates(self, key: str) -> list[dict[str, Any]]:
+        from .backends import registry
+        from .environment import read_run_info, runs_root
+
+        wanted = registry.canonical(self.session.settings.backend)
+        root = runs_root()
+        found = []
+        for d in sorted(root.glob("bannou-*")) if root.is_dir() else []:
+            info = read_run_info(d)
+            if not info or not info.get("kept") or info.get("environment") != key:
+                continue
+            if wanted != "auto" and info.get("backend") != wanted:
+                continue
+            found.append(info)
+        return sorted(found, key=lambda i: -float(i.get("updated") or 0))
+
+    def attach(self, key: str, topology: Topology) -> Environment | None:
+        env = self.envs.get(key)
+        if env is not None:
+            return env
+        for info in self._candidates(key):
+            run_id = str(info["run_id"])
+            data = {**(info.get("attach") or {}), "key": key, "backend": info.get("backend")}
+            data["why"] = f"was kept by run {run_id} and is reused (--bannou-reuse): it cannot be changed"
+            options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
+            backend = AttachedBackend(options, data)
+            alive = bool(data.get("replicas")) and all(s.state == "running" for s in backend.status())
+            if info.get("preset_hash") == topology.preset_hash and info.get("attach") and alive:
+                manager = EnvironmentManager(str(info.get("backend")), options)
+                manager.backend = backend
+                manager.current = env = Environment(manager, key, topology)
+                self.envs[key] = env
+                self._note(
+                    f"reusing kept environment {key} (run id {run_id}, preset hash {topology.preset_hash})"
+                )
+                return env
+            reason = (
+                f"preset hash {info.get('preset_hash')} != {topology.preset_hash} (the preset changed)"
+                if info.get("preset_hash") != topology.preset_hash
+                else "it is no longer running"
+            )
+            self._note(f"kept environment {key} (run id {run_id}) not reused: {reason}; removing it")
+            self._remove(str(info.get("backend")), options)
+        return None
+
+    def _remove(self, backend: str, options: BackendOptions) -> None:
+        import shutil
+
+        try:
+            for line in resolve_backend(backend).clean(options.run_id, options):
+                self._note(f"  removed {line}")
+        except BannouError as exc:
+            self._note(f"  could not remove it: {exc.message}")
+        shutil.rmtree(options.workdir, ignore_errors=True)
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        self.session._progress(text, False)
+        self.session._progress("", True)
+
+    @hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for key, env in self.envs.items():
+            terminalreporter.write_line(
+                f"bannou: reused environment {key} is still running (run id {env.run_id}); "
+                f"remove it with: bannou-env clean --run-id {env.run_id} --backend {env.backend}"
+            )
