@@ -224,6 +224,7 @@ class BannouSession:
             getattr(config, "workerinput", {}).get("workerid", "") if hasattr(config, "workerinput") else ""
         )
         options = make_options(
+            getattr(config, "workerinput", {}).get("bannou_run_id"),  # xdist: the controller's pick
             ready_timeout=settings.ready_timeout,
             local_command=settings.local_command,
             worker=worker,

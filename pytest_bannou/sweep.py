@@ -31,6 +31,7 @@ from .environment import RUN_INFO, read_run_info, run_directory, runs_root
 
 hookimpl = pluggy.HookimplMarker("pytest")
 OWNER_FILE = "owner.pid"
+WORKER_RUN_ID = "bannou_run_id"  # workerinput key: the run id the controller gave a worker
 
 
 def pid_alive(pid: int) -> bool:
@@ -185,6 +186,41 @@ class SweepPlugin:
         self.config = config
         self.session = session
         self.done = False
+        self.worker_runs: dict[str, str] = {}  # xdist worker id -> the run id it was given
+
+    # --- xdist controller: worker run ids, crashed workers ---------------------------------
+    @hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Pick each worker's run id here, so a worker that dies can still be cleaned up."""
+        from .environment import new_run_id
+
+        run_id = new_run_id()
+        node.workerinput[WORKER_RUN_ID] = run_id
+        self.worker_runs[node.gateway.id] = run_id
+
+    @hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker that crashed (``os._exit``, segfault, OOM kill) could not tear down: remove
+        what its run id labels now, and say so."""
+        run_id = self.worker_runs.get(getattr(getattr(node, "gateway", None), "id", ""))
+        if not error or not run_id:
+            return
+        try:
+            names = backends_in_use(self.session.settings.backend)
+        except Exception:
+            return
+        from .backends import registry
+
+        for name in names:
+            if not registry.availability(name):
+                continue
+            options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
+            try:
+                lines = registry.load(name).clean(run_id, options)
+            except Exception as exc:
+                lines = [f"clean failed: {type(exc).__name__}: {exc}"]
+            for line in lines:
+                self._say(f"worker {node.gateway.id} crashed; run {run_id} ({name}): {line}", crashed=True)
 
     def _wanted(self) -> bool:
         s = self.session.settings
@@ -219,9 +255,9 @@ class SweepPlugin:
             return  # an unknown backend is reported by the session itself
         sweep(names, say=self._say)
 
-    def _say(self, line: str) -> None:
+    def _say(self, line: str, crashed: bool = False) -> None:
         tr = self.config.pluginmanager.getplugin("terminalreporter")
-        text = f"bannou: stale resources of a dead session removed: {line}"
+        text = f"bannou: {line}" if crashed else f"bannou: stale resources of a dead session removed: {line}"
         if tr is not None:
             tr.ensure_newline()
             tr.write_line(text)

@@ -1,0 +1,231 @@
+"""Reliability suite helpers: inner pytest runs as real subprocesses (signals, xdist workers,
+SIGKILL) against small local presets, with a private local-backend state index per test, and
+checks by PID and by run id that nothing is left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_bannou.backends.local import RUN_ID_ENV, STATE_DIR_ENV
+from pytest_bannou.environment import run_directory, runs_root
+from pytest_bannou.options import OPTIONS
+
+PRESETS = {
+    name: f"""
+        name: {name}
+        description: one reference node ({name})
+        topology:
+          nodes:
+            - name: main
+              appId: bannou
+              environment: {{FLAVOUR: {name}, DB_PASSWORD: s3cret-{name}-value}}
+        """
+    for name in ("red", "green", "blue", "gold")
+}
+PRESETS["stuck"] = """
+    name: stuck
+    description: a node that is never ready in time
+    topology:
+      nodes:
+        - name: sleeper
+          appId: bannou
+          environment: {BANNOU_REFERENCE_STARTUP_DELAY: "60"}
+    """
+
+# every inner run records each environment that became ready: pid, worker, key, run id
+CONFTEST = """
+import json, os
+
+def pytest_bannou_environment_ready(environment):
+    record = {
+        "pid": os.getpid(),
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "key": environment.key,
+        "run_id": environment.run_id,
+        "pids": [int(s.id) for s in environment.status() if s.id.isdigit()],
+    }
+    with open(os.path.join(os.path.dirname(__file__), "deploys.jsonl"), "a") as f:
+        f.write(json.dumps(record) + "\\n")
+"""
+
+RUN_ID = re.compile(r"bannou-[0-9a-f]{8}(?:-[a-z0-9]+)*")
+DEADLINE = 120.0  # no inner run may take longer
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def carrying(run_id: str) -> list[int]:
+    """Live processes whose environment carries ``run_id`` (what the local backend started)."""
+    marker = f"{RUN_ID_ENV}={run_id}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if marker in Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [p for p in found if alive(p)]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {predicate}")
+
+
+class Project:
+    """A tmp project with the presets above, run as `python -m pytest` subprocesses."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.presets = path / "presets"
+        self.presets.mkdir()
+        self.state_dir = path / "local-state"
+        self.state_dir.mkdir()
+        for name, text in PRESETS.items():
+            (self.presets / f"{name}.yaml").write_text(textwrap.dedent(text))
+        (path / "conftest.py").write_text(CONFTEST)
+        self.env = {k: v for k, v in os.environ.items() if k not in {o.env for o in OPTIONS}}
+        self.env.pop("PYTEST_XDIST_WORKER", None)
+        self.env.pop("PYTEST_ADDOPTS", None)
+        self.env[STATE_DIR_ENV] = str(self.state_dir)
+        self.procs: list[subprocess.Popen] = []
+        self.run_ids: set[str] = set()
+
+    def write(self, name: str, source: str) -> Path:
+        p = self.path / name
+        p.write_text(textwrap.dedent(source))
+        return p
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--bannou-presets-dir={self.presets}",
+            "-p",
+            "no:randomly",
+            "-o",
+            "addopts=",
+            *args,
+        ]
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            self.argv(*args),
+            cwd=self.path,
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # signals reach the inner pytest (and its workers) only
+        )
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *args: str, timeout: float = DEADLINE, **env: str) -> tuple[int, str]:
+        proc = self.start(*args, **env)
+        finish(proc, timeout)
+        return proc.returncode, self.output(proc)
+
+    def output(self, proc: subprocess.Popen) -> str:
+        out = getattr(proc, "_out", "")
+        self.run_ids.update(RUN_ID.findall(out))
+        return out
+
+    def deploys(self) -> list[dict[str, Any]]:
+        path = self.path / "deploys.jsonl"
+        if not path.exists():
+            return []
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        self.run_ids.update(r["run_id"] for r in records)
+        return records
+
+    def reset_deploys(self) -> None:
+        (self.path / "deploys.jsonl").unlink(missing_ok=True)
+
+    def leftovers(self) -> dict[str, list[int]]:
+        self.deploys()
+        return {rid: pids for rid in sorted(self.run_ids) if (pids := carrying(rid))}
+
+    def cleanup(self) -> None:
+        """Kill what a failed test may have left, by PID and run id only."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with_suppress_kill(proc.pid)
+                proc.wait(timeout=10)
+        for rid, pids in self.leftovers().items():
+            for pid in pids:
+                with_suppress_kill(pid)
+            shutil.rmtree(run_directory(rid), ignore_errors=True)
+        for path in self.state_dir.glob("*.json"):
+            with_suppress_kill_state(path)
+
+
+def with_suppress_kill(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def with_suppress_kill_state(path: Path) -> None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for rep in data.get("replicas", []):
+        pid = int(rep.get("pid") or 0)
+        if pid > 1 and alive(pid):
+            with_suppress_kill(pid)
+
+
+def finish(proc: subprocess.Popen, timeout: float = DEADLINE) -> None:
+    """Wait for an inner run (killing it after ``timeout``) and keep its output on the object."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with_suppress_kill(proc.pid)
+        out, _ = proc.communicate()
+        proc._out = out  # type: ignore[attr-defined]
+        raise AssertionError(f"inner pytest did not finish within {timeout:.0f} s:\n{out}") from None
+    proc._out = out  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    p = Project(tmp_path / "project")
+    yield p
+    p.cleanup()
+
+
+def run_dirs() -> set[str]:
+    root = runs_root()
+    return {d.name for d in root.glob("bannou-*")} if root.is_dir() else set()
