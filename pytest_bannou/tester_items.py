@@ -163,7 +163,7 @@ class TesterItem(pytest.Item):
             self.finished = time.time()
         run = self.run
         for case in run.cases:
-            if case.outcome == "unclear":
+            if case.outcome == "unclear" and not any(f"'{case.name}'" in w for w in run.warnings):
                 warnings.warn(
                     BannouTesterWarning(
                         f"{case_nodeid(run.tester, case.name, self.env_key)}: result unclear "
@@ -263,15 +263,60 @@ class TesterReporter:
 
     def __init__(self, bs: BannouSession) -> None:
         self.bs = bs
+        self.session: pytest.Session | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
         result = yield
         if isinstance(item, TesterItem):
+            logreport, forward = self._logreport(item)
             for rep in item.case_reports():
                 self.bs.item_keys[rep.nodeid] = item.env_key  # counted in the environments table
-                item.ihook.pytest_runtest_logreport(report=rep)
+                logreport(report=rep)
+                forward(rep)
         return result
+
+    def _logreport(self, item: pytest.Item) -> tuple[Any, Any]:
+        """The logreport hook, and how a report reaches pytest-xdist's controller.
+
+        An xdist worker's own logreport implementation insists that a report belongs to the item
+        it is running; the case reports are sent to the controller the way it sends reports,
+        around that check.
+        """
+        pm = item.config.pluginmanager
+        interactor = next(
+            (
+                p
+                for p in pm.get_plugins()
+                if type(p).__name__ == "WorkerInteractor" and hasattr(p, "sendevent")
+            ),
+            None,
+        )
+        if interactor is None:
+            return item.ihook.pytest_runtest_logreport, lambda rep: None
+        hook = pm.subset_hook_caller("pytest_runtest_logreport", remove_plugins=[interactor])
+
+        def forward(rep: pytest.TestReport) -> None:
+            data = item.config.hook.pytest_report_to_serializable(config=item.config, report=rep)
+            data["item_index"] = interactor.item_index
+            data["worker_id"] = interactor.workerid
+            data["testrun_uid"] = interactor.testrunuid
+            interactor.sendevent("testreport", data=data)
+
+        return hook, forward
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """On xdist's controller: count forwarded cases as collected (progress within 100 %)."""
+        if (
+            self.session is not None
+            and getattr(report, CASE_ATTR, None) is not None
+            and report.when == "teardown"
+            and hasattr(report, "node")
+        ):
+            self.session.testscollected += 1
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
