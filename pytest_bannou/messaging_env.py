@@ -284,7 +284,7 @@ class EnvMessaging:
             raise MessagingNotConfigured(
                 "heartbeats need RabbitMQ and Redis: enable the rabbitmq and redis infrastructure in the"
                 " preset, or pass --bannou-amqp-url and --bannou-redis-url"
-                " (ini bannou_amqp_url / bannou_redis_url, env BANNOU_TEST_AMQP_URL / BANNOU_TEST_REDIS_URL)"
+                " (ini bannou_amqp_url / bannou_redis_url, env BANNOU_AMQP_URL / BANNOU_REDIS_URL)"
             )
         return self.monitor
 

@@ -221,7 +221,7 @@ OPTIONS: tuple[Option, ...] = (
         "bannou_amqp_url",
         "--bannou-amqp-url",
         "bannou_amqp_url",
-        "BANNOU_TEST_AMQP_URL",
+        "BANNOU_AMQP_URL",
         "str",
         "",
         "RabbitMQ for heartbeats and mapping events (amqp://user:pass@host:port/vhost); default: the "
@@ -232,7 +232,7 @@ OPTIONS: tuple[Option, ...] = (
         "bannou_redis_url",
         "--bannou-redis-url",
         "bannou_redis_url",
-        "BANNOU_TEST_REDIS_URL",
+        "BANNOU_REDIS_URL",
         "str",
         "",
         "Redis where the heartbeat monitor stores heartbeats (redis://host:port/db); default: the "
@@ -243,7 +243,7 @@ OPTIONS: tuple[Option, ...] = (
         "bannou_heartbeat_interval",
         "--bannou-heartbeat-interval",
         "bannou_heartbeat_interval",
-        "BANNOU_TEST_HEARTBEAT_INTERVAL",
+        "BANNOU_HEARTBEAT_INTERVAL",
         "float",
         1.0,
         "seconds between the heartbeats of the nodes (BANNOU_HEARTBEAT_INTERVAL of every node; default 1)",

@@ -348,7 +348,7 @@ def test_plugin_options_name_the_broker_and_redis(
 ):
     for opt in OPTIONS:
         monkeypatch.delenv(opt.env, raising=False)
-    monkeypatch.setenv("BANNOU_TEST_REDIS_URL", redis_server.url)  # the env twin
+    monkeypatch.setenv("BANNOU_REDIS_URL", redis_server.url)  # the env twin
     pytester.makepyfile(
         test_inner="""
         import pytest
