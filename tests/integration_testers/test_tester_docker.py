@@ -1,0 +1,129 @@
+"""Testers on Docker (compose backend): the tester runs as a container on the environment's
+network, reaches the nodes by their in-network names, and its cases reach every report."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import InnerRuns, preset_yaml
+from pytest_bannou.backends import _docker
+
+ENGINE = _docker.engine_availability()
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(
+        not ENGINE,
+        reason=f"needs a Docker Engine ({ENGINE.reason}); install docker.io and start dockerd, "
+        "or point DOCKER_HOST at a running engine",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def docker_cli() -> Iterator:
+    from pytest_bannou.backends.images import ensure_images
+
+    cli = _docker.client()
+    ensure_images(cli, include_optional=False)
+    yield cli
+    cli.close()
+
+
+def run_compose(tp: InnerRuns, docker_cli, *args: str) -> pytest.RunResult:
+    """An inner session on the compose backend; afterwards nothing of its run id may be left."""
+    result = tp.run("--bannou-backend=compose", *args, timeout=240)
+    match = re.search(r"run id (bannou-[0-9a-f]+)", result.stdout.str())
+    assert match, result.stdout.str()
+    left = _docker.labelled_leftovers(docker_cli, match.group(1))
+    if left:
+        _docker.clean_by_label(docker_cli, match.group(1))
+    assert left == []
+    return result
+
+
+def test_test_http_on_compose_with_report(tp: InnerRuns, docker_cli) -> None:
+    report = tp.pytester.path / "report"
+    result = run_compose(tp, docker_cli, "--bannou-preset=test-http", f"--bannou-report={report}", "-v")
+    assert result.ret == 0, result.stdout.str()
+    data = json.loads((report / "results.json").read_text())
+    cases = [t for t in data["tests"] if t["kind"] == "tester"]
+    result.assert_outcomes(passed=1 + len(cases))
+    assert "tester::http-tester::Health[test-http]" in {t["nodeid"] for t in cases}
+    assert all(t["outcome"] == "passed" for t in cases)
+    assert data["backend"] == "compose"
+    assert [p["backend"] for p in data["presets"]] == ["compose"]
+
+
+def test_test_edge_on_compose(tp: InnerRuns, docker_cli) -> None:
+    report = tp.pytester.path / "report"
+    result = run_compose(tp, docker_cli, "--bannou-preset=test-edge", f"--bannou-report={report}")
+    assert result.ret == 0, result.stdout.str()
+    data = json.loads((report / "results.json").read_text())
+    assert "tester::edge-tester::Health Check[test-edge]" in {t["nodeid"] for t in data["tests"]}
+
+
+def test_tester_container_sees_in_network_endpoints(tp: InnerRuns, docker_cli) -> None:
+    # the probe prints what it sees and fails, so its output is the failure text
+    code = (
+        "import json, os, sys; keys = ['BANNOU_HTTP_ENDPOINT', 'CONNECT_ENDPOINT', 'OPENRESTY_HOST', "
+        "'OPENRESTY_PORT', 'RABBITMQ_HOST', 'DAEMON_MODE']; "
+        "print('SEEN ' + json.dumps({k: os.environ.get(k) for k in keys})); sys.exit(3)"
+    )
+    tp.preset(
+        "probe",
+        preset_yaml(
+            "probe",
+            f"""
+            testers:
+              - name: probe
+                command: [python, -c, "{code}"]
+                format: exit-code
+            """,
+            nodes="""
+            nodes:
+              - name: front
+                appId: bannou
+            """,
+        ),
+    )
+    result = run_compose(tp, docker_cli, "--bannou-preset=probe", "-rA")
+    assert result.ret == 1
+    result.assert_outcomes(failed=2)
+    line = next(ln for ln in result.outlines if "SEEN {" in ln)
+    seen = json.loads(line[line.index("SEEN ") + 5 :])
+    assert seen["BANNOU_HTTP_ENDPOINT"] == "http://front:80"  # service name + container port
+    assert seen["CONNECT_ENDPOINT"] == "front:80/connect"
+    assert (seen["OPENRESTY_HOST"], seen["OPENRESTY_PORT"]) == ("front", "80")
+    assert seen["RABBITMQ_HOST"] is None  # no rabbitmq node in this preset
+    assert seen["DAEMON_MODE"] == "true"
+    result.stdout.fnmatch_lines(["*exited with code 3*"])
+
+
+def test_missing_tester_image_and_timeout_on_compose(tp: InnerRuns, docker_cli) -> None:
+    tp.preset(
+        "faults",
+        preset_yaml(
+            "faults",
+            """
+            testers:
+              - name: ghost
+                image: pytest-bannou-no-such-tester:never
+                format: http-tester
+              - name: sleeper
+                command: [python, -c, "import time; time.sleep(120)"]
+                format: exit-code
+                timeout: 2s
+            """,
+        ),
+    )
+    result = run_compose(tp, docker_cli, "--bannou-preset=faults", "-rA")
+    assert result.ret == 1
+    # ghost: (setup); sleeper: (timeout), plus the exit-code parser's "exit code unknown" case
+    result.assert_outcomes(failed=2, errors=3)
+    out = result.stdout.str()
+    assert "image pytest-bannou-no-such-tester:never not found on the Docker Engine" in out
+    assert "did not finish within 2 s and was killed" in out
