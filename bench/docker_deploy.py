@@ -148,7 +148,12 @@ def run_script(mounts: list[str]) -> dict[str, float]:
                 argv += ["-v", m]
             cid = subprocess.run([*argv, IMAGE], check=True, capture_output=True, text=True).stdout.strip()
             ids.append(cid)
-            port = subprocess.run(["docker", "port", cid, "80"], check=True, capture_output=True, text=True)
+            port = subprocess.run(["docker", "port", cid, "80"], capture_output=True, text=True)
+            if port.returncode != 0:
+                logs = subprocess.run(["docker", "logs", "--tail", "20", cid], capture_output=True, text=True)
+                raise RuntimeError(
+                    f"(c) container {cid[:12]} has no port 80: {port.stderr}{logs.stdout}{logs.stderr}"
+                )
             host_port = port.stdout.split()[0].rsplit(":", 1)[1]
             wait_http(f"http://127.0.0.1:{host_port}/health", time.monotonic() + 60, 0.1)
 

@@ -31,7 +31,6 @@ from .base import (
     Availability,
     BackendOptions,
     ExecResult,
-    ReplicaStatus,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -233,38 +232,6 @@ _CONTAINER_STATES: dict[str, str] = {
     "exited": "exited",
     "dead": "exited",
 }
-
-
-def container_status(node: str, replica: int, attrs: Mapping[str, Any]) -> ReplicaStatus:
-    state = attrs.get("State") or {}
-    raw = state.get("Status", "unknown")
-    mapped = _CONTAINER_STATES.get(raw, "unknown")
-    health = (state.get("Health") or {}).get("Status")
-    detail = f"container {raw}" + (f", health {health}" if health else "")
-    if raw == "exited" and state.get("Error"):
-        detail += f": {state['Error']}"
-    return ReplicaStatus(
-        node=node,
-        replica=replica,
-        state=mapped,  # type: ignore[arg-type]
-        id=attrs.get("Id", "")[:12],
-        exit_code=state.get("ExitCode") if mapped == "exited" else None,
-        restarts=int(attrs.get("RestartCount") or 0),
-        detail=detail,
-    )
-
-
-def published_port(attrs: Mapping[str, Any], port: int) -> int | None:
-    """The host port a container port is published on (IPv4 preferred), or None."""
-    ports = ((attrs.get("NetworkSettings") or {}).get("Ports")) or {}
-    bindings = ports.get(f"{port}/tcp") or []
-    best = None
-    for b in bindings:
-        if b.get("HostPort"):
-            if b.get("HostIp") in ("127.0.0.1", "0.0.0.0", ""):
-                return int(b["HostPort"])
-            best = best or int(b["HostPort"])
-    return best
 
 
 def merged_logs(chunks: Iterable[bytes], tail: int | None = None) -> str:
