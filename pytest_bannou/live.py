@@ -333,6 +333,8 @@ def _go(env: Environment, new: Topology, changes: list[str]) -> None:
     old = env.topology
     transition = diff(old, new)
     deadline = time.monotonic() + manager.options.ready_timeout
+    recreated = [c.old.app_id for c in transition.changes if c.action is Action.RECREATE and c.old]
+    manager.messaging.forget(recreated)
     if not transition.is_noop:
         backend.apply(transition, deadline)
     env.topology = new

@@ -48,13 +48,15 @@ CONTAINER_BACKENDS = ("compose", "swarm", "kubernetes", "portainer")
 MESH_FILE_NAME = "mesh-endpoints"
 LIVE_STATE = "live.json"
 DEFAULT_HEARTBEAT_INTERVAL = 1.0  # short: tests want to see state changes quickly
-MAPPING_ACK_TIMEOUT = 15.0
+MAPPING_ACK_TIMEOUT = 30.0
+REPUBLISH_AFTER = 2.0
 # the node-side settings (reference.messaging / reference.mesh_file read them); spelled out here
 # so that importing this module stays cheap (no httpx, no pika) for sessions without messaging
 AMQP_URL_ENV = "BANNOU_AMQP_URL"
 HEARTBEAT_INTERVAL_ENV = "BANNOU_HEARTBEAT_INTERVAL"
 MESH_ENDPOINTS_ENV = "BANNOU_MESH_ENDPOINTS"
 MESH_ENDPOINTS_FILE_ENV = "BANNOU_MESH_ENDPOINTS_FILE"
+RABBITMQ_ERL_ARGS_ENV = "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
 
 
 class MessagingNotConfigured(BannouError):
@@ -122,6 +124,7 @@ class EnvMessaging:
         if not self.wanted(new):
             self.stop()
             return None
+        new = self.prepare_infrastructure(backend.name, new)
         base = self._start_infrastructure(backend, old, new, deadline)
         self._connect(backend, new, deadline)
         env.topology = self.inject(backend.name, new)
@@ -190,6 +193,19 @@ class EnvMessaging:
             return amqp_url(ep.host, ep.port)
         return f"redis://{ep.host}:{ep.port}/0"
 
+    @staticmethod
+    def prepare_infrastructure(backend_name: str, topology: Topology) -> Topology:
+        """Container backends: the plugin reaches RabbitMQ through a published port, which the
+        broker does not count as loopback, so user guest must be allowed from anywhere (bannou's
+        official image does this in its config; a plain rabbitmq-server needs it said)."""
+        rabbit = infra_node(topology, "rabbitmq")
+        if backend_name not in CONTAINER_BACKENDS or rabbit is None:
+            return topology
+        extra = {RABBITMQ_ERL_ARGS_ENV: "-rabbit loopback_users []", **rabbit.environment}
+        return topology.with_nodes(
+            replace(n, environment=extra) if n is rabbit else n for n in topology.nodes
+        )
+
     def inject(self, backend_name: str, topology: Topology) -> Topology:
         """Every bannou node gets the broker, the heartbeat interval and how to find its peers
         (settings a preset gives a node itself win)."""
@@ -249,10 +265,14 @@ class EnvMessaging:
         )
 
     def _wait_applied(self, env: Environment, version: int) -> None:
-        """Reference nodes report ``mappingsVersion`` on /health: wait until each has ``version``."""
+        """Reference nodes report ``mappingsVersion`` on /health: wait until each has ``version``.
+        A node that subscribed only after the event went out (a recreated container can pass a
+        heartbeat probe on its predecessor's record) gets the mappings republished, as bannou's
+        orchestrator republishes them, every ``REPUBLISH_AFTER`` seconds."""
         import httpx
 
         end = time.monotonic() + MAPPING_ACK_TIMEOUT
+        republish = time.monotonic() + REPUBLISH_AFTER
         pending = {n.name: n for n in env.topology.bannou_nodes if n.http_port and n.replicas > 0}
         last: dict[str, str] = {}
         with httpx.Client(timeout=2.0, trust_env=False) as client:
@@ -275,6 +295,10 @@ class EnvMessaging:
                         f" within {MAPPING_ACK_TIMEOUT:g}s ({detail}); check that they reach RabbitMQ at"
                         f" {self.broker_url} (node logs: bannou-env logs {env.run_id} NODE)"
                     )
+                if pending and time.monotonic() >= republish and self.publisher is not None:
+                    version = self.publisher.publish_mappings(env.topology)["version"]
+                    self.versions.append(version)
+                    republish = time.monotonic() + REPUBLISH_AFTER
                 if pending:
                     time.sleep(0.05)
 
@@ -296,6 +320,13 @@ class EnvMessaging:
 
     def wait_heartbeat(self, app_id: str, status: str | None = "healthy", timeout: float = 30.0) -> Any:
         return self._need_monitor().wait_for(app_id, status, timeout)
+
+    def forget(self, app_ids: list[str]) -> None:
+        """Drop the heartbeat records of nodes about to be recreated: their readiness must come
+        from the new process (an engine that kills the old one sends no ``shutting_down``)."""
+        if self.monitor is not None:
+            for app_id in app_ids:
+                self.monitor.store.forget(app_id)
 
     def _register_probe(self) -> None:
         from . import health
