@@ -4,6 +4,7 @@ topology change and rollback. The tests share it and leave it as they found it."
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -11,7 +12,14 @@ import pytest
 
 from pytest_bannou import health
 from pytest_bannou.environment import EnvironmentManager, make_options
-from pytest_bannou.events import DEPLOYMENT_TOPIC, MAPPINGS_TOPIC, BrokerUnreachable
+from pytest_bannou.events import (
+    DEPLOYMENT_TOPIC,
+    EXCHANGE,
+    HEARTBEAT_TOPIC,
+    MAPPINGS_TOPIC,
+    BrokerUnreachable,
+    connect_broker,
+)
 from pytest_bannou.heartbeats import RedisUnreachable, connect_redis
 from pytest_bannou.live import ChangeError
 from pytest_bannou.messaging_env import EnvMessaging, MessagingNotConfigured, MessagingSettings
@@ -155,6 +163,31 @@ def test_expired_and_missing_heartbeats(msg_env):
     assert msg_env.topology.node("bannou-auth").replicas == 1
     assert "bannou-quiet" not in msg_env.nodes
     assert not wait_decision(msg_env, "bannou-auth", "is healthy").restart
+
+
+def test_malformed_and_stale_messages_are_ignored(msg_env, manager):
+    m = manager.messaging
+    malformed = m.monitor.malformed
+    conn = connect_broker(m.broker_url)
+    try:
+        channel = conn.channel()
+        for key in (HEARTBEAT_TOPIC, MAPPINGS_TOPIC):
+            channel.basic_publish(EXCHANGE, key, b"{not json")
+        channel.basic_publish(
+            EXCHANGE, HEARTBEAT_TOPIC, json.dumps({"appId": "x", "status": "fine"}).encode()
+        )
+        stale = {"version": 1, "mappings": {"auth": "bannou"}, "defaultAppId": "bannou"}
+        channel.basic_publish(EXCHANGE, MAPPINGS_TOPIC, json.dumps(stale).encode())
+    finally:
+        conn.close()
+    end = time.monotonic() + 10
+    while m.monitor.malformed < malformed + 2 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert m.monitor.malformed == malformed + 2 and m.monitor.running
+    m.monitor.wait_for("bannou-auth", "healthy", after=time.time())  # still storing heartbeats
+    assert post(msg_env, "/auth/login").json()["appId"] == "bannou-auth"  # stale version rejected
+    body = httpx.get(msg_env.url("bannou-main") + "/health", timeout=5).json()
+    assert body["mappingsVersion"] == m.versions[-1]
 
 
 # --- live topology changes ----------------------------------------------------------------------
