@@ -22,7 +22,9 @@ returns the node address (``extra["kubernetes_node_address"]``, default the pod'
 node port, load-balanced over the replicas.
 
 Teardown deletes the namespace and waits, up to ``extra["kubernetes_teardown_timeout"]`` seconds
-(default 60), until its pods are gone: that is when nothing runs any more. Waiting for the
+(default 60), until its pods are gone: that is when nothing runs any more (a terminating pod whose
+containers have all stopped is removed without grace, since the kubelet keeps its object up to
+50 s longer for bookkeeping). Waiting for the
 namespace object itself (``extra["kubernetes_teardown_wait"] = "namespace"``) costs another
 10-25 s of namespace-controller requeues on a healthy cluster. ``clean`` finds namespaces by the
 run-id label across the cluster (without a run id: those whose owner process is dead).
@@ -1306,6 +1308,20 @@ def _namespace_state(core: Any, name: str) -> str | None:
     return f"namespace {name} ({ns.status.phase}{': ' + conds if conds else ''})"
 
 
+def _reap_stopped(core: Any, namespace: str, pods: Sequence[Any]) -> None:
+    """Remove, without grace, the objects of terminating pods in which nothing runs any more
+    (containers exited or never created). The kubelet keeps such a pod object 5-50 s longer
+    for its own bookkeeping (longest for image errors); nothing of the environment runs by then,
+    and the kubelet removes the sandbox by itself."""
+    for pod in pods:
+        if pod.metadata.deletion_timestamp is None or pod.metadata.finalizers:
+            continue
+        if any(cs.state and cs.state.running for cs in pod.status.container_statuses or []):
+            continue
+        with contextlib.suppress(Exception):
+            _raw(core.delete_namespaced_pod, pod.metadata.name, namespace, grace_period_seconds=0)
+
+
 def _wait_gone(core: Any, name: str, deadline: float, *, namespace_too: bool, host: str) -> None:
     """Until no pod is left in namespace ``name`` (and, with ``namespace_too``, the namespace
     itself is gone); ``DeployError`` at the deadline naming what is left and how to remove it."""
@@ -1315,6 +1331,7 @@ def _wait_gone(core: Any, name: str, deadline: float, *, namespace_too: bool, ho
     while True:
         try:
             pods = core.list_namespaced_pod(name, _request_timeout=REQUEST_TIMEOUT).items
+            _reap_stopped(core, name, pods)
             left = [
                 f"pod {p.metadata.name}"
                 + (f" (finalizers {p.metadata.finalizers})" if p.metadata.finalizers else "")
