@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BannouError
+from .errors import BannouError, DeployError
 from .preset.resolve import layer_env_name, service_env_name
 from .reference.node import LAYERS
 from .topology import Action, HealthCheck, Node, Resources, Topology, diff
@@ -328,9 +328,34 @@ def _history(env: Environment) -> History:
 
 
 def _go(env: Environment, new: Topology, changes: list[str]) -> None:
+    """Take ``env`` to ``new``; if the backend or readiness fails, back to where it was."""
     manager = env._manager
     backend = env._engine()
     old = env.topology
+    with manager._lock:
+        try:
+            _move(env, backend, old, new)
+        except BannouError as exc:
+            manager.messaging.failed(env, exc)
+            try:
+                _move(env, backend, new, old)
+                manager.messaging.ready(env, "topology-changed", [f"undo {'; '.join(changes)}"])
+            except BannouError as again:
+                raise DeployError(
+                    f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {exc.message};"
+                    f" going back to the previous configuration failed too: {again.message}"
+                ) from None
+            raise DeployError(
+                f"environment {env.key!r}: change ({'; '.join(changes)}) failed and was undone"
+                f" (configuration version {_history(env).current} again): {exc.message}"
+            ) from None
+        finally:
+            manager._write_info()
+        manager.messaging.ready(env, "topology-changed", changes)
+
+
+def _move(env: Environment, backend: Any, old: Topology, new: Topology) -> None:
+    manager = env._manager
     transition = diff(old, new)
     deadline = time.monotonic() + manager.options.ready_timeout
     recreated = [c.old.app_id for c in transition.changes if c.action is Action.RECREATE and c.old]
@@ -341,12 +366,8 @@ def _go(env: Environment, new: Topology, changes: list[str]) -> None:
     changed = [
         c.name for c in transition.changes if c.action in (Action.START, Action.RECREATE, Action.SCALE)
     ]
-    try:
-        if changed:
-            manager.wait_ready(env, nodes=changed)
-    finally:
-        manager._write_info()
-    manager.messaging.ready(env, "topology-changed", changes)
+    if changed:
+        manager.wait_ready(env, nodes=changed)
 
 
 # --- JSON (run state for the CLI) ------------------------------------------------------------------

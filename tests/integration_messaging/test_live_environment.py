@@ -12,6 +12,7 @@ import pytest
 
 from pytest_bannou import health
 from pytest_bannou.environment import EnvironmentManager, make_options
+from pytest_bannou.errors import DeployError
 from pytest_bannou.events import (
     DEPLOYMENT_TOPIC,
     EXCHANGE,
@@ -297,6 +298,27 @@ def test_a_bad_change_applies_nothing(msg_env, manager, changes, expected):
     assert "nothing was applied" in err.value.message or "unknown key" in err.value.message
     after = (msg_env.config_version, msg_env.topology, pids(msg_env), list(manager.messaging.versions))
     assert after == before
+
+
+def test_a_change_whose_node_fails_is_undone(msg_env, manager, consume):
+    events = consume(manager.messaging.broker_url, DEPLOYMENT_TOPIC)
+    version = msg_env.config_version
+    with pytest.raises(DeployError) as err:
+        msg_env.update(
+            [
+                {
+                    "action": "update-env",
+                    "nodeName": "bannou-main",
+                    "environment": {"BANNOU_REFERENCE_EXIT_CODE": "3"},
+                }
+            ]
+        )
+    assert "failed and was undone" in err.value.message and "exited with code 3" in err.value.message
+    assert msg_env.config_version == version
+    assert "BANNOU_REFERENCE_EXIT_CODE" not in msg_env.topology.node("bannou-main").environment
+    failed = events.until(DEPLOYMENT_TOPIC, lambda b: b["action"] == "failed")
+    assert "exited with code 3" in failed["error"]
+    assert post(msg_env, "/auth/login").json()["appId"] == "bannou-auth"
 
 
 def test_rollback_without_history_is_a_clear_error(msg_env):
