@@ -505,23 +505,30 @@ class EnvironmentManager:
         and return it). ``remove_workdir`` also deletes the run directory (node logs) once
         everything is down. Idempotent."""
         with self._lock:
-            self.restore_signals()
             if self._closed:
+                self.restore_signals()
                 return None
             self._closed = True
-            if keep and self.current is not None:
-                self.messaging.keep(self.current)
-                self._collect_restarts(self.current)
-                self._write_info(kept=True)
-                return self.current
-            if self.current is not None or self.backend is not None:
-                try:
-                    self._teardown_current()
-                finally:
-                    self._remove_info()
-            if remove_workdir:
-                shutil.rmtree(self.options.workdir, ignore_errors=True)
-            return None
+            self.shield_signals()  # a SIGTERM/SIGINT now must not cut the teardown short
+            try:
+                return self._teardown(keep, remove_workdir)
+            finally:
+                self.restore_signals()
+
+    def _teardown(self, keep: bool, remove_workdir: bool) -> Environment | None:
+        if keep and self.current is not None:
+            self.messaging.keep(self.current)
+            self._collect_restarts(self.current)
+            self._write_info(kept=True)
+            return self.current
+        if self.current is not None or self.backend is not None:
+            try:
+                self._teardown_current()
+            finally:
+                self._remove_info()
+        if remove_workdir:
+            shutil.rmtree(self.options.workdir, ignore_errors=True)
+        return None
 
     def _atexit_teardown(self) -> None:
         if not self._closed:
@@ -565,6 +572,17 @@ class EnvironmentManager:
         for sig in sigs:
             with contextlib.suppress(ValueError, OSError):
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def shield_signals(self) -> None:
+        """During teardown: SIGINT/SIGTERM/SIGHUP are ignored (the process is already on its way
+        out, and an interrupted teardown is what leaks); ``restore_signals`` undoes it."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        for sig in sigs:
+            with contextlib.suppress(ValueError, OSError):
+                previous = signal.signal(sig, signal.SIG_IGN)
+                self._old_handlers.setdefault(sig, previous)
 
     def restore_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
