@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 DEFAULT_APP_ID = "bannou"
@@ -183,7 +183,7 @@ class Topology:
         return replace(self, nodes=tuple(nodes))
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     KEEP = "keep"
     START = "start"
     STOP = "stop"

@@ -151,7 +151,10 @@ class Backend(ABC):
     # --- helpers --------------------------------------------------------------------------
     def describe(self) -> str:
         """How a user reaches and removes this environment by hand (printed by --bannou-keep)."""
-        return f"backend {self.name}, run id {self.run_id}: remove with `bannou-env clean --run-id {self.run_id}`"
+        return (
+            f"backend {self.name}, run id {self.run_id}: "
+            f"remove with `bannou-env clean --run-id {self.run_id}`"
+        )
 
     @staticmethod
     def remaining(deadline: float) -> float:

@@ -110,7 +110,7 @@ def _render(args: argparse.Namespace) -> int:
         from ..backends import swarm
 
         doc = swarm.render_stack(topology, options, swarm.name_prefix(options, topology), infos)
-    from ..backends.compose import render_text
+    from ..backends._compose_file import render_text
 
     text = render_text(_without_owner(doc))
     if args.output:
