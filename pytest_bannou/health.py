@@ -28,6 +28,7 @@ from .topology import HealthCheck, Node, Topology
 FAST_POLL = 0.02  # readiness wants the first ready moment; the healthcheck interval caps this
 STATUS_POLL = 0.1  # how often wait_ready asks the backend whether a replica exited
 LOG_TAIL = 40
+CLOSE_GRACE = 0.1  # a TCP peer that hangs up within this is not ready (port proxies accept early)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class HttpProbe:
 
 @dataclass(frozen=True)
 class TcpProbe:
+    """Connect, then make sure the peer does not hang up at once (see ``check``)."""
+
     port: int | None = None  # container port; None = the node's first port
 
     def describe(self) -> str:
@@ -79,7 +82,16 @@ class TcpProbe:
     def check(self, backend: Backend, node: Node, replica: int, timeout: float) -> ProbeResult:
         try:
             ep = backend.endpoint(node.name, self.port, replica)
-            with socket.create_connection((ep.host, ep.port), timeout=max(timeout, 0.01)):
+            with socket.create_connection((ep.host, ep.port), timeout=max(timeout, 0.01)) as sock:
+                # Docker's userland port proxy accepts on a published port even when nothing
+                # listens inside the container, then closes at once: an immediate EOF is "not
+                # yet"; silence (the server waits for the client) or a greeting is "ready".
+                sock.settimeout(min(CLOSE_GRACE, max(timeout, 0.01)))
+                try:
+                    if sock.recv(1, socket.MSG_PEEK) == b"":
+                        return ProbeResult(False, f"{ep.host}:{ep.port} closed the connection at once")
+                except TimeoutError:
+                    pass
                 return ProbeResult(True, f"connected to {ep.host}:{ep.port}")
         except Exception as exc:
             return ProbeResult(False, f"TCP connect: {type(exc).__name__}: {exc}")

@@ -233,6 +233,36 @@ def test_tcp_probe_against_a_plain_socket():
     assert not TcpProbe().check(Fixed(), Node("x", "x"), 0, 1.0).ok
 
 
+def test_tcp_probe_is_not_fooled_by_a_port_proxy_that_hangs_up():
+    """Docker's port proxy accepts, finds nothing listening inside, and closes: not ready."""
+    import threading
+
+    from pytest_bannou.backends.base import Endpoint
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+
+        def hang_up() -> None:
+            conn, _ = s.accept()
+            conn.close()
+
+        t = threading.Thread(target=hang_up, daemon=True)
+        t.start()
+
+        class Proxy:
+            name = "proxy"
+
+            def endpoint(self, node, port_=None, replica=0):
+                return Endpoint("127.0.0.1", port)
+
+        result = TcpProbe().check(Proxy(), Node("x", "x"), 0, 1.0)
+        t.join(5)
+    assert not result.ok
+    assert "closed the connection" in result.detail
+
+
 def test_a_probe_that_raises_fails_its_node_instead_of_hanging(backend, monkeypatch):
     class Broken:
         def describe(self) -> str:
