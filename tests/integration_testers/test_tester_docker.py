@@ -127,3 +127,23 @@ def test_missing_tester_image_and_timeout_on_compose(tp: InnerRuns, docker_cli) 
     out = result.stdout.str()
     assert "image pytest-bannou-no-such-tester:never not found on the Docker Engine" in out
     assert "did not finish within 2 s and was killed" in out
+
+
+@pytest.mark.swarm
+def test_test_http_on_swarm(tp: InnerRuns, docker_cli) -> None:
+    if (docker_cli.info().get("Swarm") or {}).get("LocalNodeState") != "active":
+        pytest.skip("needs a Docker Engine in swarm mode: run `docker swarm init`")
+    report = tp.pytester.path / "report"
+    result = tp.run(
+        "--bannou-backend=swarm", "--bannou-preset=test-http", f"--bannou-report={report}", timeout=240
+    )
+    match = re.search(r"run id (bannou-[0-9a-f]+)", result.stdout.str())
+    assert match, result.stdout.str()
+    left = _docker.labelled_leftovers(docker_cli, match.group(1))
+    if left:
+        _docker.clean_by_label(docker_cli, match.group(1))
+    assert result.ret == 0, result.stdout.str()
+    assert left == []
+    data = json.loads((report / "results.json").read_text())
+    assert "tester::http-tester::Health[test-http]" in {t["nodeid"] for t in data["tests"]}
+    assert data["backend"] == "swarm"
