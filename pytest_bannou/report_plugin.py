@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .report import ReportCollector, TestRecord, merge_partials, write_partial, write_report
+from .secrets import mask_text, topology_secrets
 from .tester_items import CASE_ATTR, RUN_ATTR
 
 if TYPE_CHECKING:
     from .plugin import BannouSession
 
 RUN_ID_KEY = "bannou_report_run_id"
+DIR_KEY = "bannou_report_dir"
 CI_JOB_VARS = ("BANNOU_CI_JOB", "CI_JOB_NAME", "GITHUB_JOB", "BUILDKITE_LABEL")
 
 
@@ -62,8 +64,9 @@ class ReportPlugin:
     def __init__(self, config: pytest.Config, bs: BannouSession, directory: Path) -> None:
         self.config = config
         self.bs = bs
-        self.directory = Path(directory)
         workerinput = getattr(config, "workerinput", None)
+        # workers write where the controller said (its absolute path: a worker's cwd may differ)
+        self.directory = Path((workerinput or {}).get(DIR_KEY) or Path(directory).resolve())
         self.worker: str | None = workerinput.get("workerid") if workerinput else None
         self.run_id = (workerinput or {}).get(RUN_ID_KEY) or bs.manager.run_id
         self.collector = ReportCollector()
@@ -84,6 +87,7 @@ class ReportPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[RUN_ID_KEY] = self.run_id
+        node.workerinput[DIR_KEY] = str(self.directory)
 
     # --- environments -------------------------------------------------------------------------
     def pytest_bannou_environment_ready(self, environment: Any) -> None:
@@ -139,7 +143,7 @@ class ReportPlugin:
                         preset=case.get("env_key"),
                         outcome=case.get("outcome", "error"),
                         duration=case.get("duration"),
-                        longrepr_summary=case.get("text", ""),
+                        longrepr_summary=self._masked(case.get("text", "")),
                         kind="tester",
                         tester=case.get("tester"),
                         warnings=list(case.get("warnings", [])),
@@ -157,9 +161,13 @@ class ReportPlugin:
             report.when,
             report.outcome,
             report.duration,
-            _longrepr_text(report) if report.outcome != "passed" else None,
+            self._masked(_longrepr_text(report)) if report.outcome != "passed" else None,
             wasxfail=hasattr(report, "wasxfail"),
         )
+
+    def _masked(self, text: str) -> str:
+        """Secret environment values of the session's presets never reach a report file."""
+        return mask_text(text, topology_secrets(self.bs.topologies.values()))
 
     # --- end ----------------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)

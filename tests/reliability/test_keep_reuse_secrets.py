@@ -1,0 +1,159 @@
+"""--bannou-keep / --bannou-keep-on-failure print how to reach and remove; --bannou-reuse attaches
+to a kept environment of the same preset hash and redeploys a changed one; secret environment
+values are masked in plans, ``presets show``, report sections and report files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import yaml
+
+from .conftest import alive
+
+ONE = """
+import pytest
+
+@pytest.mark.preset("red")
+def test_one(bannou_http):
+    assert bannou_http.get("/health").status_code == 200
+"""
+
+FAILS = """
+import pytest
+
+@pytest.mark.preset("red")
+def test_fails(bannou_env):
+    assert False, "deliberate"
+"""
+
+
+def _kept_run_id(out: str) -> str:
+    m = re.search(r"remove it with: bannou-env clean --run-id (\S+) --backend local", out)
+    assert m, out
+    return m.group(1)
+
+
+def _clean(project, run_id: str) -> str:
+    cli = subprocess.run(
+        [sys.executable, "-m", "pytest_bannou.cli", "clean", "--run-id", run_id, "--backend", "local"],
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    return cli.stdout
+
+
+def test_keep_prints_how_to_reach_and_remove(project):
+    project.write("test_one.py", ONE)
+    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep")
+    assert code == 0, out
+    run_id = _kept_run_id(out)
+    pids = project.deploys()[0]["pids"]
+    try:
+        assert re.search(r"main: http://127\.0\.0\.1:\d+", out), out
+        assert all(alive(p) for p in pids)
+    finally:
+        removed = _clean(project, run_id)
+    assert not any(alive(p) for p in pids), removed
+
+
+def test_keep_on_failure_keeps_only_failed_runs(project):
+    project.write("test_one.py", ONE)
+    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep-on-failure")
+    assert code == 0 and "bannou environment kept" not in out, out
+    assert not any(alive(p) for p in project.deploys()[0]["pids"])
+    project.reset_deploys()
+    project.write("test_one.py", FAILS)
+    code, out = project.run("-q", "-p", "no:cacheprovider", BANNOU_KEEP_ON_FAILURE="1")
+    assert code == 1, out
+    run_id = _kept_run_id(out)
+    pids = project.deploys()[0]["pids"]
+    try:
+        assert all(alive(p) for p in pids)
+    finally:
+        _clean(project, run_id)
+    assert not any(alive(p) for p in pids)
+
+
+def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_one(project):
+    project.write("test_one.py", ONE)
+    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep")
+    assert code == 0, out
+    run_id = _kept_run_id(out)
+    kept_pids = project.deploys()[0]["pids"]
+    project.reset_deploys()
+    try:
+        code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
+        assert code == 0, out
+        assert f"reusing kept environment red (run id {run_id}" in out, out
+        assert "deploying red" not in out and project.deploys() == []
+        assert all(alive(p) for p in kept_pids)  # still kept after the reusing run
+        # the preset changes: the kept environment no longer matches
+        preset = project.presets / "red.yaml"
+        preset.write_text(preset.read_text().replace("FLAVOUR: red", "FLAVOUR: red2"))
+        code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
+        assert code == 0, out
+        assert "not reused: preset hash" in out and "deploying red" in out, out
+        assert not any(alive(p) for p in kept_pids)
+        assert [d["key"] for d in project.deploys()] == ["red"]
+    finally:
+        _clean(project, run_id)
+    assert project.leftovers() == {}
+
+
+SECRET = "s3cret-red-value"
+LOUD_NODE = """
+import os, runpy, sys
+print("pw", os.environ["DB_PASSWORD"], flush=True)
+sys.argv = ["node"]
+runpy.run_module("pytest_bannou.reference.node", run_name="__main__")
+"""
+
+
+def test_secrets_are_masked_in_plans_presets_show_sections_and_report_files(project):
+    project.write(
+        "test_secret.py",
+        """
+        import pytest
+
+        @pytest.mark.preset("red")
+        def test_fails(bannou_env):
+            bannou_env.status()
+            assert False, "deliberate"
+        """,
+    )
+    # the node prints its secret at start: the log section of the failure must not show it
+    loud = project.write("loud_node.py", LOUD_NODE)
+    preset = project.presets / "red.yaml"
+    data = yaml.safe_load(preset.read_text())
+    data["topology"]["nodes"][0]["command"] = [sys.executable, str(loud)]
+    preset.write_text(yaml.safe_dump(data))
+    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-plan=text")
+    assert code == 0 and SECRET not in out, out
+    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-plan=json")
+    assert code == 0 and SECRET not in out, out
+    show = subprocess.run(
+        [sys.executable, "-m", "pytest_bannou.cli", "presets", "show", "red"],
+        env={**project.env, "BANNOU_PRESETS_DIR": str(project.presets)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert show.returncode == 0, show.stderr
+    assert SECRET not in show.stdout and "DB_PASSWORD=******" in show.stdout, show.stdout
+    report = project.path / "report"
+    code, out = project.run("-q", "-p", "no:cacheprovider", "-rA", f"--bannou-report={report}")
+    assert code == 1, out
+    assert "bannou logs main" in out and "pw ******" in out, out
+    assert SECRET not in out
+    files = [p for p in report.rglob("*") if p.is_file()]
+    assert files, out
+    for path in files:
+        assert SECRET not in path.read_text(errors="replace"), path
+    assert json.loads((report / "results.json").read_text())
+    assert project.leftovers() == {}
