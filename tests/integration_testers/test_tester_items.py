@@ -217,6 +217,25 @@ def test_garbage_output_is_a_clear_error(tp: InnerRuns) -> None:
     )
 
 
+def test_empty_output_is_a_clear_error(tp: InnerRuns) -> None:
+    tp.preset(
+        "silent",
+        preset_yaml(
+            "silent",
+            """
+            testers:
+              - name: mute
+                command: [python, -c, "pass"]
+                format: edge-tester
+            """,
+        ),
+    )
+    result = tp.run("--bannou-preset=silent", "-rA")
+    assert result.ret == 1
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*tester::mute::(no results)[[]silent[]]*", "*the tester printed nothing*"])
+
+
 def test_image_only_tester_on_local_backend_says_how_to_fix(tp: InnerRuns) -> None:
     tp.preset(
         "imageonly",
