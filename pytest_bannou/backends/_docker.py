@@ -31,6 +31,7 @@ from .base import (
     Availability,
     BackendOptions,
     ExecResult,
+    ReplicaStatus,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -405,3 +406,23 @@ def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:
     with contextlib.suppress(docker_sdk.errors.APIError):
         found += [f"service {s.name}" for s in cli.services.list(filters=flt)]
     return found
+
+
+def list_entry_status(node: str, replica: int, c: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
+    """A ``ReplicaStatus`` from a ``containers/json`` list entry (no inspect per container)."""
+    raw = c.get("State", "unknown")
+    text = c.get("Status", "")
+    mapped = _CONTAINER_STATES.get(raw, "unknown")
+    exit_code = None
+    if mapped == "exited":
+        m = re.search(r"Exited \((-?\d+)\)", text)
+        exit_code = int(m.group(1)) if m else None
+    return ReplicaStatus(
+        node=node,
+        replica=replica,
+        state=mapped,  # type: ignore[arg-type]
+        id=c.get("Id", "")[:12],
+        exit_code=exit_code,
+        restarts=restarts,
+        detail=f"container {raw}: {text}",
+    )

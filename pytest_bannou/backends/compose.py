@@ -424,7 +424,7 @@ class ComposeBackend(Backend):
                 if idx in seen:
                     continue
                 seen.add(idx)
-                out.append(_summary_status(node.name, idx, c, self._restarts.get(node.name, 0)))
+                out.append(_docker.list_entry_status(node.name, idx, c, self._restarts.get(node.name, 0)))
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
@@ -505,26 +505,6 @@ class ComposeBackend(Backend):
             f"`docker compose -p {self.project} -f {self.file if self.project else 'FILE'} down -v` or "
             f"`bannou-env clean --run-id {self.run_id}`"
         )
-
-
-def _summary_status(node: str, replica: int, c: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
-    """A ``ReplicaStatus`` from a container list entry (no inspect per container)."""
-    raw = c.get("State", "unknown")
-    text = c.get("Status", "")
-    mapped = _docker._CONTAINER_STATES.get(raw, "unknown")
-    exit_code = None
-    if mapped == "exited":
-        m = re.search(r"Exited \((-?\d+)\)", text)
-        exit_code = int(m.group(1)) if m else None
-    return ReplicaStatus(
-        node=node,
-        replica=replica,
-        state=mapped,  # type: ignore[arg-type]
-        id=c.get("Id", "")[:12],
-        exit_code=exit_code,
-        restarts=restarts,
-        detail=f"container {raw}: {text}",
-    )
 
 
 def _text(data: Any) -> str:

@@ -35,7 +35,6 @@ import copy
 import ipaddress
 import json
 import os
-import re
 import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -747,7 +746,7 @@ class PortainerBackend(Backend):
                 idx = int(labels.get(LABEL_NUMBER, "1")) - 1
                 if idx not in seen:
                     seen.add(idx)
-                    out.append(_summary_status(node.name, idx, c, self._restarts.get(node.name, 0)))
+                    out.append(_docker.list_entry_status(node.name, idx, c, self._restarts.get(node.name, 0)))
         return sorted(out, key=lambda s: (self.topology.node_names.index(s.node), s.replica))
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
@@ -937,23 +936,3 @@ def _retry_remove(
         if time.monotonic() >= deadline:
             return problem
         time.sleep(0.2)
-
-
-def _summary_status(node: str, replica: int, c: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
-    """A ``ReplicaStatus`` from a Docker container list entry."""
-    raw = c.get("State", "unknown")
-    text = c.get("Status", "")
-    mapped = _docker._CONTAINER_STATES.get(raw, "unknown")
-    exit_code = None
-    if mapped == "exited":
-        m = re.search(r"Exited \((-?\d+)\)", text)
-        exit_code = int(m.group(1)) if m else None
-    return ReplicaStatus(
-        node=node,
-        replica=replica,
-        state=mapped,  # type: ignore[arg-type]
-        id=c.get("Id", "")[:12],
-        exit_code=exit_code,
-        restarts=restarts,
-        detail=f"container {raw}: {text}",
-    )
