@@ -236,6 +236,29 @@ def test_empty_output_is_a_clear_error(tp: InnerRuns) -> None:
     result.stdout.fnmatch_lines(["*tester::mute::(no results)[[]silent[]]*", "*the tester printed nothing*"])
 
 
+def test_a_50_mb_log_gives_a_bounded_result(tp: InnerRuns) -> None:
+    tp.preset(
+        "loud",
+        preset_yaml(
+            "loud",
+            """
+            testers:
+              - name: loud
+                command: [python, -c, "import sys; sys.stdout.write(('line ' + 'x' * 94 + chr(10)) * 500000)"]
+                format: http-tester
+            """,
+        ),
+    )
+    report = tp.pytester.path / "rep"
+    result = tp.run("--bannou-preset=loud", f"--bannou-report={report}", "-rA")
+    assert result.ret == 1
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*tester::loud::(no results)[[]loud[]]*"])
+    assert len(result.stdout.str()) < 200_000  # the failure text is a tail, not the log
+    (case,) = [t for t in results(report)["tests"] if t["kind"] == "tester"]
+    assert case["outcome"] == "error" and len(case["longrepr_summary"]) <= 8000
+
+
 def test_image_only_tester_on_local_backend_says_how_to_fix(tp: InnerRuns) -> None:
     tp.preset(
         "imageonly",
