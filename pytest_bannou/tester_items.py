@@ -374,7 +374,12 @@ def endpoint_variables(
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{p}"
 
-    target_node = topology.node_for(target)
+    try:
+        target_node = topology.node_for(target)
+    except KeyError as exc:
+        raise BannouError(
+            f"tester `target: {target}`: {exc.args[0]}; set it to one of the preset's nodes"
+        ) from None
     env = tester_environment(url(target_node))
     front = infra_node(topology, "ingress") or target_node
     front_env = tester_environment(url(front))

@@ -112,7 +112,7 @@ def run_tester_container(
             )
         if argv and argv[0] in ("python", "python3") and info.local_build:
             argv[0] = sys.executable  # the host interpreter the local image mounts
-        target = env.topology.node_for(spec.target or env.main_node).name
+        target = env.node_for(spec.target or env.main_node)  # DeployError naming the nodes
         found = node_address(cli, env.run_id, target)
         if found is None:
             raise BannouError(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_bannou import options
+from pytest_bannou.errors import BannouError
 from pytest_bannou.tester_items import case_nodeid, endpoint_variables, item_nodeid
 from pytest_bannou.topology import Node, Topology
 
@@ -48,6 +49,11 @@ def test_ipv6_hosts_are_bracketed_in_urls() -> None:
     env = endpoint_variables(topology(), "bannou", lambda node, port: ("::1", 8080))
     assert env["BANNOU_HTTP_ENDPOINT"] == "http://[::1]:8080"
     assert env["OPENRESTY_HOST"] == "::1"
+
+
+def test_unknown_target_is_a_clear_error() -> None:
+    with pytest.raises(BannouError, match=r"tester `target: nowhere`: .*no node hosts 'nowhere'"):
+        endpoint_variables(Topology("p", ()), "nowhere", fake_address)
 
 
 def test_names() -> None:
