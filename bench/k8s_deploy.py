@@ -1,11 +1,13 @@
 """Benchmark: the Kubernetes backend deploying the 4-node topology, next to the Compose backend.
 
-Four reference nodes, each with ``BANNOU_REFERENCE_STARTUP_DELAY=1`` (1 s from process start
-until it listens), deployed by each backend and waited for with ``health.wait_ready`` (probes
-from this process: through port-forwards on Kubernetes, published ports on Compose), then torn
-down. For Kubernetes, teardown is what the backend waits for by default (the namespace is
-deleted and its pods are gone); the time until the namespace object itself disappears is
-measured too (``namespace gone``).
+Four reference nodes (``bannou:latest``; on Kubernetes its one-layer copy
+``bannou:latest-layered``, see ``kubernetes.layered_image``), each with
+``BANNOU_REFERENCE_STARTUP_DELAY=1`` (1 s from process start until it listens), deployed by
+each backend and waited for with ``health.wait_ready`` (probes from this process: through
+port-forwards on Kubernetes, published ports on Compose), then torn down. For Kubernetes,
+teardown is what the backend waits for by default (the namespace is deleted and its pods are
+gone); the time until the namespace object itself disappears is measured too
+(``namespace gone``, counted from the start of teardown).
 
     eval "$(../shared/k8s/cluster up)"
     .venv/bin/python bench/k8s_deploy.py [--rounds 3] [--delay 1] [--no-compose]
@@ -26,10 +28,10 @@ from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.topology import HealthCheck, Node, Topology
 
 
-def topology(delay: float) -> Topology:
+def topology(delay: float, image: str | None = None) -> Topology:
     hc = HealthCheck(kind="http", target="/health", interval=1.0, retries=0)
     env = {"BANNOU_REFERENCE_STARTUP_DELAY": str(delay)}
-    nodes = tuple(Node(f"node{i}", f"app{i}", environment=env, healthcheck=hc) for i in range(4))
+    nodes = tuple(Node(f"node{i}", f"app{i}", environment=env, healthcheck=hc, image=image) for i in range(4))
     return Topology(preset="bench-4-nodes", nodes=nodes, preset_hash="bench")
 
 
@@ -82,6 +84,8 @@ def main() -> int:
     from pytest_bannou.backends.images import ensure_images
 
     ensure_images(include_optional=False)
+    # the same image with one layer: this cluster's dockershim kubelet refuses size-0 images
+    k8s_topo = topology(args.delay, k8s.layered_image("bannou:latest"))
     topo = topology(args.delay)
     rows: dict[str, list[tuple[float, ...]]] = {"kubernetes": [], "compose": []}
     compose = None
@@ -97,8 +101,8 @@ def main() -> int:
                 extra={"kubeconfig": kubeconfig},
             )
             backend = k8s.KubernetesBackend(opts)
-            ready, down = measure(backend, topo)
-            ns = k8s.namespace_name(opts, topo)
+            ready, down = measure(backend, k8s_topo)
+            ns = k8s.namespace_name(opts, k8s_topo)
             gone = down + namespace_gone(kubeconfig, ns)
             rows["kubernetes"].append((ready, down, gone))
             print(

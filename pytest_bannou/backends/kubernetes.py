@@ -87,7 +87,8 @@ BUILD_HINT = (
 LAYERLESS_HINT = (
     "a dockershim kubelet (Kubernetes <= 1.23 on Docker) refuses images of size 0, such as the "
     "layer-less FROM scratch images `python -m pytest_bannou.backends.images` builds: give the image "
-    "a layer (`FROM IMAGE` + `COPY somefile /`) and run that tag"
+    "a layer (`FROM IMAGE` + `COPY somefile /`, or `pytest_bannou.backends.kubernetes.layered_image(IMAGE)` "
+    "which builds IMAGE-layered) and run that tag"
 )
 IMAGE_REASONS = {
     "ErrImageNeverPull",
