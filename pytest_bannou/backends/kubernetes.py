@@ -560,10 +560,36 @@ def availability(options: BackendOptions | None = None) -> Availability:
 
 
 # --- port-forward relay --------------------------------------------------------------------------------
+_HOOK_LOCK = threading.Lock()
+_hook_installed = False
+
+
+def _quiet_portforward_threads() -> None:
+    """The client's port-forward proxy thread raises (``SSLEOFError``, ``OSError``) when the API
+    server closes a forward whose pod port is not listening yet, which every readiness probe of a
+    starting node does; the relay already sees the closed socket. Keep those out of stderr
+    (other threads' exceptions still reach the previous hook)."""
+    global _hook_installed
+    with _HOOK_LOCK:
+        if _hook_installed:
+            return
+        previous = threading.excepthook
+
+        def hook(args: Any) -> None:
+            name = getattr(args.thread, "name", "") or ""
+            if name.startswith("Kubernetes port forward proxy") and issubclass(args.exc_type, OSError):
+                return
+            previous(args)
+
+        threading.excepthook = hook
+        _hook_installed = True
+
+
 class _Forwarder:
     """A 127.0.0.1 listener; every accepted connection gets its own port-forward to the pod port."""
 
     def __init__(self, open_remote: Callable[[], tuple[Any, Any]], label: str) -> None:
+        _quiet_portforward_threads()
         self._open_remote = open_remote
         self.label = label
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
