@@ -126,8 +126,10 @@ def manager(infra_servers: None) -> Iterator[EnvironmentManager]:
     m.teardown(remove_workdir=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def msg_env(manager: EnvironmentManager, library: PresetLibrary) -> Environment:
+    """The module's msg-split environment (deployed once; reached again by a transition if a
+    test moved the session to another preset)."""
     return manager.activate("msg-split", library.resolve("msg-split"))
 
 
