@@ -207,7 +207,8 @@ def make_scheduler(config: Any, log: Any, durations: Mapping[str, float], groups
                 if self._bannou_groups is None:
                     self._bannou_groups = read_groups(groups_dir)
                 preset = self._bannou_groups.get(nodeid)
-            return GROUP_PREFIX + preset if preset is not None else nodeid
+            # not a bannou test: the user's own xdist_group suffix, where pytest keeps it
+            return GROUP_PREFIX + preset if preset is not None else super()._split_scope(nodeid)
 
         def _assign_work_unit(self, node: Any) -> None:
             if not getattr(self, "_bannou_ordered", False):
