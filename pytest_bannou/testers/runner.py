@@ -166,8 +166,10 @@ def _report_timeout(run: TesterRun, spec: TesterSpec, log_text: str, timeout: fl
     message = f"tester {spec.name!r} did not finish within {timeout:g} s and was killed"
     if looks_interactive(log_text):
         message += f": {DAEMON_HINT}"
-    # the parser's guesses (no results, setup failure, incomplete run) give way to the real reason
-    run.cases = [c for c in run.cases if c.name not in (NO_RESULTS_CASE, SETUP_CASE, INCOMPLETE_CASE)]
+    # the parser's guesses (no results, setup failure, incomplete run; for exit-code, its one
+    # "exit code unknown" result) give way to the real reason
+    guesses = (NO_RESULTS_CASE, SETUP_CASE, INCOMPLETE_CASE)
+    run.cases = [] if spec.format == "exit-code" else [c for c in run.cases if c.name not in guesses]
     run.cases.append(CaseResult(TIMEOUT_CASE, "error", None, message, _log_tail(log_text)))
 
 

@@ -204,3 +204,13 @@ def test_timeout_between_tests_reports_the_timeout_once(tmp_path: Path):
         ("(not run #1)", "not_run"),
         (TIMEOUT_CASE, "error"),
     ]
+
+
+def test_timeout_of_an_exit_code_tester_is_its_one_result(tmp_path: Path):
+    """The timeout is the result: no second "exit code unknown" error beside it."""
+    run = run_tester(
+        spec("import time; time.sleep(600)", format="exit-code", timeout=1.0),
+        environment={},
+        workdir=tmp_path,
+    )
+    assert [(c.name, c.outcome) for c in run.cases] == [(TIMEOUT_CASE, "error")]
