@@ -267,6 +267,24 @@ def test_namespace_and_resources_carry_the_labels(make_k8s, kubeconfig: str) -> 
     assert b.describe().startswith(f"backend kubernetes, namespace {b.namespace}")
 
 
+def test_deploy_can_wait_for_the_rollout(make_k8s, kubeconfig: str) -> None:
+    b = make_k8s(kubernetes_wait_rollout="true")
+    b.deploy(topo(node("web", replicas=2), node("plain", healthcheck=None)), deadline(60))
+    from kubernetes import client
+
+    conn = k8s.connect(b.options)
+    apps = client.AppsV1Api(client.ApiClient(conn.configuration))
+    for name in ("web", "plain"):
+        dep = apps.read_namespaced_deployment(name, b.namespace)
+        assert dep.status.available_replicas == dep.spec.replicas == dep.status.updated_replicas
+    assert sorted((s.node, s.state) for s in b.status()) == [
+        ("plain", "running"),
+        ("web", "running"),
+        ("web", "running"),
+    ]
+    b.wait_rollout(deadline=deadline(5))  # already rolled out: returns at once
+
+
 def test_exec_exit_code_output_and_timeout(make_k8s) -> None:
     b = make_k8s()
     deploy_ready(b, topo(node("web")))
