@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 
 import yaml
 
@@ -82,6 +83,9 @@ def test_keep_on_failure_keeps_only_failed_runs(project):
 
 def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_one(project):
     project.write("test_one.py", ONE)
+    # a preset hash of its own: environments other tests keep must not match
+    preset = project.presets / "red.yaml"
+    preset.write_text(preset.read_text().replace("FLAVOUR: red", f"FLAVOUR: red-{uuid.uuid4().hex}"))
     code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep")
     assert code == 0, out
     run_id = _kept_run_id(out)
@@ -94,8 +98,7 @@ def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_o
         assert "deploying red" not in out and project.deploys() == []
         assert all(alive(p) for p in kept_pids)  # still kept after the reusing run
         # the preset changes: the kept environment no longer matches
-        preset = project.presets / "red.yaml"
-        preset.write_text(preset.read_text().replace("FLAVOUR: red", "FLAVOUR: red2"))
+        preset.write_text(preset.read_text().replace("FLAVOUR: red-", "FLAVOUR: changed-"))
         code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
         assert code == 0, out
         assert "not reused: preset hash" in out and "deploying red" in out, out
