@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from .interactive import DAEMON_HINT, looks_interactive
-from .model import EXIT_STATUS_CASE, NO_RESULTS_CASE, SETUP_CASE, CaseResult, TesterRun
+from .lines import tail
+from .model import EXIT_STATUS_CASE, INCOMPLETE_CASE, NO_RESULTS_CASE, SETUP_CASE, CaseResult, TesterRun
+from .tracker import gc_paused
 
 
 @runtime_checkable
@@ -20,6 +22,39 @@ class TesterParser(Protocol):
     def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
         """Parse ``text``; ``exit_code`` None means unknown (a saved log without its status)."""
         ...
+
+
+class ConsoleParser:
+    """What the console formats share: ``parse`` runs the format's ``_parse`` with the cyclic GC
+    paused (see ``gc_paused``)."""
+
+    format: str
+
+    def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
+        with gc_paused():
+            return self._parse(text, exit_code, tester)
+
+    def _parse(self, text: str, exit_code: int | None, tester: str | None) -> TesterRun:
+        raise NotImplementedError
+
+
+def output_end(lines: list[str], stamps: list[float | None] | None) -> tuple[str, float | None]:
+    """The end of a console output: its last non-blank lines (the run's ``raw_tail``) and its
+    last timestamp (when the run was cut short, the unfinished test's end)."""
+    last = [ln for ln in lines[-200:] if ln.strip()][-60:]
+    last_ts = next((t for t in reversed(stamps) if t is not None), None) if stamps else None
+    return tail(last), last_ts
+
+
+def incomplete_case(missing: str, raw_tail: str) -> CaseResult:
+    """The error for an output that ends between tests, before ``missing`` (the format's end line)."""
+    return CaseResult(
+        INCOMPLETE_CASE,
+        "error",
+        None,
+        f"the output ends before {missing} (the tester was killed, crashed or the log is truncated)",
+        raw_tail,
+    )
 
 
 def check_exit_status(run: TesterRun, text: str, tail: str) -> None:

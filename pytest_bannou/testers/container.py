@@ -26,10 +26,10 @@ from ..backends import _docker
 from ..backends.base import LABEL_NODE, LABEL_OWNER_PID, LABEL_RUN_ID
 from ..errors import BannouError
 from ..topology import TesterSpec
-from .model import SETUP_CASE, CaseResult, TesterRun
+from .model import TesterRun
 from .process import ProcessOutcome
 from .registry import get_parser
-from .runner import JUNIT_ENV, _safe, parse_outcome
+from .runner import JUNIT_ENV, _safe, parse_outcome, setup_error
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -58,16 +58,6 @@ def node_address(cli: docker.DockerClient, run_id: str, node: str) -> tuple[str,
                     return net, wanted
             return net, aliases[0] if aliases else _docker.sanitize(node)
     return None
-
-
-def _setup_error(spec: TesterSpec, message: str, argv: list[str]) -> TesterRun:
-    return TesterRun(
-        spec.name,
-        spec.format,
-        [CaseResult(SETUP_CASE, "error", None, message, "")],
-        None,
-        {"command": argv, "timed_out": False},
-    )
 
 
 def run_tester_container(
@@ -103,7 +93,7 @@ def run_tester_container(
             for a in spec.command or ()
         ]
         if info is None:
-            return _setup_error(
+            return setup_error(
                 spec,
                 f"tester {spec.name!r}: image {image} not found on the Docker Engine at "
                 f"{_docker.engine_label()}. Nothing is pulled: {_docker.BUILD_IMAGES_HINT}, or build/tag "
@@ -184,7 +174,7 @@ def _run(
             )
             container.start()
         except docker_sdk.errors.APIError as exc:
-            return _setup_error(
+            return setup_error(
                 spec,
                 f"tester {spec.name!r}: cannot start a container of {image}: {_docker._short(exc)}",
                 argv,

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 
-from .base import check_exit_status
-from .lines import split_lines, tail
-from .model import INCOMPLETE_CASE, CaseResult, TesterRun
-from .tracker import CaseTracker, gc_paused
+from .base import ConsoleParser, check_exit_status, incomplete_case, output_end
+from .lines import split_lines
+from .model import INCOMPLETE_CASE, CaseResult, Outcome, TesterRun
+from .tracker import CaseTracker, exception_message
 
 FORMAT = "edge-tester"
 
@@ -31,6 +31,12 @@ _SUMMARY_COUNT = re.compile(r"^(Total|Passed|Failed):\s*(\d+)\s*$")
 _SEPARATOR_CHARS = "━─═=-"
 _SEPARATOR_STARTS = frozenset(_SEPARATOR_CHARS)
 _MARKER_STARTS = frozenset("📋✅❌⚠📊")
+# verdict lines by first character: (pattern, outcome, message; None: the exception's detail)
+_VERDICTS: dict[str, tuple[tuple[re.Pattern[str], Outcome, str | None], ...]] = {
+    "✅": ((_PASSED, "passed", ""),),
+    "❌": ((_FAILED_EXC, "failed", None), (_FAILED, "failed", "edge-tester reported FAILED")),
+    "⚠": ((_UNCLEAR, "unclear", "completed (result unclear)"),),
+}
 
 
 def not_run_name(index: int) -> str:
@@ -38,12 +44,8 @@ def not_run_name(index: int) -> str:
     return f"(not run #{index})"
 
 
-class EdgeTesterParser:
+class EdgeTesterParser(ConsoleParser):
     format = FORMAT
-
-    def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
-        with gc_paused():
-            return self._parse(text, exit_code, tester)
 
     def _parse(self, text: str, exit_code: int | None, tester: str | None) -> TesterRun:
         run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
@@ -54,8 +56,11 @@ class EdgeTesterParser:
         totals: dict[str, int] = {}
         failed_list: list[str] = []
 
-        lines, stamps = split_lines(text)
+        lines, stamps = split_lines(text, _MARKER_STARTS)
+        separator = None  # the last separator line seen: edge-tester prints the same one twice a test
         for i, raw in enumerate(lines):
+            if raw == separator:
+                continue
             # markers are matched unindented: a test's own (indented) lines can never pose as one
             s = raw.rstrip()
             if not s:
@@ -73,7 +78,8 @@ class EdgeTesterParser:
                 and not stripped.strip(_SEPARATOR_CHARS)
                 and len(stripped) >= 8
             ):
-                continue  # a separator line
+                separator = raw
+                continue
             if in_summary:
                 s = stripped
                 m = _SUMMARY_COUNT.match(s)
@@ -97,30 +103,18 @@ class EdgeTesterParser:
                 if m:
                     cases.start(m.group(1), ts)
                     continue
-            elif first == "✅":
-                m = _PASSED.match(s)
-                if m:
-                    cases.verdict(m.group(1), "passed", "", ts)
+            elif first in _VERDICTS:
+                for regex, outcome, message in _VERDICTS[first]:
+                    m = regex.match(s)
+                    if m:
+                        if message is None:  # "FAILED with exception[: detail]"
+                            message = exception_message((m.group(2) or "").strip())
+                        cases.verdict(m.group(1), outcome, message, ts)
+                        cases.lines.append(raw)
+                        break
+                else:
                     cases.lines.append(raw)
-                    continue
-            elif first == "❌":
-                m = _FAILED_EXC.match(s)
-                if m:
-                    msg = (m.group(2) or "").strip()
-                    cases.verdict(m.group(1), "failed", f"exception: {msg}" if msg else "exception", ts)
-                    cases.lines.append(raw)
-                    continue
-                m = _FAILED.match(s)
-                if m:
-                    cases.verdict(m.group(1), "failed", "edge-tester reported FAILED", ts)
-                    cases.lines.append(raw)
-                    continue
-            elif first == "⚠":
-                m = _UNCLEAR.match(s)
-                if m:
-                    cases.verdict(m.group(1), "unclear", "completed (result unclear)", ts)
-                    cases.lines.append(raw)
-                    continue
+                continue
             elif first == "📊" and s.startswith("📊 TEST SUMMARY"):
                 in_summary = True
                 cases.finish_unfinished("no verdict printed before the TEST SUMMARY", ts)
@@ -133,9 +127,7 @@ class EdgeTesterParser:
                     continue
             cases.lines.append(raw)
 
-        last = [ln for ln in lines[-200:] if ln.strip()][-60:]
-        last_ts = next((t for t in reversed(stamps) if t is not None), None) if stamps else None
-        raw_tail = tail(last)
+        raw_tail, last_ts = output_end(lines, stamps)
         if in_summary:
             run.summary.update(totals)
             run.summary["failed_tests"] = failed_list
@@ -145,16 +137,7 @@ class EdgeTesterParser:
                 why += f"; exit code {exit_code}"
             unfinished = cases.finish_unfinished(why, last_ts)
             if unfinished is None and cases.cases and exit_code != 0:
-                cases.add(
-                    CaseResult(
-                        INCOMPLETE_CASE,
-                        "error",
-                        None,
-                        "the output ends before the TEST SUMMARY (the tester was killed, crashed"
-                        " or the log is truncated)",
-                        raw_tail,
-                    )
-                )
+                cases.add(incomplete_case("the TEST SUMMARY", raw_tail))
             elif unfinished is None and cases.cases:
                 run.warnings.append("no TEST SUMMARY although the tester exited 0")
         run.cases = cases.close()

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 
-from .base import check_exit_status
-from .lines import split_lines, tail
-from .model import INCOMPLETE_CASE, CaseResult, TesterRun
-from .tracker import CaseTracker, gc_paused
+from .base import ConsoleParser, check_exit_status, incomplete_case, output_end
+from .lines import split_lines
+from .model import CaseResult, TesterRun
+from .tracker import CaseTracker, exception_message
 
 FORMAT = "http-tester"
 CRASH_EXIT = 139
@@ -38,12 +38,8 @@ def not_started_name(crashed_in: str) -> str:
     return f"(tests after {crashed_in!r})"
 
 
-class HttpTesterParser:
+class HttpTesterParser(ConsoleParser):
     format = FORMAT
-
-    def parse(self, text: str, exit_code: int | None = None, *, tester: str | None = None) -> TesterRun:
-        with gc_paused():
-            return self._parse(text, exit_code, tester)
 
     def _parse(self, text: str, exit_code: int | None, tester: str | None) -> TesterRun:
         run = TesterRun(tester or FORMAT, FORMAT, exit_code=exit_code)
@@ -51,7 +47,7 @@ class HttpTesterParser:
         crashed_in: str | None = None
         done = False
 
-        lines, stamps = split_lines(text)
+        lines, stamps = split_lines(text, _MARKER_STARTS)
         for i, raw in enumerate(lines):
             # markers are matched unindented: indented message lines can never pose as one
             s = raw.rstrip()
@@ -91,9 +87,7 @@ class HttpTesterParser:
                     continue
             cases.lines.append(raw)
 
-        last = [ln for ln in lines[-200:] if ln.strip()][-60:]
-        last_ts = next((t for t in reversed(stamps) if t is not None), None) if stamps else None
-        raw_tail = tail(last)
+        raw_tail, last_ts = output_end(lines, stamps)
         if cases.current_unfinished:
             why = "run ended before a verdict"
             if exit_code == CRASH_EXIT:
@@ -104,16 +98,7 @@ class HttpTesterParser:
             if crashed_in is None and exit_code == CRASH_EXIT and unfinished is not None:
                 crashed_in = unfinished.name
         elif not done and cases.cases and crashed_in is None and exit_code != 0:
-            cases.add(
-                CaseResult(
-                    INCOMPLETE_CASE,
-                    "error",
-                    None,
-                    "the output ends before 'All tests completed in daemon mode'"
-                    " (the tester was killed, crashed or the log is truncated)",
-                    raw_tail,
-                )
-            )
+            cases.add(incomplete_case("'All tests completed in daemon mode'", raw_tail))
         elif not done and cases.cases and crashed_in is None:
             run.warnings.append("no 'All tests completed in daemon mode' line although the tester exited 0")
         if crashed_in is not None:
@@ -151,7 +136,7 @@ class HttpTesterParser:
                         continue
                     message = rest[1:].strip()
                     if "with exception" in prefix:
-                        message = f"exception: {message}" if message else "exception"
+                        message = exception_message(message)
                     cases.verdict(name, outcome, message, ts)  # type: ignore[arg-type]
                     return True
         for regex, outcome in ((_OK_RE, "passed"), (_FAIL_EXC_RE, "failed"), (_FAIL_RE, "failed")):
@@ -159,7 +144,7 @@ class HttpTesterParser:
             if m:
                 message = (m.group(2) or "").strip()
                 if regex is _FAIL_EXC_RE:
-                    message = f"exception: {message}" if message else "exception"
+                    message = exception_message(message)
                 cases.verdict(m.group(1), outcome, message, ts)  # type: ignore[arg-type]
                 return True
         return False

@@ -186,12 +186,15 @@ def _not_started(spec: TesterSpec, argv: list[str], exc: OSError) -> TesterRun:
         f"cannot start tester {spec.name!r}: {argv[0]}: {reason} (check `command:` of the tester in the"
         " preset and that the program is installed)"
     )
+    return setup_error(spec, message, argv)
+
+
+def setup_error(spec: TesterSpec, message: str, argv: list[str]) -> TesterRun:
+    """A tester that never ran (cannot start, bad image, no network): one setup error."""
     return TesterRun(
         spec.name,
         spec.format,
         [CaseResult(SETUP_CASE, "error", None, message, "")],
         None,
         {"command": argv, "timed_out": False},
-        [],
-        "",
     )

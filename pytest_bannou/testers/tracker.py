@@ -33,6 +33,11 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def exception_message(detail: str) -> str:
+    """The message of a verdict "failed with exception[: detail]"."""
+    return f"exception: {detail}" if detail else "exception"
+
+
 class _Open:
     __slots__ = ("case", "lines", "start", "verdict_seen")
 
@@ -62,10 +67,16 @@ class CaseTracker:
         return self._current is not None and not self._current.verdict_seen
 
     def start(self, name: str, ts: float | None) -> None:
-        self._flush_current()
+        cur = self._current
+        if cur is not None and not cur.verdict_seen:
+            self._flush_current()
         entry = _Open(CaseResult(name, "failed"), ts)
-        self._register(entry)
-        self._set_current(entry)
+        # _register and _set_current inlined: this runs once per test
+        self.cases.append(entry.case)
+        self._entries.append(entry)
+        self._by_name[name] = entry
+        self._current = entry
+        self.lines = entry.lines
 
     def verdict(self, name: str, outcome: Outcome, message: str, ts: float | None) -> CaseResult:
         """Record a verdict; a verdict for a case never started creates it."""

@@ -15,7 +15,7 @@ from pytest_bannou.errors import BannouError
 from pytest_bannou.testers import get_parser, known_formats
 from pytest_bannou.testers.interactive import looks_interactive
 from pytest_bannou.testers.junit_writer import to_junit
-from pytest_bannou.testers.lines import clean
+from pytest_bannou.testers.lines import clean, iter_lines, split_lines
 from pytest_bannou.testers.model import CaseResult, TesterRun
 
 
@@ -28,6 +28,43 @@ def test_clean_strips_transport_noise_and_reads_timestamps():
     plain = clean("Running test: A | B")
     assert plain == ("Running test: A | B", None)
     assert clean("2026-13-45T99:00:00Z not a date").ts is None
+
+
+_stamp = st.one_of(
+    st.just(""),
+    st.builds(
+        lambda d, sep, t, frac, zone, ws: f"{d}{sep}{t}{frac}{zone}{ws}",
+        st.sampled_from(["2026-11-27", "2026-13-45", "1999-12-31", "2038-01-19"]),
+        st.sampled_from("T "),
+        st.sampled_from(["03:00:00", "23:59:59", "24:00:00", "00:00:60"]),
+        st.one_of(st.just(""), st.from_regex(r"[.,][0-9]{1,12}", fullmatch=True), st.just(".\u0663")),
+        st.sampled_from(["", "Z", "+02:00", "-0530", "+99:00"]),
+        st.sampled_from([" ", "\t", ""]),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(_stamp, st.sampled_from(["✅ Test A PASSED", "x", "", "📋 Running: A"])), min_size=1)
+)
+def test_split_lines_agrees_with_clean(parts):
+    """The bulk line splitter (cached second conversion, lazy timestamps) gives what the
+    per-line ``clean`` gives; with ``stamp_starts`` only the chosen lines and the last stamped
+    line carry their time."""
+    text = "\n".join(stamp + body for stamp, body in parts)
+    expected = list(iter_lines(text))
+    lines, stamps = split_lines(text)
+    assert lines == [ln.text for ln in expected]
+    assert (stamps or [None] * len(lines)) == [ln.ts for ln in expected]
+    lines, stamps = split_lines(text, frozenset("📋"))
+    assert lines == [ln.text for ln in expected]
+    stamped = [i for i, ln in enumerate(expected) if ln.ts is not None]
+    wanted = [
+        ln.ts if ln.text.startswith("📋") or (stamped and i == stamped[-1]) else None
+        for i, ln in enumerate(expected)
+    ]
+    assert (stamps or [None] * len(lines)) == wanted
 
 
 def test_registry_knows_the_four_formats_and_names_them_on_error():
