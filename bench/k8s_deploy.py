@@ -1,7 +1,6 @@
 """Benchmark: the Kubernetes backend deploying the 4-node topology, next to the Compose backend.
 
-Four reference nodes (``bannou:latest``; on Kubernetes its one-layer copy
-``bannou:latest-layered``, see ``kubernetes.layered_image``), each with
+Four reference nodes (``bannou:latest``, the same image on both backends), each with
 ``BANNOU_REFERENCE_STARTUP_DELAY=1`` (1 s from process start until it listens), deployed by
 each backend and waited for with ``health.wait_ready`` (probes from this process: through
 port-forwards on Kubernetes, published ports on Compose), then torn down. For Kubernetes,
@@ -87,7 +86,7 @@ def main() -> int:
 
     ensure_images(include_optional=False)
     # the same image with one layer: this cluster's dockershim kubelet refuses size-0 images
-    k8s_topo = topology(args.delay, k8s.layered_image("bannou:latest"))
+    k8s_topo = topology(args.delay, "bannou:latest")
     topo = topology(args.delay)
     rows: dict[str, list[tuple[float, ...]]] = {"kubernetes": [], "compose": []}
     compose = None

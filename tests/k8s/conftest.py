@@ -72,4 +72,4 @@ def k8s_images(kubeconfig) -> list[str]:
         tags = ensure_images(cli, include_optional=False)
     finally:
         cli.close()
-    return [*tags, k8s.layered_image("bannou:latest", k8s_support.NODE_IMAGE)]
+    return tags

@@ -18,9 +18,9 @@ START_HINT = (
     "(from the repository root) before pytest, or set KUBECONFIG"
 )
 FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)
-# bannou:latest with one layer (kubernetes.layered_image): the cluster's dockershim kubelet
-# refuses the layer-less original; built by the k8s_images fixture
-NODE_IMAGE = "bannou:latest-layered"
+# the locally built image, unchanged: it carries one small layer, which the cluster's dockershim
+# kubelet needs (it refuses size-0 images; see kubernetes.LAYERLESS_HINT)
+NODE_IMAGE = "bannou:latest"
 RUN_IDS: set[str] = set()
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -332,11 +333,23 @@ def test_image_missing_names_the_image_and_how_to_build_it(make_k8s) -> None:
 
 
 def test_layerless_image_is_explained(make_k8s) -> None:
-    b = make_k8s()
-    with pytest.raises(NodeNotReady) as info:
-        b.deploy(topo(node("web", image="bannou:latest")), deadline(60))
-    assert "ImageInspectError" in info.value.reason and "'bannou:latest'" in info.value.reason
-    assert "size 0" in info.value.reason and "COPY" in info.value.reason
+    import io
+
+    import docker
+
+    cli = docker.from_env()
+    tag = f"pytest-bannou-layerless:{uuid.uuid4().hex[:8]}"
+    image, _ = cli.images.build(fileobj=io.BytesIO(b'FROM scratch\nCMD ["/nothing"]\n'), tag=tag, rm=True)
+    try:
+        b = make_k8s()
+        with pytest.raises(NodeNotReady) as info:
+            b.deploy(topo(node("web", image=tag)), deadline(60))
+        assert "ImageInspectError" in info.value.reason and f"'{tag}'" in info.value.reason
+        assert "size 0" in info.value.reason and "COPY" in info.value.reason
+        b.teardown()
+    finally:
+        cli.images.remove(image.id, force=True)
+        cli.close()
 
 
 def test_rollout_never_ready_fails_at_the_deadline_with_pod_state_and_logs(make_k8s) -> None:
