@@ -1,7 +1,10 @@
-"""``bannou-env render PRESET --backend compose|swarm``: print the file that runs a preset by hand.
+"""``bannou-env render PRESET --backend compose|swarm|kubernetes``: print the file that runs a
+preset by hand.
 
 compose: ``docker compose -f FILE up -d`` runs the same project the Compose backend deploys.
 swarm: ``docker stack deploy -c FILE NAME`` runs the services the Swarm backend creates.
+kubernetes: ``kubectl apply -f FILE`` creates the namespace, Deployments and Services the
+Kubernetes backend creates.
 Read-only host mounts of the locally built images come from the engine when it is reachable,
 else from what ``pytest_bannou.backends.images`` would build.
 """
@@ -14,18 +17,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..backends import _docker
 from ..backends.base import LABEL_OWNER_PID, BackendOptions
 from ..errors import BannouError
 from ..preset import PresetLibrary, dirs_from_env
 
-BACKENDS = ("compose", "swarm")
+BACKENDS = ("compose", "swarm", "kubernetes")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "render",
-        help="print the compose (or swarm stack) file of a preset",
+        help="print the compose file, swarm stack file or Kubernetes manifests of a preset",
         description="Print the file a Docker backend deploys for PRESET, to run it by hand.",
     )
     p.add_argument("preset", metavar="PRESET")
@@ -83,6 +88,12 @@ def _render(args: argparse.Namespace) -> int:
         args.preset, environment=_pairs(args.env, "--env"), replicas=replicas
     )
     options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())
+    if args.backend == "kubernetes":
+        from ..backends import kubernetes
+
+        docs = _without_owner(kubernetes.render_manifests(topology, options))
+        _write(args, yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
+        return 0
 
     infos = images.known_infos()
     try:
@@ -112,9 +123,12 @@ def _render(args: argparse.Namespace) -> int:
         doc = swarm.render_stack(topology, options, swarm.name_prefix(options, topology), infos)
     from ..backends._compose_file import render_text
 
-    text = render_text(_without_owner(doc))
+    _write(args, render_text(_without_owner(doc)))
+    return 0
+
+
+def _write(args: argparse.Namespace, text: str) -> None:
     if args.output:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
-    return 0
