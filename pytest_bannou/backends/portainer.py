@@ -47,7 +47,18 @@ import httpx
 from ..errors import BackendUnavailable, DeployError
 from ..topology import Action, Node, Topology, Transition
 from . import _docker
-from ._compose_file import project_name, render, render_text
+from ._compose_file import (
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    no_published_port,
+    project_name,
+    published_port,
+    render,
+    render_text,
+    replica_containers,
+    replica_statuses,
+)
+from ._compose_file import service_name as _service
 from .base import (
     LABEL_PREFIX,
     LABEL_RUN_ID,
@@ -60,9 +71,6 @@ from .base import (
 )
 
 ENV_PREFIX = "BANNOU_PORTAINER_"
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_SERVICE = "com.docker.compose.service"
-LABEL_NUMBER = "com.docker.compose.container-number"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 STACK_PREFIX = "bannou-"
 DOCKER_ENDPOINT_TYPES = {1, 2, 4}  # Docker (API/socket), agent, edge agent
@@ -372,10 +380,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _service(node: str) -> str:
-    return _docker.sanitize(node)
-
-
 # --- the backend -----------------------------------------------------------------------------------------
 class PortainerBackend(Backend):
     name: ClassVar[str] = "portainer"
@@ -465,12 +469,7 @@ class PortainerBackend(Backend):
         return f"Portainer stack {self.project} ({where})"
 
     def _require(self, node: str) -> Node:
-        if self.topology is None:
-            raise DeployError("portainer backend: nothing is deployed")
-        try:
-            return self.topology.node(node)
-        except KeyError as exc:
-            raise DeployError(str(exc.args[0])) from None
+        return _docker.deployed_node(self, node)
 
     # images and the stack file
     def _images(self, topology: Topology) -> dict[str, _docker.ImageInfo]:
@@ -486,16 +485,7 @@ class PortainerBackend(Backend):
             if resp.status_code == 404:
                 missing.append(f"{name} (node {node.name})")
                 continue
-            attrs = resp.json()
-            cfg = attrs.get("Config") or {}
-            labels = cfg.get("Labels") or {}
-            infos[name] = _docker.ImageInfo(
-                name,
-                attrs.get("Id", ""),
-                _docker._split(labels.get(_docker.LABEL_HOST_MOUNTS)),
-                _docker._split(labels.get(_docker.LABEL_TMPFS)),
-                bool(cfg.get("Cmd") or cfg.get("Entrypoint")),
-            )
+            infos[name] = _docker.image_info_from_attrs(name, resp.json())
         self._image_infos.update(infos)
         if missing:
             env = self._endpoint or {}
@@ -574,13 +564,7 @@ class PortainerBackend(Backend):
         self._snap_at = 0.0
 
     def _replicas(self, node: str, max_age: float = 0.0) -> dict[int, dict[str, Any]]:
-        svc = _service(node)
-        out: dict[int, dict[str, Any]] = {}
-        for c in self._containers(max_age):
-            labels = c.get("Labels") or {}
-            if labels.get(LABEL_SERVICE) == svc:
-                out.setdefault(int(labels.get(LABEL_NUMBER, "1")) - 1, c)
-        return dict(sorted(out.items()))
+        return replica_containers(self._containers(max_age), node)
 
     def _container(self, node: str, replica: int, max_age: float = 0.0) -> dict[str, Any]:
         self._require(node)
@@ -734,20 +718,7 @@ class PortainerBackend(Backend):
     def status(self) -> list[ReplicaStatus]:
         if self.topology is None:
             return []
-        containers = self._containers()
-        out: list[ReplicaStatus] = []
-        for node in self.topology.nodes:
-            svc = _service(node.name)
-            seen: set[int] = set()
-            for c in containers:
-                labels = c.get("Labels") or {}
-                if labels.get(LABEL_SERVICE) != svc:
-                    continue
-                idx = int(labels.get(LABEL_NUMBER, "1")) - 1
-                if idx not in seen:
-                    seen.add(idx)
-                    out.append(_docker.list_entry_status(node.name, idx, c, self._restarts.get(node.name, 0)))
-        return sorted(out, key=lambda s: (self.topology.node_names.index(s.node), s.replica))
+        return replica_statuses(self.topology, self._containers(), self._restarts)
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
         n = self._require(node)
@@ -756,14 +727,10 @@ class PortainerBackend(Backend):
             raise DeployError(f"{self._where()}: node {node!r} publishes no port")
         for max_age in (SNAPSHOT_AGE, 0.0):
             c = self._container(node, replica, max_age)
-            for p in c.get("Ports") or []:
-                if p.get("PrivatePort") == port and p.get("PublicPort") and p.get("Type", "tcp") == "tcp":
-                    return Endpoint(self.host, int(p["PublicPort"]))
-        raise DeployError(
-            f"{self._where()}: node {node!r} replica {replica} has no published port {port} "
-            f"(published: {sorted(p.get('PrivatePort') for p in c.get('Ports') or [])}; "
-            f"container {c.get('State')})"
-        )
+            host_port = published_port(c, port)
+            if host_port is not None:
+                return Endpoint(self.host, host_port)
+        raise no_published_port(self._where(), node, replica, port, c)
 
     def logs(self, node: str, tail: int | None = None) -> str:
         self._require(node)
@@ -859,13 +826,6 @@ def _stack_owner(client: PortainerClient, env_id: int, name: str) -> dict[str, s
     return None
 
 
-def _owned(labels: Mapping[str, str] | None, run_id: str | None) -> bool:
-    labels = labels or {}
-    if LABEL_RUN_ID not in labels:
-        return False
-    return labels[LABEL_RUN_ID] == run_id if run_id is not None else not _docker.owner_alive(labels)
-
-
 def _sweep(
     client: PortainerClient, env_id: int, flt: Mapping[str, Any], run_id: str | None, report: bool = False
 ) -> list[str]:
@@ -876,7 +836,7 @@ def _sweep(
     lines: list[str] = []
 
     def wanted(labels: Mapping[str, str] | None) -> bool:
-        return _owned(labels, run_id) if report else True
+        return _docker.owned(labels, run_id) if report else True
 
     containers = client.docker(
         env_id, "GET", "/containers/json", params={**params, "all": "1"}, what="list containers"

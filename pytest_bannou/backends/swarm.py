@@ -32,15 +32,8 @@ from typing import Any, ClassVar
 from ..errors import DeployError, NodeNotReady
 from ..topology import Action, Node, Topology, Transition
 from . import _docker
-from .base import (
-    LABEL_RUN_ID,
-    Availability,
-    Backend,
-    BackendOptions,
-    Endpoint,
-    ExecResult,
-    ReplicaStatus,
-)
+from ._compose_file import add_mounts_and_healthcheck
+from .base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 
 SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
 NS = 1_000_000_000
@@ -110,25 +103,7 @@ def render_stack(
             svc["ports"] = [
                 {"target": p, "protocol": "tcp", "mode": "host"} for p in dict.fromkeys(node.ports)
             ]
-        mounts = _docker.host_mounts(info) if info else []
-        for spec in node.volumes:
-            source, _, rest = spec.partition(":")
-            if rest and not source.startswith(("/", ".", "~")):
-                volumes[source] = {"labels": labels}
-            mounts.append(spec)
-        if mounts:
-            svc["volumes"] = mounts
-        if info and info.tmpfs:
-            svc["tmpfs"] = list(info.tmpfs)
-        hc = _docker.container_healthcheck(node, bool(info and info.local_build))
-        if hc:
-            svc["healthcheck"] = {
-                "test": hc["test"],
-                "interval": f"{round(hc['interval'] * 1000)}ms",
-                "timeout": f"{round(hc['timeout'] * 1000)}ms",
-                "retries": hc["retries"],
-                "start_period": f"{round(hc['start_period'] * 1000)}ms",
-            }
+        add_mounts_and_healthcheck(svc, node, info, labels, volumes)
         svc["deploy"] = {
             "replicas": node.replicas,
             "endpoint_mode": "dnsrr",
@@ -152,7 +127,7 @@ def render_stack(
     return doc
 
 
-class SwarmBackend(Backend):
+class SwarmBackend(_docker.EngineBackend):
     name: ClassVar[str] = "swarm"
     aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)
 
@@ -160,14 +135,9 @@ class SwarmBackend(Backend):
         super().__init__(options)
         self.prefix: str | None = None
         self.network: str | None = None
-        self._cli: Any = None
         self._images: dict[str, _docker.ImageInfo] = {}
         self._services: dict[str, str] = {}  # node -> service id
         self._restarts: dict[str, int] = {}  # rolling restarts this instance did, per node
-        # (node, port, replica) -> Endpoint: readiness probes ask many times a second, and a
-        # container list per probe slows the engine down while it starts containers; cleared by
-        # every change this instance makes
-        self._endpoints: dict[tuple[str, int | None, int], Endpoint] = {}
 
     # capability
     @classmethod
@@ -183,20 +153,6 @@ class SwarmBackend(Backend):
         if not swarm:
             return swarm
         return Availability(True, f"{engine.reason}; {swarm.reason}")
-
-    @property
-    def cli(self) -> Any:
-        if self._cli is None:
-            self._cli = _docker.client()
-        return self._cli
-
-    def _require(self, node: str) -> Node:
-        if self.topology is None:
-            raise DeployError("swarm backend: nothing is deployed")
-        try:
-            return self.topology.node(node)
-        except KeyError as exc:
-            raise DeployError(str(exc.args[0])) from None
 
     def _service_name(self, node: str) -> str:
         assert self.prefix
@@ -396,26 +352,15 @@ class SwarmBackend(Backend):
                 problems.append(f"network {self.network} ({problem})")
         for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
             if vol["Name"].startswith(self.prefix + "-"):
-                try:
-                    self.cli.api.remove_volume(vol["Name"], force=True)
-                except docker_sdk.errors.NotFound:
-                    pass
-                except docker_sdk.errors.APIError as exc:
-                    problems.append(f"volume {vol['Name']} ({_docker._short(exc)})")
+                problem = _docker.remove_volume(self.cli, vol["Name"])
+                if problem:
+                    problems.append(f"volume {vol['Name']} ({problem})")
         self.topology = None
         if problems:
             raise DeployError(
                 f"swarm backend: teardown left {', '.join(problems)}; remove them with "
                 f"`bannou-env clean --run-id {self.run_id}`"
             )
-
-    @classmethod
-    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
-        cli = _docker.client()
-        try:
-            return _docker.clean_by_label(cli, run_id)
-        finally:
-            cli.close()
 
     # tasks
     def _tasks(self, node: str) -> dict[int, dict[str, Any]]:
@@ -462,12 +407,6 @@ class SwarmBackend(Backend):
             for idx, t in self._tasks(node.name).items():
                 out.append(_task_status(node.name, idx, t, self._restarts.get(node.name, 0)))
         return out
-
-    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
-        key = (node, port, replica)
-        if key not in self._endpoints:
-            self._endpoints[key] = self._lookup_endpoint(node, port, replica)
-        return self._endpoints[key]
 
     def _lookup_endpoint(self, node: str, port: int | None, replica: int) -> Endpoint:
         n = self._require(node)

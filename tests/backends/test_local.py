@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from backend_helpers import deploy_ready, node
 from conformance import BackendConformance
 
 from pytest_bannou import health
@@ -76,17 +77,6 @@ def make_local(tmp_path):
     yield factory
     for b in created:
         b.teardown()
-
-
-def node(name: str, **kw) -> Node:
-    kw.setdefault("healthcheck", HealthCheck(kind="http", target="/health", interval=0.2, retries=0))
-    return Node(name=name, app_id=kw.pop("app_id", name), **kw)
-
-
-def deploy_ready(backend: LocalBackend, topology, timeout: float = 60.0) -> dict[str, float]:
-    deadline = time.monotonic() + timeout
-    backend.deploy(topology, deadline)
-    return health.wait_ready(backend, topology, deadline)
 
 
 def topology(*nodes: Node, preset: str = "local-test"):

@@ -12,10 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))  # conformance.py
 
+from backend_helpers import leak_checked_docker_client
 from docker_helpers import RUN_IDS
 
 from pytest_bannou.backends import _docker
-from pytest_bannou.errors import BackendUnavailable
 
 ENGINE = _docker.engine_availability()
 
@@ -32,17 +32,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator:
-    try:
-        cli = _docker.client()
-    except BackendUnavailable as exc:
-        pytest.skip(exc.message)
-    yield cli
-    leftovers = {rid: _docker.labelled_leftovers(cli, rid) for rid in sorted(RUN_IDS)}
-    leftovers = {rid: found for rid, found in leftovers.items() if found}
-    for rid in leftovers:
-        _docker.clean_by_label(cli, rid)
-    cli.close()
-    assert not leftovers, f"docker tests leaked labelled resources: {leftovers}"
+    yield from leak_checked_docker_client(RUN_IDS, "docker tests")
 
 
 @pytest.fixture(scope="session")

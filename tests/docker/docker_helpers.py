@@ -1,9 +1,16 @@
-"""Run ids of the docker tests (a module of its own: ``conftest`` is ambiguous on sys.path,
-tests/backends has one too). The session fixture in conftest checks each for leftovers."""
+"""Run ids of the docker tests and their shared conformance base (a module of its own:
+``conftest`` is ambiguous on sys.path, tests/backends has one too). The session fixture in
+conftest checks each run id for leftovers."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+
+from conformance import BackendConformance
+
+from pytest_bannou.backends import _docker
+from pytest_bannou.backends.base import Backend, BackendOptions
 
 RUN_IDS: set[str] = set()
 
@@ -12,3 +19,22 @@ def new_run_id(prefix: str = "dkt") -> str:
     rid = f"{prefix}-{uuid.uuid4().hex[:10]}"
     RUN_IDS.add(rid)
     return rid
+
+
+class DockerConformance(BackendConformance):
+    """The conformance cases on the Docker Engine: run ids checked for leftovers after the
+    session, and nothing labelled or listed left after a teardown."""
+
+    run_id_prefix = "conf"
+
+    def make_options(self, workdir: Path, run_id: str) -> BackendOptions:
+        return super().make_options(workdir, new_run_id(self.run_id_prefix))
+
+    def assert_gone(self, backend: Backend, ids: list[str]) -> None:
+        cli = _docker.client()
+        try:
+            assert _docker.labelled_leftovers(cli, backend.run_id) == []
+            names = {c.id[:12] for c in cli.containers.list(all=True)}
+            assert not set(ids) & names
+        finally:
+            cli.close()

@@ -12,19 +12,18 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 import yaml
-from conformance import BackendConformance
-from docker_helpers import new_run_id
+from backend_helpers import deploy_ready, node, topology_maker
+from docker_helpers import DockerConformance, new_run_id
 
 from pytest_bannou import health
 from pytest_bannou.backends import _docker, compose
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
 from pytest_bannou.backends.compose import ComposeBackend, find_compose
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.topology import HealthCheck, Node, Topology
+from pytest_bannou.topology import HealthCheck, Node
 
 COMPOSE = ComposeBackend.available()
 pytestmark = [
@@ -32,24 +31,12 @@ pytestmark = [
     pytest.mark.skipif(not COMPOSE, reason=f"needs Docker Compose v2: {COMPOSE.reason}"),
     pytest.mark.usefixtures("local_images"),
 ]
-FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)
+topo = topology_maker("docker-test", "h123")
 
 
-class TestComposeConformance(BackendConformance):
+class TestComposeConformance(DockerConformance):
     def create_backend(self, options: BackendOptions) -> Backend:
         return ComposeBackend(options)
-
-    def make_options(self, workdir: Path, run_id: str) -> BackendOptions:
-        return super().make_options(workdir, new_run_id("conf"))
-
-    def assert_gone(self, backend: Backend, ids: list[str]) -> None:
-        cli = _docker.client()
-        try:
-            assert _docker.labelled_leftovers(cli, backend.run_id) == []
-            names = {c.id[:12] for c in cli.containers.list(all=True)}
-            assert not set(ids) & names
-        finally:
-            cli.close()
 
 
 @pytest.fixture
@@ -65,21 +52,6 @@ def make_compose(tmp_path):
     yield factory
     for b in created:
         b.teardown()
-
-
-def node(name: str, **kw) -> Node:
-    kw.setdefault("healthcheck", FAST_HTTP)
-    return Node(name=name, app_id=kw.pop("app_id", name), **kw)
-
-
-def topo(*nodes: Node, preset: str = "docker-test") -> Topology:
-    return Topology(preset=preset, nodes=tuple(nodes), preset_hash="h123")
-
-
-def deploy_ready(b: Backend, t: Topology, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    b.deploy(t, deadline)
-    health.wait_ready(b, t, deadline)
 
 
 # --- rendering ---------------------------------------------------------------------------------------

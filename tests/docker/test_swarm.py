@@ -5,38 +5,26 @@ services and networks, engine without a swarm)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from conformance import BackendConformance
-from docker_helpers import new_run_id
+from backend_helpers import deploy_ready, node, topology_maker
+from docker_helpers import DockerConformance, new_run_id
 
 from pytest_bannou import health
 from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
 from pytest_bannou.backends.swarm import SwarmBackend, name_prefix
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.topology import HealthCheck, Node, Topology
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm, pytest.mark.usefixtures("local_images", "swarm_ready")]
-FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)
+topo = topology_maker("swarm-test", "s1")
 
 
-class TestSwarmConformance(BackendConformance):
+class TestSwarmConformance(DockerConformance):
+    run_id_prefix = "sconf"
+
     def create_backend(self, options: BackendOptions) -> Backend:
         return SwarmBackend(options)
-
-    def make_options(self, workdir: Path, run_id: str) -> BackendOptions:
-        return super().make_options(workdir, new_run_id("sconf"))
-
-    def assert_gone(self, backend: Backend, ids: list[str]) -> None:
-        cli = _docker.client()
-        try:
-            assert _docker.labelled_leftovers(cli, backend.run_id) == []
-            names = {c.id[:12] for c in cli.containers.list(all=True)}
-            assert not set(ids) & names
-        finally:
-            cli.close()
 
 
 @pytest.fixture
@@ -52,21 +40,6 @@ def make_swarm(tmp_path):
     yield factory
     for b in created:
         b.teardown()
-
-
-def node(name: str, **kw) -> Node:
-    kw.setdefault("healthcheck", FAST_HTTP)
-    return Node(name=name, app_id=kw.pop("app_id", name), **kw)
-
-
-def topo(*nodes: Node, preset: str = "swarm-test") -> Topology:
-    return Topology(preset=preset, nodes=tuple(nodes), preset_hash="s1")
-
-
-def deploy_ready(b: Backend, t: Topology, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    b.deploy(t, deadline)
-    health.wait_ready(b, t, deadline)
 
 
 def test_available_names_the_swarm_manager():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from backend_helpers import deploy_ready, node, topology_maker
 from conformance import BackendConformance
 from standin import OpenAPI, PortainerStandIn, UnixHTTPConnection, new_run_id
 
@@ -29,24 +30,9 @@ from pytest_bannou.backends.portainer import (
 )
 from pytest_bannou.backends.registry import load
 from pytest_bannou.errors import BackendUnavailable, DeployError
-from pytest_bannou.topology import HealthCheck, Node, Resources, Topology
+from pytest_bannou.topology import Resources
 
-FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)
-
-
-def node(name: str, **kw) -> Node:
-    kw.setdefault("healthcheck", FAST_HTTP)
-    return Node(name=name, app_id=kw.pop("app_id", name), **kw)
-
-
-def topo(*nodes: Node, preset: str = "portainer-test") -> Topology:
-    return Topology(preset=preset, nodes=tuple(nodes), preset_hash="h1")
-
-
-def deploy_ready(b: Backend, t: Topology, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    b.deploy(t, deadline)
-    health.wait_ready(b, t, deadline)
+topo = topology_maker("portainer-test", "h1")
 
 
 def leftovers(run_id: str) -> list[str]:
