@@ -89,7 +89,8 @@ def split_lines(
     # prefixes and timestamps come from the transport and mark every line: sampling both ends
     # of the output finds them without scanning a 50 MB log
     sample = text if len(text) <= 2 * _SAMPLE else text[:_SAMPLE] + "\n" + text[-_SAMPLE:]
-    if "|" in sample and _ANY_COMPOSE_PREFIX.search(sample):
+    prefixed = "|" in sample and _ANY_COMPOSE_PREFIX.search(sample) is not None
+    if prefixed:
         match = _COMPOSE_PREFIX.match
         for i, raw in enumerate(lines):
             if "|" in raw:
@@ -98,7 +99,11 @@ def split_lines(
                     lines[i] = raw[m.end() :]
     if not _ANY_TIMESTAMP.search(sample):
         return lines, None
-    stamps: list[float | None] = [None] * len(lines)
+    if not prefixed:
+        stamps = _uniform_stamps(text, lines, stamp_starts)
+        if stamps is not None:
+            return lines, stamps
+    stamps = [None] * len(lines)
     match = _TIMESTAMP.match
     epoch = _EpochCache()
     bases = epoch.bases
@@ -117,12 +122,15 @@ def split_lines(
             continue  # not a real date: the line keeps it
         rest = raw[m.end() :]
         if stamp_starts is None or rest[:1] in stamp_starts:
-            stamps[i] = value(raw, m, base)
+            end = m.end(3)
+            stamps[i] = value(base, raw[20 : min(end, 26)] if end > 0 else "")
         lines[i] = rest
         last_raw, last_i = raw, i
     if last_i >= 0 and stamps[last_i] is None:
         m = match(last_raw)
-        stamps[last_i] = epoch.value(last_raw, m, epoch.base(last_raw, m))  # type: ignore[arg-type]
+        end = m.end(3)  # type: ignore[union-attr]
+        base = epoch.base(last_raw, m)  # type: ignore[arg-type]
+        stamps[last_i] = value(base, last_raw[20 : min(end, 26)] if end > 0 else "")  # type: ignore[arg-type]
     return lines, stamps
 
 
@@ -147,18 +155,68 @@ class _EpochCache:
             return found
 
     @staticmethod
-    def value(raw: str, m: re.Match[str], base: tuple[int | float, bool]) -> float:
+    def value(base: tuple[int | float, bool], digits: str) -> float:
+        """The time of a stamp with whole seconds ``base`` and fraction ``digits`` (<= 6 of them)."""
         seconds, aware = base
-        end = m.end(3)
-        if end < 0 or end == 20:
+        if not digits:
             return float(seconds)
-        digits = raw[20 : min(end, 26)]
         micro = int(digits) * _SCALE[len(digits)]
         # aware: timedelta.total_seconds() divides integer microseconds; naive: mktime + us/1e6
         return (seconds * 1_000_000 + micro) / 1_000_000 if aware else seconds + micro / 1e6
 
 
 _SCALE = (0, 100_000, 10_000, 1_000, 100, 10, 1)
+
+
+def _uniform_stamps(
+    text: str, lines: list[str], stamp_starts: frozenset[str] | None
+) -> list[float | None] | None:
+    """The fast path of ``split_lines`` for the usual log (``docker logs --timestamps``): every
+    line (but a last empty one) starts with a timestamp of the first line's exact shape. One
+    regex search over the whole text proves it, then the stamps are cut off at a fixed width
+    without a regex per line. None (use the general path) when any line differs."""
+    first = lines[0]
+    m = _TIMESTAMP.match(first)
+    if m is None or first[m.end() - 1 : m.end()] != " ":
+        return None
+    width = m.end()
+    frac, zone = m.group(3), m.group(4)
+    shape = (
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+        + re.escape(first[10])
+        + r"[0-9]{2}:[0-9]{2}:[0-9]{2}"
+        + (re.escape(first[19]) + f"[0-9]{{{len(frac)}}}" if frac else "")
+        + (re.escape(zone) if zone else "")
+        + " "
+    )
+    if not re.match(shape, first):
+        return None
+    stamped = len(lines) - 1 if lines[-1] == "" and len(lines) > 1 else len(lines)
+    end = len(text) - 1 if stamped < len(lines) else len(text)
+    if re.compile(r"\n(?!" + shape + ")").search(text, 0, end) is not None:
+        return None  # a line without a stamp of that shape
+    epoch = _EpochCache()
+    bases: dict[str, tuple[int | float, bool]] = {}
+    for key in {ln[:19] for ln in lines[:stamped]}:
+        base = _whole_second(key[:10], key[11:19], zone)
+        if base is None:
+            return None  # a line with an impossible date keeps its stamp: the general path
+        bases[key] = base
+    digits = slice(20, 20 + min(len(frac), 6)) if frac else slice(0, 0)
+    value = epoch.value
+    stamps: list[float | None] = [None] * len(lines)
+    if stamp_starts is None:
+        wanted = range(stamped)
+    else:
+        wanted = [i for i, ln in enumerate(lines) if ln[width : width + 1] in stamp_starts]
+        if stamped and (not wanted or wanted[-1] != stamped - 1):
+            wanted.append(stamped - 1)  # the last stamped line always has its time
+    for i in wanted:
+        raw = lines[i]
+        stamps[i] = value(bases[raw[:19]], raw[digits])
+    for i in range(stamped):
+        lines[i] = lines[i][width:]
+    return stamps
 
 
 def _whole_second(date: str, time: str, zone: str | None) -> tuple[int | float, bool] | None:

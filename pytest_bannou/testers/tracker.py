@@ -3,7 +3,8 @@ its start time, and closing it with a verdict.
 
 Built for big transcripts (100,000 tests, 50 MB logs): a case's output is a list of references
 to lines the caller already holds, appended to directly by the parse loop (``lines``), and cut to
-its last ``MAX_CASE_LINES`` only when the case is closed.
+its last ``MAX_CASE_LINES`` lines and ``MAX_CASE_CHARS`` characters when the case is closed, so
+the memory a result keeps is bounded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from .model import CaseResult, Outcome
 
 MAX_CASE_LINES = 400
+MAX_CASE_CHARS = 64_000  # with the line cap: a case's output is bounded however long its lines
 
 # worse outcomes win when one case gets two verdicts
 _RANK = {"not_run": 0, "passed": 1, "unclear": 2, "failed": 3, "error": 4}
@@ -152,6 +154,9 @@ class CaseTracker:
         lines = entry.lines
         dropped = max(0, len(lines) - MAX_CASE_LINES)
         text = "\n".join(lines[dropped:]).strip("\n")
+        if len(text) > MAX_CASE_CHARS:
+            cut = len(text) - MAX_CASE_CHARS
+            text = f"[... {cut} earlier characters omitted ...]\n{text[cut:]}"
         if dropped:
             text = f"[... {dropped} earlier lines omitted ...]\n{text}"
         entry.case.output = text

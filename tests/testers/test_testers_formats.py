@@ -52,7 +52,39 @@ def test_split_lines_agrees_with_clean(parts):
     """The bulk line splitter (cached second conversion, lazy timestamps) gives what the
     per-line ``clean`` gives; with ``stamp_starts`` only the chosen lines and the last stamped
     line carry their time."""
-    text = "\n".join(stamp + body for stamp, body in parts)
+    _assert_split_like_clean("\n".join(stamp + body for stamp, body in parts))
+
+
+_body = st.sampled_from(["✅ Test A PASSED", "x", "", "📋 Running: A", "━━━━━━━━", "  📋 indented"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(
+        [
+            "2026-11-27T03:00:{:02d}.{:09d}Z ",
+            "2026-11-27 03:00:{:02d},{:03d} ",
+            "1999-12-31T23:59:{:02d}.{:06d}+02:00 ",
+        ]
+    ),
+    st.lists(st.tuples(st.integers(0, 59), st.integers(0, 999), _body), min_size=1, max_size=30),
+    st.sampled_from(["", "\n", "\r\n"]),
+    st.one_of(
+        st.none(),
+        st.tuples(st.integers(0, 29), st.sampled_from(["", "2026-13-45T03:00:00.000000000Z ", "x "])),
+    ),
+)
+def test_split_lines_uniform_stamps_fast_path(shape, rows, ending, odd):
+    """Logs whose every line has a stamp of one shape take the fixed-width path; one line of
+    another shape (or none, or an impossible date) sends them down the general path: both
+    agree with ``clean``."""
+    lines = [shape.format(sec, frac) + body for sec, frac, body in rows]
+    if odd is not None and odd[0] < len(lines):
+        lines[odd[0]] = odd[1] + rows[odd[0]][2]
+    _assert_split_like_clean("\n".join(lines).replace("\n", "\r\n" if ending == "\r\n" else "\n") + ending)
+
+
+def _assert_split_like_clean(text: str) -> None:
     expected = list(iter_lines(text))
     lines, stamps = split_lines(text)
     assert lines == [ln.text for ln in expected]

@@ -165,3 +165,21 @@ def test_indented_marker_is_not_a_marker():
     )
     run = P.parse(text, 1)
     assert outcomes(run) == [("A", "failed")]
+
+
+def test_a_case_keeps_a_bounded_output_with_a_note():
+    """A test that prints a flood keeps only its last lines and characters, and says so."""
+    flood = "".join(f"line {i} " + "x" * 500 + "\n" for i in range(1000))
+    text = (
+        f"Running test: A\n{flood}❌ Test A failed: boom\n"
+        "Running test: B\n" + "y" * 200_000 + "\n✅ Test B completed successfully\n"
+        "All tests completed in daemon mode. Passed: 1, Failed: 1\n"
+    )
+    run = P.parse(text, 1)
+    assert outcomes(run) == [("A", "failed"), ("B", "passed")]
+    a, b = run.case("A").output, run.case("B").output
+    assert a.startswith("[... 601 earlier lines omitted ...]\n[... ")
+    assert "earlier characters omitted" in a and a.endswith("❌ Test A failed: boom")
+    assert "line 999 " in a and "line 0 " not in a
+    assert len(a) < 65_000 and len(b) < 65_000
+    assert "earlier characters omitted" in b and b.endswith("✅ Test B completed successfully")
