@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote, urlsplit
 
 from pytest_bannou.errors import BannouError
@@ -487,3 +487,102 @@ class EventPublisher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ConsumerThread:
+    """Consumes from the broker in a daemon thread between ``start()`` and ``stop()`` (pika is
+    used by that thread only): ``start`` returns once ``_connect`` has bound the queue (or raises
+    its error, within the deadline); the thread then calls ``_pump`` until stopped, reconnecting
+    whenever the broker drops it. Subclasses name themselves (``what``, used in thread names and
+    messages) and implement ``_connect`` and ``_pump``."""
+
+    what = "consumer"
+    log = log
+
+    def __init__(self, amqp_url: str, deadline: float) -> None:
+        self.amqp_url = broker_url(amqp_url)
+        self.deadline = deadline
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Self:
+        if self.running:
+            return self
+        self._stop.clear()
+        self._ready.clear()
+        self._error = None
+        name = "bannou-" + self.what.replace(" ", "-")
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(self.deadline + 5.0):
+            self.stop()
+            raise MessagingError(f"{self.what} did not start within {self.deadline + 5.0:g}s")
+        if self._error is not None:
+            self._thread.join(5.0)
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _connect(self) -> Any:
+        """Connect, declare and bind, start consuming; the connection."""
+        raise NotImplementedError
+
+    def _pump(self, conn: Any) -> None:
+        """Process what arrived for a moment (AMQP errors make the thread reconnect)."""
+        raise NotImplementedError
+
+    def _stopped(self) -> None:
+        """Called by the thread as it ends, after the connection is closed."""
+
+    def _run(self) -> None:
+        import pika.exceptions
+
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # handed to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._pump(conn)
+                except pika.exceptions.AMQPError as exc:
+                    self.log.error("%s lost RabbitMQ at %s: %r; reconnecting", self.what, self.amqp_url, exc)
+                    _close_quietly(conn)
+                    while not self._stop.is_set():
+                        try:
+                            conn = self._connect()
+                            break
+                        except (MessagingError, pika.exceptions.AMQPError, OSError) as again:
+                            self.log.error("%s: %s", self.what, again)
+                            self._stop.wait(0.5)
+        finally:
+            _close_quietly(conn)
+            self._stopped()
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        if conn.is_open:
+            conn.close()
+    except Exception:
+        log.debug("closing an AMQP connection failed", exc_info=True)

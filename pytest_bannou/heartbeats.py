@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from pytest_bannou.events import (
     EXCHANGE,
     HEARTBEAT_TOPIC,
+    ConsumerThread,
     MessagingError,
-    broker_url,
     connect_broker,
     declare_exchange,
     parse_heartbeat,
@@ -335,13 +335,18 @@ def heartbeat_healthy(redis_client: redis.Redis, app_id: str, *, prefix: str = K
         return False
 
 
-class HeartbeatMonitor:
+class HeartbeatMonitor(ConsumerThread):
     """Consumes ``bannou.service-heartbeat`` from exchange ``bannou`` and stores the heartbeats in
     Redis like bannou's orchestrator. Up to ``prefetch`` messages are in flight; whatever has
     arrived is written with one Redis call (``HeartbeatStore.write_raw``) and acked with one
     multiple ack; malformed messages are logged, counted and dropped. It reconnects when the
-    broker drops it. Runs in a daemon thread between ``start()`` and ``stop()``.
+    broker drops it (unacked heartbeats go back to a named queue, or are superseded by the next
+    beat). Runs in a daemon thread between ``start()`` and ``stop()``; ``start()`` returns once
+    the queue is bound, so no heartbeat published afterwards is missed.
     """
+
+    what = "heartbeat monitor"
+    log = log
 
     def __init__(
         self,
@@ -359,18 +364,15 @@ class HeartbeatMonitor:
         """``queue``: consume from this named queue (declared, bound, kept after stop, so several
         monitors can share the work or a backlog can wait for a monitor); by default an exclusive
         queue that lives as long as the monitor."""
-        self.amqp_url = broker_url(amqp_url)
+        super().__init__(amqp_url, deadline)
         self.queue = queue
         self.store = HeartbeatStore(redis_client, ttl=ttl, prefix=prefix, clock=clock)
         self.degraded_threshold = degraded_threshold
         self.prefetch = prefetch
-        self.deadline = deadline
         self.processed = 0  # valid heartbeats stored
         self.malformed = 0  # messages dropped as malformed
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._channel: Any = None
+        self._batch: list[tuple[int, bytes]] = []  # (delivery tag, body) arrived, not yet handled
         self._seen = threading.Condition()
         self._last: dict[str, HeartbeatRecord] = {}
 
@@ -415,45 +417,9 @@ class HeartbeatMonitor:
             f" from {HEARTBEAT_TOPIC!r} on exchange {EXCHANGE!r}); check that the node publishes them"
         )
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> HeartbeatMonitor:
-        """Connect, bind and start consuming; returns once the queue is bound (so no heartbeat
-        published afterwards is missed). Raises ``BrokerUnreachable`` within the deadline."""
-        if self.running:
-            return self
-        self._stop.clear()
-        self._ready.clear()
-        self._error = None
-        self._thread = threading.Thread(target=self._run, name="bannou-heartbeat-monitor", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self.deadline + 5.0):
-            self.stop()
-            raise MessagingError(f"heartbeat monitor did not start within {self.deadline + 5.0:g}s")
-        if self._error is not None:
-            self._thread.join(5.0)
-            raise self._error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def __enter__(self) -> HeartbeatMonitor:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- consumer thread -----------------------------------------------------------------------
 
-    def _connect(self) -> tuple[Any, Any, list[tuple[int, bytes]]]:
+    def _connect(self) -> Any:
         conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
         channel = conn.channel()
         declare_exchange(channel)
@@ -465,50 +431,19 @@ class HeartbeatMonitor:
         channel.basic_qos(prefetch_count=self.prefetch)
         batch: list[tuple[int, bytes]] = []
         channel.basic_consume(queue, lambda _ch, m, _p, body: batch.append((m.delivery_tag, body)))
-        return conn, channel, batch
+        self._channel, self._batch = channel, batch
+        return conn
 
-    def _run(self) -> None:
-        import pika.exceptions
+    def _pump(self, conn: Any) -> None:
+        conn.process_data_events(time_limit=0.05)
+        if self._batch:
+            taken = self._batch[:]
+            self._batch.clear()
+            self._handle(self._channel, taken)
 
-        try:
-            conn, channel, batch = self._connect()
-        except BaseException as exc:  # handed to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                try:
-                    conn.process_data_events(time_limit=0.05)
-                    if batch:
-                        taken = batch[:]
-                        batch.clear()
-                        self._handle(channel, taken)
-                except pika.exceptions.AMQPError as exc:
-                    # unacked heartbeats go back to the queue (named queue) or are superseded by the
-                    # next beat (exclusive queue); reconnect until stopped
-                    log.error("heartbeat monitor lost RabbitMQ at %s: %r; reconnecting", self.amqp_url, exc)
-                    self._close(conn)
-                    while not self._stop.is_set():
-                        try:
-                            conn, channel, batch = self._connect()
-                            break
-                        except (MessagingError, pika.exceptions.AMQPError, OSError) as again:
-                            log.error("heartbeat monitor: %s", again)
-                            self._stop.wait(0.5)
-        finally:
-            self._close(conn)
-            with self._seen:
-                self._seen.notify_all()
-
-    @staticmethod
-    def _close(conn: Any) -> None:
-        try:
-            if conn.is_open:
-                conn.close()
-        except Exception:
-            log.debug("closing the monitor's AMQP connection failed", exc_info=True)
+    def _stopped(self) -> None:
+        with self._seen:
+            self._seen.notify_all()
 
     def _handle(self, channel: Any, taken: list[tuple[int, bytes]]) -> None:
         import redis as redis_mod

@@ -35,6 +35,7 @@ from pytest_bannou.events import (
     HEARTBEAT_TOPIC,
     INSTANCE_STATUSES,
     MAPPINGS_TOPIC,
+    ConsumerThread,
     MessagingError,
     broker_url,
     connect_broker,
@@ -285,42 +286,18 @@ class MappingTable:
             return self._version
 
 
-class MappingSubscriber:
+class MappingSubscriber(ConsumerThread):
     """Feeds a ``MappingTable`` from ``bannou.full-service-mappings``; malformed events are logged
-    and dropped. Daemon thread between ``start()`` and ``stop()``."""
+    and dropped. Daemon thread between ``start()`` and ``stop()``; when the broker drops it, it
+    resubscribes (mappings are republished periodically and on every change)."""
+
+    what = "mapping subscriber"
+    log = log
 
     def __init__(self, table: MappingTable, amqp_url: str, *, deadline: float = 10.0) -> None:
+        super().__init__(amqp_url, deadline)
         self.table = table
-        self.amqp_url = broker_url(amqp_url)
-        self.deadline = deadline
         self.malformed = 0
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> MappingSubscriber:
-        """Returns once the queue is bound; ``BrokerUnreachable`` within the deadline."""
-        self._thread = threading.Thread(target=self._run, name="bannou-mapping-subscriber", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self.deadline + 5.0):
-            self._stop.set()
-            raise MessagingError(f"mapping subscriber did not start within {self.deadline:g}s")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def __enter__(self) -> MappingSubscriber:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _connect(self) -> Any:
         conn = connect_broker(self.amqp_url, deadline=self.deadline, heartbeat=30)
@@ -331,33 +308,8 @@ class MappingSubscriber:
         channel.basic_consume(queue, self._on_message, auto_ack=True)
         return conn
 
-    def _run(self) -> None:
-        import pika.exceptions
-
-        try:
-            conn = self._connect()
-        except BaseException as exc:  # handed to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                try:
-                    conn.process_data_events(time_limit=0.1)
-                except pika.exceptions.AMQPError as exc:
-                    # mappings are republished periodically and on every change: resubscribe
-                    log.error("mapping subscriber lost RabbitMQ at %s: %r; reconnecting", self.amqp_url, exc)
-                    while not self._stop.is_set():
-                        try:
-                            conn = self._connect()
-                            break
-                        except (MessagingError, pika.exceptions.AMQPError, OSError) as again:
-                            log.error("mapping subscriber: %s", again)
-                            self._stop.wait(0.5)
-        finally:
-            if conn.is_open:
-                conn.close()
+    def _pump(self, conn: Any) -> None:
+        conn.process_data_events(time_limit=0.1)
 
     def _on_message(self, _ch: Any, _method: Any, _props: Any, body: bytes) -> None:
         try:

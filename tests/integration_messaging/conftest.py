@@ -6,18 +6,13 @@ tests; it is reached through ``EnvironmentManager`` directly, the way the plugin
 
 from __future__ import annotations
 
-import json
-import queue
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_bannou.environment import Environment, EnvironmentManager, make_options
-from pytest_bannou.events import EXCHANGE, connect_broker, declare_exchange
 from pytest_bannou.messaging_env import EnvMessaging, MessagingSettings
 from pytest_bannou.preset import PresetLibrary
 
@@ -39,6 +34,7 @@ def _load_servers():
 
 servers = _load_servers()
 redis_server = servers.redis_server
+Consumer = servers.Consumer
 
 SERVERS_MISSING = [b for b in ("redis-server", "epmd") if shutil.which(b) is None]
 if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() and shutil.which("rabbitmq-server") is None:
@@ -133,75 +129,16 @@ def msg_env(manager: EnvironmentManager, library: PresetLibrary) -> Environment:
     return manager.activate("msg-split", library.resolve("msg-split"))
 
 
-class Consumer:
-    """A real AMQP consumer of exchange ``bannou`` (exclusive queue, some routing keys)."""
-
-    def __init__(self, url: str, *routing_keys: str) -> None:
-        self.url = url
-        self.routing_keys = routing_keys
-        self.messages: queue.Queue[tuple[str, dict]] = queue.Queue()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Consumer:
-        self._thread.start()
-        assert self._ready.wait(30), "consumer did not bind its queue"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        conn = connect_broker(self.url, deadline=10)
-        ch = conn.channel()
-        declare_exchange(ch)
-        q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        for key in self.routing_keys:
-            ch.queue_bind(q, EXCHANGE, routing_key=key)
-        ch.basic_consume(
-            q, lambda _c, m, _p, body: self.messages.put((m.routing_key, json.loads(body))), auto_ack=True
-        )
-        self._ready.set()
-        while not self._stop.is_set():
-            conn.process_data_events(time_limit=0.05)
-        conn.close()
-
-    def drain(self, settle: float = 0.3) -> list[tuple[str, dict]]:
-        """Everything received so far (after a short settle for in-flight messages)."""
-        time.sleep(settle)
-        out = []
-        while True:
-            try:
-                out.append(self.messages.get_nowait())
-            except queue.Empty:
-                return out
-
-    def until(self, key: str, predicate, timeout: float = 15.0) -> dict:
-        end = time.monotonic() + timeout
-        while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {key} message matching the test within {timeout}s")
-            try:
-                k, body = self.messages.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if k == key and predicate(body):
-                return body
-
-
 @pytest.fixture
 def consume() -> Iterator:
     """``consume(url, *routing_keys)`` -> a started ``Consumer``, stopped after the test."""
     started: list[Consumer] = []
 
     def make(url: str, *routing_keys: str) -> Consumer:
-        c = Consumer(url, *routing_keys).__enter__()
+        c = Consumer(url, routing_keys).start()
         started.append(c)
         return c
 
     yield make
     for c in started:
-        c.__exit__()
+        c.stop()

@@ -4,17 +4,13 @@ clean Redis client per test, and a raw AMQP consumer bound to exchange ``bannou`
 from __future__ import annotations
 
 import importlib.util
-import json
-import queue
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_bannou.events import EXCHANGE, connect_broker, declare_exchange
 from pytest_bannou.heartbeats import connect_redis
 
 
@@ -33,6 +29,7 @@ def _load_servers():
 _servers = _load_servers()
 RabbitMQServer, RedisServer = _servers.RabbitMQServer, _servers.RedisServer
 rabbitmq_server, redis_server = _servers.rabbitmq_server, _servers.redis_server
+Consumer = _servers.Consumer
 
 
 @pytest.fixture
@@ -41,46 +38,6 @@ def redis_client(redis_server: RedisServer):
     client.flushdb()
     yield client
     client.close()
-
-
-class Consumer:
-    """A real consumer: an exclusive queue bound to ``bannou`` with some routing keys, pumped by
-    a thread; received messages land in ``messages`` as (routing key, parsed body)."""
-
-    def __init__(self, url: str, routing_keys: list[str]) -> None:
-        self.url = url
-        self.routing_keys = routing_keys
-        self.messages: queue.Queue[tuple[str, dict]] = queue.Queue()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> Consumer:
-        self._thread.start()
-        assert self._ready.wait(30), "consumer did not bind its queue"
-        return self
-
-    def _run(self) -> None:
-        conn = connect_broker(self.url, deadline=10)
-        ch = conn.channel()
-        declare_exchange(ch)
-        q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        for key in self.routing_keys:
-            ch.queue_bind(q, EXCHANGE, routing_key=key)
-        ch.basic_consume(
-            q, lambda _c, m, _p, body: self.messages.put((m.routing_key, json.loads(body))), auto_ack=True
-        )
-        self._ready.set()
-        while not self._stop.is_set():
-            conn.process_data_events(time_limit=0.05)
-        conn.close()
-
-    def get(self, timeout: float = 10.0) -> tuple[str, dict]:
-        return self.messages.get(timeout=timeout)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ directory, is started with a deadline and is stopped by PID (its own process gro
 also gets its own epmd on a private port, started by us, so nothing system-wide is touched.
 
 The plain ``start_*`` functions are usable from benchmarks; ``redis_server`` and
-``rabbitmq_server`` are session-scoped pytest fixtures built on them. Other test directories
+``rabbitmq_server`` are session-scoped pytest fixtures built on them; ``Consumer`` reads what is
+published to exchange ``bannou``. Other test directories
 reuse them by loading this file the way tests/messaging/conftest.py does (module name
 ``bannou_messaging_servers``, since ``servers`` alone collides with tests/testers/servers.py).
 """
@@ -13,19 +14,24 @@ reuse them by loading this file the way tests/messaging/conftest.py does (module
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from pytest_bannou.events import EXCHANGE, connect_broker, declare_exchange
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the wrapper in /usr/sbin su's to rabbitmq
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -236,3 +242,73 @@ def rabbitmq_server() -> Iterator[RabbitMQServer]:
         yield server
     finally:
         server.stop()
+
+
+class Consumer:
+    """A real AMQP consumer: an exclusive queue bound to exchange ``bannou`` with some routing
+    keys, pumped by a thread; received messages land in ``messages`` as (routing key, parsed body)."""
+
+    def __init__(self, url: str, routing_keys: Iterable[str]) -> None:
+        self.url = url
+        self.routing_keys = list(routing_keys)
+        self.messages: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Consumer:
+        self._thread.start()
+        assert self._ready.wait(30), "consumer did not bind its queue"
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def __enter__(self) -> Consumer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        conn = connect_broker(self.url, deadline=10)
+        ch = conn.channel()
+        declare_exchange(ch)
+        q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        for key in self.routing_keys:
+            ch.queue_bind(q, EXCHANGE, routing_key=key)
+        ch.basic_consume(
+            q, lambda _c, m, _p, body: self.messages.put((m.routing_key, json.loads(body))), auto_ack=True
+        )
+        self._ready.set()
+        while not self._stop.is_set():
+            conn.process_data_events(time_limit=0.05)
+        conn.close()
+
+    def get(self, timeout: float = 10.0) -> tuple[str, dict]:
+        return self.messages.get(timeout=timeout)
+
+    def drain(self, settle: float = 0.3) -> list[tuple[str, dict]]:
+        """Everything received so far (after a short settle for in-flight messages)."""
+        time.sleep(settle)
+        out = []
+        while True:
+            try:
+                out.append(self.messages.get_nowait())
+            except queue.Empty:
+                return out
+
+    def until(self, key: str, predicate, timeout: float = 15.0) -> dict:
+        """The first message with routing key ``key`` whose body satisfies ``predicate``."""
+        end = time.monotonic() + timeout
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {key} message matching the test within {timeout}s")
+            try:
+                k, body = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if k == key and predicate(body):
+                return body
