@@ -221,6 +221,8 @@ class SweepPlugin:
                 lines = [f"clean failed: {type(exc).__name__}: {exc}"]
             for line in lines:
                 self._say(f"worker {node.gateway.id} crashed; run {run_id} ({name}): {line}", crashed=True)
+        with contextlib.suppress(OSError):  # the node logs stay; the run is no longer "in use"
+            (run_directory(run_id) / RUN_INFO).unlink()
 
     def _wanted(self) -> bool:
         s = self.session.settings

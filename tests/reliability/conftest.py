@@ -180,10 +180,13 @@ class Project:
             if proc.poll() is None:
                 with_suppress_kill(proc.pid)
                 proc.wait(timeout=10)
-        for rid, pids in self.leftovers().items():
+        for pids in self.leftovers().values():
             for pid in pids:
                 with_suppress_kill(pid)
-            shutil.rmtree(run_directory(rid), ignore_errors=True)
+        for rid in self.run_ids:  # failed and killed runs keep their node logs: remove them
+            info = run_directory(rid) / "environment.json"
+            if not (info.exists() and '"kept": true' in info.read_text()):
+                shutil.rmtree(run_directory(rid), ignore_errors=True)
         for path in self.state_dir.glob("*.json"):
             with_suppress_kill_state(path)
 
