@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "backends"))  # conformance.py
 sys.path.insert(0, str(HERE))  # standin.py
 
+from backend_helpers import leak_checked_docker_client  # noqa: E402
 from standin import RUN_IDS, PortainerStandIn  # noqa: E402
 
 from pytest_bannou.backends import _docker  # noqa: E402
@@ -56,17 +57,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator:
-    try:
-        cli = _docker.client()
-    except BackendUnavailable as exc:
-        pytest.skip(exc.message)
-    yield cli
-    leftovers = {rid: _docker.labelled_leftovers(cli, rid) for rid in sorted(RUN_IDS)}
-    leftovers = {rid: found for rid, found in leftovers.items() if found}
-    for rid in leftovers:
-        _docker.clean_by_label(cli, rid)
-    cli.close()
-    assert not leftovers, f"portainer tests leaked labelled resources: {leftovers}"
+    yield from leak_checked_docker_client(RUN_IDS, "portainer tests")
 
 
 @pytest.fixture(scope="session")
