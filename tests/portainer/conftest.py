@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE.parent / "backends"))  # conformance.py
 sys.path.insert(0, str(HERE))  # standin.py
 
 from backend_helpers import leak_checked_docker_client  # noqa: E402
-from standin import RUN_IDS, PortainerStandIn  # noqa: E402
+from standin import DOCUMENT, RUN_IDS, PortainerStandIn  # noqa: E402
 
 from pytest_bannou.backends import _docker  # noqa: E402
 from pytest_bannou.errors import BackendUnavailable  # noqa: E402
@@ -42,6 +42,15 @@ def pytest_collection_modifyitems(config, items):
     """Tests that use the stand-in or Docker are marked ``docker`` and skipped (saying how to
     get what is missing) without an engine or Compose; the pure ones always run."""
     reason = ""
+    if not DOCUMENT.is_file():
+        reason = (
+            f"Portainer's OpenAPI document not found at {DOCUMENT} (the repository's "
+            "../shared/upstream-schemas, or set BANNOU_PORTAINER_OPENAPI)"
+        )
+        for item in items:
+            if HERE in Path(str(item.fspath)).resolve().parents:
+                item.add_marker(pytest.mark.skip(reason=reason))
+        return
     if not ENGINE:
         reason = f"needs a Docker Engine: {ENGINE.reason}"
     elif not COMPOSE_ARGV:
