@@ -64,6 +64,17 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME",
     ),
     Option(
+        "bannou_backend_option",
+        "--bannou-backend-option",
+        "bannou_backend_option",
+        "BANNOU_BACKEND_OPTION",
+        "list",
+        (),
+        "a backend-specific setting KEY=VALUE (repeatable; env comma-separated), e.g. "
+        "kubeconfig=PATH, kubernetes_service_type=NodePort, url=https://portainer:9443, endpoint=local",
+        metavar="KEY=VALUE",
+    ),
+    Option(
         "bannou_presets_dir",
         "--bannou-presets-dir",
         "bannou_presets_dir",
@@ -273,6 +284,7 @@ class Settings:
     reuse: bool = False
     matrix: bool = False
     share: Literal["none", "session"] = "none"
+    backend_options: Mapping[str, str] = field(default_factory=dict)  # BackendOptions.extra
     sources: Mapping[str, str] = field(default_factory=dict)  # dest -> "cli" | "env" | "ini" | "default"
 
 
@@ -339,6 +351,15 @@ def resolve(
             f"bannou_local_command ({sources['bannou_local_command']}): cannot split {local!r}: {exc}; "
             "write it as shell-like words, quoting paths with spaces"
         ) from None
+    backend_options: dict[str, str] = {}
+    for pair in values["bannou_backend_option"]:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(
+                f"bannou_backend_option ({sources['bannou_backend_option']}): {pair!r} is not KEY=VALUE; "
+                "e.g. --bannou-backend-option kubernetes_service_type=NodePort"
+            )
+        backend_options[key.strip()] = value.strip()
     return Settings(
         presets=tuple(dict.fromkeys(values["bannou_preset"])),
         backend=values["bannou_backend"] or DEFAULT_BACKEND,
@@ -357,6 +378,7 @@ def resolve(
         reuse=values["bannou_reuse"],
         matrix=values["bannou_matrix"],
         share=values["bannou_share"] or "none",
+        backend_options=backend_options,
         sources=sources,
     )
 

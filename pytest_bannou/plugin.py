@@ -228,6 +228,7 @@ class BannouSession:
             ready_timeout=settings.ready_timeout,
             local_command=settings.local_command,
             worker=worker,
+            extra=settings.backend_options,
         )
         self.manager = EnvironmentManager(
             settings.backend,

@@ -298,6 +298,7 @@ class SharingPlugin:
             ready_timeout=self.session.settings.ready_timeout,
             local_command=self.session.settings.local_command,
             worker=f"s-{name[-6:]}",
+            extra=self.session.settings.backend_options,
         )
         options.workdir = shared_dir(self.run_id) / name
         return options

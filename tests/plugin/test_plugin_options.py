@@ -182,3 +182,38 @@ def test_unknown_cli_preset_is_a_usage_error(bp):
     result.stderr.fnmatch_lines(
         ["ERROR: --bannou-preset alhpa: unknown preset 'alhpa'; known presets: alpha, *"]
     )
+
+
+def test_backend_options_are_key_value_pairs_from_cli_env_or_ini():
+    s = _resolve(cli={"bannou_backend_option": ["kubeconfig=/k/config", "kubernetes_service_type=NodePort"]})
+    assert s.backend_options == {"kubeconfig": "/k/config", "kubernetes_service_type": "NodePort"}
+    assert _resolve(env={"BANNOU_BACKEND_OPTION": "url=https://p:9443,endpoint=local"}).backend_options == {
+        "url": "https://p:9443",
+        "endpoint": "local",
+    }
+    assert _resolve(ini={"bannou_backend_option": ["grace_period=1"]}).backend_options == {
+        "grace_period": "1"
+    }
+    with pytest.raises(opts.OptionError, match="'novalue' is not KEY=VALUE"):
+        _resolve(cli={"bannou_backend_option": ["novalue"]})
+
+
+def test_backend_options_reach_the_backend(bp):
+    bp.pytester.makeconftest(
+        """
+        def pytest_bannou_configure_backend(config, options):
+            print("EXTRA", sorted(options.extra.items()))
+        """
+    )
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("alpha")
+        def test_1(bannou_env):
+            pass
+        """
+    )
+    result = bp.run("-s", "--bannou-backend-option", "grace_period=1", "--bannou-backend-option", "x=y")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["EXTRA [[]('grace_period', '1'), ('x', 'y')[]]"])
