@@ -24,6 +24,14 @@ CLUSTER_START_DEADLINE = float(os.environ.get("BANNOU_K8S_UP_DEADLINE", "1500"))
 _cluster_checked: list[str] = []
 
 
+@pytest.fixture(autouse=True)
+def _same_output_in_and_out_of_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest prints untruncated short summaries when ``CI``/``BUILD_NUMBER`` is set; inner test
+    runs must print the same on a laptop and in CI."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
+
+
 def _in_k8s(item: pytest.Item) -> bool:
     return K8S_DIR in Path(str(item.path)).resolve().parents
 
