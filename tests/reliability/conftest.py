@@ -36,6 +36,18 @@ PRESETS = {
         """
     for name in ("red", "green", "blue", "gold")
 }
+# two presets whose only node differs: going from one to the other is a transition (recreate);
+# the small startup delay gives deploys and transitions a window a signal can land in
+for _name in ("amber", "teal"):
+    PRESETS[_name] = f"""
+        name: {_name}
+        description: one reference node that binds after 0.3 s ({_name})
+        topology:
+          nodes:
+            - name: main
+              appId: bannou
+              environment: {{FLAVOUR: {_name}, BANNOU_REFERENCE_STARTUP_DELAY: "0.3"}}
+        """
 PRESETS["stuck"] = """
     name: stuck
     description: a node that is never ready in time
@@ -46,9 +58,26 @@ PRESETS["stuck"] = """
           environment: {BANNOU_REFERENCE_STARTUP_DELAY: "60"}
     """
 
-# every inner run records each environment that became ready: pid, worker, key, run id
+# every inner run records each environment that became ready (pid, worker, key, run id) in
+# deploys.jsonl, and its phases in events.log: "session RUN_ID", "start NODEID" (before a test's
+# setup, so before the deploy or transition it triggers), "ready KEY", "teardown KEY" (teardown
+# begins; pauses BANNOU_TEST_TEARDOWN_PAUSE seconds there, so a signal can land in it)
 CONFTEST = """
-import json, os
+import json, os, time
+
+HERE = os.path.dirname(__file__)
+
+def _event(kind, what):
+    with open(os.path.join(HERE, "events.log"), "a") as f:
+        f.write(f"{kind} {what}\\n")
+
+def pytest_sessionstart(session):
+    manager = getattr(session.config.pluginmanager.get_plugin("bannou-session"), "manager", None)
+    if manager is not None:
+        _event("session", manager.run_id)
+
+def pytest_runtest_logstart(nodeid, location):
+    _event("start", nodeid)
 
 def pytest_bannou_environment_ready(environment):
     record = {
@@ -58,8 +87,13 @@ def pytest_bannou_environment_ready(environment):
         "run_id": environment.run_id,
         "pids": [int(s.id) for s in environment.status() if s.id.isdigit()],
     }
-    with open(os.path.join(os.path.dirname(__file__), "deploys.jsonl"), "a") as f:
+    with open(os.path.join(HERE, "deploys.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\\n")
+    _event("ready", environment.key)
+
+def pytest_bannou_before_teardown(environment):
+    _event("teardown", environment.key)
+    time.sleep(float(os.environ.get("BANNOU_TEST_TEARDOWN_PAUSE") or 0))
 """
 
 RUN_ID = re.compile(r"bannou-[0-9a-f]{8}(?:-[a-z0-9]+)*")
@@ -169,6 +203,24 @@ class Project:
 
     def reset_deploys(self) -> None:
         (self.path / "deploys.jsonl").unlink(missing_ok=True)
+
+    def events(self) -> list[tuple[str, str]]:
+        """The inner runs' phase events (see CONFTEST), oldest first; a half-written last line
+        (the run is still writing) is left for the next read."""
+        try:
+            text = (self.path / "events.log").read_text()
+        except FileNotFoundError:
+            return []
+        found = []
+        for line in text.split("\n")[:-1]:
+            kind, _, what = line.partition(" ")
+            found.append((kind, what))
+            if kind == "session":
+                self.run_ids.add(what)
+        return found
+
+    def reset_events(self) -> None:
+        (self.path / "events.log").unlink(missing_ok=True)
 
     def leftovers(self) -> dict[str, list[int]]:
         self.deploys()
