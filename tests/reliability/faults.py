@@ -56,7 +56,10 @@ WINDOWS = {
     "compose": {"deploy": 0.8, "tests": 0.6, "transition": 0.6, "teardown": 0.25},
 }
 # exit status by the phase the signal hit: interrupted, except during teardown (signals are
-# ignored there, the tests had passed) or when the run had already finished
+# ignored there, the tests had passed) or when the run had already finished. Rarely (seen once in
+# ~40 SIGINTs a few ms into a local deploy) pytest reports the interrupt, tears down and then
+# dies of the signal itself (-2, like any Ctrl-C'd program): accepted, counted and printed, and
+# the leak checks apply as for every run
 EXPECTED = {phase: {pytest.ExitCode.INTERRUPTED} for phase in ("deploy", "tests", "transition")}
 EXPECTED |= {"teardown": {pytest.ExitCode.OK}, "finished": {pytest.ExitCode.OK}}
 
@@ -116,6 +119,7 @@ class Outcome:
     runs: int = 0
     interrupted: int = 0
     node_pids: int = 0
+    died_of_signal: int = 0  # interrupted runs whose pytest exited by the signal, not with 2
     hit: dict[str, int] | None = None
 
     def count(self, phase: str) -> None:
@@ -191,6 +195,9 @@ def interrupt_loop(
         seen_pids |= {p for d in project.deploys() for p in d["pids"]}
         phase = before if before == after else f"{before}/{after}"
         expected = EXPECTED.get(before, set()) | EXPECTED.get(after, set())
+        if pytest.ExitCode.INTERRUPTED in expected:
+            expected.add(-sig)
+            outcome.died_of_signal += proc.returncode == -sig
         assert proc.returncode in expected, (
             f"{name} run {n}: {phase} +{delay:.2f} s, exit {proc.returncode}:\n{out}"
         )
@@ -211,7 +218,10 @@ def interrupt_loop(
     outcome.node_pids = len(seen_pids)
     hit = ", ".join(f"{p} {outcome.hit.get(p, 0)}" for p in PHASES) if outcome.hit else "-"
     seen = f"{outcome.node_pids} node processes seen, " if backend == "local" else ""
-    print(f"{name}: {outcome.runs} runs, {outcome.interrupted} signalled, phases hit: {hit}; {seen}0 leaked")
+    print(
+        f"{name}: {outcome.runs} runs, {outcome.interrupted} signalled, phases hit: {hit}; "
+        f"{outcome.died_of_signal} exited by the signal instead of status 2; {seen}0 leaked"
+    )
     return outcome
 
 
