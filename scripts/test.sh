@@ -15,15 +15,15 @@ if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
   # A real single-node Kubernetes for tests/k8s: built once per machine (about 5 minutes),
   # started in the background while the rest installs and the other tests run; tests/k8s
   # waits for it (BANNOU_K8S_UP_STATUS) and runs last.
-  if [ -x "$CLUSTER" ] && [ -z "${BANNOU_SKIP_K8S:-}" ]; then
-    if "$CLUSTER" status >/dev/null 2>&1; then
+  if [ -f "$CLUSTER" ] && [ -z "${BANNOU_SKIP_K8S:-}" ]; then
+    if bash "$CLUSTER" status >/dev/null 2>&1; then
       log "kubernetes cluster already up"
-      eval "$("$CLUSTER" env)"
+      eval "$(bash "$CLUSTER" env)"
     else
       status_file=$(mktemp /tmp/bannou-k8s-up.XXXXXX)
       rm -f "$status_file"
       log "starting the kubernetes cluster in the background (log: $status_file.log)"
-      ( "$CLUSTER" up >"$status_file.out" 2>"$status_file.log"; echo $? >"$status_file" ) </dev/null &
+      ( bash "$CLUSTER" up >"$status_file.out" 2>"$status_file.log"; echo $? >"$status_file" ) </dev/null &
       export BANNOU_K8S_UP_STATUS="$status_file"
       export KUBECONFIG=/run/bannou-k8s/kubeconfig
       started_cluster=1
@@ -48,6 +48,6 @@ if [ "$started_cluster" = 1 ]; then
   log "stopping the kubernetes cluster"
   # wait for a background start still running, then stop what it started
   for _ in $(seq 1 600); do [ -f "$BANNOU_K8S_UP_STATUS" ] && break; sleep 1; done
-  "$CLUSTER" down >/dev/null 2>&1 || log "cluster down reported leftovers"
+  bash "$CLUSTER" down >/dev/null 2>&1 || log "cluster down reported leftovers"
 fi
 exit $rc
