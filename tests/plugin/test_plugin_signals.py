@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_helpers import alive, carrying
 
-from pytest_bannou.backends.local import RUN_ID_ENV, STATE_DIR_ENV
+from pytest_bannou.backends.local import STATE_DIR_ENV
 
 MID_TEST = """
 import json, os, time, pytest
@@ -33,28 +33,6 @@ import pytest
 def test_never_starts(bannou_env):
     pass
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _carrying(run_id: str) -> list[int]:
-    """Live processes whose environment carries the run id (what the local backend started)."""
-    marker = f"{RUN_ID_ENV}={run_id}".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker in Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return [p for p in found if _alive(p)]
 
 
 def _wait_for(predicate, timeout: float = 90.0):
@@ -99,7 +77,7 @@ def test_signal_mid_test_tears_everything_down(bp, monkeypatch, sig):
         _wait_for(lambda: ready.exists() or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()[0]
         state = json.loads(ready.read_text())
-        assert len(state["pids"]) == 3 and all(_alive(p) for p in state["pids"])
+        assert len(state["pids"]) == 3 and all(alive(p) for p in state["pids"])
         proc.send_signal(sig)
         out = _finish(proc)
     finally:
@@ -108,8 +86,8 @@ def test_signal_mid_test_tears_everything_down(bp, monkeypatch, sig):
             proc.wait()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "teardown beta" in out
-    assert [p for p in state["pids"] if _alive(p)] == []
-    assert _carrying(state["run_id"]) == []
+    assert [p for p in state["pids"] if alive(p)] == []
+    assert carrying(state["run_id"]) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -120,7 +98,7 @@ def test_signal_mid_deploy_tears_the_half_started_environment_down(bp, monkeypat
         assert proc.poll() is None, proc.communicate()[0]
         data = _wait_for(lambda: _replicas(index[0]))
         pids = [r["pid"] for r in data["replicas"]]
-        assert pids and all(_alive(p) for p in pids)
+        assert pids and all(alive(p) for p in pids)
         proc.send_signal(sig)
         out = _finish(proc)
     finally:
@@ -128,8 +106,8 @@ def test_signal_mid_deploy_tears_the_half_started_environment_down(bp, monkeypat
             proc.kill()
             proc.wait()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
-    assert [p for p in pids if _alive(p)] == []
-    assert _carrying(data["run_id"]) == []
+    assert [p for p in pids if alive(p)] == []
+    assert carrying(data["run_id"]) == []
     assert list(state_dir.glob("*.json")) == []
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proc_helpers import alive, carrying
 
-from pytest_bannou.backends.local import RUN_ID_ENV, STATE_DIR_ENV
+from pytest_bannou.backends.local import STATE_DIR_ENV
 from pytest_bannou.environment import run_directory, runs_root
 from pytest_bannou.options import OPTIONS
 
@@ -98,28 +99,6 @@ def pytest_bannou_before_teardown(environment):
 
 RUN_ID = re.compile(r"bannou-[0-9a-f]{8}(?:-[a-z0-9]+)*")
 DEADLINE = 120.0  # no inner run may take longer
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def carrying(run_id: str) -> list[int]:
-    """Live processes whose environment carries ``run_id`` (what the local backend started)."""
-    marker = f"{RUN_ID_ENV}={run_id}".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if marker in Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return [p for p in found if alive(p)]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
