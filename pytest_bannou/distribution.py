@@ -106,6 +106,7 @@ class DistributionPlugin:
         self.is_worker = hasattr(config, "workerinput")
         self._totals: dict[str, tuple[float, int]] = {}
         self._groups: dict[str, str] = {}  # nodeid -> preset (this process collected them)
+        self._items: list[Any] | None = None  # mapped to _groups on the first report, not at collection
         self.groups_dir: Path | None = None
         option = config.option
         if (
@@ -131,11 +132,9 @@ class DistributionPlugin:
     @hookimpl(tryfirst=True)
     def pytest_collection_finish(self, session: Any) -> None:
         """Before xdist reports the collection: record each test's preset (final node ids)."""
-        for item in session.items:
-            info = self.session.item_env(item)
-            if info.needs_env:
-                self._groups[item.nodeid] = info.preset
+        self._items = session.items
         if self.is_worker and self.groups_dir is not None:
+            self._map_groups()
             path = self.groups_dir / f"{self.config.workerinput.get('workerid', 'gw')}.json"
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self._groups))
@@ -164,9 +163,18 @@ class DistributionPlugin:
             else {}
         )
 
+    def _map_groups(self) -> None:
+        items, self._items = self._items, None
+        for item in items or ():
+            info = self.session.item_env(item)
+            if info.needs_env:
+                self._groups[item.nodeid] = info.preset
+
     def pytest_runtest_logreport(self, report: Any) -> None:
         if self.is_worker:
             return  # the controller sees every worker's reports
+        if self._items is not None:
+            self._map_groups()
         preset = group_of(report.nodeid) or self._groups.get(report.nodeid)
         if preset is None and self.groups_dir is not None and not self._groups:
             self._groups = read_groups(self.groups_dir)

@@ -30,7 +30,7 @@ def bannou_preset(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def bannou_env(request: pytest.FixtureRequest, bannou_preset: str) -> Environment:
+def bannou_env(request: pytest.FixtureRequest) -> Environment:
     """The environment of the current test, deployed (or transitioned to) on first use.
 
     ``.preset``, ``.key``, ``.topology``, ``.backend``, ``.nodes``, ``.url(service_or_node,

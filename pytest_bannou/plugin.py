@@ -62,7 +62,7 @@ _SPECS: dict[tuple[Any, ...], MarkerSpec] = {}  # valid markers by arguments (10
 def parse_marker(marker: pytest.Mark, nodeid: str) -> MarkerSpec:
     """Validate a ``preset`` marker's arguments; ``MarkerError`` names the test and the fix."""
     try:
-        key = (marker.args, repr(sorted(marker.kwargs.items())))
+        key = (marker.args, repr(sorted(marker.kwargs.items())) if marker.kwargs else None)
         spec = _SPECS.get(key)
     except TypeError:  # unhashable arguments: validated (and rejected) below
         key, spec = None, None
@@ -129,7 +129,7 @@ def derived_key(
     return f"{name}[{';'.join(parts)}]" if parts else name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemEnv:
     """What one test needs: the preset, the environment key and whether it deploys at all."""
 
@@ -214,7 +214,8 @@ class BannouSession:
         self.settings = settings
         self._library: Any = None
         self._loaded: dict[str, BannouError | None] = {}
-        self._markers: dict[tuple[Any, Any, Any], pytest.Mark | None] = {}
+        self._parent_markers: dict[pytest.Node, pytest.Mark | None] = {}
+        self._item_envs: dict[tuple[Any, ...], ItemEnv] = {}  # shared: 10,000 tests, few distinct
         self.topologies: dict[str, Topology] = {}
         self.plan: Any = None
         self.item_keys: dict[str, str] = {}
@@ -280,8 +281,7 @@ class BannouSession:
     # --- collection ---------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         nodeid = metafunc.definition.nodeid
-        marker = metafunc.definition.get_closest_marker("preset")
-        self._markers[(metafunc.module, metafunc.cls, metafunc.function)] = marker
+        marker = self._closest_marker(metafunc.definition)
         if marker is not None:
             error = None
             try:
@@ -314,7 +314,7 @@ class BannouSession:
         if marker is not None:
             spec = parse_marker(marker, item.nodeid)
             name = param if param in spec.names else spec.names[0]
-            info = ItemEnv(
+            fields: tuple[Any, ...] = (
                 name,
                 derived_key(name, spec.environment, spec.replicas),
                 needs,
@@ -329,20 +329,28 @@ class BannouSession:
                 name = self.settings.presets[0]
             else:
                 name = self.settings.default_preset
-            info = ItemEnv(name, name, needs, param is not None)
+            fields = (name, name, needs, param is not None, (), ())
+        info = self._item_envs.get(fields)
+        if info is None:
+            info = self._item_envs[fields] = ItemEnv(*fields)
         item.stash[ITEM_ENV] = info
         return info
 
     def _closest_marker(self, item: pytest.Item) -> pytest.Mark | None:
         """``item.get_closest_marker("preset")`` without walking up the node chain per item: the
-        item's own markers come first; class/module markers were seen at parametrization."""
+        item's own markers (function and parameter marks) come first, then its parent's closest
+        marker, looked up once per class or module."""
         for mark in getattr(item, "own_markers", ()):
             if mark.name == "preset":
                 return mark
-        key = (getattr(item, "module", None), getattr(item, "cls", None), getattr(item, "function", None))
-        if key[2] is not None and key in self._markers:
-            return self._markers[key]
-        return item.get_closest_marker("preset")
+        parent = item.parent
+        if parent is None:
+            return None
+        try:
+            return self._parent_markers[parent]
+        except KeyError:
+            marker = self._parent_markers[parent] = parent.get_closest_marker("preset")
+            return marker
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -356,39 +364,44 @@ class BannouSession:
                 self.check_preset(name)
             except BannouError as exc:
                 raise pytest.UsageError(f"--bannou-preset {name}: {exc.message}") from None
-        selected: list[pytest.Item] = []
-        deselected: list[pytest.Item] = []
-        for item in items:
-            info = self.item_env(item)
-            if wanted and info.marked and info.preset not in wanted:
-                deselected.append(item)
-            else:
-                selected.append(item)
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
-            items[:] = selected
+        infos = [self.item_env(item) for item in items]  # once per item; the loops below reuse it
+        if wanted:
+            keep = [not (info.marked and info.preset not in wanted) for info in infos]
+            if not all(keep):
+                config.hook.pytest_deselected(items=[it for it, k in zip(items, keep, strict=True) if not k])
+                items[:] = [it for it, k in zip(items, keep, strict=True) if k]
+                infos = [info for info, k in zip(infos, keep, strict=True) if k]
         from .tester_items import add_tester_items
 
-        add_tester_items(self, session, config, items)
+        count = len(items)
+        add_tester_items(self, session, config, items, infos)
+        if self.settings.testers_only or len(items) < count:
+            infos = [self.item_env(item) for item in items]
+        else:  # tester items were appended
+            infos += [self.item_env(item) for item in items[count:]]
 
         plan_items = []
         ids: list[str] = []
         seen: set[str] = set()
-        for i, item in enumerate(items):
-            info = self.item_env(item)
-            pid = item.nodeid if item.nodeid not in seen else f"{item.nodeid}#{i}"
+        checked: set[int] = set()
+        item_keys = self.item_keys
+        for i, (item, info) in enumerate(zip(items, infos, strict=True)):
+            nodeid = item.nodeid
+            pid = nodeid if nodeid not in seen else f"{nodeid}#{i}"
             seen.add(pid)
             ids.append(pid)
             env = None
             if info.needs_env:
-                try:
-                    self.check_preset(info.preset)
-                    self.topology(info)
-                except BannouError as exc:
-                    raise pytest.UsageError(f"{item.nodeid}: {exc.message}") from None
+                if id(info) not in checked:  # once per environment, not per test
+                    try:
+                        self.check_preset(info.preset)
+                        self.topology(info)
+                    except BannouError as exc:
+                        raise pytest.UsageError(f"{nodeid}: {exc.message}") from None
+                    self.manager.record(info.key, info.preset)
+                    checked.add(id(info))
                 env = info.key
-                self.item_keys[item.nodeid] = info.key
-                self.manager.record(info.key, info.preset)
+                item_keys[nodeid] = env
             plan_items.append(PlanItem(pid, env))
         self.plan = make_plan(plan_items, self.topologies, batch=self.settings.batch)
         by_id = dict(zip(ids, items, strict=True))

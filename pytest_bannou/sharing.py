@@ -28,10 +28,9 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
-from filelock import FileLock, Timeout
 
 from .backends.base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from .environment import (
@@ -45,6 +44,9 @@ from .environment import (
 from .errors import BannouError, DeployError
 from .sweep import pid_alive, write_owner
 from .topology import Topology, Transition
+
+if TYPE_CHECKING:  # filelock is imported where a lock is taken: see _lock()
+    from filelock import FileLock
 
 hookimpl = pluggy.HookimplMarker("pytest")
 RUN_ID_KEY = "bannou_shared_run_id"
@@ -256,6 +258,11 @@ class SharingPlugin:
 
     # --- workers --------------------------------------------------------------------------
     def _lock(self, name: str) -> FileLock:
+        # imported here, not at module level: only shared mode takes locks, and importing
+        # filelock keeps every module graph alive through the interpreter's first garbage
+        # collection at exit, which doubles that collection's cost (bench/README.md "scheduling")
+        from filelock import FileLock
+
         assert self.run_id is not None
         directory = shared_dir(self.run_id)
         directory.mkdir(parents=True, exist_ok=True)
@@ -269,6 +276,8 @@ class SharingPlugin:
         if env is not None:
             return env
         assert self.run_id is not None
+        from filelock import Timeout
+
         name = slug(key)
         path = shared_dir(self.run_id) / f"{name}.json"
         try:
@@ -349,6 +358,8 @@ class SharingPlugin:
     def detach_all(self) -> None:
         """Worker, session end: leave every shared environment; the deployer of one whose last
         user has left, once every worker finished, tears it down."""
+        from filelock import Timeout
+
         assert self.run_id is not None
         finished = self._finish_count()
         for key in list(self.envs):
@@ -368,6 +379,8 @@ class SharingPlugin:
     def _finish_count(self) -> int:
         """Record this worker as finished; return how many workers have finished."""
         assert self.run_id is not None
+        from filelock import Timeout
+
         path = shared_dir(self.run_id) / "finished.json"
         with contextlib.suppress(Timeout), self._lock("finished"):
             done = set((read_json(path) or {}).get("workers", [])) | {self.worker}

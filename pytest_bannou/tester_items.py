@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +68,9 @@ def item_nodeid(tester: str, env_key: str) -> str:
 
 
 # --- collection -------------------------------------------------------------------------------
-def wanted_environments(bs: BannouSession, items: list[pytest.Item]) -> list[Any]:
-    """``ItemEnv``s whose testers run, in first-seen order (see the module docstring)."""
+def wanted_environments(bs: BannouSession, infos: Iterable[Any]) -> list[Any]:
+    """``ItemEnv``s whose testers run, in first-seen order (see the module docstring); ``infos``
+    are the ``ItemEnv`` of each collected test (shared objects: few distinct ones)."""
     from .plugin import ItemEnv
 
     mode = bs.settings.testers
@@ -79,10 +80,7 @@ def wanted_environments(bs: BannouSession, items: list[pytest.Item]) -> list[Any
     for name in bs.settings.presets:
         chosen.setdefault(name, ItemEnv(name, name, True, True))
     if not bs.settings.presets or mode == "always":
-        for item in items:
-            if isinstance(item, TesterItem):
-                continue
-            info = bs.item_env(item)
+        for info in {id(i): i for i in infos}.values():
             if not info.needs_env:
                 continue
             if bs.settings.presets and info.preset not in bs.settings.presets:
@@ -94,13 +92,17 @@ def wanted_environments(bs: BannouSession, items: list[pytest.Item]) -> list[Any
 
 
 def add_tester_items(
-    bs: BannouSession, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    bs: BannouSession,
+    session: pytest.Session,
+    config: pytest.Config,
+    items: list[pytest.Item],
+    infos: Iterable[Any],
 ) -> None:
     """Append the tester items (and, with ``--bannou-testers-only``, deselect everything else).
 
     Called by the plugin after its own deselection and before the plan is made.
     """
-    envs = wanted_environments(bs, items)
+    envs = wanted_environments(bs, infos)
     new: list[pytest.Item] = []
     for info in envs:
         try:
