@@ -188,7 +188,9 @@ class PluginUnavailable(Exception):
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("BANNOU_", "PYTEST_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BANNOU_", "PYTEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [".", env.get("PYTHONPATH")]))  # -p bench_gc_freeze
+    return env
 
 
 def run_pytest(suite: Path, args: Sequence[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -207,10 +209,32 @@ def _failure(what: str, proc: subprocess.CompletedProcess[str]) -> PluginUnavail
     )
 
 
+FREEZE_PLUGIN = """
+import gc
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    gc.collect(1)
+    gc.freeze()
+"""
+
+
 def collect_times(suite: Path, preset_dir: Path, reps: int, tests: int) -> dict[str, float]:
+    """The goal compares the first two; the last two compare like with like: the plugin's own
+    work with the garbage collector treated the same way on both sides (both frozen at session
+    start, or neither)."""
+    (suite / "bench_gc_freeze.py").write_text(FREEZE_PLUGIN)  # not a test module: no test_ prefix
     configs = {
         "without plugin": ["-p", "no:bannou"],
         "with plugin": ["--bannou-presets-dir", str(preset_dir)],
+        "without plugin, gc.freeze() at session start": ["-p", "no:bannou", "-p", "bench_gc_freeze"],
+        "with plugin --bannou-no-gc-freeze": [
+            *("--bannou-presets-dir", str(preset_dir)),
+            "--bannou-no-gc-freeze",
+        ],
     }
     times: dict[str, list[float]] = {k: [] for k in configs}
     for rep in range(reps + 1):  # the first round warms the file system cache, untimed
@@ -338,10 +362,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"plugin part unavailable:\n{e}")
             return 2
         ratio = times["with plugin"] / times["without plugin"]
+        frozen = times["with plugin"] / times["without plugin, gc.freeze() at session start"]
+        unfrozen = times["with plugin --bannou-no-gc-freeze"] / times["without plugin"]
         print(
             table(
                 ["pytest --collect-only -q", "wall s"],
-                [[k, f"{v:.2f}"] for k, v in times.items()] + [["ratio (goal <= 1.10)", f"{ratio:.3f}"]],
+                [[k, f"{v:.2f}"] for k, v in times.items()]
+                + [
+                    ["ratio with / without (goal <= 1.10)", f"{ratio:.3f}"],
+                    ["like for like, both frozen", f"{frozen:.3f}"],
+                    ["like for like, neither frozen", f"{unfrozen:.3f}"],
+                ],
             )
         )
         if ratio > 1.10:

@@ -126,6 +126,16 @@ OPTIONS: tuple[Option, ...] = (
         "keep pytest's test order instead of batching tests by environment (for comparison)",
     ),
     Option(
+        "bannou_no_gc_freeze",
+        "--bannou-no-gc-freeze",
+        "bannou_no_gc_freeze",
+        "BANNOU_NO_GC_FREEZE",
+        "bool",
+        False,
+        "do not move the objects alive at session start out of the garbage collector's reach "
+        "(gc.freeze; see the README)",
+    ),
+    Option(
         "bannou_transition",
         "--bannou-transition",
         "bannou_transition",
@@ -274,6 +284,7 @@ class Settings:
     keep: bool = False
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     batch: bool = True
+    gc_freeze: bool = True
     transition: Literal["diff", "full"] = "diff"
     default_preset: str = DEFAULT_PRESET
     local_command: tuple[str, ...] | None = None
@@ -368,6 +379,7 @@ def resolve(
         keep=values["bannou_keep"],
         ready_timeout=values["bannou_ready_timeout"],
         batch=not values["bannou_no_batch"],
+        gc_freeze=not values["bannou_no_gc_freeze"],
         transition=values["bannou_transition"],
         default_preset=values["bannou_default_preset"] or DEFAULT_PRESET,
         local_command=local_command,

@@ -8,6 +8,7 @@ pytest's hooks. Loaded through the ``pytest11`` entry point ``bannou``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import json
 import os
@@ -193,6 +194,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(tester_items.TesterReporter(session), "bannou-testers")
     report_plugin.register(config, session)
+
+
+_GC_FROZEN = False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Move every object alive at session start (pytest, the plugins, the imported libraries:
+    typically 100,000 objects or more) out of the cyclic garbage collector's reach, once per
+    process. They live until the process exits anyway, and without this every full collection
+    while 10,000 tests are collected, and the interpreter's last one at exit, walks them all
+    again. ``--bannou-no-gc-freeze`` turns it off (bench/README.md "scheduling")."""
+    global _GC_FROZEN
+    bs = session.config.stash.get(SESSION, None)
+    if bs is None or not bs.settings.gc_freeze or _GC_FROZEN:
+        return
+    gc.collect(1)  # young garbage is not frozen with the rest
+    gc.freeze()
+    _GC_FROZEN = True
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

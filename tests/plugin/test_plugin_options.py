@@ -217,3 +217,39 @@ def test_backend_options_reach_the_backend(bp):
     result = bp.run("-s", "--bannou-backend-option", "grace_period=1", "--bannou-backend-option", "x=y")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["EXTRA [[]('grace_period', '1'), ('x', 'y')[]]"])
+
+
+GC_PROBE = """
+import gc
+import weakref
+
+
+class Cycle:
+    pass
+
+
+def test_report_freeze_count():
+    print(f"frozen={gc.get_freeze_count()}")
+
+
+def test_objects_created_during_the_session_are_still_collected():
+    late = Cycle()
+    late.self = late
+    ref = weakref.ref(late)
+    del late
+    gc.collect()
+    assert ref() is None
+"""
+
+
+@pytest.mark.parametrize("disable", [(), ("--bannou-no-gc-freeze",)], ids=["default", "no-gc-freeze"])
+def test_gc_freeze_at_session_start_unless_disabled(bp, disable):
+    """In a subprocess: the freeze is once per process, and this process may have frozen already."""
+    bp.pytester.makepyfile(test_gc=GC_PROBE)
+    result = bp.run_subprocess("-s", "-q", *disable)
+    result.assert_outcomes(passed=2)
+    frozen = int(next(line for line in result.outlines if "frozen=" in line).split("frozen=")[1].split()[0])
+    if disable:
+        assert frozen == 0
+    else:
+        assert frozen > 10_000  # pytest, the plugins and the libraries they imported
