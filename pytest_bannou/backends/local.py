@@ -464,6 +464,9 @@ class LocalBackend(Backend):
                     f"{'is' if len(missing) == 1 else 'are'} not in preset {self._preset()!r}"
                 )
         _check_cycles(nodes)
+        # registered before the first spawn: a session killed between a spawn and the next save
+        # still leaves a state file naming its marker, and clean() finds the process by it
+        self._save_state()
         ready: set[str] = set()
         while pending:
             progressed = False

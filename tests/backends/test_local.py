@@ -188,6 +188,44 @@ def test_clean_removes_what_a_sigkilled_session_left(local, tmp_path):
     assert LocalBackend.clean() == []
 
 
+KILLED_WHILE_SPAWNING = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    from pytest_bannou.backends import local
+    from pytest_bannou.backends.base import BackendOptions
+    from pytest_bannou.topology import Node, Topology
+    spawn = local.LocalBackend._spawn
+    def spawn_then_die(self, node, replica):
+        spawn(self, node, replica)
+        print(replica.proc.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # before the state file lists this replica
+    local.LocalBackend._spawn = spawn_then_die
+    b = local.LocalBackend(BackendOptions(run_id="dies-spawning", workdir=Path(sys.argv[1])))
+    b.deploy(Topology("killed", (Node("x", "x"),)), time.monotonic() + 30)
+    """
+)
+
+
+def test_clean_finds_a_process_spawned_just_before_the_session_was_killed(tmp_path):
+    owner = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_SPAWNING, str(tmp_path / "owner")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert owner.returncode == -9, owner.stderr
+    pid = int(owner.stdout.split()[0])
+    try:
+        assert pid_alive(pid)
+        removed = LocalBackend.clean()
+        assert any(f"killed leftover process {pid} of run dies-spawning" in line for line in removed), removed
+        assert wait_dead(pid)
+    finally:
+        if pid_alive(pid):
+            os.killpg(pid, 9)
+
+
 def test_nodes_start_in_parallel(local):
     delay = {"BANNOU_REFERENCE_STARTUP_DELAY": "1"}
     nodes = [node(f"p{i}", environment=delay) for i in range(4)]
