@@ -23,7 +23,10 @@ if [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then
       status_file=$(mktemp /tmp/bannou-k8s-up.XXXXXX)
       rm -f "$status_file"
       log "starting the kubernetes cluster in the background (log: $status_file.log)"
-      ( bash "$CLUSTER" up >"$status_file.out" 2>"$status_file.log"; echo $? >"$status_file" ) </dev/null &
+      # with kube-proxy, so that NodePort Services are routed too (`down` removes its iptables
+      # chains again)
+      ( BANNOU_K8S_KUBE_PROXY=1 bash "$CLUSTER" up >"$status_file.out" 2>"$status_file.log"
+        echo $? >"$status_file" ) </dev/null &
       export BANNOU_K8S_UP_STATUS="$status_file"
       export KUBECONFIG=/run/bannou-k8s/kubeconfig
       started_cluster=1
