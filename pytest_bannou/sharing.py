@@ -42,7 +42,8 @@ from .environment import (
     run_directory,
 )
 from .errors import BannouError, DeployError
-from .sweep import pid_alive, write_owner
+from .pids import pid_alive
+from .sweep import write_owner
 from .topology import Topology, Transition
 
 if TYPE_CHECKING:  # filelock is imported where a lock is taken: see _lock()

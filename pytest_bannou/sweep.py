@@ -28,25 +28,11 @@ import pluggy
 
 from .backends.base import LABEL_RUN_ID, BackendOptions
 from .environment import RUN_INFO, read_run_info, run_directory, runs_root
+from .pids import pid_alive
 
 hookimpl = pluggy.HookimplMarker("pytest")
 OWNER_FILE = "owner.pid"
 WORKER_RUN_ID = "bannou_run_id"  # workerinput key: the run id the controller gave a worker
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    with contextlib.suppress(OSError):  # a zombie is gone for our purposes
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
-    return True
 
 
 def write_owner(run_id: str, pid: int | None = None) -> Path:

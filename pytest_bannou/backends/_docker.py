@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, DeployError
+from ..pids import pid_alive
 from ..topology import Node, Topology
 from .base import (
     LABEL_NODE,
@@ -139,15 +140,7 @@ def owner_alive(labels: Mapping[str, str]) -> bool:
         pid = int(labels.get(LABEL_OWNER_PID, ""))
     except ValueError:
         return True
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
 
 
 # --- images ----------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import BackendUnavailable, DeployError, NodeNotReady
+from ..pids import pid_alive
 from ..ports import free_port, release
 from ..topology import Action, Node, Topology, Transition, diff
 from .base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
@@ -676,14 +677,8 @@ def _kill_marked(session: str, grace: float, exclude: set[int]) -> list[int]:
 
 def _owner_alive(data: Mapping) -> bool:
     pid = int(data.get("owner_pid") or 0)
-    if pid <= 0:
+    if not pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     recorded = data.get("owner_start")
     return recorded is None or _start_time(pid) in (None, recorded)
 

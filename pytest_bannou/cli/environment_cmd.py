@@ -27,9 +27,10 @@ from ..environment import (
     run_directory,
     runs_root,
 )
-from ..errors import BannouError, PresetError
+from ..errors import BannouError
 from ..options import DEFAULT_READY_TIMEOUT
-from ..preset import PresetLibrary, dirs_from_env
+from ..pids import pid_alive
+from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,13 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="backend name or auto (default: $BANNOU_BACKEND or local)",
     )
-    deploy.add_argument(
-        "--presets-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="preset directory searched before BANNOU_PRESETS_DIR and the built-ins",
-    )
+    add_presets_dir(deploy, "--presets-dir")
     deploy.add_argument(
         "--env",
         action="append",
@@ -111,26 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clean.set_defaults(handler=_clean)
 
 
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep or not key:
-            raise BannouError(f"{what} {v!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def _deploy(args: argparse.Namespace) -> int:
-    dirs = [Path(d) for d in args.presets_dir] + dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))
-    library = PresetLibrary(dirs)
-    environment = _pairs(args.env, "--env")
-    replicas = {}
-    for node, count in _pairs(args.replicas, "--replicas").items():
-        if not count.isdigit():
-            raise PresetError(f"--replicas {node}={count}: the count must be a whole number >= 0")
-        replicas[node] = int(count)
-    topology = library.resolve(args.preset, environment=environment or None, replicas=replicas or None)
+    environment = pairs(args.env, "--env")
+    replicas = replica_counts(args.replicas)
+    topology = preset_library(args.presets_dir).resolve(
+        args.preset, environment=environment or None, replicas=replicas or None
+    )
     options = make_options(
         ready_timeout=args.ready_timeout,
         local_command=shlex.split(args.local_command) if args.local_command else None,
@@ -165,16 +146,6 @@ def _runs(run_id: str | None) -> list[tuple[Path, dict]]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
 def _status(args: argparse.Namespace) -> int:
     runs = _runs(args.run_id)
     if not runs:
@@ -182,7 +153,7 @@ def _status(args: argparse.Namespace) -> int:
         return 1 if args.run_id else 0
     for _d, info in runs:
         owner = int(info.get("owner_pid") or 0)
-        who = "kept" if info.get("kept") else (f"in use by pid {owner}" if _alive(owner) else "orphaned")
+        who = "kept" if info.get("kept") else (f"in use by pid {owner}" if pid_alive(owner) else "orphaned")
         print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who})")
         for node, url in (info.get("urls") or {}).items():
             print(f"  {node}: {url} {_health(url)}")
@@ -238,7 +209,7 @@ def _clean(args: argparse.Namespace) -> int:
         removed += registry.load(name).clean(args.run_id, options)
     for d, info in _runs(args.run_id):
         owner = int(info.get("owner_pid") or 0)
-        if args.run_id or info.get("kept") or not _alive(owner):
+        if args.run_id or info.get("kept") or not pid_alive(owner):
             with contextlib.suppress(OSError):
                 (d / RUN_INFO).unlink()
                 removed.append(f"removed run record {d / RUN_INFO}")

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PresetError
-from ..preset import PresetLibrary, dirs_from_env, json_schema, load_file, resolve
+from ..preset import PresetLibrary, json_schema, load_file, resolve
 from ..secrets import mask_data, mask_text, topology_secrets
 from ..topology import Node, Topology, _jsonable
+from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,13 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     def with_dirs(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--dir",
-            action="append",
-            default=[],
-            metavar="DIR",
-            help="preset directory searched before BANNOU_PRESETS_DIR and the built-in library (repeatable)",
-        )
+        add_presets_dir(p)
         return p
 
     ls = with_dirs(sub.add_parser("list", help="every preset on the search path"))
@@ -73,8 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def library(args: argparse.Namespace, *extra: Path) -> PresetLibrary:
     """Search path: extra dirs, --dir, BANNOU_PRESETS_DIR, then the built-in library."""
-    dirs = [*extra, *(Path(d) for d in args.dir), *dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))]
-    return PresetLibrary(dirs)
+    return preset_library(args.dir, *extra)
 
 
 def _is_path(target: str) -> bool:
@@ -129,23 +123,9 @@ def _list(args: argparse.Namespace) -> int:
     return status
 
 
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep or not key:
-            raise PresetError(f"{what} {v!r} must look like KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def _show(args: argparse.Namespace) -> int:
-    env = _pairs(args.env, "--env")
-    replicas: dict[str, int] = {}
-    for node, count in _pairs(args.replicas, "--replicas").items():
-        if not count.isdigit():
-            raise PresetError(f"--replicas {node}={count}: the count must be a whole number >= 0")
-        replicas[node] = int(count)
+    env = pairs(args.env, "--env")
+    replicas = replica_counts(args.replicas)
     if _is_path(args.name):
         path = Path(args.name)
         preset = load_file(path, library=library(args, path.parent))

@@ -12,7 +12,6 @@ else from what ``pytest_bannou.backends.images`` would build.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import yaml
 from ..backends import _docker
 from ..backends.base import LABEL_OWNER_PID, BackendOptions
 from ..errors import BannouError
-from ..preset import PresetLibrary, dirs_from_env
+from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
 BACKENDS = ("compose", "swarm", "kubernetes")
 
@@ -35,13 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("preset", metavar="PRESET")
     p.add_argument("--backend", choices=BACKENDS, default="compose", help="default: compose")
-    p.add_argument(
-        "--dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="preset directory searched before BANNOU_PRESETS_DIR and the built-in library (repeatable)",
-    )
+    add_presets_dir(p)
     p.add_argument("--run-id", default="manual", metavar="RUN_ID", help="run id label (default: manual)")
     p.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="environment override (repeatable)"
@@ -51,16 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(handler=_render)
-
-
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep or not key:
-            raise BannouError(f"bannou-env render: {what} {v!r} must look like KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def _without_owner(obj: Any) -> Any:
@@ -77,15 +60,8 @@ def _without_owner(obj: Any) -> Any:
 def _render(args: argparse.Namespace) -> int:
     from ..backends import images
 
-    dirs = [*(Path(d) for d in args.dir), *dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))]
-    replicas = {}
-    for node, n in _pairs(args.replicas, "--replicas").items():
-        try:
-            replicas[node] = int(n)
-        except ValueError:
-            raise BannouError(f"bannou-env render: --replicas {node}={n}: N must be a number") from None
-    topology = PresetLibrary(dirs).resolve(
-        args.preset, environment=_pairs(args.env, "--env"), replicas=replicas
+    topology = preset_library(args.dir).resolve(
+        args.preset, environment=pairs(args.env, "--env"), replicas=replica_counts(args.replicas)
     )
     options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())
     if args.backend == "kubernetes":
