@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from inner_runs import remove_run_directories
 
 # imported before pytester's in-process runs snapshot sys.modules (see tests/plugin/conftest.py)
 import pytest_bannou.backends.local
 import pytest_bannou.preset
 import pytest_bannou.report
 import pytest_bannou.testers  # noqa: F401
-from pytest_bannou.environment import runs_root
 from pytest_bannou.options import OPTIONS
 
 DATA = Path(__file__).parents[1] / "testers" / "data"
@@ -69,12 +68,7 @@ class InnerRuns:
         return result
 
     def remove_run_directories(self) -> None:
-        for result in self.results:
-            for line in result.outlines:
-                if line.startswith("node logs of this run: "):
-                    path = Path(line.split(": ", 1)[1])
-                    if path.parent == runs_root():
-                        shutil.rmtree(path, ignore_errors=True)
+        remove_run_directories(self.results)
 
 
 @pytest.fixture

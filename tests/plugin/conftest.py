@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from inner_runs import remove_run_directories
 
 # Imported here, before pytester's in-process runs snapshot sys.modules: a module first imported
 # inside an inner run is dropped after it, and PyYAML re-imported next to its already-loaded C
@@ -16,7 +15,6 @@ import pytest_bannou.backends.local
 import pytest_bannou.health
 import pytest_bannou.preset
 import pytest_bannou.scheduling  # noqa: F401
-from pytest_bannou.environment import runs_root
 from pytest_bannou.options import OPTIONS
 
 PRESETS = {
@@ -99,13 +97,7 @@ class BannouPytester:
         return result
 
     def remove_run_directories(self) -> None:
-        """Failed runs keep their node logs (and say where): remove those this test made."""
-        for result in self.results:
-            for line in result.outlines:
-                if line.startswith("node logs of this run: "):
-                    path = Path(line.split(": ", 1)[1])
-                    if path.parent == runs_root():
-                        shutil.rmtree(path, ignore_errors=True)
+        remove_run_directories(self.results)
 
 
 @pytest.fixture
