@@ -1,7 +1,7 @@
 """Deploy / transition / teardown of a 4-node topology on Docker, four ways.
 
 Every node is the reference node with ``BANNOU_REFERENCE_STARTUP_DELAY=1`` (its process needs
-1.0 s before it listens), image ``bannou:latest`` built by ``pytest_bannou.backends.images``.
+1.0 s before it listens), image ``bannou:latest`` built by ``pytest_bannou.backends.docker.images``.
 
   (a) this plugin's Compose backend: ``deploy`` + ``health.wait_ready``; ``apply`` of a one-node
       change; ``teardown``
@@ -35,11 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_bannou import health
-from pytest_bannou.backends import _docker, compose, images
 from pytest_bannou.backends.base import BackendOptions
-from pytest_bannou.backends.compose import ComposeBackend
-from pytest_bannou.topology import HealthCheck, Node, Topology, diff
+from pytest_bannou.backends.docker import compose, images
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.docker.compose import ComposeBackend
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node, Topology, diff
 
 NODES = 4
 DELAY = "1"

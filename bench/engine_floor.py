@@ -35,7 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_bannou.backends import _docker, images
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.docker import images
 
 IMAGE = "bannou:latest"
 LABEL = "io.bannou.pytest.bench"

@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "messagin
 import pika
 from servers import start_rabbitmq, start_redis
 
-from pytest_bannou.events import EXCHANGE, HEARTBEAT_TOPIC, heartbeat_event
-from pytest_bannou.heartbeats import HeartbeatMonitor, connect_redis, heartbeat_healthy
+from pytest_bannou.messaging.contract import EXCHANGE, HEARTBEAT_TOPIC, heartbeat_event
+from pytest_bannou.messaging.heartbeats import HeartbeatMonitor, connect_redis, heartbeat_healthy
 from pytest_bannou.reference.messaging import HeartbeatPublisher
 
 GOAL_RATE = 5000.0

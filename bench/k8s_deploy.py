@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_bannou import health
-from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import Backend, BackendOptions
-from pytest_bannou.topology import HealthCheck, Node, Topology
+from pytest_bannou.backends.kubernetes import backend as k8s
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 
 def topology(delay: float, image: str | None = None) -> Topology:
@@ -82,7 +82,7 @@ def main() -> int:
     if not available:
         print(f"kubernetes: {available.reason}")
         return 1
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker.images import ensure_images
 
     ensure_images(include_optional=False)
     # the same image with one layer: this cluster's dockershim kubelet refuses size-0 images
@@ -91,7 +91,7 @@ def main() -> int:
     rows: dict[str, list[tuple[float, ...]]] = {"kubernetes": [], "compose": []}
     compose = None
     if not args.no_compose:
-        from pytest_bannou.backends.compose import ComposeBackend
+        from pytest_bannou.backends.docker.compose import ComposeBackend
 
         compose = ComposeBackend if ComposeBackend.available() else None
     with tempfile.TemporaryDirectory() as tmp:

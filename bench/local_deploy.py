@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_bannou import health
 from pytest_bannou.backends.base import BackendOptions
-from pytest_bannou.backends.local import LocalBackend
-from pytest_bannou.topology import HealthCheck, Node, Topology
+from pytest_bannou.backends.local.backend import LocalBackend
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 GOAL_READY = 1.3
 GOAL_TEARDOWN = 0.5

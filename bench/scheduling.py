@@ -4,7 +4,7 @@ Two parts:
 
 1. pure (no plugin needed): the scheduling module on its own.
    - the generated suite (10,000 tests over 20 presets, interleaved) planned directly through
-     ``pytest_bannou.scheduling.make_plan`` with and without batching: deploys, node starts,
+     ``pytest_bannou.scheduling.plan.make_plan`` with and without batching: deploys, node starts,
      transition cost, and how long planning 10,000 items takes;
    - greedy (nearest neighbour) against the exhaustive optimum on random small preset sets:
      how often greedy is worse and by how much, and what the exact order costs in time per size
@@ -37,8 +37,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_bannou.preset.library import PresetLibrary
-from pytest_bannou.scheduling import PlanItem, cost_of, greedy_order, make_plan, optimal_order
-from pytest_bannou.topology import Node, Topology
+from pytest_bannou.scheduling.plan import PlanItem, cost_of, greedy_order, make_plan, optimal_order
+from pytest_bannou.topology.model import Node, Topology
 
 NODE_POOL = 8  # node names n1..n8 shared by all presets, so consecutive presets overlap
 TESTS_PER_FILE = 100

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pytest_bannou.options import OPTIONS
+from pytest_bannou.plugin.options import OPTIONS
 
 LINEAR_SHARE = 0.8  # "close to linear": at least 80% of the ideal speed-up
 

@@ -39,7 +39,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]' || { log "pip install failed"; exit 1; }
 
 if docker info >/dev/null 2>&1; then
-  .venv/bin/python -m pytest_bannou.backends.images || { log "building the local images failed"; exit 1; }
+  .venv/bin/python -m pytest_bannou.backends.docker.images || { log "building the local images failed"; exit 1; }
 fi
 
 .venv/bin/ruff check . && .venv/bin/ruff format --check . || { log "ruff found problems"; exit 1; }

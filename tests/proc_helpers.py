@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pytest_bannou.backends.local import RUN_ID_ENV
+from pytest_bannou.backends.local.backend import RUN_ID_ENV
 
 
 def alive(pid: int) -> bool:

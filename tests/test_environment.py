@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_bannou.backends.local import LocalBackend
+from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.cli import main as cli_main
-from pytest_bannou.environment import (
+from pytest_bannou.environment.manager import (
     EnvironmentManager,
     make_options,
     new_run_id,

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from pytest_bannou import health
 from pytest_bannou.backends.base import BackendOptions
-from pytest_bannou.backends.local import LocalBackend
+from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import NodeNotReady
-from pytest_bannou.health import (
+from pytest_bannou.health import probes as health
+from pytest_bannou.health.probes import (
     CommandProbe,
     HttpProbe,
     LogProbe,
@@ -24,7 +24,7 @@ from pytest_bannou.health import (
     register_probe,
     wait_ready,
 )
-from pytest_bannou.topology import HealthCheck, Node, Topology
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 FAST = HealthCheck(kind="http", target="/health", interval=0.1, retries=0)
 LISTENER = (

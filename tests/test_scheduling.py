@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_bannou.scheduling import (
+from pytest_bannou.scheduling.plan import (
     Plan,
     PlanItem,
     cost_of,
@@ -18,7 +18,7 @@ from pytest_bannou.scheduling import (
     optimal_order,
     order_environments,
 )
-from pytest_bannou.topology import Node, Topology, diff
+from pytest_bannou.topology.model import Node, Topology, diff
 
 
 def node(name: str, services: tuple[str, ...] = ("svc",), replicas: int = 1) -> Node:

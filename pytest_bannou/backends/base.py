@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from ..topology import Topology, Transition
+from ..topology.model import Topology, Transition
 
 LABEL_PREFIX = "io.bannou.pytest"
 LABEL_RUN_ID = f"{LABEL_PREFIX}.run-id"

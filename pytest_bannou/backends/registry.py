@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from ..backend_names import ALIASES, BUILTIN, ENTRY_POINT_GROUP, canonical, known_names
 from ..errors import BackendUnavailable
+from ..topology.contract import ALIASES, BUILTIN, ENTRY_POINT_GROUP, canonical, known_names
 from .base import Availability, Backend
 
 __all__ = [

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import httpx
 
+from .._support.pids import pid_alive
 from ..backends import registry
 from ..backends.base import BackendOptions
-from ..environment import (
+from ..environment.manager import (
     RUN_INFO,
     EnvironmentManager,
     make_options,
@@ -28,8 +29,7 @@ from ..environment import (
     runs_root,
 )
 from ..errors import BannouError
-from ..options import DEFAULT_READY_TIMEOUT
-from ..pids import pid_alive
+from ..plugin.options import DEFAULT_READY_TIMEOUT
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
 
@@ -182,7 +182,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _clean(args: argparse.Namespace) -> int:
     if args.all_stale:
-        from ..sweep import sweep
+        from ..environment.sweep import sweep
 
         if args.run_id:
             raise BannouError("bannou-env clean: --all-stale and --run-id exclude each other; use one")

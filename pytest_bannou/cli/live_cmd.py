@@ -23,11 +23,11 @@ from typing import Any
 
 from ..backends import registry
 from ..backends.base import BackendOptions
-from ..environment import EnvironmentManager, make_options, read_run_info, run_directory, runs_root
+from ..environment.live import ACTIONS, ChangeError, History, change_topology, load_history
+from ..environment.manager import EnvironmentManager, make_options, read_run_info, run_directory, runs_root
 from ..errors import BannouError
-from ..live import ACTIONS, ChangeError, History, change_topology, load_history
-from ..messaging_env import EnvMessaging, MessagingSettings, read_state
-from ..topology import Topology
+from ..messaging.session import EnvMessaging, MessagingSettings, read_state
+from ..topology.model import Topology
 
 SHORT_FORMS = (
     "add-node:NAME[=SERVICE,...]",

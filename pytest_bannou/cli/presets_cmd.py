@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._support.masking import mask_data, mask_text, topology_secrets
 from ..errors import PresetError
 from ..preset import PresetLibrary, json_schema, load_file, resolve
-from ..secrets import mask_data, mask_text, topology_secrets
-from ..topology import Node, Topology, _jsonable
+from ..topology.model import Node, Topology, _jsonable
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
 

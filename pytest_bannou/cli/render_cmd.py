@@ -6,7 +6,7 @@ swarm: ``docker stack deploy -c FILE NAME`` runs the services the Swarm backend 
 kubernetes: ``kubectl apply -f FILE`` creates the namespace, Deployments and Services the
 Kubernetes backend creates.
 Read-only host mounts of the locally built images come from the engine when it is reachable,
-else from what ``pytest_bannou.backends.images`` would build.
+else from what ``pytest_bannou.backends.docker.images`` would build.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from ..backends import _docker
 from ..backends.base import LABEL_OWNER_PID, BackendOptions
+from ..backends.docker import engine as _docker
 from ..errors import BannouError
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
@@ -58,14 +58,14 @@ def _without_owner(obj: Any) -> Any:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from ..backends import images
+    from ..backends.docker import images
 
     topology = preset_library(args.dir).resolve(
         args.preset, environment=pairs(args.env, "--env"), replicas=replica_counts(args.replicas)
     )
     options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())
     if args.backend == "kubernetes":
-        from ..backends import kubernetes
+        from ..backends.kubernetes import backend as kubernetes
 
         docs = _without_owner(kubernetes.render_manifests(topology, options))
         _write(args, yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
@@ -90,14 +90,14 @@ def _render(args: argparse.Namespace) -> int:
             cli.close()
 
     if args.backend == "compose":
-        from ..backends import compose
+        from ..backends.docker import compose
 
         doc = compose.render(topology, options, compose.project_name(options, topology), infos)
     else:
-        from ..backends import swarm
+        from ..backends.docker import swarm
 
         doc = swarm.render_stack(topology, options, swarm.name_prefix(options, topology), infos)
-    from ..backends._compose_file import render_text
+    from ..backends.docker.compose_file import render_text
 
     _write(args, render_text(_without_owner(doc)))
     return 0

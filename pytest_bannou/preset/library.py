@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import Location, PresetError, Problem, UnknownPresetError
-from ..topology import Topology
+from ..topology.model import Topology
 from .loader import Preset, load_tree
 from .resolve import resolve
 from .yamlpos import PosDict

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .. import backend_names as registry
 from ..errors import Location, PresetError, Problem
-from ..topology import (
+from ..topology import contract as registry
+from ..topology.model import (
     DEFAULT_APP_ID,
     HTTP_PORT_IN_CONTAINER,
     HealthCheck,

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import backend_names as registry
 from ..errors import Location, Problem
+from ..topology import contract as registry
 from .normalize import display
 from .schema import KNOWN_INFRA, LAYERS, TESTER_FORMATS, PresetSpec
 from .yamlpos import PosDict, PosList, plain

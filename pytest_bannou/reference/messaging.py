@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_bannou.errors import BannouError
-from pytest_bannou.events import (
+from pytest_bannou.messaging.contract import (
     EXCHANGE,
     HEARTBEAT_TOPIC,
     INSTANCE_STATUSES,

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends import _docker
 from ..backends.base import LABEL_NODE, LABEL_OWNER_PID, LABEL_RUN_ID
+from ..backends.docker import engine as _docker
 from ..errors import BannouError
-from ..topology import TesterSpec
+from ..topology.model import TesterSpec
 from .model import TesterRun
 from .process import ProcessOutcome
 from .registry import get_parser
@@ -34,7 +34,7 @@ from .runner import JUNIT_ENV, _safe, parse_outcome, setup_error
 if TYPE_CHECKING:  # pragma: no cover
     import docker
 
-    from ..environment import Environment
+    from ..environment.manager import Environment
 
 IGNORED_NETWORKS = frozenset({"bridge", "host", "none", "ingress"})
 WAIT_SLICE_S = 1.0
@@ -74,7 +74,7 @@ def run_tester_container(
     target node the environment does not run); a missing image, a timeout or bad output are
     results.
     """
-    from ..tester_items import endpoint_variables
+    from ..plugin.testers import endpoint_variables
 
     get_parser(spec.format)
     workdir = Path(workdir).resolve()

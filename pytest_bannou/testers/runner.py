@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import BannouError
-from ..topology import TesterSpec
+from ..topology.model import TesterSpec
 from .interactive import DAEMON_HINT, looks_interactive
 from .lines import iter_lines, tail
 from .model import INCOMPLETE_CASE, NO_RESULTS_CASE, SETUP_CASE, TIMEOUT_CASE, CaseResult, TesterRun

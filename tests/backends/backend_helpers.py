@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from pytest_bannou import health
 from pytest_bannou.backends.base import Backend
-from pytest_bannou.topology import HealthCheck, Node, Topology
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)
 
@@ -40,7 +40,7 @@ def leak_checked_docker_client(run_ids: set[str], what: str) -> Iterator:
     the session, removal of whatever a run id in ``run_ids`` left, and a failure naming it."""
     import pytest
 
-    from pytest_bannou.backends import _docker
+    from pytest_bannou.backends.docker import engine as _docker
     from pytest_bannou.errors import BackendUnavailable
 
     try:

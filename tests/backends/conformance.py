@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_bannou import health
 from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.errors import NodeNotReady
-from pytest_bannou.topology import HealthCheck, Node, Topology, diff
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node, Topology, diff
 
 
 class BackendConformance:

@@ -18,11 +18,11 @@ import pytest
 from backend_helpers import deploy_ready, node
 from conformance import BackendConformance
 
-from pytest_bannou import health
 from pytest_bannou.backends.base import Backend, BackendOptions
-from pytest_bannou.backends.local import LocalBackend
+from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.topology import HealthCheck, Node
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node
 
 
 def pid_alive(pid: int) -> bool:
@@ -80,7 +80,7 @@ def make_local(tmp_path):
 
 
 def topology(*nodes: Node, preset: str = "local-test"):
-    from pytest_bannou.topology import Topology
+    from pytest_bannou.topology.model import Topology
 
     return Topology(preset=preset, nodes=tuple(nodes))
 
@@ -157,8 +157,8 @@ OWNER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from pytest_bannou.backends.base import BackendOptions
-    from pytest_bannou.backends.local import LocalBackend
-    from pytest_bannou.topology import Node, Topology
+    from pytest_bannou.backends.local.backend import LocalBackend
+    from pytest_bannou.topology.model import Node, Topology
     b = LocalBackend(BackendOptions(run_id="owner-dies", workdir=Path(sys.argv[1])))
     b.deploy(Topology("killed", (Node("x", "x"), Node("y", "y", replicas=2))), time.monotonic() + 30)
     print(json.dumps([int(s.id) for s in b.status()]), flush=True)
@@ -192,9 +192,9 @@ KILLED_WHILE_SPAWNING = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    from pytest_bannou.backends import local
+    from pytest_bannou.backends.local import backend as local
     from pytest_bannou.backends.base import BackendOptions
-    from pytest_bannou.topology import Node, Topology
+    from pytest_bannou.topology.model import Node, Topology
     spawn = local.LocalBackend._spawn
     def spawn_then_die(self, node, replica):
         spawn(self, node, replica)
@@ -417,7 +417,7 @@ def test_scale_to_negative_is_rejected(local):
 
 
 def test_apply_ends_in_the_new_topology_whatever_the_transition_started_from(local):
-    from pytest_bannou.topology import diff
+    from pytest_bannou.topology.model import diff
 
     a = topology(node("same"), node("changes"), node("goes"))
     b = topology(node("same"), node("changes", environment={"BANNOU_APP_ID": "changed"}), node("comes"))

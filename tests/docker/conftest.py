@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))  # 
 from backend_helpers import leak_checked_docker_client
 from docker_helpers import RUN_IDS
 
-from pytest_bannou.backends import _docker
+from pytest_bannou.backends.docker import engine as _docker
 
 ENGINE = _docker.engine_availability()
 
@@ -37,7 +37,7 @@ def docker_client() -> Iterator:
 
 @pytest.fixture(scope="session")
 def local_images(docker_client) -> list[str]:
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker.images import ensure_images
 
     return ensure_images(docker_client)
 
@@ -46,7 +46,7 @@ def local_images(docker_client) -> list[str]:
 def swarm_ready(docker_client) -> None:
     """A single-node swarm; initialised here when the engine is in none (and left on: CI's
     .ci/run initialises it too)."""
-    from pytest_bannou.backends.swarm import swarm_availability
+    from pytest_bannou.backends.docker.swarm import swarm_availability
 
     state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState")
     if state == "inactive":

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conformance import BackendConformance
 
-from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import Backend, BackendOptions
+from pytest_bannou.backends.docker import engine as _docker
 
 RUN_IDS: set[str] = set()
 

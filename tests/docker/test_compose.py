@@ -18,12 +18,13 @@ import yaml
 from backend_helpers import deploy_ready, node, topology_maker
 from docker_helpers import DockerConformance, new_run_id
 
-from pytest_bannou import health
-from pytest_bannou.backends import _docker, compose
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
-from pytest_bannou.backends.compose import ComposeBackend, find_compose
+from pytest_bannou.backends.docker import compose
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.docker.compose import ComposeBackend, find_compose
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.topology import HealthCheck, Node
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node
 
 COMPOSE = ComposeBackend.available()
 pytestmark = [
@@ -156,7 +157,7 @@ def test_missing_image_names_it_and_how_to_build_it(make_compose, docker_client)
         b.deploy(topo(node("a"), node("b", image="bannou-never-built:0")), time.monotonic() + 30)
     msg = info.value.message
     assert "bannou-never-built:0 (node b)" in msg
-    assert "python -m pytest_bannou.backends.images" in msg and "docker tag" in msg
+    assert "python -m pytest_bannou.backends.docker.images" in msg and "docker tag" in msg
     assert _docker.labelled_leftovers(docker_client, b.run_id) == []
 
 
@@ -261,8 +262,8 @@ OWNER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from pytest_bannou.backends.base import BackendOptions
-    from pytest_bannou.backends.compose import ComposeBackend
-    from pytest_bannou.topology import Node, Topology
+    from pytest_bannou.backends.docker.compose import ComposeBackend
+    from pytest_bannou.topology.model import Node, Topology
     b = ComposeBackend(BackendOptions(run_id=sys.argv[2], workdir=Path(sys.argv[1])))
     b.deploy(Topology("killed", (Node("x", "x"),)), time.monotonic() + 60)
     print(b.status()[0].id, flush=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from pytest_bannou.backends import _docker, images
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.docker import images
 
 
 def test_ensure_images_is_idempotent(docker_client, local_images):

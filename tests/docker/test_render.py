@@ -11,9 +11,9 @@ import pytest
 import yaml
 from docker_helpers import new_run_id
 
-from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import LABEL_OWNER_PID, LABEL_RUN_ID
-from pytest_bannou.backends.compose import ComposeBackend, compose_command
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.docker.compose import ComposeBackend, compose_command
 from pytest_bannou.cli import main
 
 COMPOSE = ComposeBackend.available()

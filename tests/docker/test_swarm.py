@@ -10,11 +10,11 @@ import pytest
 from backend_helpers import deploy_ready, node, topology_maker
 from docker_helpers import DockerConformance, new_run_id
 
-from pytest_bannou import health
-from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
-from pytest_bannou.backends.swarm import SwarmBackend, name_prefix
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.docker.swarm import SwarmBackend, name_prefix
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
+from pytest_bannou.health import probes as health
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm, pytest.mark.usefixtures("local_images", "swarm_ready")]
 topo = topology_maker("swarm-test", "s1")
@@ -108,6 +108,8 @@ def test_service_names_are_short_enough(tmp_path):
 
 def test_missing_image_is_a_clear_error_and_creates_nothing(make_swarm, docker_client):
     b = make_swarm()
-    with pytest.raises(DeployError, match=r"bannou-never-built:1 \(node a\).*pytest_bannou.backends.images"):
+    with pytest.raises(
+        DeployError, match=r"bannou-never-built:1 \(node a\).*pytest_bannou.backends.docker.images"
+    ):
         b.deploy(topo(node("a", image="bannou-never-built:1")), time.monotonic() + 10)
     assert _docker.labelled_leftovers(docker_client, b.run_id) == []

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment import Environment, EnvironmentManager, make_options
-from pytest_bannou.messaging_env import EnvMessaging, MessagingSettings
+from pytest_bannou.environment.manager import Environment, EnvironmentManager, make_options
+from pytest_bannou.messaging.session import EnvMessaging, MessagingSettings
 from pytest_bannou.preset import PresetLibrary
 
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from pytest_bannou.backends import registry
-from pytest_bannou.environment import EnvironmentManager, make_options
+from pytest_bannou.environment.manager import EnvironmentManager, make_options
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def compose_manager(infra_servers: None):
         pytest.skip(f"compose backend unavailable: {avail.reason}")
     import docker
 
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker.images import ensure_images
 
     ensure_images(docker.from_env())
     options = make_options(ready_timeout=180)

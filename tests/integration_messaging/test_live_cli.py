@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from pytest_bannou.cli.live_cmd import parse_change
-from pytest_bannou.environment import run_directory
-from pytest_bannou.live import ChangeError, load_history
+from pytest_bannou.environment.live import ChangeError, load_history
+from pytest_bannou.environment.manager import run_directory
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

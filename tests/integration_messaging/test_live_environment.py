@@ -10,10 +10,11 @@ import time
 import httpx
 import pytest
 
-from pytest_bannou import health
-from pytest_bannou.environment import EnvironmentManager, make_options
+from pytest_bannou.environment.live import ChangeError
+from pytest_bannou.environment.manager import EnvironmentManager, make_options
 from pytest_bannou.errors import DeployError
-from pytest_bannou.events import (
+from pytest_bannou.health import probes as health
+from pytest_bannou.messaging.contract import (
     DEPLOYMENT_TOPIC,
     EXCHANGE,
     HEARTBEAT_TOPIC,
@@ -21,10 +22,9 @@ from pytest_bannou.events import (
     BrokerUnreachable,
     connect_broker,
 )
-from pytest_bannou.heartbeats import RedisUnreachable, connect_redis
-from pytest_bannou.live import ChangeError
-from pytest_bannou.messaging_env import EnvMessaging, MessagingNotConfigured, MessagingSettings
-from pytest_bannou.options import OPTIONS
+from pytest_bannou.messaging.heartbeats import RedisUnreachable, connect_redis
+from pytest_bannou.messaging.session import EnvMessaging, MessagingNotConfigured, MessagingSettings
+from pytest_bannou.plugin.options import OPTIONS
 
 STATUS = "BANNOU_REFERENCE_HEARTBEAT_STATUS"
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou import messaging_env
-from pytest_bannou.live import (
+from pytest_bannou.environment.live import (
     ChangeError,
     TopologyChange,
     change_topology,
     topology_from_json,
     topology_to_json,
 )
+from pytest_bannou.messaging import session as messaging_env
 from pytest_bannou.preset import PresetLibrary
 from pytest_bannou.reference import mesh_file, messaging
 from pytest_bannou.reference.node import enabled_services

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment import runs_root
-from pytest_bannou.options import OPTIONS
+from pytest_bannou.environment.manager import runs_root
+from pytest_bannou.plugin.options import OPTIONS
 
 INNER = """
 import time

@@ -10,11 +10,11 @@ import pytest
 from inner_runs import remove_run_directories
 
 # imported before pytester's in-process runs snapshot sys.modules (see tests/plugin/conftest.py)
-import pytest_bannou.backends.local
+import pytest_bannou.backends.local.backend
 import pytest_bannou.preset
 import pytest_bannou.report
 import pytest_bannou.testers  # noqa: F401
-from pytest_bannou.options import OPTIONS
+from pytest_bannou.plugin.options import OPTIONS
 
 DATA = Path(__file__).parents[1] / "testers" / "data"
 

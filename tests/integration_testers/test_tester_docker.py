@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import InnerRuns, preset_yaml
-from pytest_bannou.backends import _docker
+from pytest_bannou.backends.docker import engine as _docker
 
 ENGINE = _docker.engine_availability()
 pytestmark = [
@@ -25,7 +25,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def docker_cli() -> Iterator:
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker.images import ensure_images
 
     cli = _docker.client()
     ensure_images(cli, include_optional=False)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou import options
 from pytest_bannou.errors import BannouError
-from pytest_bannou.tester_items import case_nodeid, endpoint_variables, item_nodeid
-from pytest_bannou.topology import Node, Topology
+from pytest_bannou.plugin import options
+from pytest_bannou.plugin.testers import case_nodeid, endpoint_variables, item_nodeid
+from pytest_bannou.topology.model import Node, Topology
 
 
 def topology(*infra: str) -> Topology:

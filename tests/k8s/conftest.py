@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # k8s_support.py
 
 import k8s_support
 
-from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import LABEL_RUN_ID, BackendOptions
+from pytest_bannou.backends.kubernetes import backend as k8s
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +60,8 @@ def _leftovers(opts: BackendOptions) -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def k8s_images(kubeconfig) -> list[str]:
     """The locally built images (the single-node cluster runs pods on this Docker Engine)."""
-    from pytest_bannou.backends import _docker
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker import engine as _docker
+    from pytest_bannou.backends.docker.images import ensure_images
     from pytest_bannou.errors import BackendUnavailable
 
     try:

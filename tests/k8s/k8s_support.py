@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from pytest_bannou.backends.base import BackendOptions
-from pytest_bannou.topology import HealthCheck, Node, Topology
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 CLUSTER = Path(__file__).resolve().parents[2].parent / "shared" / "k8s" / "cluster"
 DEFAULT_KUBECONFIG = "/run/bannou-k8s/kubeconfig"

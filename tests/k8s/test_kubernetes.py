@@ -19,8 +19,6 @@ import yaml
 from conformance import BackendConformance
 from k8s_support import NODE_IMAGE, deadline, node, options, topo
 
-from pytest_bannou import health
-from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import (
     LABEL_NODE,
     LABEL_OWNER_PID,
@@ -30,9 +28,11 @@ from pytest_bannou.backends.base import (
     Backend,
     BackendOptions,
 )
-from pytest_bannou.backends.kubernetes import ImageMeta, KubernetesBackend
+from pytest_bannou.backends.kubernetes import backend as k8s
+from pytest_bannou.backends.kubernetes.backend import ImageMeta, KubernetesBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.topology import HealthCheck, Node, Resources, diff
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import HealthCheck, Node, Resources, diff
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -326,7 +326,7 @@ def test_image_missing_names_the_image_and_how_to_build_it(make_k8s) -> None:
     err = info.value
     assert err.node == "ghost" and "ErrImageNeverPull" in err.reason
     assert "bannou-missing-image:never" in str(err)
-    assert "python -m pytest_bannou.backends.images" in str(err) and "docker build" in str(err)
+    assert "python -m pytest_bannou.backends.docker.images" in str(err) and "docker build" in str(err)
     assert time.monotonic() - started < 50  # failed fast, well before the deadline
     b.teardown()
     assert b.status() == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.heartbeats import connect_redis
+from pytest_bannou.messaging.heartbeats import connect_redis
 
 
 def _load_servers():

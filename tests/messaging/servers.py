@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.events import EXCHANGE, connect_broker, declare_exchange
+from pytest_bannou.messaging.contract import EXCHANGE, connect_broker, declare_exchange
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the wrapper in /usr/sbin su's to rabbitmq
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"

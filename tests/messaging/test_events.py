@@ -1,4 +1,4 @@
-"""Event shapes and publication on a real RabbitMQ (pytest_bannou.events)."""
+"""Event shapes and publication on a real RabbitMQ (pytest_bannou.messaging.contract)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
-from pytest_bannou.events import (
+from pytest_bannou.messaging.contract import (
     DEPLOYMENT_TOPIC,
     MAPPINGS_TOPIC,
     BrokerUnreachable,
@@ -24,7 +24,7 @@ from pytest_bannou.events import (
     parse_mappings,
     redact,
 )
-from pytest_bannou.topology import Node, Topology
+from pytest_bannou.topology.model import Node, Topology
 
 
 def split_auth() -> Topology:
@@ -162,7 +162,7 @@ def test_unreachable_broker_fails_clearly_within_the_deadline():
 
 
 def test_missing_client_library_names_the_extra():
-    from pytest_bannou.events import MessagingError, require
+    from pytest_bannou.messaging.contract import MessagingError, require
 
     with pytest.raises(MessagingError, match=r"pytest-bannou\[messaging\]"):
         require("no_such_client_library_xyz")

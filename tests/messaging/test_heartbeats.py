@@ -10,8 +10,14 @@ import pika
 import pytest
 from bannou_messaging_servers import free_port
 
-from pytest_bannou.events import EXCHANGE, HEARTBEAT_TOPIC, BrokerUnreachable, MessagingError, heartbeat_event
-from pytest_bannou.heartbeats import (
+from pytest_bannou.messaging.contract import (
+    EXCHANGE,
+    HEARTBEAT_TOPIC,
+    BrokerUnreachable,
+    MessagingError,
+    heartbeat_event,
+)
+from pytest_bannou.messaging.heartbeats import (
     HeartbeatMonitor,
     HeartbeatProbe,
     HeartbeatStore,
@@ -19,7 +25,7 @@ from pytest_bannou.heartbeats import (
     connect_redis,
     heartbeat_healthy,
 )
-from pytest_bannou.topology import Node
+from pytest_bannou.topology.model import Node
 
 
 class Clock:

@@ -11,11 +11,11 @@ from inner_runs import remove_run_directories
 # Imported here, before pytester's in-process runs snapshot sys.modules: a module first imported
 # inside an inner run is dropped after it, and PyYAML re-imported next to its already-loaded C
 # extension (libyaml) cannot construct anything any more.
-import pytest_bannou.backends.local
-import pytest_bannou.health
+import pytest_bannou.backends.local.backend
+import pytest_bannou.health.probes
 import pytest_bannou.preset
-import pytest_bannou.scheduling  # noqa: F401
-from pytest_bannou.options import OPTIONS
+import pytest_bannou.scheduling.plan  # noqa: F401
+from pytest_bannou.plugin.options import OPTIONS
 
 PRESETS = {
     # one node hosting everything (app id bannou: the main node)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment import read_run_info, run_directory
+from pytest_bannou.environment.manager import read_run_info, run_directory
 
 from .conftest import deploy_lines
 
@@ -389,7 +389,7 @@ def test_progress_lines_hidden_with_qq(bp):
 def test_failed_teardown_is_reported_and_fails_the_run(bp):
     bp.pytester.makeconftest(
         """
-        from pytest_bannou.backends.local import LocalBackend
+        from pytest_bannou.backends.local.backend import LocalBackend
         from pytest_bannou.errors import DeployError
 
         ORIGINAL = LocalBackend.teardown

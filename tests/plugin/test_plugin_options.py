@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou import options as opts
+from pytest_bannou.plugin import options as opts
 
 HEADER_TEST = """
 def test_nothing():

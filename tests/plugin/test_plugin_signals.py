@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from proc_helpers import alive, carrying
 
-from pytest_bannou.backends.local import STATE_DIR_ENV
+from pytest_bannou.backends.local.backend import STATE_DIR_ENV
 
 MID_TEST = """
 import json, os, time, pytest

@@ -26,7 +26,7 @@ ENGINE = _docker.engine_availability()
 
 
 def _compose_reason() -> tuple[tuple[str, ...] | None, str]:
-    from pytest_bannou.backends.compose import compose_command
+    from pytest_bannou.backends.docker.compose import compose_command
 
     try:
         found = compose_command()
@@ -71,7 +71,7 @@ def docker_client() -> Iterator:
 
 @pytest.fixture(scope="session")
 def local_images(docker_client) -> list[str]:
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker.images import ensure_images
 
     return ensure_images(docker_client)
 

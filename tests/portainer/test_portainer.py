@@ -19,10 +19,9 @@ from backend_helpers import deploy_ready, node, topology_maker
 from conformance import BackendConformance
 from standin import OpenAPI, PortainerStandIn, UnixHTTPConnection, new_run_id
 
-from pytest_bannou import health
-from pytest_bannou.backends import _docker
 from pytest_bannou.backends.base import LABEL_RUN_ID, Backend, BackendOptions
-from pytest_bannou.backends.portainer import (
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.backends.portainer.backend import (
     LABEL_PROJECT,
     PortainerBackend,
     PortainerSettings,
@@ -30,7 +29,8 @@ from pytest_bannou.backends.portainer import (
 )
 from pytest_bannou.backends.registry import load
 from pytest_bannou.errors import BackendUnavailable, DeployError
-from pytest_bannou.topology import Resources
+from pytest_bannou.health import probes as health
+from pytest_bannou.topology.model import Resources
 
 topo = topology_maker("portainer-test", "h1")
 
@@ -260,7 +260,7 @@ def test_image_missing_names_the_image_and_how_to_build_it(standin, make_portain
         b.deploy(t, time.monotonic() + 30)
     msg = info.value.message
     assert "bannou-missing-image:nope (node cache)" in msg
-    assert "python -m pytest_bannou.backends.images" in msg and "environment 1 (local)" in msg
+    assert "python -m pytest_bannou.backends.docker.images" in msg and "environment 1 (local)" in msg
     assert b.stack_id is None and b.project is None
     assert not any(b.run_id in name for name in stack_names(standin))
 
@@ -318,8 +318,8 @@ KILLED_SESSION = """
 import sys, time
 from pathlib import Path
 from pytest_bannou.backends.base import BackendOptions
-from pytest_bannou.backends.portainer import PortainerBackend
-from pytest_bannou.topology import Node, Topology
+from pytest_bannou.backends.portainer.backend import PortainerBackend
+from pytest_bannou.topology.model import Node, Topology
 rid, workdir = sys.argv[1], Path(sys.argv[2])
 b = PortainerBackend(BackendOptions(run_id=rid, workdir=workdir))
 b.deploy(Topology(preset="abandoned", nodes=(Node(name="left", app_id="left"),)), time.monotonic() + 60)

@@ -7,7 +7,7 @@ import pytest
 from pytest_bannou.errors import PresetError
 from pytest_bannou.preset import load_file, resolve
 from pytest_bannou.preset.resolve import layer_env_name, service_env_name
-from pytest_bannou.topology import HealthCheck
+from pytest_bannou.topology.model import HealthCheck
 
 
 def _topology(write, text, **kw):

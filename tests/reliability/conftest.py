@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from proc_helpers import alive, carrying
 
-from pytest_bannou.backends.local import STATE_DIR_ENV
-from pytest_bannou.environment import run_directory, runs_root
-from pytest_bannou.options import OPTIONS
+from pytest_bannou.backends.local.backend import STATE_DIR_ENV
+from pytest_bannou.environment.manager import run_directory, runs_root
+from pytest_bannou.plugin.options import OPTIONS
 
 PRESETS = {
     name: f"""

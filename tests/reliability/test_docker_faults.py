@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from pytest_bannou.backends import _docker
+from pytest_bannou.backends.docker import engine as _docker
 
 from . import faults
 
@@ -26,7 +26,7 @@ COMPOSE_SIGKILL_RUNS = 3  # + 7 on the local backend: the issue's 10
 @pytest.fixture
 def docker_project(project):
     from pytest_bannou.backends import registry
-    from pytest_bannou.backends.images import ensure_images
+    from pytest_bannou.backends.docker.images import ensure_images
 
     avail = registry.availability("compose")
     if not avail:

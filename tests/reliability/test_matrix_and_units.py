@@ -9,8 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from pytest_bannou import distribution, secrets, sweep
-from pytest_bannou.environment import new_run_id, run_directory
+from pytest_bannou._support import masking as secrets
+from pytest_bannou.environment import sweep
+from pytest_bannou.environment.manager import new_run_id, run_directory
+from pytest_bannou.plugin import xdist as distribution
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ci"
 

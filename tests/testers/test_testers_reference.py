@@ -7,11 +7,11 @@ import socket
 import sys
 from pathlib import Path
 
-from pytest_bannou import topology
 from pytest_bannou.testers import get_parser, runner
 from pytest_bannou.testers.edge_tester import not_run_name
 from pytest_bannou.testers.http_tester import not_started_name
 from pytest_bannou.testers.model import INCOMPLETE_CASE, SETUP_CASE, TIMEOUT_CASE
+from pytest_bannou.topology import model as topology
 
 MODULE = ("python", "-m", "pytest_bannou.reference.tester", "--format")
 

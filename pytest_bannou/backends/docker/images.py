@@ -1,0 +1,225 @@
+"""Local images for presets, built without a registry: ``python -m pytest_bannou.backends.docker.images``.
+
+Nothing can be pulled here, so the images presets name (``bannou:latest``, ``redis:7``,
+``rabbitmq:3.12-management``) are built ``FROM scratch`` and carry only metadata: a ``CMD``, an
+``ENV`` and two labels. The programs themselves come from the host through read-only bind mounts
+that the Compose and Swarm backends add to every container of such an image.
+
+Label contract (read by ``backends._docker``):
+
+- ``io.bannou.pytest.host-mounts``: comma-separated absolute host paths; each existing one is
+  bind-mounted read-only at the same path in the container (``/usr,/lib,/lib64,/bin,/etc``, the
+  Python installation and the directories that make ``pytest_bannou`` importable).
+- ``io.bannou.pytest.tmpfs``: comma-separated container paths that get a writable tmpfs (a scratch
+  image has no writable ``/tmp``).
+- ``io.bannou.pytest.fingerprint``: a hash of everything above; ``ensure_images`` rebuilds an
+  image only when its fingerprint differs, so calling it is cheap and idempotent.
+
+Such an image only runs on the host that built it (or one with the same paths); it is a test
+fixture, not something to push. The tag names what presets ask for, not what runs: ``redis:7``
+and ``rabbitmq:3.12-management`` run the host's redis-server and rabbitmq-server whatever their
+versions (Debian 12: Redis 7.0, RabbitMQ 3.10; the management plugin is not enabled). An image
+whose host program is missing is skipped, and a preset that needs it gets the "image not found"
+error naming ``python -m pytest_bannou.backends.docker.images``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import DeployError
+from . import engine as _docker
+
+if TYPE_CHECKING:  # pragma: no cover
+    import docker
+
+# not /sbin: the engine mounts its init at /sbin/docker-init (init: true)
+SYSTEM_MOUNTS = ("/usr", "/lib", "/lib64", "/bin", "/etc")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+LAYER_FILE = ".pytest-bannou-image"  # the one file an image carries (see dockerfile())
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    tag: str
+    cmd: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    tmpfs: tuple[str, ...] = ("/tmp",)
+    requires: str = ""  # host program that must exist for this image to be built
+
+
+def python_mounts() -> list[str]:
+    """Host directories the running interpreter and an importable ``pytest_bannou`` need."""
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    package_parent = str(Path(__file__).resolve().parents[2])  # the directory holding pytest_bannou/
+    paths.append(package_parent)
+    paths.append(str(Path(sys.executable).resolve().parent.parent))
+    out: list[str] = []
+    for p in paths:
+        p = os.path.abspath(p)
+        if p in ("/", "/usr") or not os.path.isdir(p):
+            continue
+        if p.startswith("/usr/"):  # already in /usr
+            continue
+        if not any(p == o or p.startswith(o + "/") for o in out):
+            out = [o for o in out if not o.startswith(p + "/")] + [p]
+    return out
+
+
+def pythonpath() -> str:
+    """What the container's Python needs on ``sys.path`` to import ``pytest_bannou`` and its
+    dependencies the same way this process does."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    site = sysconfig.get_paths()["purelib"]
+    return ":".join(dict.fromkeys([package_parent, site]))
+
+
+def specs() -> list[ImageSpec]:
+    python = sys.executable
+    node_env = {"PATH": SYSTEM_PATH, "PYTHONPATH": pythonpath(), "PYTHONUNBUFFERED": "1"}
+    redis_cmd = (
+        "redis-server", "--bind", "0.0.0.0", "--protected-mode", "no",
+        "--save", "", "--appendonly", "no", "--dir", "/tmp",
+    )  # fmt: skip
+    rabbit_env = {
+        "PATH": SYSTEM_PATH,
+        "HOME": "/var/lib/rabbitmq",
+        "RABBITMQ_MNESIA_BASE": "/var/lib/rabbitmq/mnesia",
+        "RABBITMQ_LOG_BASE": "/var/log/rabbitmq",
+        "RABBITMQ_LOGS": "-",
+        "RABBITMQ_PID_FILE": "/tmp/rabbitmq.pid",
+    }
+    rabbit_tmpfs = ("/tmp", "/var/lib/rabbitmq", "/var/log/rabbitmq")
+    return [
+        ImageSpec("bannou:latest", (python, "-m", "pytest_bannou.reference.node"), node_env),
+        ImageSpec("redis:7", redis_cmd, {"PATH": SYSTEM_PATH}, requires="redis-server"),
+        ImageSpec(
+            "rabbitmq:3.12-management",
+            ("rabbitmq-server",),
+            rabbit_env,
+            rabbit_tmpfs,
+            requires="rabbitmq-server",
+        ),
+    ]
+
+
+def mounts_for(spec: ImageSpec) -> list[str]:
+    mounts = [m for m in SYSTEM_MOUNTS if os.path.exists(m)]
+    for p in python_mounts():
+        if p not in mounts:
+            mounts.append(p)
+    return mounts
+
+
+def dockerfile(spec: ImageSpec) -> tuple[str, str]:
+    """The Dockerfile text and its fingerprint."""
+    mounts = mounts_for(spec)
+    body = {
+        "cmd": list(spec.cmd),
+        "env": spec.env,
+        "mounts": mounts,
+        "tmpfs": list(spec.tmpfs),
+        "layer": LAYER_FILE,
+    }
+    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    lines = ["FROM scratch"]
+    for k, v in spec.env.items():
+        lines.append(f"ENV {k}={json.dumps(v)}")
+    labels = {
+        _docker.LABEL_HOST_MOUNTS: ",".join(mounts),
+        _docker.LABEL_TMPFS: ",".join(spec.tmpfs),
+        _docker.LABEL_IMAGE_FINGERPRINT: fingerprint,
+    }
+    lines.append("LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items()))
+    lines.append(f"CMD {json.dumps(list(spec.cmd))}")
+    # one small file layer: a dockershim kubelet refuses images of size 0 ("Id or size of image
+    # is not set"), so the same tags also run on the Kubernetes backend
+    lines.append(f"COPY {LAYER_FILE} /{LAYER_FILE}")
+    return "\n".join(lines) + "\n", fingerprint
+
+
+def known_infos() -> dict[str, _docker.ImageInfo]:
+    """The images this module builds, described without an engine (``bannou-env render`` uses
+    this to write the mounts when the engine cannot be asked)."""
+    return {
+        spec.tag: _docker.ImageInfo(spec.tag, "", tuple(mounts_for(spec)), spec.tmpfs, True)
+        for spec in specs()
+    }
+
+
+def _current_fingerprint(cli: docker.DockerClient, tag: str) -> str | None:
+    import docker as docker_sdk
+
+    try:
+        img = cli.images.get(tag)
+    except docker_sdk.errors.ImageNotFound:
+        return None
+    return ((img.attrs.get("Config") or {}).get("Labels") or {}).get(_docker.LABEL_IMAGE_FINGERPRINT)
+
+
+def build(cli: docker.DockerClient, spec: ImageSpec) -> str:
+    text, _ = dockerfile(spec)
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", text.encode()), (LAYER_FILE, f"{spec.tag}\n".encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    try:
+        image, _logs = cli.images.build(fileobj=context, custom_context=True, tag=spec.tag, rm=True)
+    except Exception as exc:
+        raise DeployError(f"building image {spec.tag} failed: {exc}") from None
+    return image.id
+
+
+def ensure_images(cli: docker.DockerClient | None = None, *, include_optional: bool = True) -> list[str]:
+    """Build (or keep, when up to date) every local image whose host program exists; return the
+    tags that are available afterwards."""
+    own = cli is None
+    cli = cli or _docker.client()
+    try:
+        tags: list[str] = []
+        for spec in specs():
+            if spec.requires and (not include_optional or shutil.which(spec.requires) is None):
+                continue
+            _, fingerprint = dockerfile(spec)
+            if _current_fingerprint(cli, spec.tag) != fingerprint:
+                build(cli, spec)
+            tags.append(spec.tag)
+        return tags
+    finally:
+        if own:
+            cli.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ...errors import BannouError
+
+    try:
+        tags = ensure_images()
+    except BannouError as exc:
+        print(f"pytest_bannou.backends.docker.images: {exc}", file=sys.stderr)
+        return 1
+    skipped = [s.tag for s in specs() if s.tag not in tags]
+    print("images ready: " + ", ".join(tags))
+    if skipped:
+        print("skipped (host program missing): " + ", ".join(skipped))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

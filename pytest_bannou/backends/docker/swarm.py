@@ -1,0 +1,623 @@
+"""Docker Swarm backend: one swarm service per node, created through the Docker SDK.
+
+Replicas are swarm replicas; ``restart(node, environment)`` is a rolling update (``UpdateConfig``:
+one task at a time, start-first); ``scale`` changes the replica count; ``status`` reports the
+real state of each slot's newest task (failed tasks count as restarts); logs are those of the
+service's task containers (service logs when none is on this engine). ``deploy`` returns once every
+slot's container has started; readiness is ``health.wait_ready``'s job.
+Every service, its overlay network and its containers carry the run-id labels, so ``teardown``
+and ``clean`` find them.
+
+Limitation: engines without IPVS (like this one: no ``ip_vs`` kernel module) cannot run the
+ingress routing mesh or VIP load balancing. Services therefore use ``endpoint_mode: dnsrr`` and
+publish their ports in *host* mode with engine-assigned host ports: each replica (task) has its
+own published port, read from the task's ``PortStatus`` and returned by ``endpoint(node, port,
+replica)``. There is no single load-balanced port per service, and a replica's port changes when
+its task is replaced. Host-mode ports bind on all interfaces (swarm cannot bind 127.0.0.1);
+endpoints are returned on 127.0.0.1. ``exec`` assumes a single-node swarm (the task's container
+runs on this engine), which is what tests use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from ...errors import DeployError, NodeNotReady
+from ...topology.model import Action, Node, Topology, Transition
+from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
+from . import engine as _docker
+from .compose_file import add_mounts_and_healthcheck
+
+SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
+NS = 1_000_000_000
+
+_TASK_STATES: dict[str, str] = {
+    "new": "starting",
+    "pending": "starting",
+    "assigned": "starting",
+    "accepted": "starting",
+    "ready": "starting",
+    "preparing": "starting",
+    "starting": "starting",
+    "running": "running",
+    "complete": "exited",
+    "failed": "exited",
+    "rejected": "exited",
+    "shutdown": "stopped",
+    "remove": "stopped",
+    "orphaned": "unknown",
+}
+
+
+def swarm_availability(cli: Any) -> Availability:
+    info = cli.info().get("Swarm") or {}
+    state = info.get("LocalNodeState", "inactive")
+    if state != "active":
+        return Availability(False, f"this Docker Engine is not in a swarm (state {state}); {SWARM_INIT_HINT}")
+    if not info.get("ControlAvailable"):
+        return Availability(False, "this Docker Engine is a swarm worker; services need a manager node")
+    return Availability(True, f"swarm manager {info.get('NodeID', '')[:12]}")
+
+
+def name_prefix(options: BackendOptions, topology: Topology) -> str:
+    worker = options.worker or os.environ.get("PYTEST_XDIST_WORKER", "") or "main"
+    raw = f"bannou-{options.run_id}-{topology.preset}-{worker}"
+    prefix = _docker.sanitize(raw, 200)
+    if len(prefix) > 40:  # service names are at most 63 characters
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        prefix = f"{prefix[:31].rstrip('-_')}-{digest}"
+    return prefix
+
+
+def render_stack(
+    topology: Topology,
+    options: BackendOptions,
+    prefix: str,
+    images: Mapping[str, _docker.ImageInfo] | None = None,
+) -> dict[str, Any]:
+    """A ``docker stack deploy`` file equivalent to what ``SwarmBackend`` creates through the
+    SDK (host-mode ports, dnsrr, replicas, rolling updates, labels, read-only host mounts)."""
+    images = images or {}
+    labels = _docker.resource_labels(options, None, "swarm")
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    for node in topology.nodes:
+        image = _docker.image_for(node)
+        info = images.get(image)
+        svc: dict[str, Any] = {
+            "image": image,
+            "init": True,
+            "environment": _docker.node_environment(node),
+            "networks": {"default": {"aliases": [node.name]}},
+        }
+        if node.command:
+            svc["command"] = list(node.command)
+        if node.ports:
+            svc["ports"] = [
+                {"target": p, "protocol": "tcp", "mode": "host"} for p in dict.fromkeys(node.ports)
+            ]
+        add_mounts_and_healthcheck(svc, node, info, labels, volumes)
+        svc["deploy"] = {
+            "replicas": node.replicas,
+            "endpoint_mode": "dnsrr",
+            "labels": _docker.resource_labels(options, topology, "swarm", node.name),
+            "restart_policy": {"condition": "on-failure", "delay": "1s", "max_attempts": 3},
+            "update_config": {
+                "parallelism": 1,
+                "delay": "0s",
+                "failure_action": "pause",
+                "order": "start-first",
+            },
+        }
+        services[_docker.sanitize(node.name)] = svc
+    doc: dict[str, Any] = {
+        "version": "3.9",
+        "services": services,
+        "networks": {"default": {"driver": "overlay", "attachable": True, "labels": labels}},
+    }
+    if volumes:
+        doc["volumes"] = volumes
+    return doc
+
+
+class SwarmBackend(_docker.EngineBackend):
+    name: ClassVar[str] = "swarm"
+    aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)
+
+    def __init__(self, options: BackendOptions) -> None:
+        super().__init__(options)
+        self.prefix: str | None = None
+        self.network: str | None = None
+        self._images: dict[str, _docker.ImageInfo] = {}
+        self._services: dict[str, str] = {}  # node -> service id
+        self._restarts: dict[str, int] = {}  # rolling restarts this instance did, per node
+
+    # capability
+    @classmethod
+    def available(cls) -> Availability:
+        engine = _docker.engine_availability()
+        if not engine:
+            return engine
+        cli = _docker.client(timeout=5)
+        try:
+            swarm = swarm_availability(cli)
+        finally:
+            cli.close()
+        if not swarm:
+            return swarm
+        return Availability(True, f"{engine.reason}; {swarm.reason}")
+
+    def _service_name(self, node: str) -> str:
+        assert self.prefix
+        return _docker.sanitize(f"{self.prefix}-{node}", 63)
+
+    # spec
+    def _spec(self, node: Node) -> dict[str, Any]:
+        assert self.topology is not None
+        image = _docker.image_for(node)
+        info = self._images.get(image)
+        labels = _docker.resource_labels(self.options, self.topology, self.name, node.name)
+        mounts: list[dict[str, Any]] = []
+        for spec in _docker.host_mounts(info) if info else []:
+            src, dst, _ = spec.split(":")
+            mounts.append({"Type": "bind", "Source": src, "Target": dst, "ReadOnly": True})
+        for path in info.tmpfs if info else ():
+            mounts.append({"Type": "tmpfs", "Target": path})
+        for spec in node.volumes:
+            parts = spec.split(":")
+            if len(parts) < 2:
+                where = f"preset {self.topology.preset!r}, node {node.name!r}"
+                raise DeployError(f"{where}: volume {spec!r} needs SOURCE:TARGET")
+            src, dst = parts[0], parts[1]
+            ro = len(parts) > 2 and "ro" in parts[2].split(",")
+            if src.startswith("/"):
+                mounts.append({"Type": "bind", "Source": src, "Target": dst, "ReadOnly": ro})
+            else:
+                vol = _docker.sanitize(f"{self.prefix}-{src}")
+                mounts.append(
+                    {"Type": "volume", "Source": vol, "Target": dst, "ReadOnly": ro,
+                     "VolumeOptions": {"Labels": labels}}
+                )  # fmt: skip
+        container: dict[str, Any] = {
+            "Image": image,
+            "Env": [f"{k}={v}" for k, v in _docker.node_environment(node).items()],
+            "Labels": labels,
+            "Mounts": mounts,
+            "Init": True,
+            "StopGracePeriod": 5 * NS,
+        }
+        if node.command:
+            container["Args"] = list(node.command)
+        hc = _docker.container_healthcheck(node, bool(info and info.local_build))
+        if hc:
+            container["Healthcheck"] = {
+                "Test": hc["test"],
+                "Interval": int(hc["interval"] * NS),
+                "Timeout": int(hc["timeout"] * NS),
+                "Retries": hc["retries"],
+                "StartPeriod": int(hc["start_period"] * NS),
+            }
+        task: dict[str, Any] = {
+            "ContainerSpec": container,
+            "RestartPolicy": {"Condition": "on-failure", "Delay": NS, "MaxAttempts": 3},
+            "Networks": [{"Target": self.network, "Aliases": [node.name]}],
+        }
+        if node.resources:
+            r = node.resources
+            res: dict[str, Any] = {}
+            if r.cpu_limit or r.memory_limit:
+                res["Limits"] = _resources(r.cpu_limit, r.memory_limit)
+            if r.cpu_request or r.memory_request:
+                res["Reservations"] = _resources(r.cpu_request, r.memory_request)
+            task["Resources"] = res
+        return {
+            "task_template": task,
+            "name": self._service_name(node.name),
+            "labels": labels,
+            "mode": {"Replicated": {"Replicas": node.replicas}},
+            "update_config": {
+                "Parallelism": 1,
+                "Delay": 0,
+                "FailureAction": "pause",
+                "Monitor": NS,
+                "Order": "start-first",
+            },
+            "endpoint_spec": {
+                "Mode": "dnsrr",
+                "Ports": [
+                    {"Protocol": "tcp", "TargetPort": p, "PublishMode": "host"}
+                    for p in dict.fromkeys(node.ports)
+                ],
+            },
+        }
+
+    def _create(self, node: Node) -> None:
+        sid = self.cli.api.create_service(**self._spec(node))["ID"]
+        self._services[node.name] = sid
+
+    # lifecycle
+    def deploy(self, topology: Topology, deadline: float) -> None:
+        self._endpoints.clear()
+        if self.topology is not None:
+            raise DeployError(
+                f"swarm backend already runs preset {self.topology.preset!r}; use apply() or teardown() first"
+            )
+        swarm = swarm_availability(self.cli)
+        if not swarm:
+            raise DeployError(f"swarm backend: {swarm.reason}")
+        self._images = _docker.inspect_images(self.cli, topology)
+        self.prefix = name_prefix(self.options, topology)
+        self.topology = topology
+        self.network = f"{self.prefix}-net"
+        self.cli.api.create_network(
+            self.network,
+            driver="overlay",
+            attachable=True,
+            labels=_docker.resource_labels(self.options, topology, self.name),
+        )
+        with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes)) or 1) as pool:
+            list(pool.map(self._create, topology.nodes))
+        self._started(topology.nodes, deadline)
+
+    def apply(self, transition: Transition, deadline: float) -> None:
+        self._endpoints.clear()
+        if transition.new is None:
+            self.teardown()
+            return
+        if self.topology is None:
+            self.deploy(transition.new, deadline)
+            return
+        self._images = _docker.inspect_images(self.cli, transition.new)
+        self.topology = transition.new
+        removed = [c.name for c in transition.of(Action.STOP, Action.RECREATE)]
+        self._remove_services(removed)
+        fresh = [c.new for c in transition.of(Action.START, Action.RECREATE) if c.new]
+        for node in fresh:
+            self._create_when_name_free(node, deadline)
+        self._started(fresh, deadline)
+        scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
+        for node in scaled:
+            self._set_replicas(node.name, node.replicas)
+            self._converge(node, deadline)
+
+    def _create_when_name_free(self, node: Node, deadline: float) -> None:
+        import docker as docker_sdk
+
+        while True:
+            try:
+                self._create(node)
+                return
+            except docker_sdk.errors.APIError as exc:
+                if exc.status_code != 409 or time.monotonic() > deadline:
+                    raise DeployError(
+                        f"swarm: creating service for node {node.name!r} failed: {exc}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _remove_services(self, nodes: Sequence[str]) -> None:
+        import docker as docker_sdk
+
+        for name in nodes:
+            sid = self._services.pop(name, None)
+            if sid:
+                with contextlib.suppress(docker_sdk.errors.NotFound):
+                    self.cli.api.remove_service(sid)
+
+    def teardown(self) -> None:
+        self._endpoints.clear()
+        if self.prefix is None:
+            return
+        self._remove_services(list(self._services))
+        self._services.clear()
+        import docker as docker_sdk
+
+        flt = {"label": [f"{LABEL_RUN_ID}={self.run_id}"]}
+        mine = [
+            s
+            for s in self.cli.api.services(filters=flt)
+            if s["Spec"].get("Name", "").startswith(self.prefix + "-")
+        ]
+        for s in mine:
+            with contextlib.suppress(docker_sdk.errors.NotFound):
+                self.cli.api.remove_service(s["ID"])
+        # containers of removed services go away asynchronously; wait, then remove the network
+        deadline = time.monotonic() + 30
+        names = {self._service_name(n) for n in (self.topology.node_names if self.topology else ())}
+        while time.monotonic() < deadline:
+            left = [
+                c
+                for c in self.cli.api.containers(all=True, filters=flt)
+                if (c.get("Labels") or {})
+                .get("com.docker.swarm.service.name", "")
+                .startswith(self.prefix + "-")
+                or (c.get("Labels") or {}).get("com.docker.swarm.service.name") in names
+            ]
+            if not left:
+                break
+            for c in left:  # speed up: the engine would remove them anyway
+                with contextlib.suppress(docker_sdk.errors.APIError):
+                    self.cli.api.remove_container(c["Id"], force=True, v=True)
+            time.sleep(0.05)
+        problems: list[str] = []
+        if self.network:
+            problem = _docker.remove_network(self.cli, self.network)
+            if problem:
+                problems.append(f"network {self.network} ({problem})")
+        for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
+            if vol["Name"].startswith(self.prefix + "-"):
+                problem = _docker.remove_volume(self.cli, vol["Name"])
+                if problem:
+                    problems.append(f"volume {vol['Name']} ({problem})")
+        self.topology = None
+        if problems:
+            raise DeployError(
+                f"swarm backend: teardown left {', '.join(problems)}; remove them with "
+                f"`bannou-env clean --run-id {self.run_id}`"
+            )
+
+    # tasks
+    def _tasks(self, node: str) -> dict[int, dict[str, Any]]:
+        """Replica index -> newest task of each live slot (slots ordered by number), with
+        ``_restarts`` (failed tasks of the slot) and ``_failed`` (the newest failed one)."""
+        n = self._require(node)
+        sid = self._services.get(node)
+        if sid is None:
+            return {}
+        slots: dict[int, list[dict[str, Any]]] = {}
+        for t in self.cli.api.tasks(filters={"service": sid}):
+            slots.setdefault(int(t.get("Slot") or 0), []).append(t)
+        live: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []  # slots whose last task failed and was not replaced
+        for _, ts in sorted(slots.items()):
+            # the task meant to run wins, then the most recently created one
+            ts.sort(key=lambda t: (t.get("DesiredState") in ("running", "ready"), _created(t)), reverse=True)
+            newest = ts[0]
+            failed = [t for t in ts if t["Status"].get("State") in ("failed", "rejected")]
+            newest["_restarts"] = len(failed)
+            newest["_failed"] = failed[0] if failed else None
+            if newest.get("DesiredState") in ("running", "ready"):
+                live.append(newest)
+            elif failed:
+                dead.append(newest)
+        chosen = (live + dead)[: n.replicas]
+        return dict(enumerate(chosen))
+
+    def _task(self, node: str, replica: int) -> dict[str, Any]:
+        tasks = self._tasks(node)
+        if replica not in tasks:
+            known = sorted(tasks) or "none"
+            raise DeployError(
+                f"swarm service {self._service_name(node)}: no replica {replica} (replicas: {known})"
+            )
+        return tasks[replica]
+
+    # inspection
+    def status(self) -> list[ReplicaStatus]:
+        if self.topology is None:
+            return []
+        out: list[ReplicaStatus] = []
+        for node in self.topology.nodes:
+            for idx, t in self._tasks(node.name).items():
+                out.append(_task_status(node.name, idx, t, self._restarts.get(node.name, 0)))
+        return out
+
+    def _lookup_endpoint(self, node: str, port: int | None, replica: int) -> Endpoint:
+        n = self._require(node)
+        port = port if port is not None else n.http_port
+        t = self._task(node, replica)
+        for p in (t["Status"].get("PortStatus") or {}).get("Ports") or []:
+            if p.get("TargetPort") == port and p.get("PublishedPort"):
+                return Endpoint("127.0.0.1", int(p["PublishedPort"]))
+        raise DeployError(
+            f"swarm service {self._service_name(node)}: replica {replica} has no published port {port} yet "
+            f"(task {t['Status'].get('State')})"
+        )
+
+    def logs(self, node: str, tail: int | None = None) -> str:
+        """The output of the service's task containers (current and previous tasks), read from
+        the local engine, which has it at once; service logs (which lag behind through the
+        swarm's log broker) when none of the containers is on this engine."""
+        import docker as docker_sdk
+
+        self._require(node)
+        sid = self._services.get(node)
+        if sid is None:
+            return ""
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
+        if tail is not None:
+            kwargs["tail"] = max(tail, 0)
+        chunks: list[bytes] = []
+        for t in self.cli.api.tasks(filters={"service": sid}):
+            cid = ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+            if cid:
+                with contextlib.suppress(docker_sdk.errors.NotFound):
+                    chunks.append(self.cli.api.logs(cid, **kwargs))
+        if not chunks:
+            raw = self.cli.api.service_logs(sid, **kwargs)
+            chunks = [raw if isinstance(raw, bytes) else b"".join(raw)]
+        return _docker.merged_logs(chunks, tail)
+
+    def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
+        t = self._task(node, replica)
+        cid = ((t["Status"].get("ContainerStatus") or {}).get("ContainerID")) or ""
+        if not cid or t["Status"].get("State") != "running":
+            raise DeployError(
+                f"swarm service {self._service_name(node)}: replica {replica} is not running "
+                f"(task {t['Status'].get('State')})"
+            )
+        return _docker.exec_in(self.cli, cid, argv, timeout)
+
+    # changes
+    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        """A rolling update of the node's service (forced, so it also happens without changes)."""
+        self._endpoints.clear()
+        n = self._require(node)
+        assert self.topology is not None
+        sid = self._services[node]
+        if environment:
+            n = replace(n, environment={**n.environment, **environment})
+            self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+        before = {t["ID"] for t in self.cli.api.tasks(filters={"service": sid})}
+        env = [f"{k}={v}" for k, v in _docker.node_environment(n).items()]
+
+        def roll(spec: dict[str, Any]) -> None:
+            template = spec["TaskTemplate"]
+            template["ContainerSpec"]["Env"] = env
+            template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+
+        self._update(sid, roll)
+        self._restarts[node] = self._restarts.get(node, 0) + 1
+        self._converge(n, time.monotonic() + self.options.ready_timeout, replaced=before)
+
+    def scale(self, node: str, replicas: int) -> None:
+        self._endpoints.clear()
+        n = self._require(node)
+        assert self.topology is not None
+        if replicas < 0:
+            raise DeployError(f"swarm: cannot scale {node!r} to {replicas} replicas")
+        n = replace(n, replicas=replicas)
+        self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+        self._set_replicas(node, replicas)
+        self._converge(n, time.monotonic() + self.options.ready_timeout)
+
+    def _set_replicas(self, node: str, replicas: int) -> None:
+        sid = self._services[node]
+        self._update(sid, lambda spec: spec.update(Mode={"Replicated": {"Replicas": replicas}}))
+
+    def _update(self, sid: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Post the service's current spec with ``change`` applied and nothing else touched (the
+        SDK's ``update_service`` rewrites parts of the spec, which rolls every task)."""
+        api = self.cli.api
+        current = api.inspect_service(sid)
+        spec = current["Spec"]
+        change(spec)
+        url = api._url("/services/{0}/update", sid)
+        resp = api._post_json(url, data=spec, params={"version": current["Version"]["Index"]})
+        api._raise_for_status(resp)
+
+    # convergence
+    def _started(self, nodes: Sequence[Node], deadline: float) -> None:
+        """Wait (at most until ``deadline``) until every slot of ``nodes`` has a task that runs
+        or has failed, so ``deploy`` returns with containers started like Compose's ``up -d``;
+        failures are reported by ``status()`` and ``health.wait_ready``."""
+        waiting = list(nodes)
+        while waiting and time.monotonic() < deadline:
+            still = []
+            for node in waiting:
+                tasks = self._tasks(node.name)
+                started = [t for t in tasks.values() if _container_started(t) or t.get("_failed")]
+                if len(started) < node.replicas:
+                    still.append(node)
+            waiting = still
+            if waiting:
+                time.sleep(0.05)
+
+    def _converge(self, node: Node, deadline: float, replaced: set[str] | None = None) -> None:
+        """Wait until the service runs exactly ``node.replicas`` tasks, none of them in
+        ``replaced`` (the tasks before a rolling update), and the old ones are gone; readiness
+        itself is ``health.wait_ready``'s job."""
+        assert self.topology is not None
+        replaced = replaced or set()
+        sid = self._services[node.name]
+        while True:
+            tasks = self.cli.api.tasks(filters={"service": sid})
+            running = [t for t in tasks if t["Status"].get("State") == "running"]
+            current = [t for t in running if t["ID"] not in replaced and t.get("DesiredState") == "running"]
+            stale = [t for t in running if t not in current]
+            failed = [
+                t
+                for t in tasks
+                if t["ID"] not in replaced and t["Status"].get("State") in ("failed", "rejected")
+            ]
+            if failed:
+                f = failed[0]["Status"]
+                code = (f.get("ContainerStatus") or {}).get("ExitCode")
+                raise NodeNotReady(
+                    self.topology.preset,
+                    node.name,
+                    f"a task {f.get('State')} (exit code {code}; {f.get('Err') or f.get('Message')})",
+                    self.logs(node.name, 40),
+                    self.name,
+                )
+            if len(current) == node.replicas and not stale:
+                return
+            if time.monotonic() > deadline:
+                states = ", ".join(sorted(t["Status"].get("State", "?") for t in tasks)) or "no tasks"
+                raise NodeNotReady(
+                    self.topology.preset,
+                    node.name,
+                    f"service did not converge to {node.replicas} running task(s) "
+                    f"before the deadline ({states})",
+                    self.logs(node.name, 40),
+                    self.name,
+                )
+            time.sleep(0.05)
+
+    def describe(self) -> str:
+        return (
+            f"backend swarm, services {self.prefix}-*: remove with `bannou-env clean --run-id {self.run_id}` "
+            f"or `docker service rm $(docker service ls -q -f label={LABEL_RUN_ID}={self.run_id})`"
+        )
+
+
+def _container_started(task: Mapping[str, Any]) -> bool:
+    """The task's container runs (swarm says ``starting`` until its healthcheck passes)."""
+    st = task.get("Status") or {}
+    return st.get("State") in ("starting", "running") and bool(
+        (st.get("ContainerStatus") or {}).get("ContainerID")
+    )
+
+
+def _created(task: Mapping[str, Any]) -> str:
+    """``CreatedAt`` made sortable as text (the engine trims trailing zeros of the fraction)."""
+    raw = str(task.get("CreatedAt") or "").rstrip("Z")
+    whole, _, frac = raw.partition(".")
+    return f"{whole}.{frac:0<9}"
+
+
+def _resources(cpus: str | None, memory: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if cpus:
+        value = float(cpus[:-1]) / 1000 if cpus.endswith("m") else float(cpus)
+        out["NanoCPUs"] = int(value * NS)
+    if memory:
+        out["MemoryBytes"] = _bytes(memory)
+    return out
+
+
+def _bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("b").rstrip("i")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(float(t))
+
+
+def _task_status(node: str, replica: int, t: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
+    st = t.get("Status") or {}
+    raw = st.get("State", "unknown")
+    mapped = _TASK_STATES.get(raw, "unknown")
+    cs = st.get("ContainerStatus") or {}
+    detail = f"task {raw}" + (f": {st['Err']}" if st.get("Err") else "")
+    failed = t.get("_failed")
+    if failed is not None and mapped != "running":
+        fst = failed["Status"]
+        mapped = "exited"
+        cs = fst.get("ContainerStatus") or {}
+        detail = f"task {fst.get('State')}: {fst.get('Err') or fst.get('Message')}"
+    return ReplicaStatus(
+        node=node,
+        replica=replica,
+        state=mapped,  # type: ignore[arg-type]
+        id=(cs.get("ContainerID") or t.get("ID", ""))[:12],
+        exit_code=cs.get("ExitCode") if mapped == "exited" else None,
+        restarts=int(t.get("_restarts", 0)) + restarts,
+        detail=detail,
+    )

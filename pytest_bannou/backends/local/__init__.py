@@ -1,0 +1,32 @@
+"""The local backend: every node replica is a process group on this machine.
+
+Names are re-exported lazily (PEP 562) so that importing one submodule never imports
+the others: the package stays free of import circles."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_GRACE": "backend",
+    "HOST": "backend",
+    "INSTALL_HINT": "backend",
+    "KILL_WAIT": "backend",
+    "LocalBackend": "backend",
+    "REFERENCE_COMMAND": "backend",
+    "RUN_ID_ENV": "backend",
+    "SESSION_ENV": "backend",
+    "STATE_DIR_ENV": "backend",
+    "WITH_EPMD": "backend",
+    "state_index_dir": "backend",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,898 @@
+"""Portainer backend: one Portainer standalone compose stack per environment, over Portainer's
+HTTP API (httpx).
+
+The topology is rendered to the same compose file the compose backend runs (``_compose_file``)
+and created as a stack (``POST /api/stacks/create/standalone/string``, stack name = the compose
+project name). Everything about containers (images, status, published ports, logs, exec,
+restart) goes through Portainer's Docker proxy ``/api/endpoints/{id}/docker/...``, which
+forwards Docker Engine API calls unchanged. Changes (scale, restart with environment, a
+transition) update the stack file (``PUT /api/stacks/{id}``): compose recreates only services
+whose definition changed, so the services of kept nodes are carried over verbatim from the
+previous file. Teardown deletes the stack, then removes whatever of the project the proxy still
+lists. Readiness is left to ``health.wait_ready`` probing the published ports.
+
+Settings (``BackendOptions.extra`` key, else environment variable):
+
+- ``url`` / ``BANNOU_PORTAINER_URL``: Portainer's base URL (``https://portainer.example:9443``)
+- ``api_key`` / ``BANNOU_PORTAINER_API_KEY`` (sent as ``X-API-Key``), or ``username`` +
+  ``password`` / ``BANNOU_PORTAINER_USERNAME`` + ``BANNOU_PORTAINER_PASSWORD`` (``POST /api/auth``
+  gives a JWT, sent as ``Authorization: Bearer``)
+- ``endpoint`` / ``BANNOU_PORTAINER_ENDPOINT``: the environment's id or name (default: the only
+  Docker environment)
+- ``host`` / ``BANNOU_PORTAINER_HOST``: where published ports are reached (default: the
+  environment's ``PublicURL``, else the host of its ``tcp://`` URL, else of Portainer's URL)
+- ``timeout`` / ``BANNOU_PORTAINER_TIMEOUT``: seconds per HTTP call (default 30)
+- ``verify_tls`` / ``BANNOU_PORTAINER_VERIFY_TLS``: ``false`` for self-signed certificates
+
+Secrets (password, API key, JWT) never appear in messages, reprs or logs: every message built
+here passes through ``Secrets.mask``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ipaddress
+import json
+import os
+import struct
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from ...errors import BackendUnavailable, DeployError
+from ...topology.model import Action, Node, Topology, Transition
+from ..base import (
+    LABEL_PREFIX,
+    LABEL_RUN_ID,
+    Availability,
+    Backend,
+    BackendOptions,
+    Endpoint,
+    ExecResult,
+    ReplicaStatus,
+)
+from ..docker import engine as _docker
+from ..docker.compose_file import (
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    no_published_port,
+    project_name,
+    published_port,
+    render,
+    render_text,
+    replica_containers,
+    replica_statuses,
+)
+from ..docker.compose_file import service_name as _service
+
+ENV_PREFIX = "BANNOU_PORTAINER_"
+LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+STACK_PREFIX = "bannou-"
+DOCKER_ENDPOINT_TYPES = {1, 2, 4}  # Docker (API/socket), agent, edge agent
+CONFIG_HINT = (
+    f"set {ENV_PREFIX}URL and either {ENV_PREFIX}API_KEY or {ENV_PREFIX}USERNAME + {ENV_PREFIX}PASSWORD "
+    "(or the backend options url, api_key, username, password)"
+)
+SNAPSHOT_AGE = 0.25  # endpoint() lookups may reuse a container list this old
+
+
+# --- settings and secrets ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PortainerSettings:
+    """Where Portainer is and how to log in; ``repr`` never shows a secret."""
+
+    url: str = ""
+    api_key: str = field(default="", repr=False)
+    username: str = ""
+    password: str = field(default="", repr=False)
+    endpoint: str = ""
+    host: str = ""
+    timeout: float = 30.0
+    verify_tls: bool = True
+
+    @classmethod
+    def load(cls, extra: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None):
+        """From backend options first (``url`` or ``portainer_url``), then the environment."""
+        extra = extra or {}
+        environ = os.environ if environ is None else environ
+
+        def get(key: str, default: str = "") -> str:
+            for k in (key, f"portainer_{key}"):
+                if extra.get(k):
+                    return str(extra[k])
+            return environ.get(ENV_PREFIX + key.upper(), default)
+
+        try:
+            timeout = float(get("timeout", "30"))
+        except ValueError:
+            raise BackendUnavailable(
+                f"Portainer backend: timeout {get('timeout')!r} is not a number of seconds "
+                f"(option timeout / {ENV_PREFIX}TIMEOUT)"
+            ) from None
+        return cls(
+            url=get("url").strip().rstrip("/"),
+            api_key=get("api_key").strip(),
+            username=get("username").strip(),
+            password=get("password"),
+            endpoint=get("endpoint").strip(),
+            host=get("host").strip(),
+            timeout=timeout,
+            verify_tls=get("verify_tls", "true").strip().lower() not in ("0", "false", "no", "off"),
+        )
+
+    def problem(self) -> str:
+        """What is missing to reach Portainer, or ''."""
+        if not self.url:
+            return f"no Portainer URL configured: {CONFIG_HINT}"
+        if not urlsplit(self.url).scheme.startswith("http"):
+            return f"Portainer URL {self.url!r} is not an http(s) URL ({ENV_PREFIX}URL)"
+        if not self.api_key and not (self.username and self.password):
+            return f"no Portainer credentials configured for {self.url}: {CONFIG_HINT}"
+        return ""
+
+    @property
+    def auth_kind(self) -> str:
+        return "API key" if self.api_key else f"password of user {self.username!r}"
+
+
+class Secrets:
+    """The secret strings of one client; ``mask`` replaces each by ``***``."""
+
+    def __init__(self, *values: str) -> None:
+        self._values: set[str] = set()
+        for v in values:
+            self.add(v)
+
+    def add(self, value: str) -> None:
+        if value and len(value) >= 3:
+            self._values.add(value)
+
+    def mask(self, text: str) -> str:
+        for v in sorted(self._values, key=len, reverse=True):
+            text = text.replace(v, "***")
+        return text
+
+
+class PortainerError(DeployError):
+    """Portainer answered with an error (or not at all) for one call."""
+
+    def __init__(self, message: str, status: int | None = None, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.timed_out = timed_out
+
+
+# --- the API client -------------------------------------------------------------------------------------
+class PortainerClient:
+    """Portainer's API: authentication, environments, stacks and the Docker proxy."""
+
+    def __init__(self, settings: PortainerSettings) -> None:
+        problem = settings.problem()
+        if problem:
+            raise BackendUnavailable(problem)
+        self.settings = settings
+        self.secrets = Secrets(settings.api_key, settings.password, urlsplit(settings.url).password or "")
+        self._http = httpx.Client(
+            base_url=settings.url + "/api", timeout=settings.timeout, verify=settings.verify_tls
+        )
+        self._auth: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"PortainerClient({self.settings.url}, {self.settings.auth_kind})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # auth
+    def login(self) -> None:
+        """Check the credentials: a JWT from ``POST /auth`` for a password, a cheap authenticated
+        call for an API key. ``BackendUnavailable`` when Portainer is unreachable or says no."""
+        if self.settings.api_key:
+            self._auth = {"X-API-Key": self.settings.api_key}
+            self.call("GET", "/endpoints", params={"limit": 1}, what="check the API key")
+            return
+        self._auth = {}
+        # the document lists apiKey as required in the payload; Portainer ignores it for a password
+        body = {"username": self.settings.username, "password": self.settings.password, "apiKey": ""}
+        resp = self._send("POST", "/auth", json=body, what="log in")
+        if resp.status_code in (401, 422):
+            raise BackendUnavailable(
+                f"Portainer at {self.settings.url} rejected the {self.settings.auth_kind} "
+                f"(HTTP {resp.status_code}{self._detail(resp)}); check {ENV_PREFIX}USERNAME / "
+                f"{ENV_PREFIX}PASSWORD or use an API key ({ENV_PREFIX}API_KEY)"
+            )
+        self._raise_for(resp, "POST", "/auth", "log in")
+        token = str(resp.json().get("jwt") or "")
+        if not token:
+            raise BackendUnavailable(
+                f"Portainer at {self.settings.url} answered POST /api/auth without a JWT"
+            )
+        self.secrets.add(token)
+        self._auth = {"Authorization": f"Bearer {token}"}
+
+    # plumbing
+    def _send(self, method: str, path: str, *, what: str, timeout: float | None = None, **kw: Any):
+        try:
+            return self._http.request(
+                method, path, headers=self._auth, timeout=timeout or self.settings.timeout, **kw
+            )
+        except httpx.TimeoutException as exc:
+            raise PortainerError(
+                self.secrets.mask(
+                    f"Portainer at {self.settings.url}: {method} /api{path} ({what}) got no answer within "
+                    f"{timeout or self.settings.timeout:.0f}s ({type(exc).__name__})"
+                ),
+                timed_out=True,
+            ) from None
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                self.secrets.mask(
+                    f"Portainer unreachable at {self.settings.url} ({type(exc).__name__}: {exc}) "
+                    f"while trying to {what}; start it or fix {ENV_PREFIX}URL"
+                )
+            ) from None
+
+    def _detail(self, resp: httpx.Response) -> str:
+        try:
+            body = resp.json()
+        except ValueError:
+            text = resp.text.strip()[:500]
+            return f": {self.secrets.mask(text)}" if text else ""
+        if isinstance(body, dict):
+            parts = [str(body[k]) for k in ("message", "details") if body.get(k)]
+            if parts:
+                return ": " + self.secrets.mask(": ".join(parts))
+        return ""
+
+    def _raise_for(self, resp: httpx.Response, method: str, path: str, what: str) -> None:
+        if resp.status_code < 400:
+            return
+        where = f"Portainer at {self.settings.url}: {method} /api{path.split('?')[0]} ({what})"
+        if resp.status_code == 401:
+            raise BackendUnavailable(
+                f"{where} was refused: HTTP 401{self._detail(resp)}; the {self.settings.auth_kind} "
+                f"is not accepted (check {ENV_PREFIX}API_KEY, or {ENV_PREFIX}USERNAME/{ENV_PREFIX}PASSWORD)"
+            )
+        raise PortainerError(f"{where} failed: HTTP {resp.status_code}{self._detail(resp)}", resp.status_code)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        ok: Iterable[int] = (),
+        timeout: float | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """One API call; a JWT that expired is renewed once. Statuses in ``ok`` are returned
+        instead of raised."""
+        resp = self._send(method, path, what=what, timeout=timeout, **kw)
+        if resp.status_code == 401 and not self.settings.api_key and self._auth:
+            self.login()
+            resp = self._send(method, path, what=what, timeout=timeout, **kw)
+        if resp.status_code not in set(ok):
+            self._raise_for(resp, method, path, what)
+        return resp
+
+    # environments
+    def endpoints(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/endpoints", what="list environments").json() or [])
+
+    def resolve_endpoint(self, wanted: str) -> dict[str, Any]:
+        """The environment called ``wanted`` (id or name), or the only Docker environment."""
+        found = self.endpoints()
+        docker_envs = [e for e in found if e.get("Type") in DOCKER_ENDPOINT_TYPES]
+        listing = ", ".join(f"{e.get('Id')} ({e.get('Name')})" for e in found) or "none"
+        if not wanted:
+            if len(docker_envs) == 1:
+                return docker_envs[0]
+            raise BackendUnavailable(
+                f"Portainer at {self.settings.url} has {len(docker_envs)} Docker environments "
+                f"({listing}); choose one with {ENV_PREFIX}ENDPOINT (id or name)"
+            )
+        for e in found:
+            if str(e.get("Id")) == wanted or e.get("Name") == wanted:
+                if e.get("Type") not in DOCKER_ENDPOINT_TYPES:
+                    raise BackendUnavailable(
+                        f"Portainer environment {wanted!r} at {self.settings.url} is not a Docker "
+                        f"environment (type {e.get('Type')}); choose one of: {listing}"
+                    )
+                return e
+        raise BackendUnavailable(
+            f"Portainer at {self.settings.url} has no environment {wanted!r} ({ENV_PREFIX}ENDPOINT); "
+            f"environments: {listing}"
+        )
+
+    # stacks
+    def stacks(self, endpoint_id: int) -> list[dict[str, Any]]:
+        params = {"filters": json.dumps({"EndpointID": endpoint_id})}
+        resp = self.call("GET", "/stacks", params=params, what="list stacks", ok=(204,))
+        if resp.status_code == 204 or not resp.content:
+            return []
+        return [s for s in resp.json() or [] if s.get("EndpointId") in (None, endpoint_id)]
+
+    def create_stack(self, endpoint_id: int, name: str, content: str, timeout: float) -> dict[str, Any]:
+        body = {"Name": name, "StackFileContent": content, "Env": []}
+        return self.call(
+            "POST",
+            "/stacks/create/standalone/string",
+            params={"endpointId": endpoint_id},
+            json=body,
+            timeout=timeout,
+            what=f"create stack {name}",
+        ).json()
+
+    def update_stack(self, endpoint_id: int, stack: int, content: str, timeout: float, what: str) -> None:
+        body = {"StackFileContent": content, "Env": [], "Prune": True, "PullImage": False}
+        self.call(
+            "PUT",
+            f"/stacks/{stack}",
+            params={"endpointId": endpoint_id},
+            json=body,
+            timeout=timeout,
+            what=what,
+        )
+
+    def delete_stack(self, endpoint_id: int, stack: int, timeout: float) -> bool:
+        """Delete a stack with its volumes; False when Portainer no longer knows it."""
+        resp = self.call(
+            "DELETE",
+            f"/stacks/{stack}",
+            params={"endpointId": endpoint_id, "removeVolumes": "true"},
+            timeout=timeout,
+            ok=(404,),
+            what=f"delete stack {stack}",
+        )
+        return resp.status_code != 404
+
+    # the Docker proxy
+    def docker(self, endpoint_id: int, method: str, path: str, *, what: str, **kw: Any) -> httpx.Response:
+        return self.call(method, f"/endpoints/{endpoint_id}/docker{path}", what=what, **kw)
+
+
+# --- Docker proxy helpers ----------------------------------------------------------------------------------
+def demux(raw: bytes) -> bytes:
+    """The payload of Docker's multiplexed stdout/stderr stream (8-byte frame headers); raw
+    bytes when the stream is not multiplexed (a TTY container)."""
+    out = bytearray()
+    i = 0
+    while i + 8 <= len(raw):
+        kind, size = raw[i], struct.unpack(">I", raw[i + 4 : i + 8])[0]
+        if kind not in (0, 1, 2) or raw[i + 1 : i + 4] != b"\0\0\0":
+            return raw if i == 0 else bytes(out) + raw[i:]
+        out += raw[i + 8 : i + 8 + size]
+        i += 8 + size
+    return bytes(out) + raw[i:] if i else raw
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# --- the backend -----------------------------------------------------------------------------------------
+class PortainerBackend(Backend):
+    name: ClassVar[str] = "portainer"
+
+    def __init__(self, options: BackendOptions) -> None:
+        super().__init__(options)
+        self.settings = PortainerSettings.load(options.extra)
+        self._client: PortainerClient | None = None
+        self._endpoint: dict[str, Any] | None = None
+        self.project: str | None = None
+        self.stack_id: int | None = None
+        self._doc: dict[str, Any] = {}
+        self._snap: list[dict[str, Any]] = []
+        self._snap_at = 0.0
+        self._restarts: dict[str, int] = {}
+        self._image_infos: dict[str, _docker.ImageInfo] = {}
+
+    def __repr__(self) -> str:
+        return f"PortainerBackend(run_id={self.run_id!r}, settings={self.settings!r})"
+
+    # capability
+    @classmethod
+    def available(cls) -> Availability:
+        return cls.check(PortainerSettings.load())
+
+    @classmethod
+    def check(cls, settings: PortainerSettings) -> Availability:
+        """Whether Portainer at ``settings`` can be used: configured, reachable, credentials
+        accepted, the environment exists and its Docker answers."""
+        try:
+            client = PortainerClient(settings)
+        except BackendUnavailable as exc:
+            return Availability(False, exc.message)
+        try:
+            client.login()
+            env = client.resolve_endpoint(settings.endpoint)
+            version = client.docker(env["Id"], "GET", "/version", what="ask Docker its version").json()
+        except (BackendUnavailable, PortainerError) as exc:
+            return Availability(False, client.secrets.mask(exc.message))
+        finally:
+            client.close()
+        return Availability(
+            True,
+            f"Portainer at {settings.url}, environment {env['Id']} ({env.get('Name')}), "
+            f"Docker Engine {version.get('Version', '?')}",
+        )
+
+    # plumbing
+    @property
+    def client(self) -> PortainerClient:
+        if self._client is None:
+            client = PortainerClient(self.settings)
+            client.login()
+            self._client = client
+        return self._client
+
+    @property
+    def endpoint_id(self) -> int:
+        if self._endpoint is None:
+            self._endpoint = self.client.resolve_endpoint(self.settings.endpoint)
+        return int(self._endpoint["Id"])
+
+    @property
+    def host(self) -> str:
+        """Where published ports are reached from this process."""
+        if self.settings.host:
+            return self.settings.host
+        self.endpoint_id  # noqa: B018 - resolves the environment
+        env = self._endpoint or {}
+        public = str(env.get("PublicURL") or "")
+        if public:  # "URL or IP address where exposed containers will be reachable"
+            return urlsplit(public if "//" in public else "//" + public).hostname or public
+        env_url = urlsplit(str(env.get("URL") or ""))
+        if env_url.scheme == "tcp" and env_url.hostname:
+            return env_url.hostname
+        return urlsplit(self.settings.url).hostname or "127.0.0.1"
+
+    def _mask(self, text: str) -> str:
+        return self._client.secrets.mask(text) if self._client else text
+
+    def _docker(self, method: str, path: str, *, what: str, **kw: Any) -> httpx.Response:
+        return self.client.docker(self.endpoint_id, method, path, what=what, **kw)
+
+    def _where(self) -> str:
+        env = self._endpoint or {}
+        where = f"environment {env.get('Id')} {env.get('Name')!r} at {self.settings.url}"
+        return f"Portainer stack {self.project} ({where})"
+
+    def _require(self, node: str) -> Node:
+        return _docker.deployed_node(self, node)
+
+    # images and the stack file
+    def _images(self, topology: Topology) -> dict[str, _docker.ImageInfo]:
+        infos: dict[str, _docker.ImageInfo] = {}
+        missing: list[str] = []
+        for node in topology.nodes:
+            name = _docker.image_for(node)
+            if name in infos or any(m.startswith(name + " ") for m in missing):
+                continue
+            resp = self._docker(
+                "GET", f"/images/{quote(name, safe='')}/json", what=f"inspect image {name}", ok=(404,)
+            )
+            if resp.status_code == 404:
+                missing.append(f"{name} (node {node.name})")
+                continue
+            infos[name] = _docker.image_info_from_attrs(name, resp.json())
+        self._image_infos.update(infos)
+        if missing:
+            env = self._endpoint or {}
+            raise DeployError(
+                f"preset {topology.preset!r}: image(s) not found on Portainer environment {env.get('Id')} "
+                f"({env.get('Name')}) at {self.settings.url}: {', '.join(missing)}. Nothing is pulled: "
+                f"{_docker.BUILD_IMAGES_HINT} on that Docker host, or build/tag your own with "
+                "`docker build -t NAME .` / `docker tag EXISTING NAME`"
+            )
+        return infos
+
+    def _render(self, topology: Topology, images: Mapping[str, _docker.ImageInfo]) -> dict[str, Any]:
+        """The compose file for ``topology``, labelled as this backend's, with each service's spec
+        hash (so a changed node is recreated even when its rendering looks alike)."""
+        assert self.project
+        doc = render(topology, self.options, self.project, images)
+        remote = not _is_loopback(self.host)
+        for node in topology.nodes:
+            svc = doc["services"][_service(node.name)]
+            svc["labels"][_docker.LABEL_BACKEND] = self.name
+            svc["labels"][LABEL_SPEC_HASH] = node.spec_hash()
+            if remote:  # published on every interface of a remote Docker host
+                for p in svc.get("ports", []):
+                    p.pop("host_ip", None)
+        for section in ("networks", "volumes"):
+            for spec in (doc.get(section) or {}).values():
+                if isinstance(spec, dict) and "labels" in spec:
+                    spec["labels"][_docker.LABEL_BACKEND] = self.name
+        return doc
+
+    def _evolve(self, new: Topology, keep: Mapping[str, Action], images) -> dict[str, Any]:
+        """The next stack file: fresh services for changed nodes, the previous definitions of
+        kept ones (a new preset name in their labels must not recreate them), scaled ones with
+        their new replica count."""
+        fresh = self._render(new, images)
+        for node in new.nodes:
+            svc = _service(node.name)
+            action = keep.get(node.name)
+            old = self._doc.get("services", {}).get(svc)
+            if old is None or action not in (Action.KEEP, Action.SCALE):
+                continue
+            carried = copy.deepcopy(old)
+            carried.setdefault("deploy", {})["replicas"] = node.replicas
+            fresh["services"][svc] = carried
+        for section in ("networks", "volumes"):
+            for key, spec in (self._doc.get(section) or {}).items():
+                if key in (fresh.get(section) or {}):
+                    fresh[section][key] = copy.deepcopy(spec)
+        return fresh
+
+    def _update(self, doc: dict[str, Any], deadline: float, what: str) -> None:
+        assert self.stack_id is not None
+        timeout = max(1.0, self.remaining(deadline))
+        try:
+            self.client.update_stack(self.endpoint_id, self.stack_id, render_text(doc), timeout, what)
+        except PortainerError as exc:
+            raise DeployError(self._mask(f"{self._where()}: {what} failed: {exc.message}")) from None
+        self._doc = doc
+        self._invalidate()
+
+    # containers
+    def _containers(self, max_age: float = 0.0) -> list[dict[str, Any]]:
+        if self.project is None:
+            return []
+        if max_age and time.monotonic() - self._snap_at <= max_age:
+            return self._snap
+        flt = json.dumps({"label": [f"{LABEL_PROJECT}={self.project}"]})
+        found = self._docker(
+            "GET", "/containers/json", params={"all": "1", "filters": flt}, what="list containers"
+        ).json()
+        found.sort(key=lambda c: c.get("Created", 0), reverse=True)  # newest first wins
+        self._snap, self._snap_at = found, time.monotonic()
+        return found
+
+    def _invalidate(self) -> None:
+        self._snap_at = 0.0
+
+    def _replicas(self, node: str, max_age: float = 0.0) -> dict[int, dict[str, Any]]:
+        return replica_containers(self._containers(max_age), node)
+
+    def _container(self, node: str, replica: int, max_age: float = 0.0) -> dict[str, Any]:
+        self._require(node)
+        reps = self._replicas(node, max_age)
+        if replica not in reps and max_age:
+            reps = self._replicas(node)
+        if replica not in reps:
+            raise DeployError(
+                f"{self._where()}: node {node!r} has no replica {replica} "
+                f"(replicas: {sorted(reps) or 'none'})"
+            )
+        return reps[replica]
+
+    def _remove_containers(self, ids: Sequence[str]) -> None:
+        for cid in ids:
+            self._docker(
+                "DELETE",
+                f"/containers/{cid}",
+                params={"force": "1", "v": "1"},
+                ok=(404, 409),
+                what=f"remove container {cid[:12]}",
+            )
+
+    # lifecycle
+    def deploy(self, topology: Topology, deadline: float) -> None:
+        if self.topology is not None:
+            raise DeployError(
+                f"{self._where()} already runs preset {self.topology.preset!r}; "
+                "use apply() for a transition or teardown() first"
+            )
+        images = self._images(topology)
+        self.project = project_name(self.options, topology)
+        self.topology = topology
+        doc = self._render(topology, images)
+        self.options.workdir.mkdir(parents=True, exist_ok=True)
+        stack_file = self.options.workdir / f"{self.project}.portainer-stack.yaml"
+        stack_file.write_text(render_text(doc))
+        timeout = max(1.0, self.remaining(deadline))
+        try:
+            stack = self.client.create_stack(self.endpoint_id, self.project, render_text(doc), timeout)
+        except PortainerError as exc:
+            hint = ""
+            if exc.status == 409:
+                hint = (
+                    "; a stack of this name is left over: remove it with "
+                    f"`bannou-env clean --run-id {self.run_id}`"
+                )
+            raise DeployError(
+                self._mask(
+                    f"preset {topology.preset!r}: {self._where()}: creating the stack failed: {exc.message}"
+                    f"{hint}\n(the stack file sent: {stack_file})"
+                )
+            ) from None
+        self.stack_id = int(stack["Id"])
+        self._doc = doc
+        self._invalidate()
+
+    def apply(self, transition: Transition, deadline: float) -> None:
+        if transition.new is None:
+            self.teardown()
+            return
+        if self.topology is None or self.stack_id is None:
+            self.topology = None
+            self.deploy(transition.new, deadline)
+            return
+        images = self._images(transition.new)
+        actions = {c.name: c.action for c in transition.changes}
+        doc = self._evolve(transition.new, actions, images)
+        self.topology = transition.new
+        self._update(doc, deadline, f"transition ({transition.summary()})")
+        self._remove_stopped([c.name for c in transition.of(Action.STOP)])
+        for c in transition.of(Action.START, Action.RECREATE):
+            self._restarts.pop(c.name, None)
+
+    def _remove_stopped(self, nodes: Sequence[str]) -> None:
+        """Containers of services no longer in the file (Portainer's update may keep orphans)."""
+        wanted = {_service(n) for n in nodes}
+        if wanted:
+            ids = [
+                c["Id"] for c in self._containers() if (c.get("Labels") or {}).get(LABEL_SERVICE) in wanted
+            ]
+            self._remove_containers(ids)
+            self._invalidate()
+
+    def teardown(self) -> None:
+        """Delete the stack (with its volumes), then whatever of the project is still listed.
+        Idempotent; tolerates a stack deleted behind our back and a failed create."""
+        if self.project is None:
+            return
+        timeout = max(30.0, self.options.ready_timeout)
+        problems: list[str] = []
+        if self.stack_id is not None:
+            try:
+                self.client.delete_stack(self.endpoint_id, self.stack_id, timeout)
+            except PortainerError as exc:
+                problems.append(exc.message)
+            self.stack_id = None
+        problems += self._sweep_project()
+        self.topology = None
+        self._doc = {}
+        self._invalidate()
+        if problems:
+            raise DeployError(
+                self._mask(
+                    f"{self._where()}: teardown left {'; '.join(problems)}; remove it with "
+                    f"`bannou-env clean --run-id {self.run_id} --backend portainer`"
+                )
+            )
+
+    def _sweep_project(self) -> list[str]:
+        assert self.project
+        return _sweep(self.client, self.endpoint_id, {"label": [f"{LABEL_PROJECT}={self.project}"]}, None)
+
+    @classmethod
+    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
+        """Delete stacks named ``bannou-*`` whose containers carry ``run_id`` (or, when None,
+        whose owner session is gone), and stacks named after ``run_id``; then remove labelled
+        containers, networks and volumes left outside any stack."""
+        settings = PortainerSettings.load(options.extra if options else None)
+        client = PortainerClient(settings)
+        try:
+            client.login()
+            env_id = int(client.resolve_endpoint(settings.endpoint)["Id"])
+            removed: list[str] = []
+            prefix = _docker.sanitize(f"{STACK_PREFIX}{run_id}") + "-" if run_id else None
+            for stack in client.stacks(env_id):
+                name = str(stack.get("Name", ""))
+                if not name.startswith(STACK_PREFIX):
+                    continue
+                owner = _stack_owner(client, env_id, name)
+                if run_id is not None:
+                    mine = (owner is not None and owner.get(LABEL_RUN_ID) == run_id) or (
+                        owner is None and prefix is not None and name.startswith(prefix)
+                    )
+                else:
+                    mine = owner is not None and LABEL_RUN_ID in owner and not _docker.owner_alive(owner)
+                if not mine:
+                    continue
+                if client.delete_stack(env_id, int(stack["Id"]), max(30.0, settings.timeout)):
+                    rid = (owner or {}).get(LABEL_RUN_ID, run_id)
+                    removed.append(f"stack {name} (id {stack['Id']}, run id {rid})")
+            flt = {"label": [f"{LABEL_RUN_ID}={run_id}" if run_id else LABEL_RUN_ID]}
+            removed += _sweep(client, env_id, flt, run_id, report=True)
+            return removed
+        except (BackendUnavailable, PortainerError) as exc:
+            raise type(exc)(client.secrets.mask(exc.message)) from None
+        finally:
+            client.close()
+
+    # inspection
+    def status(self) -> list[ReplicaStatus]:
+        if self.topology is None:
+            return []
+        return replica_statuses(self.topology, self._containers(), self._restarts)
+
+    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        n = self._require(node)
+        port = port if port is not None else n.http_port
+        if port is None:
+            raise DeployError(f"{self._where()}: node {node!r} publishes no port")
+        for max_age in (SNAPSHOT_AGE, 0.0):
+            c = self._container(node, replica, max_age)
+            host_port = published_port(c, port)
+            if host_port is not None:
+                return Endpoint(self.host, host_port)
+        raise no_published_port(self._where(), node, replica, port, c)
+
+    def logs(self, node: str, tail: int | None = None) -> str:
+        self._require(node)
+        chunks = []
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1"}
+        if tail is not None:
+            params["tail"] = str(max(tail, 0))
+        for c in self._replicas(node).values():
+            with contextlib.suppress(PortainerError):
+                resp = self._docker(
+                    "GET", f"/containers/{c['Id']}/logs", params=params, what=f"logs of {node}"
+                )
+                chunks.append(demux(resp.content))
+        return _docker.merged_logs(chunks, tail)
+
+    def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
+        c = self._container(node, replica)
+        spec = {"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True, "Tty": False}
+        exec_id = self._docker(
+            "POST", f"/containers/{c['Id']}/exec", json=spec, what=f"exec in {node}"
+        ).json()["Id"]
+        try:
+            resp = self._docker(
+                "POST",
+                f"/exec/{exec_id}/start",
+                json={"Detach": False, "Tty": False},
+                timeout=max(0.5, timeout),
+                what=f"exec in {node}",
+            )
+        except PortainerError as exc:
+            if exc.timed_out:
+                return ExecResult(124, f"{' '.join(argv)}: timed out after {timeout:.1f}s")
+            raise
+        output = demux(resp.content).decode("utf-8", "replace")
+        code = self._docker("GET", f"/exec/{exec_id}/json", what=f"exec in {node}").json().get("ExitCode")
+        return ExecResult(int(code if code is not None else 1), output)
+
+    # changes
+    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        n = self._require(node)
+        assert self.topology is not None
+        deadline = time.monotonic() + self.options.ready_timeout
+        if environment:
+            n = replace(n, environment={**n.environment, **environment})
+            new = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+            actions = {x.name: (Action.RECREATE if x.name == node else Action.KEEP) for x in new.nodes}
+            doc = self._evolve(new, actions, self._images(new))
+            self.topology = new
+            self._update(doc, deadline, f"restart {node} with a new environment")
+        else:
+            for c in self._replicas(node).values():
+                self._docker(
+                    "POST",
+                    f"/containers/{c['Id']}/restart",
+                    params={"t": "5"},
+                    timeout=max(15.0, self.remaining(deadline)),
+                    what=f"restart {node}",
+                )
+        self._restarts[node] = self._restarts.get(node, 0) + 1
+        self._invalidate()
+
+    def scale(self, node: str, replicas: int) -> None:
+        n = self._require(node)
+        assert self.topology is not None
+        if replicas < 0:
+            raise DeployError(f"{self._where()}: cannot scale {node!r} to {replicas} replicas")
+        new = self.topology.with_nodes(
+            replace(n, replicas=replicas) if x.name == node else x for x in self.topology.nodes
+        )
+        actions = {x.name: (Action.SCALE if x.name == node else Action.KEEP) for x in new.nodes}
+        doc = self._evolve(new, actions, self._image_infos)
+        self.topology = new
+        self._update(doc, time.monotonic() + self.options.ready_timeout, f"scale {node} to {replicas}")
+
+    def describe(self) -> str:
+        return (
+            f"backend portainer, {self._where()}, stack id {self.stack_id}: remove it in Portainer's UI "
+            f"(Stacks) or with `bannou-env clean --run-id {self.run_id} --backend portainer`"
+        )
+
+
+# --- module helpers --------------------------------------------------------------------------------------
+def _stack_owner(client: PortainerClient, env_id: int, name: str) -> dict[str, str] | None:
+    """The bannou labels of a stack's first container, or None when it has none."""
+    flt = json.dumps({"label": [f"{LABEL_PROJECT}={name}"]})
+    found = client.docker(
+        env_id, "GET", "/containers/json", params={"all": "1", "filters": flt}, what=f"containers of {name}"
+    ).json()
+    for c in found:
+        labels = c.get("Labels") or {}
+        if LABEL_RUN_ID in labels:
+            return labels
+    return None
+
+
+def _sweep(
+    client: PortainerClient, env_id: int, flt: Mapping[str, Any], run_id: str | None, report: bool = False
+) -> list[str]:
+    """Remove containers, networks and volumes matching ``flt`` through the Docker proxy. With
+    ``report``, only those owned by ``run_id`` (or by dead sessions) and one line per removed
+    resource; else every match, and one line per resource that could not be removed."""
+    params = {"filters": json.dumps(flt)}
+    lines: list[str] = []
+
+    def wanted(labels: Mapping[str, str] | None) -> bool:
+        return _docker.owned(labels, run_id) if report else True
+
+    containers = client.docker(
+        env_id, "GET", "/containers/json", params={**params, "all": "1"}, what="list containers"
+    ).json()
+    for c in containers:
+        labels = c.get("Labels") or {}
+        if not wanted(labels):
+            continue
+        name = (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/")
+        resp = client.docker(
+            env_id,
+            "DELETE",
+            f"/containers/{c['Id']}",
+            params={"force": "1", "v": "1"},
+            ok=(404, 409),
+            what=f"remove container {name}",
+        )
+        if report and resp.status_code < 400:
+            lines.append(f"container {name} (run id {labels[LABEL_RUN_ID]})")
+        elif not report and resp.status_code == 409:
+            lines.append(f"container {name} (being removed)")
+    for net in client.docker(env_id, "GET", "/networks", params=params, what="list networks").json() or []:
+        labels = net.get("Labels") or {}
+        if not wanted(labels):
+            continue
+        resp = _retry_remove(client, env_id, f"/networks/{net['Id']}", f"remove network {net['Name']}")
+        if resp is None and report:
+            lines.append(f"network {net['Name']} (run id {labels[LABEL_RUN_ID]})")
+        elif resp is not None and not report:
+            lines.append(f"network {net['Name']} ({resp})")
+    vols = client.docker(env_id, "GET", "/volumes", params=params, what="list volumes").json() or {}
+    for vol in vols.get("Volumes") or []:
+        labels = vol.get("Labels") or {}
+        if not wanted(labels):
+            continue
+        resp = _retry_remove(
+            client, env_id, f"/volumes/{quote(vol['Name'], safe='')}", f"remove volume {vol['Name']}"
+        )
+        if resp is None and report:
+            lines.append(f"volume {vol['Name']} (run id {labels[LABEL_RUN_ID]})")
+        elif resp is not None and not report:
+            lines.append(f"volume {vol['Name']} ({resp})")
+    return lines
+
+
+def _retry_remove(
+    client: PortainerClient, env_id: int, path: str, what: str, timeout: float = 10.0
+) -> str | None:
+    """DELETE until gone (a network refuses while endpoints detach); None, or the last error."""
+    deadline = time.monotonic() + timeout
+    problem = ""
+    while True:
+        resp = client.docker(env_id, "DELETE", path, ok=(404, 409, 500), what=what)
+        if resp.status_code < 400 or resp.status_code == 404:
+            return None
+        problem = f"HTTP {resp.status_code}{client._detail(resp)}"
+        if time.monotonic() >= deadline:
+            return problem
+        time.sleep(0.2)

@@ -1,0 +1,444 @@
+"""Live topology changes: bannou's TopologyChange actions applied to a running environment.
+
+``TopologyChange`` mirrors bannou's schema (action add-node | remove-node | move-service | scale
+| update-env; nodeName, services, replicas, environment, nodeConfig). ``change_topology`` applies
+a list of changes to a ``Topology`` with pure functions and validates them all first: one bad
+change (unknown node or service, bad count) raises ``ChangeError`` and nothing is applied.
+``update`` then takes the environment there through the backend (``apply(diff)``), waits for
+readiness and publishes a new mapping event; every applied call is a new configuration version,
+and ``rollback`` returns to the previous one the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BannouError, DeployError
+from ..preset.resolve import layer_env_name, service_env_name
+from ..reference.node import LAYERS
+from ..topology.model import Action, HealthCheck, Node, Resources, Topology, diff
+
+if TYPE_CHECKING:
+    from .manager import Environment
+
+ACTIONS = ("add-node", "remove-node", "move-service", "scale", "update-env")
+
+
+class ChangeError(BannouError):
+    """A topology change that cannot be applied; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class TopologyChange:
+    """One of bannou's TopologyChange objects (camelCase keys accepted by ``from_dict``)."""
+
+    action: str
+    node_name: str | None = None
+    services: tuple[str, ...] = ()
+    replicas: int | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    node_config: Mapping[str, Any] | None = None  # TopologyNode, for add-node
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TopologyChange:
+        if not isinstance(data, Mapping):
+            raise ChangeError(f"a topology change must be an object, got {data!r}")
+        known = {"action", "nodeName", "services", "replicas", "environment", "nodeConfig"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ChangeError(
+                f"topology change {dict(data)!r}: unknown key(s) {', '.join(unknown)};"
+                f" keys: {', '.join(sorted(known))}"
+            )
+        return cls(
+            action=str(data.get("action", "")),
+            node_name=data.get("nodeName"),
+            services=tuple(data.get("services") or ()),
+            replicas=data.get("replicas"),
+            environment=dict(data.get("environment") or {}),
+            node_config=data.get("nodeConfig"),
+        )
+
+    def describe(self) -> str:
+        parts = [self.action]
+        if self.node_name:
+            parts.append(self.node_name)
+        if self.services:
+            parts.append(",".join(self.services))
+        if self.replicas is not None:
+            parts.append(f"replicas={self.replicas}")
+        if self.environment:
+            parts.append(",".join(f"{k}={v}" for k, v in sorted(self.environment.items())))
+        if self.node_config:
+            parts.append(str(self.node_config.get("name")))
+        return " ".join(parts)
+
+
+def as_change(change: TopologyChange | Mapping[str, Any]) -> TopologyChange:
+    return change if isinstance(change, TopologyChange) else TopologyChange.from_dict(change)
+
+
+# --- pure functions -----------------------------------------------------------------------------
+
+
+def change_topology(topology: Topology, changes: Iterable[TopologyChange | Mapping[str, Any]]) -> Topology:
+    """The topology after ``changes``, applied in order; ``ChangeError`` (naming the change and
+    what is wrong) before anything is returned if any change is invalid."""
+    items = [as_change(c) for c in changes]
+    if not items:
+        raise ChangeError("no topology change given; actions: " + ", ".join(ACTIONS))
+    for i, change in enumerate(items, 1):
+        try:
+            topology = _apply_one(topology, change)
+        except ChangeError as exc:
+            where = f"change {i} of {len(items)} ({change.describe()})"
+            raise ChangeError(f"{where}: {exc.message}; nothing was applied") from None
+    return topology
+
+
+def _apply_one(t: Topology, c: TopologyChange) -> Topology:
+    if c.action == "add-node":
+        return add_node(t, c.node_config or {"name": c.node_name, "services": list(c.services)})
+    if c.action == "remove-node":
+        return remove_node(t, _need_node_name(c))
+    if c.action == "move-service":
+        return move_service(t, c.services, _need_node_name(c))
+    if c.action == "scale":
+        return scale(t, _need_node_name(c), c.replicas)
+    if c.action == "update-env":
+        return update_env(t, c.node_name, c.environment)
+    raise ChangeError(f"unknown action {c.action!r}; actions: {', '.join(ACTIONS)}")
+
+
+def _need_node_name(c: TopologyChange) -> str:
+    if not c.node_name:
+        raise ChangeError(f"action {c.action} needs nodeName")
+    return c.node_name
+
+
+def _bannou_node(t: Topology, name: str) -> Node:
+    for n in t.nodes:
+        if n.name == name:
+            if n.kind == "infrastructure":
+                raise ChangeError(f"node {name!r} is infrastructure; changes apply to bannou nodes")
+            return n
+    names = ", ".join(n.name for n in t.bannou_nodes) or "(none)"
+    raise ChangeError(f"preset {t.preset!r} has no node {name!r}; bannou nodes: {names}")
+
+
+def known_services(t: Topology) -> set[str]:
+    out = set(t.mappings)
+    for n in t.nodes:
+        out.update(n.services)
+    for services in LAYERS.values():
+        out.update(services)
+    return out
+
+
+def _replace_node(t: Topology, node: Node) -> Topology:
+    return t.with_nodes(node if n.name == node.name else n for n in t.nodes)
+
+
+def add_node(t: Topology, config: Mapping[str, Any]) -> Topology:
+    """A new bannou node (bannou's TopologyNode: name, services, layers, replicas, environment,
+    appId, meshEnabled); image, command, ports and healthcheck come from the main node."""
+    name = config.get("name")
+    if not name or not isinstance(name, str):
+        raise ChangeError("add-node needs nodeConfig.name (or nodeName)")
+    if name in t.node_names:
+        raise ChangeError(f"node {name!r} already exists in preset {t.preset!r}")
+    unknown_keys = sorted(
+        set(config)
+        - {"name", "services", "layers", "replicas", "environment", "appId", "meshEnabled", "resources"}
+    )
+    if unknown_keys:
+        raise ChangeError(f"nodeConfig: unknown key(s) {', '.join(unknown_keys)}")
+    template = _template(t)
+    app_id = config.get("appId") or name
+    if any(n.app_id == app_id for n in t.bannou_nodes):
+        raise ChangeError(f"app id {app_id!r} is already used by another node")
+    services = tuple(dict.fromkeys(config.get("services") or ()))
+    layers = tuple(dict.fromkeys(config.get("layers") or ()))
+    _check_services(t, services)
+    replicas = _count(config.get("replicas", 1))
+    env = {k: v for k, v in template.environment.items() if not _is_enablement(k)}
+    if layers:
+        env.update({layer_env_name(layer): "true" for layer in layers})
+    elif services:
+        env["BANNOU_SERVICES_ENABLED"] = "false"
+    env.update({service_env_name(s): "true" for s in services})
+    env["BANNOU_APP_ID"] = app_id
+    env.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
+    node = replace(
+        template,
+        name=name,
+        app_id=app_id,
+        services=services,
+        layers=layers,
+        replicas=replicas,
+        environment=env,
+        mesh_enabled=bool(config.get("meshEnabled", True)),
+    )
+    mappings = {**t.mappings, **{s: app_id for s in services}}
+    return replace(t, nodes=(*t.nodes, node), mappings=mappings)
+
+
+def _template(t: Topology) -> Node:
+    for n in t.bannou_nodes:
+        if n.app_id == t.default_app_id:
+            return n
+    if not t.bannou_nodes:
+        raise ChangeError(f"preset {t.preset!r} has no bannou node to model a new one on")
+    return t.bannou_nodes[0]
+
+
+def _is_enablement(key: str) -> bool:
+    return (
+        key.endswith("_SERVICE_ENABLED")
+        or key == "BANNOU_SERVICES_ENABLED"
+        or key.startswith("BANNOU_ENABLE_")
+        or key in ("BANNOU_APP_ID", "BANNOU_NODE_NAME")
+    )
+
+
+def remove_node(t: Topology, name: str) -> Topology:
+    node = _bannou_node(t, name)
+    if len(t.bannou_nodes) == 1:
+        raise ChangeError(
+            f"node {name!r} is the last bannou node of preset {t.preset!r}; it cannot be removed"
+        )
+    others = [n for n in t.nodes if n.name != name]
+    # its services fall back to the default route, unless another replica set has the same app id
+    still = any(n.app_id == node.app_id for n in others if n.kind != "infrastructure")
+    mappings = dict(t.mappings) if still else {s: a for s, a in t.mappings.items() if a != node.app_id}
+    others = [replace(n, depends_on=tuple(d for d in n.depends_on if d != name)) for n in others]
+    return replace(t, nodes=tuple(others), mappings=mappings)
+
+
+def move_service(t: Topology, services: Sequence[str], target: str) -> Topology:
+    """Move ``services`` to node ``target``: enabled there, disabled where they ran, mapped to
+    the target's app id."""
+    if not services:
+        raise ChangeError("move-service needs services")
+    to = _bannou_node(t, target)
+    _check_services(t, services)
+    for s in services:
+        try:
+            source = t.node_for(s)
+        except KeyError:
+            source = None
+        if source is not None and source.name != to.name and source.kind != "infrastructure":
+            env = {**source.environment, service_env_name(s): "false"}
+            t = _replace_node(
+                t, replace(source, services=tuple(x for x in source.services if x != s), environment=env)
+            )
+        to = _bannou_node(t, target)
+        env = {**to.environment, service_env_name(s): "true"}
+        t = _replace_node(t, replace(to, services=tuple(dict.fromkeys((*to.services, s))), environment=env))
+    mappings = {**t.mappings, **{s: to.app_id for s in services}}
+    return replace(t, mappings=mappings)
+
+
+def _check_services(t: Topology, services: Sequence[str]) -> None:
+    known = known_services(t)
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        raise ChangeError(
+            f"unknown service(s) {', '.join(unknown)} in preset {t.preset!r};"
+            f" known: {', '.join(sorted(known))}"
+        )
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ChangeError(f"replicas must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def scale(t: Topology, name: str, replicas: Any) -> Topology:
+    node = _bannou_node(t, name)
+    if replicas is None:
+        raise ChangeError("scale needs replicas")
+    return _replace_node(t, replace(node, replicas=_count(replicas)))
+
+
+def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) -> Topology:
+    """Merge ``environment`` into one node's (or, without nodeName, every bannou node's)."""
+    if not environment:
+        raise ChangeError("update-env needs environment (KEY=VALUE pairs)")
+    env = {str(k): str(v) for k, v in environment.items()}
+    targets = [_bannou_node(t, name)] if name else list(t.bannou_nodes)
+    for n in targets:
+        t = _replace_node(t, replace(n, environment={**n.environment, **env}))
+    return t
+
+
+# --- on an environment ----------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """Configuration versions of one environment: version 1 is the topology as deployed."""
+
+    versions: list[tuple[int, Topology]] = field(default_factory=list)
+
+    @property
+    def current(self) -> int:
+        return self.versions[-1][0] if self.versions else 1
+
+
+def update(env: Environment, changes: Iterable[TopologyChange | Mapping[str, Any]]) -> int:
+    """Apply ``changes`` to the running environment (all or nothing); returns the new version."""
+    items = [as_change(c) for c in changes]
+    new = change_topology(env.topology, items)
+    history = _history(env)
+    version = history.current + 1
+    _go(env, new, [c.describe() for c in items])
+    history.versions.append((version, env.topology))
+    save_history(env._manager.options.workdir, history)
+    return version
+
+
+def rollback(env: Environment) -> int:
+    """Return to the previous configuration version; returns it."""
+    history = _history(env)
+    if len(history.versions) < 2:
+        raise ChangeError(
+            f"environment {env.key!r} is at configuration version {history.current}, its first:"
+            " nothing to roll back"
+        )
+    version, previous = history.versions[-2]
+    _go(env, previous, [f"rollback to configuration version {version}"])
+    history.versions.pop()
+    save_history(env._manager.options.workdir, history)
+    return version
+
+
+def _history(env: Environment) -> History:
+    h: History | None = getattr(env, "_history", None)
+    if h is None:
+        h = History([(1, env.topology)])
+        env._history = h  # type: ignore[attr-defined]
+    return h
+
+
+def _go(env: Environment, new: Topology, changes: list[str]) -> None:
+    """Take ``env`` to ``new``; if the backend or readiness fails, back to where it was."""
+    manager = env._manager
+    backend = env._engine()
+    old = env.topology
+    with manager._lock:
+        try:
+            _move(env, backend, old, new)
+        except BannouError as exc:
+            manager.messaging.failed(env, exc)
+            try:
+                _move(env, backend, new, old)
+                manager.messaging.ready(env, "topology-changed", [f"undo {'; '.join(changes)}"])
+            except BannouError as again:
+                raise DeployError(
+                    f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {exc.message};"
+                    f" going back to the previous configuration failed too: {again.message}"
+                ) from None
+            raise DeployError(
+                f"environment {env.key!r}: change ({'; '.join(changes)}) failed and was undone"
+                f" (configuration version {_history(env).current} again): {exc.message}"
+            ) from None
+        finally:
+            manager._write_info()
+        manager.messaging.ready(env, "topology-changed", changes)
+
+
+def _move(env: Environment, backend: Any, old: Topology, new: Topology) -> None:
+    manager = env._manager
+    transition = diff(old, new)
+    deadline = time.monotonic() + manager.options.ready_timeout
+    recreated = [c.old.app_id for c in transition.changes if c.action is Action.RECREATE and c.old]
+    manager.messaging.forget(recreated)
+    if not transition.is_noop:
+        backend.apply(transition, deadline)
+    env.topology = new
+    changed = [
+        c.name for c in transition.changes if c.action in (Action.START, Action.RECREATE, Action.SCALE)
+    ]
+    if changed:
+        manager.wait_ready(env, nodes=changed)
+
+
+# --- JSON (run state for the CLI) ------------------------------------------------------------------
+
+
+def save_history(workdir: Path, history: History) -> None:
+    """Configuration versions in the run directory's live state (read by ``bannou-env update``)."""
+    from ..messaging.session import LIVE_STATE, read_state
+
+    data = read_state(workdir)
+    data["history"] = [[v, topology_to_json(t)] for v, t in history.versions]
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = workdir / (LIVE_STATE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(workdir / LIVE_STATE)
+
+
+def load_history(workdir: Path) -> History | None:
+    from ..messaging.session import read_state
+
+    raw = read_state(workdir).get("history")
+    if not raw:
+        return None
+    return History([(int(v), topology_from_json(t)) for v, t in raw])
+
+
+def topology_to_json(t: Topology) -> dict[str, Any]:
+    return {
+        "preset": t.preset,
+        "nodes": [n.spec() for n in t.nodes],
+        "mappings": dict(t.mappings),
+        "default_app_id": t.default_app_id,
+        "preset_hash": t.preset_hash,
+        "source": t.source,
+    }
+
+
+def topology_from_json(data: Mapping[str, Any]) -> Topology:
+    nodes = []
+    for d in data["nodes"]:
+        hc = d.get("healthcheck")
+        if hc is not None:
+            target = hc.get("target")
+            hc = HealthCheck(**{**hc, "target": tuple(target) if isinstance(target, list) else target})
+        res = d.get("resources")
+        nodes.append(
+            Node(
+                name=d["name"],
+                app_id=d["app_id"],
+                kind=d["kind"],
+                services=tuple(d["services"]),
+                layers=tuple(d["layers"]),
+                replicas=d["replicas"],
+                environment=dict(d["environment"]),
+                image=d["image"],
+                command=tuple(d["command"]) if d["command"] is not None else None,
+                ports=tuple(d["ports"]),
+                volumes=tuple(d["volumes"]),
+                healthcheck=hc,
+                depends_on=tuple(d["depends_on"]),
+                resources=Resources(**res) if res else None,
+                mesh_enabled=d["mesh_enabled"],
+                infra_type=d["infra_type"],
+                version=d["version"],
+            )
+        )
+    return Topology(
+        preset=data["preset"],
+        nodes=tuple(nodes),
+        mappings=dict(data["mappings"]),
+        default_app_id=data["default_app_id"],
+        preset_hash=data.get("preset_hash", ""),
+        source=data.get("source", ""),
+    )

@@ -1,0 +1,420 @@
+"""The messaging side of an environment: broker, heartbeat monitor, mapping and deployment events.
+
+Messaging is on for an environment when its topology has a ``rabbitmq`` infrastructure node or
+the session was given a broker (``--bannou-amqp-url``); Redis (a ``redis`` node or
+``--bannou-redis-url``) adds the heartbeat monitor. Then, per activation:
+
+1. ``prepare``: start the infrastructure first when the broker/Redis are nodes of the topology
+   (a two-phase start: their ports are only known once they run), connect the publisher, start
+   the ``HeartbeatMonitor`` (before any bannou node starts, so their first heartbeats are seen),
+   publish deployment ``started`` and give every bannou node ``BANNOU_AMQP_URL``,
+   ``BANNOU_HEARTBEAT_INTERVAL`` and its peers' addresses;
+2. ``ready``: once every node is ready, rewrite the mesh endpoints file, publish a
+   FullServiceMappingsEvent (strictly increasing version) and a deployment event (``completed``
+   or ``topology-changed``), and wait until every reference node applied that mapping version
+   (its ``/health`` reports ``mappingsVersion``), so the first request already routes.
+
+How nodes learn their peers: bannou's mapping event carries no URLs, so the contract stays
+intact and addresses travel separately. Container backends get ``BANNOU_MESH_ENDPOINTS`` with
+node names (``appId=http://bannou-auth:80``), known before start. The local backend picks ports
+when it starts a node, so nodes get ``BANNOU_MESH_ENDPOINTS_FILE`` naming a file in the run
+directory, rewritten after every change (see ``reference.mesh_file``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BannouError, DeployError
+from ..topology.model import Node, Topology, diff
+from .heartbeats import DEFAULT_DEGRADED_THRESHOLD, DEFAULT_TTL, HeartbeatRecord, RestartDecision
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..environment.manager import Environment
+    from .contract import EventPublisher
+    from .heartbeats import HeartbeatMonitor
+
+log = logging.getLogger("pytest_bannou.messaging.session")
+
+CONTAINER_BACKENDS = ("compose", "swarm", "kubernetes", "portainer")
+MESH_FILE_NAME = "mesh-endpoints"
+LIVE_STATE = "live.json"
+DEFAULT_HEARTBEAT_INTERVAL = 1.0  # short: tests want to see state changes quickly
+MAPPING_ACK_TIMEOUT = 30.0
+REPUBLISH_AFTER = 2.0
+# the node-side settings (reference.messaging / reference.mesh_file read them); spelled out here
+# so that importing this module stays cheap (no httpx, no pika) for sessions without messaging
+AMQP_URL_ENV = "BANNOU_AMQP_URL"
+HEARTBEAT_INTERVAL_ENV = "BANNOU_HEARTBEAT_INTERVAL"
+MESH_ENDPOINTS_ENV = "BANNOU_MESH_ENDPOINTS"
+MESH_ENDPOINTS_FILE_ENV = "BANNOU_MESH_ENDPOINTS_FILE"
+RABBITMQ_ERL_ARGS_ENV = "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
+
+
+class MessagingNotConfigured(BannouError):
+    """A messaging feature was used on an environment without a broker or Redis."""
+
+
+@dataclass(frozen=True)
+class MessagingSettings:
+    amqp_url: str | None = None  # an external broker, used by the plugin and given to the nodes
+    redis_url: str | None = None  # an external Redis for the heartbeat monitor
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    ttl: float = DEFAULT_TTL
+    degraded_threshold: float = DEFAULT_DEGRADED_THRESHOLD
+    connect_deadline: float = 30.0
+    clock: Callable[[], float] = time.time
+
+
+def infra_node(topology: Topology, kind: str) -> Node | None:
+    for n in topology.infrastructure:
+        if (n.infra_type or n.name).lower() == kind and n.replicas > 0:
+            return n
+    return None
+
+
+def amqp_url(host: str, port: int) -> str:
+    return f"amqp://guest:guest@{host}:{port}/%2F"
+
+
+class EnvMessaging:
+    """One session's messaging; the ``EnvironmentManager`` calls ``prepare``/``ready``/``failed``/
+    ``stop`` around each activation. Inactive (and free) for topologies without messaging."""
+
+    def __init__(self, settings: MessagingSettings | None = None, workdir: Path | None = None) -> None:
+        self.settings = settings or MessagingSettings()
+        self.workdir = workdir
+        self.publisher: EventPublisher | None = None
+        self.monitor: HeartbeatMonitor | None = None
+        self.redis: Any = None
+        self.broker_url: str | None = None  # as this process reaches it
+        self.redis_url: str | None = None
+        self.node_env: dict[str, str] = {}  # what every bannou node got
+        self.versions: list[int] = []  # mapping versions published, in order
+        self._probe_registered = False
+
+    # --- state --------------------------------------------------------------------------------
+    def wanted(self, topology: Topology) -> bool:
+        return bool(self.settings.amqp_url) or infra_node(topology, "rabbitmq") is not None
+
+    @property
+    def active(self) -> bool:
+        return self.publisher is not None
+
+    @property
+    def mesh_file(self) -> Path | None:
+        return self.workdir / MESH_FILE_NAME if self.workdir is not None else None
+
+    # --- activation ---------------------------------------------------------------------------
+    def prepare(
+        self, backend: Backend, old: Topology | None, env: Environment, deadline: float
+    ) -> Topology | None:
+        """Start what messaging needs and give the nodes their settings (``env.topology`` is
+        replaced). Returns the topology now running on the backend when infrastructure was
+        started first (the caller then applies the rest as a transition), else None."""
+        new = env.topology
+        if not self.wanted(new):
+            self.stop()
+            return None
+        new = self.prepare_infrastructure(backend.name, new)
+        base = self._start_infrastructure(backend, old, new, deadline)
+        self._connect(backend, new, deadline)
+        env.topology = self.inject(backend.name, new)
+        self._deployment("started", env)
+        return base
+
+    def _start_infrastructure(
+        self, backend: Backend, old: Topology | None, new: Topology, deadline: float
+    ) -> Topology | None:
+        from ..health import probes as health
+
+        wanted = [
+            n
+            for kind, option in (("rabbitmq", self.settings.amqp_url), ("redis", self.settings.redis_url))
+            if not option and (n := infra_node(new, kind)) is not None
+        ]
+        if not wanted:
+            return None
+        if old is None:
+            phase1 = new.with_nodes(new.infrastructure)
+            backend.deploy(phase1, deadline)
+        else:
+            running = {n.name: n for n in old.nodes}
+            if all(running.get(n.name) == n and running[n.name].replicas == n.replicas for n in wanted):
+                return None
+            phase1 = old.with_nodes([*new.infrastructure, *old.bannou_nodes])
+            backend.apply(diff(old, phase1), deadline)
+        health.wait_ready(backend, phase1, deadline, nodes=[n.name for n in new.infrastructure])
+        return phase1
+
+    def _connect(self, backend: Backend, topology: Topology, deadline: float) -> None:
+        from .contract import EventPublisher
+        from .heartbeats import HeartbeatMonitor, connect_redis
+
+        s = self.settings
+        broker = s.amqp_url or self._infra_url(backend, topology, "rabbitmq")
+        redis_url = s.redis_url or self._infra_url(backend, topology, "redis")
+        budget = max(1.0, min(s.connect_deadline, deadline - time.monotonic()))
+        if broker != self.broker_url or self.publisher is None:
+            self.stop()
+            last = max(self.versions) if self.versions else 0
+            self.publisher = EventPublisher(broker, deadline=budget, last_version=last, clock=s.clock)
+            self.broker_url = broker
+        if redis_url and (redis_url != self.redis_url or self.monitor is None):
+            if self.monitor is not None:
+                self.monitor.stop()
+            self.redis = connect_redis(redis_url, deadline=budget)
+            self.monitor = HeartbeatMonitor(
+                broker,
+                self.redis,
+                ttl=s.ttl,
+                degraded_threshold=s.degraded_threshold,
+                deadline=budget,
+                clock=s.clock,
+            ).start()
+            self.redis_url = redis_url
+            self._register_probe()
+
+    @staticmethod
+    def _infra_url(backend: Backend, topology: Topology, kind: str) -> str | None:
+        node = infra_node(topology, kind)
+        if node is None:
+            return None
+        ep = backend.endpoint(node.name, node.ports[0] if node.ports else None)
+        if kind == "rabbitmq":
+            return amqp_url(ep.host, ep.port)
+        return f"redis://{ep.host}:{ep.port}/0"
+
+    @staticmethod
+    def prepare_infrastructure(backend_name: str, topology: Topology) -> Topology:
+        """Container backends: the plugin reaches RabbitMQ through a published port, which the
+        broker does not count as loopback, so user guest must be allowed from anywhere (bannou's
+        official image does this in its config; a plain rabbitmq-server needs it said)."""
+        rabbit = infra_node(topology, "rabbitmq")
+        if backend_name not in CONTAINER_BACKENDS or rabbit is None:
+            return topology
+        extra = {RABBITMQ_ERL_ARGS_ENV: "-rabbit loopback_users []", **rabbit.environment}
+        return topology.with_nodes(
+            replace(n, environment=extra) if n is rabbit else n for n in topology.nodes
+        )
+
+    def inject(self, backend_name: str, topology: Topology) -> Topology:
+        """Every bannou node gets the broker, the heartbeat interval and how to find its peers
+        (settings a preset gives a node itself win)."""
+        if backend_name in CONTAINER_BACKENDS:
+            rabbit = infra_node(topology, "rabbitmq")
+            node_broker = self.settings.amqp_url or amqp_url(rabbit.name, rabbit.ports[0])
+            peers = {n.app_id: f"http://{n.name}:{n.http_port}" for n in topology.bannou_nodes if n.http_port}
+            extra = {MESH_ENDPOINTS_ENV: ",".join(f"{a}={u}" for a, u in sorted(peers.items()))}
+        else:
+            node_broker = self.broker_url or ""
+            extra = {MESH_ENDPOINTS_FILE_ENV: str(self.mesh_file)} if self.mesh_file else {}
+        self.node_env = {
+            AMQP_URL_ENV: node_broker,
+            HEARTBEAT_INTERVAL_ENV: f"{self.settings.heartbeat_interval:g}",
+            **extra,
+        }
+        nodes = [
+            replace(n, environment={**self.node_env, **n.environment}) if n.kind != "infrastructure" else n
+            for n in topology.nodes
+        ]
+        return topology.with_nodes(nodes)
+
+    def ready(self, env: Environment, action: str = "completed", changes: list[str] | None = None) -> None:
+        """After every deploy, transition, change or restart: peers' addresses, a mapping event,
+        a deployment event, and the nodes' acknowledgement of the new mappings."""
+        if not self.active:
+            return
+        from ..reference.mesh_file import write_endpoints
+
+        assert self.publisher is not None
+        endpoints = self.endpoints(env)
+        if self.mesh_file is not None:
+            write_endpoints(self.mesh_file, endpoints)
+        event = self.publisher.publish_mappings(env.topology)
+        self.versions.append(event["version"])
+        self._deployment(action, env, changes=changes)
+        self._wait_applied(env, event["version"])
+        self.save(env)
+
+    def failed(self, env: Environment, error: BaseException) -> None:
+        if self.active:
+            with contextlib.suppress(Exception):
+                self._deployment("failed", env, error=str(error))
+
+    def endpoints(self, env: Environment) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for n in env.topology.bannou_nodes:
+            if n.http_port is not None and n.replicas > 0:
+                with contextlib.suppress(BannouError, KeyError):
+                    out.setdefault(n.app_id, env.url(n.name))
+        return out
+
+    def _deployment(self, action: str, env: Environment, **fields: Any) -> None:
+        assert self.publisher is not None
+        self.publisher.publish_deployment(
+            action, env.run_id, preset=env.preset, backend=env.backend, **fields
+        )
+
+    def _wait_applied(self, env: Environment, version: int) -> None:
+        """Reference nodes report ``mappingsVersion`` on /health: wait until each has ``version``.
+        A node that subscribed only after the event went out (a recreated container can pass a
+        heartbeat probe on its predecessor's record) gets the mappings republished, as bannou's
+        orchestrator republishes them, every ``REPUBLISH_AFTER`` seconds."""
+        import httpx
+
+        end = time.monotonic() + MAPPING_ACK_TIMEOUT
+        republish = time.monotonic() + REPUBLISH_AFTER
+        pending = {n.name: n for n in env.topology.bannou_nodes if n.http_port and n.replicas > 0}
+        last: dict[str, str] = {}
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while pending:
+                for name in list(pending):
+                    try:
+                        body = client.get(env.url(name) + "/health").json()
+                    except (httpx.HTTPError, ValueError, BannouError) as exc:
+                        last[name] = repr(exc)
+                        continue
+                    seen = body.get("mappingsVersion", version) if isinstance(body, dict) else version
+                    if seen is not None and seen >= version:
+                        del pending[name]
+                    else:
+                        last[name] = f"mappingsVersion {seen}"
+                if pending and time.monotonic() >= end:
+                    detail = ", ".join(f"{n}: {last.get(n, '?')}" for n in pending)
+                    raise DeployError(
+                        f"environment {env.key!r}: node(s) did not apply service mappings version {version}"
+                        f" within {MAPPING_ACK_TIMEOUT:g}s ({detail}); check that they reach RabbitMQ at"
+                        f" {self.broker_url} (node logs: bannou-env logs {env.run_id} NODE)"
+                    )
+                if pending and time.monotonic() >= republish and self.publisher is not None:
+                    version = self.publisher.publish_mappings(env.topology)["version"]
+                    self.versions.append(version)
+                    republish = time.monotonic() + REPUBLISH_AFTER
+                if pending:
+                    time.sleep(0.05)
+
+    # --- heartbeats ---------------------------------------------------------------------------
+    def _need_monitor(self) -> HeartbeatMonitor:
+        if self.monitor is None:
+            raise MessagingNotConfigured(
+                "heartbeats need RabbitMQ and Redis: enable the rabbitmq and redis infrastructure in the"
+                " preset, or pass --bannou-amqp-url and --bannou-redis-url"
+                " (ini bannou_amqp_url / bannou_redis_url, env BANNOU_AMQP_URL / BANNOU_REDIS_URL)"
+            )
+        return self.monitor
+
+    def heartbeats(self) -> dict[str, HeartbeatRecord]:
+        return self._need_monitor().all()
+
+    def should_restart(self, app_id: str, now: float | None = None) -> RestartDecision:
+        return self._need_monitor().should_restart(app_id, now)
+
+    def wait_heartbeat(self, app_id: str, status: str | None = "healthy", timeout: float = 30.0) -> Any:
+        return self._need_monitor().wait_for(app_id, status, timeout)
+
+    def forget(self, app_ids: list[str]) -> None:
+        """Drop the heartbeat records of nodes about to be recreated: their readiness must come
+        from the new process (an engine that kills the old one sends no ``shutting_down``)."""
+        if self.monitor is not None:
+            for app_id in app_ids:
+                self.monitor.store.forget(app_id)
+
+    def _register_probe(self) -> None:
+        from ..health import probes as health
+        from .heartbeats import HeartbeatProbe
+
+        def factory(node: Node) -> health.Probe:
+            if self.redis is not None:
+                return HeartbeatProbe(self.redis)
+            return health.HttpProbe("/health") if node.http_port is not None else health.ProcessProbe()
+
+        health.register_probe("heartbeat", factory)
+
+    # --- state for the CLI --------------------------------------------------------------------
+    def save(self, env: Environment) -> None:
+        """What ``bannou-env update`` needs to publish for a kept environment."""
+        if self.workdir is None:
+            return
+        path = self.workdir / LIVE_STATE
+        data = read_state(self.workdir)
+        data["messaging"] = {
+            "broker_url": self.broker_url,
+            "redis_url": self.redis_url,
+            "last_version": max(self.versions) if self.versions else 0,
+            "external_amqp": self.settings.amqp_url,
+            "external_redis": self.settings.redis_url,
+            "heartbeat_interval": self.settings.heartbeat_interval,
+            "node_env": self.node_env,
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(path)
+
+    def keep(self, env: Environment) -> None:
+        """The environment stays running after the session: record its configuration versions
+        (``bannou-env update``/``rollback`` continue from them), then stop this side."""
+        from ..environment import live
+
+        if self.workdir is not None:
+            with contextlib.suppress(OSError):
+                live.save_history(self.workdir, live._history(env))
+                if self.active:
+                    self.save(env)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the monitor and close the publisher (before the broker goes away)."""
+        if self.monitor is not None:
+            with contextlib.suppress(Exception):
+                self.monitor.stop()
+            self.monitor = None
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                self.redis.close()
+            self.redis = None
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                self.publisher.close()
+            self.publisher = None
+        self.broker_url = self.redis_url = None
+
+
+def read_state(workdir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((workdir / LIVE_STATE).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def settings_from(values: Mapping[str, Any]) -> MessagingSettings:
+    """From resolved option values (``bannou_amqp_url``, ``bannou_redis_url``,
+    ``bannou_heartbeat_interval``)."""
+    return MessagingSettings(
+        amqp_url=values.get("bannou_amqp_url") or None,
+        redis_url=values.get("bannou_redis_url") or None,
+        heartbeat_interval=float(values.get("bannou_heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL),
+    )
+
+
+def resolve_options(getoption: Callable[[str], Any], getini: Callable[[str], Any]) -> MessagingSettings:
+    """This module's options from pytest's config (CLI > env > ini > default)."""
+    import os
+
+    from ..plugin import options as opts
+
+    values = {}
+    for opt in opts.OPTIONS:
+        if opt.dest in ("bannou_amqp_url", "bannou_redis_url", "bannou_heartbeat_interval"):
+            raw, source = opts._raw(opt, getoption, getini, os.environ)
+            values[opt.dest] = opts._convert(opt, raw, source)
+    return settings_from(values)

@@ -1,0 +1,411 @@
+"""pytest glue for a preset's testers: one item per (environment, tester), one result per case.
+
+At collection ``add_tester_items`` appends a ``TesterItem`` (nodeid ``tester::<tester>[<env>]``)
+for every tester of the environments ``--bannou-testers`` picks; the plan schedules it with the
+tests of its environment, after them. Its ``runtest`` activates the environment like any test,
+runs the tester (a local process, or a container on the environment's network on the Docker
+backends) and the item passes or fails with the run. Right after the item, every case is
+reported as a test of its own, ``tester::<tester>::<case>[<env>]``, through
+``pytest_runtest_logreport`` with synthetic setup/call/teardown reports, so cases show in the
+terminal, in the summary counts, in ``--junitxml`` and in ``--bannou-report``:
+
+- passed -> passed; unclear -> passed, plus a warning in pytest's warnings summary;
+- failed -> failed (the case's message and own output are the failure text);
+- error (timeout, setup failure, no results ...) -> an error (failed setup);
+- not_run -> skipped with reason ``not run: ...``.
+
+Which testers run (``--bannou-testers``):
+
+- ``never``: none;
+- ``auto`` (default): the testers of each preset named with ``--bannou-preset``; without it, of
+  each preset that has a selected test using its environment (plain preset environments only);
+- ``always``: as ``auto``, plus environments derived by marker overrides
+  (``@pytest.mark.preset("p", environment=...)``) run their preset's testers too.
+
+``--bannou-testers-only`` deselects pytest's own tests and keeps the tester items.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..errors import BannouError
+from ..testers import run_tester, tester_environment
+from ..testers.model import CaseResult, TesterRun
+from ..topology.model import TesterSpec, Topology
+
+if TYPE_CHECKING:
+    from ..environment.manager import Environment
+    from . import BannouSession
+
+DOCKER_BACKENDS = frozenset({"compose", "swarm"})
+#: attribute of the synthetic reports that carries a case's own data (survives xdist serialisation)
+CASE_ATTR = "bannou_case"
+#: attribute of a tester item's reports: which environment and tester, when it ran
+RUN_ATTR = "bannou_tester"
+
+
+class BannouTesterWarning(UserWarning):
+    """A tester case that is not a clear pass (edge-tester's "result unclear")."""
+
+
+class TesterFailed(Exception):
+    """The tester run had failed or errored cases (its message is the item's failure text)."""
+
+
+def case_nodeid(tester: str, case: str, env_key: str) -> str:
+    return f"tester::{tester}::{case}[{env_key}]"
+
+
+def item_nodeid(tester: str, env_key: str) -> str:
+    return f"tester::{tester}[{env_key}]"
+
+
+# --- collection -------------------------------------------------------------------------------
+def wanted_environments(bs: BannouSession, infos: Iterable[Any]) -> list[Any]:
+    """``ItemEnv``s whose testers run, in first-seen order (see the module docstring); ``infos``
+    are the ``ItemEnv`` of each collected test (shared objects: few distinct ones)."""
+    from . import ItemEnv
+
+    mode = bs.settings.testers
+    if mode == "never":
+        return []
+    chosen: dict[str, ItemEnv] = {}
+    for name in bs.settings.presets:
+        chosen.setdefault(name, ItemEnv(name, name, True, True))
+    if not bs.settings.presets or mode == "always":
+        for info in {id(i): i for i in infos}.values():
+            if not info.needs_env:
+                continue
+            if bs.settings.presets and info.preset not in bs.settings.presets:
+                continue
+            if info.key != info.preset and mode != "always":
+                continue
+            chosen.setdefault(info.key, info)
+    return list(chosen.values())
+
+
+def add_tester_items(
+    bs: BannouSession,
+    session: pytest.Session,
+    config: pytest.Config,
+    items: list[pytest.Item],
+    infos: Iterable[Any],
+) -> None:
+    """Append the tester items (and, with ``--bannou-testers-only``, deselect everything else).
+
+    Called by the plugin after its own deselection and before the plan is made.
+    """
+    envs = wanted_environments(bs, infos)
+    new: list[pytest.Item] = []
+    for info in envs:
+        try:
+            bs.check_preset(info.preset)
+            topology = bs.topology(info)
+        except BannouError:
+            continue  # the plugin reports it for the tests (or the --bannou-preset) that name it
+        for spec in topology.testers:
+            new.append(TesterItem.for_spec(session, spec, info, topology))
+    if bs.settings.testers_only:
+        others = [i for i in items if not isinstance(i, TesterItem)]
+        if others:
+            config.hook.pytest_deselected(items=others)
+        items[:] = new
+    else:
+        items.extend(new)
+
+
+# --- the item ---------------------------------------------------------------------------------
+class TesterItem(pytest.Item):
+    """Runs one tester against its environment; reports each case after itself."""
+
+    spec: TesterSpec
+    env_info: Any
+    source: str
+
+    @classmethod
+    def for_spec(cls, session: pytest.Session, spec: TesterSpec, info: Any, topology: Topology) -> TesterItem:
+        from . import ITEM_ENV
+
+        nodeid = item_nodeid(spec.name, info.key)
+        item = cls.from_parent(session, name=nodeid, nodeid=nodeid)
+        item.spec = spec
+        item.env_info = info
+        item.source = topology.source
+        item.run = None
+        item.counted = False
+        item.started = item.finished = None
+        item.stash[ITEM_ENV] = info
+        return item
+
+    @property
+    def env_key(self) -> str:
+        return self.env_info.key
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return (self.source or "tester", None, self.nodeid)
+
+    def runtest(self) -> None:
+        from . import session_of
+
+        bs = session_of(self.config)
+        env = bs.environment_for(self)
+        self.started = time.time()
+        try:
+            self.run = execute(env, self.spec, Path(bs.manager.options.workdir))
+        except BannouError as exc:
+            pytest.fail(f"tester {self.spec.name!r} on {self.env_key}: {exc.message}", pytrace=False)
+        finally:
+            self.finished = time.time()
+        run = self.run
+        for case in run.cases:
+            if case.outcome == "unclear" and not any(f"'{case.name}'" in w for w in run.warnings):
+                warnings.warn(
+                    BannouTesterWarning(
+                        f"{case_nodeid(run.tester, case.name, self.env_key)}: result unclear "
+                        "(counted as a pass, as upstream does)"
+                    ),
+                    stacklevel=1,
+                )
+        for text in run.warnings:
+            warnings.warn(BannouTesterWarning(f"{self.nodeid}: {text}"), stacklevel=1)
+        if not run.ok:
+            raise TesterFailed(self._failure_text(run))
+
+    def _failure_text(self, run: TesterRun) -> str:
+        names = [c.name for c in run.cases if c.is_failure]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        text = f"tester {run.tester!r} on {self.env_key}: {run.counts_line()} (failed: {shown})"
+        if run.exit_code is not None:
+            text += f"; exit code {run.exit_code}"
+        log = run.summary.get("log")
+        if log:
+            text += f"; log: {log}"
+        return text
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, TesterFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    # --- per-case reports ----------------------------------------------------------------------
+    def case_reports(self) -> Iterator[pytest.TestReport]:
+        """Synthetic setup/call/teardown reports for every case of the finished run."""
+        run = self.run
+        if run is None:
+            return
+        start = self.started or time.time()
+        for case in run.cases:
+            yield from self._reports(run, case, start)
+            start += case.duration or 0.0
+
+    def _reports(self, run: TesterRun, case: CaseResult, start: float) -> Iterator[pytest.TestReport]:
+        nodeid = case_nodeid(run.tester, case.name, self.env_key)
+        location = (self.source or "tester", None, nodeid)
+        duration = case.duration or 0.0
+        text = "\n".join(p for p in (case.message, case.output) if p) or case.outcome
+        data = {
+            "tester": run.tester,
+            "case": case.name,
+            "env_key": self.env_key,
+            "preset": self.env_info.preset,
+            "outcome": case.outcome,
+            "duration": case.duration,
+            "text": text if case.outcome != "passed" else "",
+            "warnings": list(run.warnings)
+            + (
+                [f"{run.tester} reported 'result unclear' (counted as a pass upstream)"]
+                if case.outcome == "unclear"
+                else []
+            ),
+        }
+        extra = {CASE_ATTR: data}
+        props = [("bannou_preset", self.env_key), ("bannou_tester", run.tester)]
+
+        def report(when: str, outcome: str, longrepr: Any = None, d: float = 0.0) -> pytest.TestReport:
+            return pytest.TestReport(
+                nodeid,
+                location,
+                {"bannou_tester": 1},
+                outcome,  # type: ignore[arg-type]
+                longrepr,
+                when,  # type: ignore[arg-type]
+                (),
+                d,
+                start,
+                start + d,
+                list(props),
+                **extra,
+            )
+
+        if case.outcome == "not_run":
+            reason = case.message or "the tester stopped before this test"
+            yield report("setup", "skipped", (location[0], 0, f"Skipped: not run: {reason}"))
+        elif case.outcome == "error":
+            yield report("setup", "failed", text, duration)
+        else:
+            yield report("setup", "passed")
+            yield report(
+                "call",
+                "failed" if case.outcome == "failed" else "passed",
+                text if case.outcome == "failed" else None,
+                duration,
+            )
+        yield report("teardown", "passed")
+
+
+class TesterReporter:
+    """Emits the cases right after their tester item (registered by the plugin)."""
+
+    def __init__(self, bs: BannouSession) -> None:
+        self.bs = bs
+        self.session: pytest.Session | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
+        result = yield
+        if isinstance(item, TesterItem):
+            logreport, forward = self._logreport(item)
+            for rep in item.case_reports():
+                self.bs.item_keys[rep.nodeid] = item.env_key  # counted in the environments table
+                logreport(report=rep)
+                forward(rep)
+        return result
+
+    def _logreport(self, item: pytest.Item) -> tuple[Any, Any]:
+        """The logreport hook, and how a report reaches pytest-xdist's controller.
+
+        An xdist worker's own logreport implementation insists that a report belongs to the item
+        it is running; the case reports are sent to the controller the way it sends reports,
+        around that check.
+        """
+        pm = item.config.pluginmanager
+        interactor = next(
+            (
+                p
+                for p in pm.get_plugins()
+                if type(p).__name__ == "WorkerInteractor" and hasattr(p, "sendevent")
+            ),
+            None,
+        )
+        if interactor is None:
+            return item.ihook.pytest_runtest_logreport, lambda rep: None
+        hook = pm.subset_hook_caller("pytest_runtest_logreport", remove_plugins=[interactor])
+
+        def forward(rep: pytest.TestReport) -> None:
+            data = item.config.hook.pytest_report_to_serializable(config=item.config, report=rep)
+            data["item_index"] = interactor.item_index
+            data["worker_id"] = interactor.workerid
+            data["testrun_uid"] = interactor.testrunuid
+            interactor.sendevent("testreport", data=data)
+
+        return hook, forward
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """On xdist's controller: count forwarded cases as collected (progress within 100 %)."""
+        if (
+            self.session is not None
+            and getattr(report, CASE_ATTR, None) is not None
+            and report.when == "teardown"
+            and hasattr(report, "node")
+        ):
+            self.session.testscollected += 1
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        rep = yield
+        if isinstance(item, TesterItem):
+            if call.when == "call" and item.run is not None and not item.counted:
+                # the cases are tests too: count them before the item's own line shows progress
+                item.session.testscollected += len(item.run.cases)
+                item.counted = True
+            setattr(
+                rep,
+                RUN_ATTR,
+                {
+                    "tester": item.spec.name,
+                    "env_key": item.env_key,
+                    "t_start": item.started,
+                    "t_end": item.finished,
+                },
+            )
+        return rep
+
+
+# --- running ----------------------------------------------------------------------------------
+def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
+    """Run ``spec`` against ``env``: in a container on the Docker backends, else as a process."""
+    workdir = run_dir / "testers" / _safe(env.key)
+    if env.backend in DOCKER_BACKENDS:
+        from ..testers.container import run_tester_container
+
+        return run_tester_container(spec, env, workdir=workdir)
+    return run_tester(spec, environment=process_endpoints(env, spec), workdir=workdir)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "env"
+
+
+def infra_node(topology: Topology, kind: str) -> Any:
+    for n in topology.infrastructure:
+        if n.infra_type == kind or n.name == kind:
+            return n
+    return None
+
+
+def endpoint_variables(
+    topology: Topology,
+    target: str,
+    address: Any,
+) -> dict[str, str]:
+    """The tester's endpoint variables; ``address(node_name, port) -> (host, port)`` says how a
+    node's port is reached from where the tester runs (the host, or the environment's network)."""
+
+    def url(node: Any, port: int | None = None) -> str:
+        host, p = address(node.name, port or node.http_port)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{p}"
+
+    try:
+        target_node = topology.node_for(target)
+    except KeyError as exc:
+        raise BannouError(
+            f"tester `target: {target}`: {exc.args[0]}; set it to one of the preset's nodes"
+        ) from None
+    env = tester_environment(url(target_node))
+    front = infra_node(topology, "ingress") or target_node
+    front_env = tester_environment(url(front))
+    for k in ("OPENRESTY_HOST", "OPENRESTY_PORT", "CONNECT_ENDPOINT"):
+        env[k] = front_env[k]
+    rabbit = infra_node(topology, "rabbitmq")
+    if rabbit is not None and rabbit.ports:
+        host, port = address(rabbit.name, rabbit.ports[0])
+        env["RABBITMQ_HOST"] = host
+        env["RABBITMQ_PORT"] = str(port)
+        env["RABBITMQ_USERNAME"] = rabbit.environment.get("RABBITMQ_DEFAULT_USER", "guest")
+        env["RABBITMQ_PASSWORD"] = rabbit.environment.get("RABBITMQ_DEFAULT_PASS", "guest")
+    redis = infra_node(topology, "redis")
+    if redis is not None and redis.ports:
+        host, port = address(redis.name, redis.ports[0])
+        env["STATE_REDIS_CONNECTION_STRING"] = f"{host}:{port}"
+    return env
+
+
+def process_endpoints(env: Environment, spec: TesterSpec) -> dict[str, str]:
+    """Endpoint variables for a tester running on this host (published ports)."""
+
+    def address(node: str, port: int | None) -> tuple[str, int]:
+        ep = env.endpoint(node, port)
+        return ep.host, ep.port
+
+    return endpoint_variables(env.topology, spec.target or env.main_node, address)
