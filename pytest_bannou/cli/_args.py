@@ -1,14 +1,18 @@
-"""Arguments several commands share: preset directories and KEY=VALUE overrides."""
+"""Arguments several commands share: preset directories, KEY=VALUE overrides, and the checked
+argument types (run ids, durations, line counts) that turn bad values into usage errors (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..environment.manager import RunIdError, check_run_id
 from ..errors import BannouError
 from ..preset import PresetLibrary, dirs_from_env
+from ..preset.durations import parse_duration
 
 PRESETS_DIR_HELP = "preset directory searched before BANNOU_PRESETS_DIR and the built-in library (repeatable)"
 
@@ -38,7 +42,45 @@ def replica_counts(values: Iterable[str]) -> dict[str, int]:
     """``--replicas NODE=N`` values -> ``{node: n}``."""
     counts = {}
     for node, count in pairs(values, "--replicas").items():
-        if not count.isdigit():
+        n = whole_number(count)
+        if n is None:
             raise BannouError(f"--replicas {node}={count}: the count must be a whole number >= 0")
-        counts[node] = int(count)
+        counts[node] = n
     return counts
+
+
+def run_id_arg(text: str) -> str:
+    """argparse type: a run id as ``new_run_id`` makes them, never a path."""
+    try:
+        return check_run_id(text)
+    except RunIdError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def seconds_arg(text: str) -> float:
+    """argparse type: a finite duration > 0 (``90``, ``90s``, ``1m30s``), as in preset files."""
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds more than 0 (and finite); e.g. 60, 90s or 2m"
+        )
+    return value
+
+
+def lines_arg(text: str) -> int:
+    """argparse type: a whole number of lines >= 0."""
+    value = whole_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of lines >= 0; e.g. --tail 50")
+    return value
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as an int >= 0 (ASCII digits, at most 9 of them), else None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        return None
+    return int(text)

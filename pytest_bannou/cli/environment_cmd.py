@@ -25,12 +25,13 @@ from ..environment.manager import (
     make_options,
     read_run_info,
     resolve_backend,
+    run_directories,
     run_directory,
     runs_root,
 )
 from ..errors import BannouError
 from ..plugin.options import DEFAULT_READY_TIMEOUT
-from ._args import add_presets_dir, pairs, preset_library, replica_counts
+from ._args import add_presets_dir, lines_arg, pairs, preset_library, replica_counts, run_id_arg, seconds_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NODE=N",
         help="replica override for one node (repeatable)",
     )
-    deploy.add_argument("--ready-timeout", type=float, default=DEFAULT_READY_TIMEOUT, metavar="SECONDS")
+    deploy.add_argument("--ready-timeout", type=seconds_arg, default=DEFAULT_READY_TIMEOUT, metavar="SECONDS")
     deploy.add_argument(
         "--local-command",
         default=os.environ.get("BANNOU_LOCAL_COMMAND", ""),
@@ -74,13 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = subparsers.add_parser(
         "status", help="environments left running (kept or deployed) and their health"
     )
-    status.add_argument("--run-id", metavar="RUN_ID", help="only this run")
+    status.add_argument("--run-id", type=run_id_arg, metavar="RUN_ID", help="only this run")
     status.set_defaults(handler=_status)
 
     logs = subparsers.add_parser("logs", help="the log of a node of a run")
-    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("run_id", type=run_id_arg, metavar="RUN_ID")
     logs.add_argument("node", metavar="NODE")
-    logs.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N lines")
+    logs.add_argument("--tail", type=lines_arg, default=None, metavar="N", help="only the last N lines")
     logs.add_argument("--backend", default=None, metavar="NAME", help="default: the run's backend")
     logs.set_defaults(handler=_logs)
 
@@ -90,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Without --run-id, removes the resources of every session whose owner process "
         "is gone (environments kept with --bannou-keep or deployed with `bannou-env deploy` count).",
     )
-    clean.add_argument("--run-id", metavar="RUN_ID")
+    clean.add_argument("--run-id", type=run_id_arg, metavar="RUN_ID")
     clean.add_argument(
         "--backend",
         default="all",
@@ -135,9 +136,14 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dir(run_id: str) -> Path:
+    """The run directory of a run id from the command line: under a runs root this user owns."""
+    runs_root()
+    return run_directory(run_id)
+
+
 def _runs(run_id: str | None) -> list[tuple[Path, dict]]:
-    root = runs_root()
-    dirs = [run_directory(run_id)] if run_id else sorted(root.glob("bannou-*")) if root.is_dir() else []
+    dirs = [_run_dir(run_id)] if run_id else run_directories()
     out = []
     for d in dirs:
         info = read_run_info(d)
@@ -146,13 +152,21 @@ def _runs(run_id: str | None) -> list[tuple[Path, dict]]:
     return out
 
 
+def _owner(info: dict) -> int:
+    """The owner pid a run record names (0 when it names none that could be a pid)."""
+    try:
+        return max(0, int(info.get("owner_pid") or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     runs = _runs(args.run_id)
     if not runs:
         print(f"no environments{f' for run {args.run_id}' if args.run_id else ''} under {runs_root()}")
         return 1 if args.run_id else 0
     for _d, info in runs:
-        owner = int(info.get("owner_pid") or 0)
+        owner = _owner(info)
         who = "kept" if info.get("kept") else (f"in use by pid {owner}" if pid_alive(owner) else "orphaned")
         print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who})")
         for node, url in (info.get("urls") or {}).items():
@@ -169,12 +183,13 @@ def _health(url: str) -> str:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    info = read_run_info(run_directory(args.run_id)) or {}
+    workdir = _run_dir(args.run_id)
+    info = read_run_info(workdir) or {}
     backend_name = args.backend or info.get("backend") or "local"
     cls = registry.load(backend_name)
-    backend = cls(BackendOptions(run_id=args.run_id, workdir=run_directory(args.run_id)))
+    backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir))
     text = backend.logs(args.node, args.tail)
-    if not text and not run_directory(args.run_id).is_dir():
+    if not text and not workdir.is_dir():
         raise BannouError(f"no run {args.run_id!r} under {runs_root()}; see `bannou-env status`")
     sys.stdout.write(text)
     return 0
@@ -191,6 +206,10 @@ def _clean(args: argparse.Namespace) -> int:
         if not removed:
             print("nothing stale to remove")
         return 0
+    # checked before anything is removed: the run id's directory, the runs root this user owns
+    workdir = _run_dir(args.run_id) if args.run_id else None
+    if workdir is None:
+        runs_root()
     if args.backend == "all":
         names = registry.known_names()
     else:
@@ -203,12 +222,10 @@ def _clean(args: argparse.Namespace) -> int:
             if args.backend != "all":
                 print(f"{name}: skipped ({avail.reason})", file=sys.stderr)
             continue
-        options = None
-        if args.run_id:
-            options = BackendOptions(run_id=args.run_id, workdir=run_directory(args.run_id))
+        options = BackendOptions(run_id=args.run_id, workdir=workdir) if workdir is not None else None
         removed += registry.load(name).clean(args.run_id, options)
     for d, info in _runs(args.run_id):
-        owner = int(info.get("owner_pid") or 0)
+        owner = _owner(info)
         if args.run_id or info.get("kept") or not pid_alive(owner):
             with contextlib.suppress(OSError):
                 (d / RUN_INFO).unlink()

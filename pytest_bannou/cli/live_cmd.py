@@ -28,6 +28,7 @@ from ..environment.manager import EnvironmentManager, make_options, read_run_inf
 from ..errors import BannouError
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from ..topology.model import Topology
+from ._args import run_id_arg, seconds_arg, whole_number
 
 SHORT_FORMS = (
     "add-node:NAME[=SERVICE,...]",
@@ -45,16 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    update.add_argument("run_id", metavar="RUN_ID")
+    update.add_argument("run_id", type=run_id_arg, metavar="RUN_ID")
     update.add_argument("changes", nargs="+", metavar="CHANGE", help="JSON or " + "; ".join(SHORT_FORMS))
-    update.add_argument("--ready-timeout", type=float, default=120.0, metavar="SECONDS")
+    update.add_argument("--ready-timeout", type=seconds_arg, default=120.0, metavar="SECONDS")
     update.set_defaults(handler=_update)
 
     rollback = subparsers.add_parser(
         "rollback", help="return a kept environment to its previous configuration version"
     )
-    rollback.add_argument("run_id", metavar="RUN_ID")
-    rollback.add_argument("--ready-timeout", type=float, default=120.0, metavar="SECONDS")
+    rollback.add_argument("run_id", type=run_id_arg, metavar="RUN_ID")
+    rollback.add_argument("--ready-timeout", type=seconds_arg, default=120.0, metavar="SECONDS")
     rollback.set_defaults(handler=_rollback)
 
 
@@ -65,13 +66,16 @@ def parse_change(text: str) -> dict[str, Any]:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ChangeError(f"change {text!r} is not valid JSON: {exc}") from None
+            raise ChangeError(f"change {_short(text)} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ChangeError(f"change {_short(text)}: the JSON is nested too deeply") from None
         if not isinstance(data, dict):
-            raise ChangeError(f"change {text!r}: expected a JSON object")
+            raise ChangeError(f"change {_short(text)}: expected a JSON object")
+        _check_change(data, _short(text))
         return data
     action, sep, rest = text.partition(":")
     if not sep or action not in ACTIONS or not rest:
-        raise ChangeError(f"change {text!r}: expected JSON or one of: {'; '.join(SHORT_FORMS)}")
+        raise ChangeError(f"change {_short(text)}: expected JSON or one of: {'; '.join(SHORT_FORMS)}")
     if action == "remove-node":
         return {"action": action, "nodeName": rest}
     if action == "update-env":
@@ -80,23 +84,116 @@ def parse_change(text: str) -> dict[str, Any]:
         for pair in pairs.split(","):
             key, eq, value = pair.partition("=")
             if not sep or not eq or not key:
-                raise ChangeError(f"change {text!r}: expected update-env:NODE:KEY=VALUE[,KEY=VALUE]")
+                raise ChangeError(f"change {_short(text)}: expected update-env:NODE:KEY=VALUE[,KEY=VALUE]")
             env[key] = value
         return {"action": action, "nodeName": None if node == "*" else node, "environment": env}
     name, eq, value = rest.partition("=")
     if action == "scale":
-        if not eq or not value.strip().isdigit():
-            raise ChangeError(f"change {text!r}: expected scale:NODE=N with N a whole number")
-        return {"action": action, "nodeName": name, "replicas": int(value)}
+        replicas = whole_number(value) if eq else None
+        if replicas is None:
+            raise ChangeError(f"change {_short(text)}: expected scale:NODE=N with N a whole number")
+        return {"action": action, "nodeName": name, "replicas": replicas}
     services = [s.strip() for s in value.split(",") if s.strip()]
     if action == "move-service":
         if not services:
-            raise ChangeError(f"change {text!r}: expected move-service:NODE=SERVICE[,SERVICE]")
+            raise ChangeError(f"change {_short(text)}: expected move-service:NODE=SERVICE[,SERVICE]")
         return {"action": action, "nodeName": name, "services": services}
     return {"action": action, "nodeConfig": {"name": name, "services": services}}
 
 
+# the JSON types of a TopologyChange's fields (and of nodeConfig's, bannou's TopologyNode):
+# checked here so that a wrong type is a message, not a traceback from deep inside
+CHANGE_FIELDS = {
+    "action": "string",
+    "nodeName": "string",
+    "services": "strings",
+    "replicas": "count",
+    "environment": "env",
+    "nodeConfig": "object",
+}
+NODE_CONFIG_FIELDS = {
+    "name": "string",
+    "services": "strings",
+    "layers": "strings",
+    "replicas": "count",
+    "environment": "env",
+    "appId": "string",
+    "meshEnabled": "bool",
+    "resources": "object",
+}
+_KINDS = {
+    "string": "a string",
+    "strings": "a list of strings",
+    "count": "a whole number >= 0",
+    "env": "an object of KEY: value",
+    "object": "an object",
+    "bool": "true or false",
+}
+_SCALAR = (str, int, float, bool)
+
+
+def _check_change(data: dict[str, Any], where: str) -> None:
+    """``ChangeError`` naming an unknown key or the first field whose type is wrong."""
+    unknown = sorted(set(data) - set(CHANGE_FIELDS))
+    if unknown:
+        raise ChangeError(
+            f"change {where}: unknown key(s) {', '.join(_short(k, 40) for k in unknown[:5])};"
+            f" keys: {', '.join(CHANGE_FIELDS)}"
+        )
+    _check_fields(data, CHANGE_FIELDS, "", where)
+    config = data.get("nodeConfig")
+    if isinstance(config, dict):
+        _check_fields(config, NODE_CONFIG_FIELDS, "nodeConfig.", where)
+
+
+def _check_fields(data: dict[str, Any], fields: dict[str, str], prefix: str, where: str) -> None:
+    for key, kind in fields.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not _is_kind(value, kind):
+            raise ChangeError(f"change {where}: {prefix}{key} must be {_KINDS[kind]}, got {_what(value)}")
+        if kind == "env":
+            for name, v in value.items():
+                if not isinstance(v, _SCALAR):
+                    raise ChangeError(
+                        f"change {where}: {prefix}{key}.{name} must be a string, number or boolean,"
+                        f" got {_what(v)}"
+                    )
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, dict)  # env, object
+
+
+def _what(value: Any) -> str:
+    """What a JSON value is, for a message (never the repr of a whole structure)."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}" if len(repr(value)) <= 40 else "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else "null"
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _kept_run(run_id: str) -> tuple[dict[str, Any], History]:
+    runs_root()  # refused when another user could have written what is read from it
     workdir = run_directory(run_id)
     info = read_run_info(workdir)
     if info is None:

@@ -7,6 +7,7 @@ duck typing, so the table can also be printed or tested on its own.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -15,10 +16,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import BannouError
+from ..preset.durations import parse_duration
 
 DEFAULT_PRESET = "monolith"
 DEFAULT_BACKEND = "local"
 DEFAULT_READY_TIMEOUT = 120.0
+
+# backend options (--bannou-backend-option KEY=VALUE) that are durations: key -> (backend, whether
+# 0 is allowed). Checked when the options are read, so that a bad value is a usage error naming
+# the option instead of a failure (or a traceback) inside the backend.
+DURATION_BACKEND_OPTIONS: dict[str, tuple[str, bool]] = {
+    "grace_period": ("local", True),
+    "stop_grace": ("compose", True),
+    "kubernetes_teardown_timeout": ("kubernetes", False),
+    "kubernetes_termination_grace": ("kubernetes", True),
+}
 
 
 class OptionError(BannouError):
@@ -370,7 +382,10 @@ def resolve(
                 f"bannou_backend_option ({sources['bannou_backend_option']}): {pair!r} is not KEY=VALUE; "
                 "e.g. --bannou-backend-option kubernetes_service_type=NodePort"
             )
-        backend_options[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in DURATION_BACKEND_OPTIONS:
+            value = _backend_seconds(key, value, sources["bannou_backend_option"])
+        backend_options[key] = value
     return Settings(
         presets=tuple(dict.fromkeys(values["bannou_preset"])),
         backend=values["bannou_backend"] or DEFAULT_BACKEND,
@@ -411,13 +426,43 @@ def _raw(
     return opt.default, "default"
 
 
-def _convert(opt: Option, raw: Any, source: str) -> Any:
-    where = {
-        "cli": opt.flag,
+def _where(opt: Option, source: str) -> str:
+    """Where a value came from, as the user wrote it: the flag, the variable or the ini key."""
+    return {
+        "cli": opt.flag or opt.ini,
         "env": f"environment variable {opt.env}",
         "ini": f"ini key {opt.ini}",
         "default": "default",
     }[source]
+
+
+def _seconds(text: Any) -> float:
+    """Seconds from ``90``, ``90s``, ``1m30s``, ``500ms`` (as in preset files); nan if none."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return math.nan
+
+
+def _backend_seconds(key: str, value: str, source: str) -> str:
+    """A duration backend option as the backend reads it (plain seconds), or ``OptionError``."""
+    backend, zero_ok = DURATION_BACKEND_OPTIONS[key]
+    seconds = _seconds(value)
+    if math.isfinite(seconds) and (seconds > 0 or (zero_ok and seconds == 0)):
+        try:
+            float(value)
+        except ValueError:
+            return str(seconds)  # 1m -> 60.0: the backends read plain seconds
+        return value
+    option = next(o for o in OPTIONS if o.dest == "bannou_backend_option")
+    raise OptionError(
+        f"{_where(option, source)} {key}={value!r}: expected seconds {'>=' if zero_ok else '>'} 0"
+        f" (a finite number like 5, 2.5, 500ms or 1m) for the {backend} backend's {key}"
+    )
+
+
+def _convert(opt: Option, raw: Any, source: str) -> Any:
+    where = _where(opt, source)
     if opt.kind == "list":
         items = raw if isinstance(raw, list | tuple) else [raw]
         return [p.strip() for item in items for p in str(item).split(",") if p.strip()]
@@ -441,9 +486,13 @@ def _convert(opt: Option, raw: Any, source: str) -> Any:
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise OptionError(f"{where}: {raw!r} is not a number of seconds; e.g. {opt.flag}=60") from None
-        if value <= 0:
-            raise OptionError(f"{where}: {raw!r} must be more than 0 seconds")
+            value = _seconds(raw)  # 90s, 1m30s: as in preset files
+            if math.isnan(value):
+                raise OptionError(
+                    f"{where}: {raw!r} is not a number of seconds; e.g. {opt.flag}=60 (or 90s, 2m)"
+                ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise OptionError(f"{where}: {raw!r} must be more than 0 seconds and finite; e.g. {opt.flag}=60")
         return value
     if opt.kind in ("choice", "plan"):
         if raw is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,79 @@ def test_local_command_is_split_like_a_shell():
 def test_bad_values_name_the_source(env, message):
     with pytest.raises(opts.OptionError, match=message.replace("(", r"\(")):
         _resolve(env=env)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999", "0", "-0.5"])
+@pytest.mark.parametrize("dest", ["bannou_ready_timeout", "bannou_heartbeat_interval"])
+def test_durations_must_be_finite_and_positive(dest, value):
+    flag = "--" + dest.replace("_", "-")
+    with pytest.raises(opts.OptionError, match=f"{flag}: '{value}' must be more than 0 seconds and finite"):
+        _resolve(cli={dest: value})
+
+
+def test_durations_are_written_as_in_preset_files():
+    assert _resolve(cli={"bannou_ready_timeout": "90s"}).ready_timeout == 90.0
+    assert _resolve(env={"BANNOU_READY_TIMEOUT": "1m30s"}).ready_timeout == 90.0
+    assert _resolve(ini={"bannou_heartbeat_interval": "500ms"}).sources["bannou_heartbeat_interval"] == "ini"
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("grace_period=abc", "--bannou-backend-option grace_period='abc': expected seconds >= 0"),
+        ("grace_period=nan", "--bannou-backend-option grace_period='nan': expected seconds >= 0"),
+        ("grace_period=-1", "--bannou-backend-option grace_period='-1': expected seconds >= 0"),
+        ("grace_period=", "--bannou-backend-option grace_period='': expected seconds >= 0"),
+        ("stop_grace=later", "--bannou-backend-option stop_grace='later': expected seconds >= 0"),
+        ("kubernetes_teardown_timeout=0", "kubernetes_teardown_timeout='0': expected seconds > 0"),
+        ("kubernetes_termination_grace=inf", "kubernetes_termination_grace='inf': expected seconds >= 0"),
+    ],
+)
+def test_duration_backend_options_are_checked(pair, message):
+    with pytest.raises(opts.OptionError, match=re.escape(message)):
+        _resolve(cli={"bannou_backend_option": [pair]})
+
+
+def test_duration_backend_options_reach_the_backend_as_seconds():
+    s = _resolve(
+        cli={
+            "bannou_backend_option": ["grace_period=2", "stop_grace=1m", "kubernetes_teardown_timeout=500ms"]
+        }
+    )
+    assert s.backend_options == {
+        "grace_period": "2",
+        "stop_grace": "60.0",
+        "kubernetes_teardown_timeout": "0.5",
+    }
+    with pytest.raises(opts.OptionError, match="environment variable BANNOU_BACKEND_OPTION grace_period='x'"):
+        _resolve(env={"BANNOU_BACKEND_OPTION": "grace_period=x"})
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--bannou-ready-timeout=nan"], "ERROR: --bannou-ready-timeout: 'nan' must be more than 0 seconds*"),
+        (
+            ["--bannou-backend-option", "grace_period=abc"],
+            "ERROR: --bannou-backend-option grace_period='abc': expected seconds >= 0*",
+        ),
+    ],
+)
+def test_bad_durations_are_one_usage_error_line(bp, args, line):
+    bp.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.preset("alpha")
+        def test_1(bannou_env):
+            pass
+        """
+    )
+    result = bp.run_subprocess(*args, timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([line])
+    assert len([ln for ln in result.stderr.lines if ln.strip()]) == 1, result.stderr.lines
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 def test_header_names_backend_and_presets_from_cli_env_and_ini(bp, monkeypatch):
