@@ -91,7 +91,8 @@ def test_cli_junit_into_an_unwritable_path_is_one_clear_message(tmp_path: Path) 
     log.write_text(HOSTILE_LOG, encoding="utf-8")
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    for target in (blocker / "x.xml", blocker / "deeper" / "x.xml", tmp_path):
+    # under a regular file, deeper under it, a directory, a parent that cannot be created (even by root)
+    for target in (blocker / "x.xml", blocker / "deeper" / "x.xml", tmp_path, Path("/proc/self/nope/x.xml")):
         res = cli("--format", "http-tester", str(log), "--junit", str(target))
         err = res.stderr.decode("utf-8")
         assert res.returncode == 1, err
