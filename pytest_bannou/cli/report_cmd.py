@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import BannouError
-from ..report import RESULTS_JSON, merge_reports, read_json, write_report
+from ..report import RESULTS_JSON, RunReport, merge_reports, read_json, write_report
+from ..report.text import terminal_text
+from ._output import unwritable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,16 +52,25 @@ def _resolve(path: str) -> Path:
     return candidate
 
 
+def _write(report: RunReport, output: str) -> dict[str, Path]:
+    """The three report files in ``output``; a place that cannot be written is one clear error."""
+    try:
+        return write_report(report, output)
+    except OSError as exc:
+        raise unwritable("the report into", output, exc, "pass a writable directory with -o") from None
+
+
 def _print_written(paths: dict[str, Path], what: str) -> None:
-    print(what)
+    """What was written; names come from the files, so they are printed control-free."""
+    print(terminal_text(what))
     for path in paths.values():
-        print(f"  {path}")
+        print(f"  {terminal_text(str(path))}")
 
 
 def _merge(args: argparse.Namespace) -> int:
     reports = [read_json(_resolve(p)) for p in args.inputs]
     merged = merge_reports(reports)
-    paths = write_report(merged, args.output)
+    paths = _write(merged, args.output)
     counts = merged.counts()
     summary = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n) or "no results"
     _print_written(paths, f"merged {len(reports)} reports ({len(merged.presets)} environments, {summary}):")
@@ -68,6 +79,6 @@ def _merge(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     report = read_json(_resolve(args.input))
-    paths = write_report(report, args.output)
+    paths = _write(report, args.output)
     _print_written(paths, f"rendered {len(report.tests)} results of run {report.run_id}:")
     return 0

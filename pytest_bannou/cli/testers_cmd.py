@@ -11,8 +11,9 @@ from pathlib import Path
 from ..errors import BannouError
 from ..testers import known_formats
 from ..testers.junit_writer import write_junit
-from ..testers.model import TesterRun
+from ..testers.model import TesterRun, escape_controls
 from ..testers.registry import get_parser
+from ._output import unwritable
 
 _LABELS = {
     "passed": "PASSED",
@@ -57,7 +58,7 @@ def _read(file: str) -> str:
 def _parse(args: argparse.Namespace) -> int:
     parser = get_parser(args.format)
     text = _read(args.file)
-    run: TesterRun = parser.parse(text, args.exit_code, tester=args.tester)
+    run: TesterRun = escape_controls(parser.parse(text, args.exit_code, tester=args.tester))
     if args.json:
         print(json.dumps(run.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -67,5 +68,9 @@ def _parse(args: argparse.Namespace) -> int:
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.junit:
-        write_junit(run, args.junit)
+        try:
+            write_junit(run, args.junit)
+        except OSError as exc:
+            fix = "pass --junit a file path in a writable directory"
+            raise unwritable("the JUnit file", args.junit, exc, fix, args.junit.parent) from None
     return 0 if run.ok else 1

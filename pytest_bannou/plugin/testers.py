@@ -37,7 +37,7 @@ import pytest
 
 from ..errors import BannouError
 from ..testers import run_tester, tester_environment
-from ..testers.model import CaseResult, TesterRun
+from ..testers.model import CaseResult, TesterRun, escape_controls
 from ..topology.model import TesterSpec, Topology
 
 if TYPE_CHECKING:
@@ -158,7 +158,8 @@ class TesterItem(pytest.Item):
         env = bs.environment_for(self)
         self.started = time.time()
         try:
-            self.run = execute(env, self.spec, Path(bs.manager.options.workdir))
+            # what the tester printed becomes nodeids and report text: controls escaped here, once
+            self.run = escape_controls(execute(env, self.spec, Path(bs.manager.options.workdir)))
         except BannouError as exc:
             pytest.fail(f"tester {self.spec.name!r} on {self.env_key}: {exc.message}", pytrace=False)
         finally:

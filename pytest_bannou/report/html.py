@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .merge import OUTCOME_RANK
 from .model import NO_PRESET, OUTCOMES, PresetRecord, RunReport, TestRecord, matrix_row
+from .text import xml_text
 
 #: CSS class, symbol and label per outcome
 OUTCOME_STYLE: dict[str, tuple[str, str, str]] = {
@@ -408,7 +409,8 @@ def _legend(report: RunReport) -> str:
 
 
 def render_html(report: RunReport) -> str:
-    """The whole page as one string."""
+    """The whole page as one string: valid UTF-8 whatever the texts hold (controls, surrogates
+    and noncharacters escaped once, over the whole page; see ``text``)."""
     budget = _Budget(DETAIL_BUDGET)
     parts = [
         "<!DOCTYPE html>",
@@ -428,7 +430,7 @@ def render_html(report: RunReport) -> str:
         f"<script>{JS}</script>",
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return xml_text("\n".join(parts) + "\n")
 
 
 def write_html(report: RunReport, path: str | os.PathLike[str]) -> Path:

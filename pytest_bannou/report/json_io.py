@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import BannouError
 from .model import SCHEMA_VERSION, PresetRecord, RunReport, TestRecord, TimelineEvent
+from .text import utf8_strings
 
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 
@@ -57,7 +58,8 @@ def from_dict(data: dict[str, Any], source: str = "<results>") -> RunReport:
 
 
 def dumps(report: RunReport) -> str:
-    return json.dumps(to_dict(report), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    """The JSON text of ``report``; any string in it becomes valid UTF-8 (see ``text``)."""
+    return json.dumps(utf8_strings(to_dict(report)), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_json(report: RunReport, path: str | os.PathLike[str]) -> Path:
@@ -95,7 +97,19 @@ def read_json(path: str | os.PathLike[str]) -> RunReport:
             f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); the file may be truncated"
             " (a worker or job killed while writing) - re-run or drop it from the merge"
         ) from None
-    return from_dict(data, str(path))
+    except RecursionError:
+        raise _too_deep(path) from None
+    try:
+        return from_dict(data, str(path))
+    except RecursionError:
+        raise _too_deep(path) from None
+
+
+def _too_deep(path: Path) -> ReportFileError:
+    """A results.json is a few levels deep: a file nested deeper than Python follows is not one."""
+    return ReportFileError(
+        f"{path}: JSON nested too deeply to read; this is not a results.json written by --bannou-report"
+    )
 
 
 def validate(data: Any, source: str = "<results>") -> None:

@@ -9,21 +9,11 @@ type="not_run"; ``unclear`` is a pass whose warning goes to <system-out>.
 from __future__ import annotations
 
 import os
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .model import NO_PRESET, PresetRecord, RunReport, TestRecord
-
-# characters XML 1.0 cannot carry at all (ANSI escapes from pytest's coloured output, NULs ...)
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def xml_text(text: str) -> str:
-    """``text`` made storable in XML: ANSI colour codes dropped, other illegal characters escaped."""
-    text = _ANSI.sub("", text)
-    return _ILLEGAL_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+from .text import xml_text
 
 
 def split_nodeid(record: TestRecord) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .html import columns, matrix
 from .model import NO_PRESET, OUTCOMES, RunReport
+from .text import terminal_text
 
 LABELS = {
     "passed": "passed",
@@ -23,8 +24,9 @@ def summary_line(report: RunReport) -> str:
     counts = report.counts()
     parts = [f"{counts[o]} {o.replace('_', ' ')}" for o in OUTCOMES if counts[o]]
     envs = len(report.presets)
-    return f"bannou results (run {report.run_id}, backend {report.backend or '-'}, {envs} environments): " + (
-        ", ".join(parts) or "no results"
+    return terminal_text(
+        f"bannou results (run {report.run_id}, backend {report.backend or '-'}, {envs} environments): "
+        + (", ".join(parts) or "no results")
     )
 
 
@@ -33,7 +35,8 @@ def render_terminal(
 ) -> str:
     """The summary line, then the table of rows that did not pass (all rows with ``all_rows``)."""
     lines = [summary_line(report)]
-    rows = matrix(report)
+    # names come from tests and testers: their control characters are escaped before measuring
+    rows = {terminal_text(name): cells for name, cells in matrix(report).items()}
     if not all_rows:
         rows = {
             name: cells
@@ -43,7 +46,7 @@ def render_terminal(
     if not rows:
         return lines[0]
     cols = columns(report)
-    heads = [c or NO_PRESET for c in cols]
+    heads = [terminal_text(c or NO_PRESET) for c in cols]
     widths = [max(len(h), 7) for h in heads]
     name_w = max(10, min(max(len(n) for n in rows), width - sum(w + 2 for w in widths) - 2, 80))
 

@@ -1,25 +1,23 @@
-"""A ``TesterRun`` as a JUnit XML document (for ``bannou-env testers parse --junit``)."""
+"""A ``TesterRun`` as a JUnit XML document (for ``bannou-env testers parse --junit``).
+
+Every text goes through the reports' ``xml_text``: the file is well-formed UTF-8 XML whatever
+the tester printed (surrogates, U+FFFE/U+FFFF, controls).
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..report.text import xml_text
 from .model import TesterRun
-
-# characters XML 1.0 cannot carry, even escaped
-_INVALID = dict.fromkeys(c for c in range(0x20) if c not in (0x9, 0xA, 0xD))
-
-
-def _clean(text: str) -> str:
-    return text.translate(_INVALID)
 
 
 def to_junit(run: TesterRun) -> ET.ElementTree:
     suite = ET.Element(
         "testsuite",
         {
-            "name": run.tester,
+            "name": xml_text(run.tester),
             "tests": str(len(run.cases)),
             "failures": str(run.count("failed")),
             "errors": str(run.count("error")),
@@ -28,13 +26,13 @@ def to_junit(run: TesterRun) -> ET.ElementTree:
         },
     )
     props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", {"name": "format", "value": run.format})
+    ET.SubElement(props, "property", {"name": "format", "value": xml_text(run.format)})
     if run.exit_code is not None:
         ET.SubElement(props, "property", {"name": "exit_code", "value": str(run.exit_code)})
     for warning in run.warnings:
-        ET.SubElement(props, "property", {"name": "warning", "value": _clean(warning)})
+        ET.SubElement(props, "property", {"name": "warning", "value": xml_text(warning)})
     for case in run.cases:
-        attrs = {"classname": f"tester.{run.tester}", "name": _clean(case.name)}
+        attrs = {"classname": xml_text(f"tester.{run.tester}"), "name": xml_text(case.name)}
         if case.duration is not None:
             attrs["time"] = f"{case.duration:.3f}"
         tc = ET.SubElement(suite, "testcase", attrs)
@@ -43,11 +41,11 @@ def to_junit(run: TesterRun) -> ET.ElementTree:
             ET.SubElement(cprops, "property", {"name": "outcome", "value": "unclear"})
         tag = {"failed": "failure", "error": "error", "not_run": "skipped"}.get(case.outcome)
         if tag:
-            el = ET.SubElement(tc, tag, {"message": _clean(case.message or case.outcome)})
+            el = ET.SubElement(tc, tag, {"message": xml_text(case.message or case.outcome)})
             if tag != "skipped" and case.output:
-                el.text = _clean(case.output)
+                el.text = xml_text(case.output)
         if case.output:
-            ET.SubElement(tc, "system-out").text = _clean(case.output)
+            ET.SubElement(tc, "system-out").text = xml_text(case.output)
     tree = ET.ElementTree(suite)
     ET.indent(tree)
     return tree

@@ -7,8 +7,10 @@ the plugin shows it so nobody mistakes a shrug for a green test.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from ..report.text import terminal_text
 
 Outcome = Literal["passed", "failed", "not_run", "unclear", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "not_run", "unclear", "error")
@@ -107,3 +109,28 @@ class TesterRun:
             warnings=list(d.get("warnings", [])),
             raw_tail=d.get("raw_tail", ""),
         )
+
+
+def escape_controls(run: TesterRun) -> TesterRun:
+    """``run`` with every text a tester printed (case names, messages, output, warnings) made
+    printable by ``terminal_text``: control characters escaped, newlines and tabs kept.
+
+    Applied once, where a parsed run leaves the tester layer (the pytest items, the CLI), so
+    that what reaches a terminal, pytest's reports and the report files cannot move the cursor,
+    clear the screen or retitle the window.
+    """
+    return replace(
+        run,
+        tester=terminal_text(run.tester),
+        cases=[
+            replace(
+                c,
+                name=terminal_text(c.name),
+                message=terminal_text(c.message),
+                output=terminal_text(c.output),
+            )
+            for c in run.cases
+        ],
+        warnings=[terminal_text(w) for w in run.warnings],
+        raw_tail=terminal_text(run.raw_tail),
+    )

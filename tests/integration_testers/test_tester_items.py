@@ -124,6 +124,45 @@ def test_case_outcomes_crash_fail_and_not_run(tp: InnerRuns) -> None:
     assert len(not_run) == 1 and not_run[0]["kind"] == "tester"
 
 
+HOSTILE = (
+    "Running in daemon mode - executing tests sequentially with fail-fast on service crashes...\n"
+    "Running test: Evil\x07Name\n"
+    "\x1b]0;retitled\x07boom: bell \x07 back \x08 reset \x1bc form \x0c cr \r tail \udcff\n"
+    "\u274c Test Evil\x07Name failed: clear \x1b[2J\x1bc screen\n"
+    "All tests completed in daemon mode. Passed: 0, Failed: 1\n"
+)
+
+
+def test_control_characters_from_a_tester_are_escaped(tp: InnerRuns) -> None:
+    log = tp.pytester.path / "hostile.log"
+    log.write_bytes(HOSTILE.encode("utf-8", "surrogateescape"))
+    code = f"import sys; sys.stdout.buffer.write(open({str(log)!r}, 'rb').read()); "
+    tp.preset(
+        "hostile",
+        preset_yaml(
+            "hostile",
+            f"""
+            testers:
+              - name: replay
+                command: [python, -c, "{code}sys.exit(1)"]
+                format: http-tester
+            """,
+        ),
+    )
+    report = tp.pytester.path / "rep"
+    result = tp.run("--bannou-preset=hostile", "--bannou-testers-only", f"--bannou-report={report}", "-rA")
+    out = result.stdout.str()
+    assert result.ret == 1, out
+    for raw in ("\x07", "\x08", "\x0c", "\x1b", "\r"):
+        assert raw not in out, repr(raw)
+    assert "FAILED tester::replay::Evil\\x07Name[hostile]" in out
+    assert "bell \\x07 back \\x08 reset \\x1bc form \\x0c cr \\x0d tail \ufffd" in out
+    assert "retitled" not in out  # an OSC sequence is dropped, as the line cleaner always did
+    by_id = {t["nodeid"]: t for t in results(report)["tests"]}
+    case = by_id["tester::replay::Evil\\x07Name[hostile]"]
+    assert case["outcome"] == "failed" and "clear \\x1bc screen" in case["longrepr_summary"]
+
+
 def test_unclear_passes_with_a_visible_warning(tp: InnerRuns) -> None:
     replay(tp, "shrug", "edge_unclear.log", 0, "edge-tester")
     report = tp.pytester.path / "rep"

@@ -94,3 +94,34 @@ def test_bannou_env_report_end_to_end(tmp_path, sample_report):
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("depth", [200, 900, 990, 5_000, 200_000])
+@pytest.mark.parametrize("command", ["merge", "render"])
+def test_deeply_nested_json_is_one_clear_message(tmp_path, sample_report, capsys, depth, command):
+    good = write_json(sample_report, tmp_path / "good.json")
+    nested = "[" * depth + "]" * depth
+    inputs = {
+        "top": nested,
+        "field": good.read_text(encoding="utf-8").replace('"run-a1"', nested, 1),
+    }
+    for where, text in inputs.items():
+        bad = tmp_path / f"{where}.json"
+        bad.write_text(text, encoding="utf-8")
+        files = [str(good), str(bad)] if command == "merge" else [str(bad)]
+        assert run(["report", command, *files, "-o", str(tmp_path / "out")]) == 1, where
+        err = capsys.readouterr().err
+        assert err.startswith(f"bannou-env: {bad}"), err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_directory_is_one_clear_message(tmp_path, sample_report, capsys):
+    src = write_json(sample_report, tmp_path / "results.json")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for target in (blocker, blocker / "out"):
+        assert run(["report", "render", str(src), "-o", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"bannou-env: cannot write the report into {target}:"), err
+        assert len(err.strip().splitlines()) == 1

@@ -206,7 +206,7 @@ def test_junit_writer_round_trips_through_the_junit_parser():
         ("tester.http-tester.E", "passed"),
     ]
     assert back.case("tester.http-tester.A").duration == 1.5
-    assert "trace b" in back.case("tester.http-tester.B").output  # control character dropped
+    assert "trace\\x07 b" in back.case("tester.http-tester.B").output  # control character escaped
 
 
 def test_to_dict_round_trip():
