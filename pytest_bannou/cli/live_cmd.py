@@ -5,8 +5,10 @@ The run directory holds the environment's configuration versions (``live.json``)
 validated against the current version first (all or nothing), then the run is deployed again
 with the changed topology under the same run id: a command-line process cannot take over the
 processes another process started, so this redeploys (new processes, new ports, the same
-messaging settings; mapping and deployment events are published as after any deploy). Inside a
-pytest session, ``bannou_env.update``/``rollback`` change the running environment in place.
+messaging settings; mapping and deployment events are published as after any deploy); if the
+changed run does not deploy, the previous version is deployed again (the change is undone).
+Inside a pytest session, ``bannou_env.update``/``rollback`` change the running environment in
+place.
 
 CHANGE is bannou's TopologyChange as JSON (``'{"action": "scale", "nodeName": "bannou-auth",
 "replicas": 2}'``) or a short form: ``add-node:NAME[=SERVICE,...]``, ``remove-node:NAME``,
@@ -258,9 +260,24 @@ def _progress(text: str, done: bool) -> None:
 def _update(args: argparse.Namespace) -> int:
     changes = [parse_change(c) for c in args.changes]
     info, history = _kept_run(args.run_id)
-    new = change_topology(history.versions[-1][1], changes)  # validates everything first
+    previous = history.versions[-1][1]
+    new = change_topology(previous, changes)  # validates everything first
     history.versions.append((history.current + 1, new))
-    _redeploy(args.run_id, info, new, history, args.ready_timeout)
+    try:
+        _redeploy(args.run_id, info, new, history, args.ready_timeout)
+    except BannouError as exc:  # the run is back at the version it was at, as inside a session
+        history.versions.pop()
+        try:
+            _redeploy(args.run_id, info, previous, history, args.ready_timeout)
+        except BannouError as again:
+            raise BannouError(
+                f"environment {args.run_id!r}: the change failed: {exc.message}; deploying configuration"
+                f" version {history.current} again failed too: {again.message}"
+            ) from None
+        raise BannouError(
+            f"environment {args.run_id!r}: the change failed and was undone (configuration version"
+            f" {history.current} again): {exc.message}"
+        ) from None
     return 0
 
 

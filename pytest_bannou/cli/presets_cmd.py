@@ -68,11 +68,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def library(args: argparse.Namespace, *extra: Path) -> PresetLibrary:
     """Search path: extra dirs, --dir, BANNOU_PRESETS_DIR, then the built-in library."""
-    return preset_library(args.dir, *extra)
+    # the directory of a file that does not exist: loading the file says so, not the search path
+    return preset_library(args.dir, *(d for d in extra if d.is_dir()))
 
 
 def _is_path(target: str) -> bool:
-    return os.sep in target or "/" in target or target.endswith((".yaml", ".yml")) or Path(target).is_dir()
+    if os.sep in target or "/" in target or target.endswith((".yaml", ".yml")):
+        return True
+    try:
+        return Path(target).is_dir()
+    except (OSError, ValueError):  # too long, NUL: not a directory; the name check says why
+        return False
 
 
 def _list(args: argparse.Namespace) -> int:

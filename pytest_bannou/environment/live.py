@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BannouError, DeployError
 from ..preset.resolve import layer_env_name, service_env_name
+from ..preset.schema import EnvironmentChange, NodeSpec
+from ..preset.validate import validate_plain
 from ..reference.node import LAYERS
 from ..topology.model import Action, HealthCheck, Node, Resources, Topology, diff
 
@@ -74,7 +76,7 @@ class TopologyChange:
             parts.append(f"replicas={self.replicas}")
         if self.environment:
             parts.append(",".join(f"{k}={v}" for k, v in sorted(self.environment.items())))
-        if self.node_config:
+        if isinstance(self.node_config, Mapping):
             parts.append(str(self.node_config.get("name")))
         return " ".join(parts)
 
@@ -144,9 +146,22 @@ def _replace_node(t: Topology, node: Node) -> Topology:
     return t.with_nodes(node if n.name == node.name else n for n in t.nodes)
 
 
+def _validated(data: Any, model: type, what: str) -> Any:
+    """``data`` checked by the preset validation (the same rules as a preset file's part), so a
+    live change cannot bring in what a preset file could not (a node name that is a path, NUL)."""
+    spec, problems = validate_plain(data, model, what)
+    if problems:
+        raise ChangeError("; ".join(str(p) for p in problems))
+    return spec
+
+
 def add_node(t: Topology, config: Mapping[str, Any]) -> Topology:
     """A new bannou node (bannou's TopologyNode: name, services, layers, replicas, environment,
     appId, meshEnabled); image, command, ports and healthcheck come from the main node."""
+    if not isinstance(config, Mapping):
+        raise ChangeError(
+            f"nodeConfig must be an object (bannou's TopologyNode), got {type(config).__name__}"
+        )
     name = config.get("name")
     if not name or not isinstance(name, str):
         raise ChangeError("add-node needs nodeConfig.name (or nodeName)")
@@ -158,6 +173,7 @@ def add_node(t: Topology, config: Mapping[str, Any]) -> Topology:
     )
     if unknown_keys:
         raise ChangeError(f"nodeConfig: unknown key(s) {', '.join(unknown_keys)}")
+    spec = _validated(dict(config), NodeSpec, "nodeConfig")
     template = _template(t)
     app_id = config.get("appId") or name
     if any(n.app_id == app_id for n in t.bannou_nodes):
@@ -173,7 +189,7 @@ def add_node(t: Topology, config: Mapping[str, Any]) -> Topology:
         env["BANNOU_SERVICES_ENABLED"] = "false"
     env.update({service_env_name(s): "true" for s in services})
     env["BANNOU_APP_ID"] = app_id
-    env.update({str(k): str(v) for k, v in (config.get("environment") or {}).items()})
+    env.update(spec.environment or {})
     node = replace(
         template,
         name=name,
@@ -271,7 +287,7 @@ def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) ->
     """Merge ``environment`` into one node's (or, without nodeName, every bannou node's)."""
     if not environment:
         raise ChangeError("update-env needs environment (KEY=VALUE pairs)")
-    env = {str(k): str(v) for k, v in environment.items()}
+    env = _validated({"environment": environment}, EnvironmentChange, "environment").environment
     targets = [_bannou_node(t, name)] if name else list(t.bannou_nodes)
     for n in targets:
         t = _replace_node(t, replace(n, environment={**n.environment, **env}))
@@ -335,23 +351,29 @@ def _go(env: Environment, new: Topology, changes: list[str]) -> None:
     with manager._lock:
         try:
             _move(env, backend, old, new)
-        except BannouError as exc:
-            manager.messaging.failed(env, exc)
+        except Exception as exc:  # any failure, not only ours: the environment goes back
+            error = exc if isinstance(exc, BannouError) else DeployError(f"{type(exc).__name__}: {exc}")
+            manager.messaging.failed(env, error)
             try:
                 _move(env, backend, new, old)
                 manager.messaging.ready(env, "topology-changed", [f"undo {'; '.join(changes)}"])
-            except BannouError as again:
+            except Exception as again:
+                env.topology = old  # the configuration it is meant to be at; the error says it is not
                 raise DeployError(
-                    f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {exc.message};"
-                    f" going back to the previous configuration failed too: {again.message}"
+                    f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {error.message};"
+                    f" going back to the previous configuration failed too: {_message(again)}"
                 ) from None
             raise DeployError(
                 f"environment {env.key!r}: change ({'; '.join(changes)}) failed and was undone"
-                f" (configuration version {_history(env).current} again): {exc.message}"
+                f" (configuration version {_history(env).current} again): {error.message}"
             ) from None
         finally:
             manager._write_info()
         manager.messaging.ready(env, "topology-changed", changes)
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, BannouError) else f"{type(exc).__name__}: {exc}"
 
 
 def _move(env: Environment, backend: Any, old: Topology, new: Topology) -> None:

@@ -180,6 +180,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except BannouError as exc:
         raise pytest.UsageError(str(exc)) from None
     session = BannouSession(config, settings)
+    try:
+        session.library  # noqa: B018 - a preset directory that does not exist is an error, not ignored
+    except BannouError as exc:
+        source = settings.sources.get("bannou_presets_dir", "")
+        where = {"cli": "--bannou-presets-dir", "env": "BANNOU_PRESETS_DIR", "ini": "ini"}.get(source, source)
+        raise pytest.UsageError(f"bannou_presets_dir ({where}): {exc}") from None
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "bannou-session")
     from ..environment.sharing import ReusePlugin, SharingPlugin

@@ -3,6 +3,7 @@
 Forms: ``${VAR}`` (unset is an error), ``${VAR:-default}`` (default when unset or empty),
 ``${VAR-default}`` (default when unset), ``${VAR:?message}`` / ``${VAR?message}`` (error with
 the message), ``$$`` (a literal ``$``). A ``$`` followed by anything else is kept as written.
+Nesting (``${A:-${B}}``) is not supported and says so.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .yamlpos import PosDict, PosList
 
 _TOKEN = re.compile(r"\$(?:(\$)|\{([^{}]*)\})|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NESTED = re.compile(r"[^{}]*\$\{")  # after an unclosed "${": another "${" before any brace
 _OPS = (":-", ":?", "-", "?")
 
 
@@ -33,6 +35,11 @@ def interpolate_string(value: str, environ: Mapping[str, str]) -> str:
             return "$"
         body = m.group(2)
         if body is None:
+            if _NESTED.match(value, m.end()):
+                raise InterpolationError(
+                    f"nested `${{...}}` inside `${{...}}` in {value!r} is not supported: give the "
+                    "default as plain text (`${A:-text}`), or set the variable itself"
+                )
             raise InterpolationError(f"unterminated `${{` in {value!r}: close it with `}}` or write `$$`")
         name_match = _NAME.match(body)
         if not name_match:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import Location, PresetError, Problem, UnknownPresetError
 from ..topology.model import Topology
-from .loader import Preset, load_tree
+from .loader import Preset, load_tree, not_regular
 from .resolve import resolve
 from .yamlpos import PosDict
 
@@ -33,10 +33,23 @@ def dirs_from_env(value: str | None) -> list[Path]:
     return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
 
 
+# a file name is at most 255 bytes on every filesystem we run on; the name gets ".yaml" appended
+MAX_NAME = 250
+
+
 def check_name(name: str) -> str:
-    """A preset name is a plain file name: no directories, no absolute paths, no ``..``."""
+    """A preset name is a plain file name: no directories, no absolute paths, no ``..``, no
+    NUL, short enough to be a file name."""
     if not isinstance(name, str) or not name:
         raise PresetError(Problem(Location("<preset name>"), "a preset name must be a non-empty string"))
+    if len(name) > MAX_NAME:
+        raise PresetError(
+            Problem(
+                Location("<preset name>"),
+                f"invalid preset name {name[:40]!r}...: it is {len(name)} characters long; a preset name "
+                f"is a file name of at most {MAX_NAME} characters (without .yaml)",
+            )
+        )
     if "/" in name or "\\" in name or os.sep in name or name.startswith(".") or os.path.isabs(name):
         raise PresetError(
             Problem(
@@ -46,7 +59,7 @@ def check_name(name: str) -> str:
                 "(--bannou-presets-dir or BANNOU_PRESETS_DIR) instead",
             )
         )
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise PresetError(
             Problem(
                 Location("<preset name>"),
@@ -55,6 +68,25 @@ def check_name(name: str) -> str:
             )
         )
     return name
+
+
+def _check_dir(d: Path) -> None:
+    """A preset directory the user named must exist: a typo would otherwise be ignored."""
+    try:
+        is_dir = d.is_dir()
+        exists = is_dir or d.exists()
+    except OSError as exc:
+        raise PresetError(Problem(Location(str(d)), f"cannot use preset directory: {exc}")) from None
+    if is_dir:
+        return
+    what = "is not a directory" if exists else "does not exist"
+    raise PresetError(
+        Problem(
+            Location(str(d)),
+            f"preset directory {what}; create it or fix the path "
+            "(--bannou-presets-dir, BANNOU_PRESETS_DIR or bannou-env --dir)",
+        )
+    )
 
 
 class PresetLibrary:
@@ -68,6 +100,8 @@ class PresetLibrary:
     ) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         found = [Path(d).expanduser() for d in dirs]
+        for d in found:
+            _check_dir(d)
         if include_builtin:
             found.append(builtin_presets_dir())
         self._dirs = list(dict.fromkeys(p.resolve() for p in found))
@@ -83,7 +117,7 @@ class PresetLibrary:
             if not d.is_dir():
                 continue
             for f in sorted(d.iterdir()):
-                if f.suffix in SUFFIXES and f.is_file() and _NAME.match(f.stem):
+                if f.suffix in SUFFIXES and f.is_file() and _NAME.fullmatch(f.stem):
                     index.setdefault(f.stem, f)
         return index
 
@@ -95,8 +129,14 @@ class PresetLibrary:
         for d in self._dirs:
             for suffix in SUFFIXES:
                 candidate = d / f"{name}{suffix}"
-                if candidate.is_file():
-                    return candidate
+                try:
+                    mode = candidate.stat().st_mode
+                except OSError:
+                    continue
+                error = not_regular(candidate, mode)
+                if error:  # a FIFO or directory named like a preset: say so rather than "unknown"
+                    raise error
+                return candidate
         raise UnknownPresetError(name, self.names(), [str(d) for d in self._dirs])
 
     def _tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from .interpolate import interpolate_tree
 from .normalize import normalize
 from .schema import PresetSpec
 from .validate import schema_problems, semantic_problems
-from .yamlpos import PosDict, PosList, parse, plain
+from .yamlpos import MAX_TEXT, PosDict, PosList, parse, plain
 
 if TYPE_CHECKING:
     from .library import PresetLibrary
@@ -92,11 +93,7 @@ def load_tree(
 ) -> tuple[PosDict, Preset]:
     """The merged, validated tree of one file and its ``Preset``; ``PresetError`` otherwise."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(Problem(Location(file), f"cannot read preset file: {exc}")) from None
-    data = parse(text, file)
+    data = parse(read_preset_text(path), file)
     if not isinstance(data, PosDict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise PresetError(
@@ -135,6 +132,55 @@ def load_tree(
     return tree, spec
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_regular(path: Path, mode: int) -> PresetError | None:
+    """The error for a preset path that is not a regular file (``None`` if it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return PresetError(Problem(Location(str(path)), f"not a regular file ({kind}): a preset is a .yaml file"))
+
+
+def read_preset_text(path: Path) -> str:
+    """The text of a preset file. Anything but a regular file (a FIFO would block the read,
+    ``/dev/zero`` never ends) and anything over ``MAX_TEXT`` bytes is refused before reading."""
+    file = str(path)
+    try:
+        error = not_regular(path, os.stat(path).st_mode)
+        if error:
+            raise error
+        # O_NONBLOCK: should the path become a FIFO after the check, open() must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            error = not_regular(path, info.st_mode)
+            if error:
+                raise error
+            data = f.read(MAX_TEXT + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise PresetError(Problem(Location(file), f"cannot read preset file: {exc}")) from None
+    if len(data) > MAX_TEXT:
+        raise PresetError(
+            Problem(
+                Location(file),
+                f"a preset file may hold at most {MAX_TEXT // (1024 * 1024)} MiB; this one is larger",
+            )
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PresetError(Problem(Location(file), f"cannot read preset file: {exc}")) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text() did
+
+
 def _extend(
     tree: PosDict,
     parent: str,
@@ -149,9 +195,14 @@ def _extend(
         chain = " -> ".join((*stack[stack.index(parent) :], parent))
         problems.append(Problem(where, f"extends cycle: {chain}; a preset cannot extend itself"))
         return tree
-    if library is None:
-        from .library import PresetLibrary
+    from .library import PresetLibrary, check_name
 
+    try:
+        check_name(parent)
+    except PresetError as exc:
+        problems.append(Problem(where, f"invalid extends target: {exc.problems[0].message}"))
+        return tree
+    if library is None:
         library = PresetLibrary([path.parent], environ=environ)
     try:
         parent_tree = library._tree(parent, stack)

@@ -54,6 +54,7 @@ def _to_str(value: Any) -> Any:
 
 def _ports(value: Any) -> Any:
     """Ingress-style ``{http: 80, https: 443}`` is accepted next to a list of ports."""
+    _not_bool(value)
     if isinstance(value, dict):
         unknown = set(value) - {"http", "https"}
         if unknown:
@@ -61,6 +62,17 @@ def _ports(value: Any) -> Any:
         return [value[k] for k in ("http", "https") if value.get(k) is not None]
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML reads ``yes``/``no``, ``on``/``off`` and ``true``/``false`` as booleans, and a boolean
+    passes for the number 1 or 0: a port written that way is refused, not probed as port 1."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"a port is a number from 1 to 65535, got {str(value).lower()} (YAML reads yes/no, "
+            "on/off and true/false as booleans)"
+        )
     return value
 
 
@@ -89,7 +101,7 @@ Command = Annotated[
     BeforeValidator(_split_command),
     WithJsonSchema({"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}),
 ]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)]
 Ports = Annotated[
     list[Port],
     BeforeValidator(_ports),
@@ -240,6 +252,12 @@ class TesterSpecModel(_Model):
         if not self.image and not self.command:
             raise ValueError(f"tester {self.name!r} needs an `image` or a `command`")
         return self
+
+
+class EnvironmentChange(_Model):
+    """The environment of a live ``update-env`` change, validated as a preset's environment is."""
+
+    environment: Environment
 
 
 class PresetSpec(_Model):

@@ -4,6 +4,7 @@ nodes, unknown backends, dangling references). Every finding is a ``Problem``.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -12,11 +13,14 @@ from pydantic import ValidationError
 
 from ..errors import Location, Problem
 from ..topology import contract as registry
-from .normalize import display
+from ..topology.model import HTTP_PORT_IN_CONTAINER
+from .normalize import display, normalize
+from .resolve import INFRA_PORTS
 from .schema import KNOWN_INFRA, LAYERS, TESTER_FORMATS, PresetSpec
 from .yamlpos import PosDict, PosList, plain
 
 _NAME_RULE = "use letters, digits, '-', '_' and '.', starting with a letter or digit"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def schema_problems(tree: PosDict, model: type = PresetSpec) -> tuple[Any, list[Problem]]:
@@ -91,8 +95,10 @@ def _problem(tree: PosDict, err: dict) -> Problem:
         return Problem(where, f"`{label}`: {text}")
     if on_key:
         return Problem(where, f"`{label}`: keys must be strings: {msg}")
-    expected = msg.removeprefix("Input should be ")
     shown = _shorten(got)
+    if not msg.startswith("Input should be "):  # "String should have at most 63 characters"
+        return Problem(where, f"`{label}`: {msg[:1].lower()}{msg[1:]}, got {shown}")
+    expected = msg.removeprefix("Input should be ")
     return Problem(where, f"`{label}` should be {expected}, got {shown}")
 
 
@@ -131,7 +137,147 @@ def semantic_problems(tree: PosDict) -> list[Problem]:
     _check_backends(tree, problems)
     _check_infra(infra, problems)
     _check_testers(tree, node_names, problems)
+    text_problems(tree, [], problems)
     return problems
+
+
+# --- what would only fail later, in a backend: checked on every part of a preset -----------------
+
+
+def text_problems(data: Any, path: list[str], problems: list[Problem], where: Location | None = None) -> None:
+    """NUL in any string (no process, file, label or environment can carry it) and environment
+    keys that no environment can hold (empty, ``=``, NUL), each at its own position."""
+    if isinstance(data, PosDict):
+        is_env = bool(path) and path[-1] == "environment"
+        for key, value in data.items():
+            if is_env:
+                _check_env_key(key, data.key_loc.get(key, data.loc), problems)
+            text_problems(value, [*path, str(key)], problems, data.val_loc.get(key, data.loc))
+    elif isinstance(data, PosList):
+        for i, item in enumerate(data):
+            name = item.get("name", item.get("pool_type")) if isinstance(item, dict) else None
+            part = f"[{name}]" if isinstance(name, str) else f"[{i}]"
+            loc = data.val_loc[i] if i < len(data.val_loc) else data.loc
+            text_problems(item, [*path, part], problems, loc)
+    elif isinstance(data, str) and "\x00" in data:
+        problems.append(
+            Problem(
+                where or Location("<preset>"),
+                f"`{_label(path) or 'value'}` contains a NUL character (\\0), which no process, file "
+                "or environment variable can carry; remove it",
+            )
+        )
+
+
+def _check_env_key(key: Any, where: Location, problems: list[Problem]) -> None:
+    if not isinstance(key, str):
+        return  # reported by the schema
+    if not key:
+        problems.append(Problem(where, "environment key '' is empty: give the variable a name"))
+    elif "=" in key:
+        problems.append(
+            Problem(where, f"environment key {key!r} contains `=`, which ends a variable's name: rename it")
+        )
+    elif "\x00" in key:
+        problems.append(Problem(where, f"environment key {key!r} contains a NUL character: rename it"))
+
+
+def _port_values(value: Any) -> list[tuple[int, Location | None]] | None:
+    """The ports of a ``ports`` value with their positions; ``None`` if it is not readable
+    (the schema reports that)."""
+    items: list[tuple[Any, Location | None]]
+    if isinstance(value, PosList):
+        items = [(v, value.val_loc[i] if i < len(value.val_loc) else None) for i, v in enumerate(value)]
+    elif isinstance(value, PosDict):
+        items = [(value[k], value.val_loc.get(k)) for k in ("http", "https") if value.get(k) is not None]
+    else:
+        items = [(value, None)]
+    out = []
+    for v, loc in items:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            return None
+        out.append((v, loc))
+    return out
+
+
+def check_node(node: PosDict, name: str, kind: str, problems: list[Problem]) -> None:
+    """One node's (``kind`` "node") or infrastructure service's own consistency: each port once,
+    a ``tcp:`` probe on a port it lists, no dependency on itself."""
+    label = f"{kind} `{name}`"
+    given = node.get("ports")
+    if given is None:
+        ports = [
+            (p, None)
+            for p in (INFRA_PORTS.get(name, ()) if kind == "infrastructure" else (HTTP_PORT_IN_CONTAINER,))
+        ]
+    else:
+        ports = _port_values(given)
+    if ports is not None:
+        seen: set[int] = set()
+        for port, loc in ports:
+            if port in seen:
+                problems.append(
+                    Problem(
+                        loc or node.val_loc["ports"], f"port {port} is listed twice on {label}; list it once"
+                    )
+                )
+            seen.add(port)
+        health = node.get("healthcheck")
+        tcp = health.get("tcp") if isinstance(health, PosDict) else None
+        if isinstance(tcp, int) and not isinstance(tcp, bool) and tcp not in seen:
+            listed = ", ".join(str(p) for p, _ in ports) or "none"
+            problems.append(
+                Problem(
+                    health.val_loc["tcp"],
+                    f"healthcheck `tcp: {tcp}` probes a port {label} does not list (ports: {listed}); "
+                    "add it to `ports` or probe one of those",
+                )
+            )
+    deps = node.get("depends_on")
+    if isinstance(deps, PosList):
+        for j, dep in enumerate(deps):
+            if dep == name:
+                problems.append(
+                    Problem(
+                        deps.val_loc[j], f"{label} depends on itself; remove {name!r} from its `dependsOn`"
+                    )
+                )
+
+
+def validate_plain(data: Any, model: type, file: str) -> tuple[Any, list[Problem]]:
+    """Plain data (a live change's ``nodeConfig`` or environment) checked the way the same part of a
+    preset file is: spellings, schema, text rules and, for a node, its own consistency. Every
+    position is ``file`` (there is no file); returns (validated model or None, problems)."""
+    problems: list[Problem] = []
+    tree = normalize(from_plain(data, Location(file)), model, problems, "")
+    if not isinstance(tree, PosDict):
+        return None, [Problem(Location(file), f"must be an object, got {_shorten(data)}")]
+    spec, found = schema_problems(tree, model)
+    problems += found
+    text_problems(tree, [], problems)
+    name = tree.get("name")
+    if isinstance(name, str) and "depends_on" in model.model_fields:
+        check_node(tree, name, "node", problems)
+    return (spec if not problems else None), problems
+
+
+def from_plain(data: Any, loc: Location) -> Any:
+    """Plain dicts and lists -> Pos containers, every position ``loc``."""
+    if isinstance(data, dict):
+        out = PosDict(loc)
+        for key, value in data.items():
+            out[key] = from_plain(value, loc)
+            out.key_loc[key] = out.val_loc[key] = loc
+        return out
+    if isinstance(data, list | tuple):
+        out_list = PosList(loc)
+        for value in data:
+            out_list.append(from_plain(value, loc))
+            out_list.val_loc.append(loc)
+        return out_list
+    return data
 
 
 def _check_nodes(nodes: PosList, infra_names: set[str], problems: list[Problem]) -> set[str]:
@@ -154,6 +300,7 @@ def _check_nodes(nodes: PosList, infra_names: set[str], problems: list[Problem])
             )
             continue
         first[name] = where
+        check_node(node, name, "node", problems)
         if name in infra_names:
             problems.append(
                 Problem(
@@ -219,6 +366,16 @@ def _check_infra(infra: Any, problems: list[Problem]) -> None:
     if not isinstance(infra, PosDict):
         return
     for name, spec in infra.items():
+        if not _NAME.fullmatch(name) or len(name) > 63:
+            problems.append(
+                Problem(
+                    infra.key_loc[name],
+                    f"`topology.infrastructure`: invalid name {name!r}: {_NAME_RULE}, at most 63 characters",
+                )
+            )
+            continue
+        if isinstance(spec, PosDict):
+            check_node(spec, name, "infrastructure", problems)
         if name in KNOWN_INFRA or not isinstance(spec, PosDict):
             continue
         if not spec.get("image"):

@@ -14,7 +14,12 @@ import yaml
 
 from ..errors import Location, PresetError, Problem
 
-MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
+MAX_NODES = 200_000  # guards against alias bombs ("billion laughs") made of many small nodes
+# ... and this against few aliases to a long string: the characters of every scalar (keys too),
+# counted once per use, so an alias counts as often as it is used. A preset is a few kilobytes;
+# 8 MiB leaves room for anything real and keeps a hostile file from exhausting memory later
+# (validation, hashing and JSON copy the expanded text). Also the largest file that is read.
+MAX_TEXT = 8 * 1024 * 1024
 # libyaml's parser when PyYAML was built with it (about 10x faster); both record node marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -75,6 +80,8 @@ class _Builder:
         self.file = file
         self.problems: list[Problem] = []
         self.count = 0
+        self.text = 0  # characters of scalar text built so far, aliases expanded
+        self.where: Location | None = None  # the mapping or list being built (an alias has no mark)
         self.stack: set[int] = set()
 
     def build(self, node: yaml.Node) -> Any:
@@ -93,20 +100,34 @@ class _Builder:
             self.problems.append(
                 Problem(_loc(self.file, node.start_mark), f"unsupported YAML tag {node.tag!r}: remove it")
             )
+        outer = self.where
         try:
             if isinstance(node, yaml.MappingNode):
+                self.where = _loc(self.file, node.start_mark)
                 return self._mapping(node)
             if isinstance(node, yaml.SequenceNode):
                 out = PosList(_loc(self.file, node.start_mark))
+                self.where = out.loc
                 for item in node.value:
                     out.append(self.build(item))
                     out.val_loc.append(_loc(self.file, item.start_mark))
                 return out
             return self._scalar(node)
         finally:
+            self.where = outer
             self.stack.discard(id(node))
 
     def _scalar(self, node: yaml.Node) -> Any:
+        self.text += len(node.value) if isinstance(node.value, str) else 0
+        if self.text > MAX_TEXT:
+            raise PresetError(
+                Problem(
+                    self.where or _loc(self.file, node.start_mark),
+                    f"YAML aliases expand this document past {MAX_TEXT // (1024 * 1024)} MiB of text "
+                    f"(every use of an alias counts; here the value at line {node.start_mark.line + 1}): "
+                    "a preset does not need that much; write the values out or use fewer aliases",
+                )
+            )
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:

@@ -72,6 +72,20 @@ def test_a_bad_change_leaves_the_run_as_it_was(kept_run):
     assert [v for v, _ in load_history(run_directory(run_id)).versions] == [1]
 
 
+def test_a_change_that_fails_to_deploy_leaves_the_previous_version_running(kept_run):
+    run_id, _ = kept_run
+    change = "update-env:bannou-main:BANNOU_REFERENCE_EXIT_CODE=3"
+    bad = cli("update", run_id, change, "--ready-timeout", "60", check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "failed and was undone (configuration version 1 again)" in bad.stderr
+    assert "exited with code 3" in bad.stderr
+    url = re.search(r"bannou-main: (http://\S+)", cli("status", "--run-id", run_id).stdout).group(1)
+    assert httpx.get(url + "/health", timeout=5).status_code == 200
+    history = load_history(run_directory(run_id))
+    assert [v for v, _ in history.versions] == [1]
+    assert "BANNOU_REFERENCE_EXIT_CODE" not in history.versions[-1][1].node("bannou-main").environment
+
+
 def test_update_of_an_unknown_run():
     proc = cli("update", "bannou-00000000", "scale:x=1", check=False)
     assert proc.returncode == 1 and "no environment 'bannou-00000000'" in proc.stderr

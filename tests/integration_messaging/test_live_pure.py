@@ -122,3 +122,51 @@ def test_endpoints_file_is_reread_when_it_changes_and_keeps_the_last_good(tmp_pa
     assert reader.read()["b"] == "http://127.0.0.1:22"
     path.write_text("garbage without equals sign, longer than before")
     assert reader.read()["b"] == "http://127.0.0.1:22"
+
+
+# --- live changes go through the preset validation (issue 12, point 8) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            {"action": "add-node", "nodeConfig": {"name": "../../x"}},
+            "nodeConfig: `name`: invalid name '../../x'",
+        ),
+        (
+            {"action": "add-node", "nodeName": "a" * 64},
+            "nodeConfig: `name`: string should have at most 63 characters",
+        ),
+        (
+            {"action": "add-node", "nodeConfig": {"name": "x", "environment": {"A": "1\x002"}}},
+            "nodeConfig: `environment.A` contains a NUL character",
+        ),
+        (
+            {"action": "add-node", "nodeConfig": {"name": "x", "layers": ["Nope"]}},
+            "nodeConfig: unknown layer 'Nope'",
+        ),
+        (
+            {"action": "add-node", "nodeConfig": {"name": "x", "replicas": True}},
+            "replicas must be a whole number >= 0, got True",
+        ),
+        ({"action": "add-node", "nodeConfig": "str"}, "nodeConfig must be an object"),
+        (
+            {"action": "update-env", "nodeName": "bannou-main", "environment": {"A=B": "1"}},
+            "environment: environment key 'A=B' contains `=`",
+        ),
+        (
+            {"action": "update-env", "environment": {"A": "x\x00"}},
+            "environment: `environment.A` contains a NUL character",
+        ),
+        (
+            {"action": "update-env", "nodeName": "bannou-main", "environment": {"A": {"nested": 1}}},
+            "environment: `environment.A` should be a valid string, got a mapping",
+        ),
+    ],
+)
+def test_live_changes_get_the_preset_validation(split, change, fragment):
+    with pytest.raises(ChangeError) as err:
+        change_topology(split, [change])
+    assert fragment in err.value.message, err.value.message
+    assert err.value.message.endswith("nothing was applied")

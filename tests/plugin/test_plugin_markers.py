@@ -144,6 +144,7 @@ def test_unknown_preset_is_a_collection_error_listing_known_presets(bp):
         ("preset('alpha', environment=['A=1'])", "must be a mapping VAR -> value"),
         ("preset('alpha', replicas={'main': -1})", "is not node -> count >= 0"),
         ("preset('alpha', 'alpha')", "names a preset twice"),
+        ("preset('x' * 300)", "is 300 characters long; a preset name is a file name of at most"),
     ],
 )
 def test_bad_marker_arguments_are_collection_errors_naming_the_test(bp, marker, message):

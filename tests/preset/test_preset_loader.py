@@ -366,7 +366,7 @@ def test_merge_keys_and_anchors_are_understood(write):
     ("probe", "kind", "target"),
     [
         ("{http: /ready}", "http", "/ready"),
-        ("{tcp: 5672}", "tcp", 5672),
+        ("{tcp: 80}", "tcp", 80),  # a port the node lists (80 by default)
         ("{command: [redis-cli, ping]}", "command", ("redis-cli", "ping")),
         ("{command: 'redis-cli ping'}", "command", ("redis-cli", "ping")),
         ("{log: 'started .*'}", "log", "started .*"),
