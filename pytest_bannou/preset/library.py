@@ -99,7 +99,8 @@ class PresetLibrary:
                     return candidate
         raise UnknownPresetError(name, self.names(), [str(d) for d in self._dirs])
 
-    def _tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict:
+    def tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict:
+        """The loaded tree of preset ``name`` (``stack``: the presets extending it), cached."""
         if name not in self._cache:
             self._cache[name] = load_tree(
                 self.path(name), self.environ, self, (*stack, name), expect_name=name
@@ -107,7 +108,7 @@ class PresetLibrary:
         return self._cache[name][0]
 
     def load(self, name: str) -> Preset:
-        self._tree(name)
+        self.tree(name)
         return self._cache[name][1]
 
     def resolve(
@@ -120,3 +121,19 @@ class PresetLibrary:
 
     def __repr__(self) -> str:
         return f"PresetLibrary({[str(d) for d in self._dirs]!r})"
+
+
+def load_file(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    library: PresetLibrary | None = None,
+) -> Preset:
+    """Load one preset file (extends resolved through ``library``, else the file's directory
+    and the built-in library). Raises ``PresetError`` with every problem of the file."""
+    p = Path(path)
+    env = os.environ if environ is None else environ
+    if library is not None and environ is None:
+        env = library.environ
+    if library is None:  # extends: the file's directory, then the built-in library
+        library = PresetLibrary([p.parent], environ=env)
+    return load_tree(p, env, library, (p.stem,))[1]
