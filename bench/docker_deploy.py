@@ -39,8 +39,9 @@ from pytest_bannou.backends.base import BackendOptions
 from pytest_bannou.backends.docker import compose, images
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.compose import ComposeBackend
-from pytest_bannou.health import probes as health
-from pytest_bannou.topology.model import HealthCheck, Node, Topology, diff
+from pytest_bannou.health import wait as health
+from pytest_bannou.topology.diff import diff
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 NODES = 4
 DELAY = "1"

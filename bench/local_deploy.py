@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytest_bannou.backends.base import BackendOptions
 from pytest_bannou.backends.local.backend import LocalBackend
-from pytest_bannou.health import probes as health
+from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 GOAL_READY = 1.3

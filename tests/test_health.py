@@ -22,8 +22,8 @@ from pytest_bannou.health.probes import (
     TcpProbe,
     probe_for,
     register_probe,
-    wait_ready,
 )
+from pytest_bannou.health.wait import wait_ready
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 FAST = HealthCheck(kind="http", target="/health", interval=0.1, retries=0)

@@ -18,7 +18,8 @@ from pytest_bannou.scheduling.plan import (
     optimal_order,
     order_environments,
 )
-from pytest_bannou.topology.model import Node, Topology, diff
+from pytest_bannou.topology.diff import diff
+from pytest_bannou.topology.model import Node, Topology
 
 
 def node(name: str, services: tuple[str, ...] = ("svc",), replicas: int = 1) -> Node:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from ..topology.model import Topology, Transition
+from ..topology.diff import Transition
+from ..topology.model import Topology
 
 LABEL_PREFIX = "io.bannou.pytest"
 LABEL_RUN_ID = f"{LABEL_PREFIX}.run-id"

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._support.files import atomic_write
 from ..errors import BannouError, DeployError
-from ..preset.resolve import layer_env_name, service_env_name
 from ..preset.schema import EnvironmentChange, NodeSpec
 from ..preset.validate import validate_plain
-from ..reference.node import LAYERS
-from ..topology.model import Action, HealthCheck, Node, Resources, Topology, diff
+from ..topology.contract import LAYERS, layer_env_name, service_env_name
+from ..topology.diff import Action, diff
+from ..topology.model import HealthCheck, Node, Resources, Topology
 
 if TYPE_CHECKING:
     from .manager import Environment
@@ -402,9 +403,7 @@ def save_history(workdir: Path, history: History) -> None:
     data = read_state(workdir)
     data["history"] = [[v, topology_to_json(t)] for v, t in history.versions]
     workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / (LIVE_STATE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(workdir / LIVE_STATE)
+    atomic_write(workdir / LIVE_STATE, json.dumps(data, indent=1, sort_keys=True))
 
 
 def load_history(workdir: Path) -> History | None:

@@ -30,22 +30,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._support.ci import CI_JOBS, ci_job_id
+from .._support.files import atomic_write
 from ..backends.base import Backend, BackendOptions, Endpoint, ReplicaStatus
 from ..errors import BackendUnavailable, BannouError, DeployError
-from ..topology.model import Action, Topology, Transition, diff
+from ..topology.diff import Action, Transition, diff
+from ..topology.model import Topology
 
 Progress = Callable[[str, bool], None]  # (text, done): done False starts a line, True ends it
 """Progress callback: ``("deploying x on local: 3 nodes", False)`` then ``("ready in 1.4 s", True)``."""
 
-# the first set whose first variable is set names the job: BANNOU_CI_JOB_ID (set it per matrix
-# entry, e.g. to the preset: examples/ci), GitHub Actions, GitLab CI, Buildkite, Jenkins
-CI_JOB_VARS = (
-    ("BANNOU_CI_JOB_ID",),
-    ("GITHUB_RUN_ID", "GITHUB_JOB", "BANNOU_CI_MATRIX"),
-    ("CI_JOB_ID",),
-    ("BUILDKITE_JOB_ID",),
-    ("BUILD_ID",),
-)
+# the CI job's variables: one table in _support.ci (BANNOU_CI_JOB_ID, GitHub, GitLab, Buildkite, Jenkins)
+CI_JOB_VARS = tuple(row.id_vars for row in CI_JOBS)
 
 
 # what new_run_id makes, and so the only run ids the CLI takes: a run id names a directory
@@ -63,15 +59,12 @@ def new_run_id(environ: Mapping[str, str] | None = None) -> str:
     Always matches ``RUN_ID_PATTERN``."""
     environ = os.environ if environ is None else environ
     run_id = f"bannou-{secrets.token_hex(4)}"
-    for names in CI_JOB_VARS:
-        parts = [environ.get(n, "").strip() for n in names]
-        if parts[0]:
-            suffix = "-".join(p for p in parts if p)
-            safe = "".join(c if c.isascii() and c.isalnum() else "-" for c in suffix.lower())
-            safe = safe.strip("-")[:40].strip("-")
-            if safe:
-                run_id += f"-{safe}"
-            break
+    suffix = ci_job_id(environ)
+    if suffix:
+        safe = "".join(c if c.isascii() and c.isalnum() else "-" for c in suffix.lower())
+        safe = safe.strip("-")[:40].strip("-")
+        if safe:
+            run_id += f"-{safe}"
     return run_id
 
 
@@ -174,16 +167,7 @@ def write_run_info(workdir: Path, info: Mapping[str, Any]) -> None:
     """Record what a run deployed (read by ``bannou-env status``/``logs``); 0600 in a 0700
     directory, as it names the environment."""
     ensure_run_directory(workdir)
-    tmp = workdir / f"{RUN_INFO}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a new file: never followed
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(dict(info), indent=2, sort_keys=True))
-        tmp.replace(workdir / RUN_INFO)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    atomic_write(workdir / RUN_INFO, json.dumps(dict(info), indent=2, sort_keys=True))
 
 
 def read_run_info(workdir: Path) -> dict[str, Any] | None:
@@ -538,7 +522,7 @@ class EnvironmentManager:
         self._say(f"ready in {time.monotonic() - start:.1f} s", True)
 
     def _wait(self, backend: Backend, env: Environment, deadline: float, nodes: list[str] | None) -> None:
-        from ..health import probes as health
+        from ..health import wait as health
 
         if nodes is not None and not nodes:
             return
@@ -622,7 +606,10 @@ class EnvironmentManager:
 
     def _teardown(self, keep: bool, remove_workdir: bool) -> Environment | None:
         if keep and self.current is not None:
-            self.messaging.keep(self.current)
+            from . import live  # its configuration versions, for bannou-env update/rollback
+
+            env = self.current
+            self.messaging.keep(env, lambda workdir: live.save_history(workdir, live._history(env)))
             self._collect_restarts(self.current)
             self._write_info(kept=True)
             return self.current

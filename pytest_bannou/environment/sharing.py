@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from .._support.files import atomic_write
 from .._support.pids import pid_alive
 from ..backends.base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from ..errors import BannouError, DeployError
-from ..topology.model import Topology, Transition
+from ..topology.diff import Transition
+from ..topology.model import Topology
 from .manager import (
     Environment,
     EnvironmentManager,
@@ -73,9 +75,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(data), indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(dict(data), indent=1, sort_keys=True))
 
 
 class AttachedBackend(Backend):

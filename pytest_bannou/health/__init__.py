@@ -11,19 +11,22 @@ from typing import Any
 _EXPORTS = {
     "CLOSE_GRACE": "probes",
     "CommandProbe": "probes",
-    "FAST_POLL": "probes",
+    "FAST_POLL": "wait",
+    "HeartbeatProbe": "probes",
+    "HeartbeatSource": "probes",
     "HttpProbe": "probes",
-    "LOG_TAIL": "probes",
+    "LOG_TAIL": "wait",
     "LogProbe": "probes",
     "Probe": "probes",
     "ProbeFactory": "probes",
     "ProbeResult": "probes",
     "ProcessProbe": "probes",
-    "STATUS_POLL": "probes",
+    "STATUS_POLL": "wait",
     "TcpProbe": "probes",
+    "poll_until": "wait",
     "probe_for": "probes",
     "register_probe": "probes",
-    "wait_ready": "probes",
+    "wait_ready": "wait",
 }
 
 __all__ = sorted(_EXPORTS)

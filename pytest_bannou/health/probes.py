@@ -1,12 +1,12 @@
-"""Readiness: is every node of a deployed topology ready to serve tests?
+"""Readiness probes: is one replica of a node ready to serve tests?
 
 One ``Probe`` protocol (like testcontainers' wait strategies) with an implementation per
 healthcheck kind: ``HttpProbe`` (2xx on a path), ``TcpProbe`` (a connection is accepted),
-``CommandProbe`` (``backend.exec`` exits 0), ``LogProbe`` (a regex appears in the node's logs) and
-``ProcessProbe`` (the replicas are running). ``probe_for(node)`` picks one from the node's
-healthcheck; ``register_probe`` lets a higher layer add kinds (the bannou heartbeat lives in
-``events``). ``wait_ready`` waits for all nodes in parallel, fails fast when a replica exits and
-never waits past its deadline.
+``CommandProbe`` (``backend.exec`` exits 0), ``LogProbe`` (a regex appears in the node's logs),
+``HeartbeatProbe`` (a healthy bannou heartbeat, read from a ``HeartbeatSource`` that messaging
+provides) and ``ProcessProbe`` (the replicas are running). ``probe_for(node)`` picks one from the
+node's healthcheck; ``register_probe`` lets a lower room plug in a kind (messaging registers the
+heartbeat probe on its Redis store). Waiting for them is ``health.wait``'s job.
 """
 
 from __future__ import annotations
@@ -15,19 +15,13 @@ import http.client
 import re
 import shlex
 import socket
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..backends.base import Backend
-from ..errors import NodeNotReady
-from ..topology.model import HealthCheck, Node, Topology
+from ..topology.model import Node
 
-FAST_POLL = 0.02  # readiness wants the first ready moment; the healthcheck interval caps this
-STATUS_POLL = 0.1  # how often wait_ready asks the backend whether a replica exited
-LOG_TAIL = 40
 CLOSE_GRACE = 0.1  # a TCP peer that hangs up within this is not ready (port proxies accept early)
 
 
@@ -146,6 +140,32 @@ class ProcessProbe:
         return ProbeResult(False, "replica not listed by the backend")
 
 
+class HeartbeatSource(Protocol):
+    """Where bannou heartbeats are read (messaging's Redis store); ``healthy`` raises when the
+    store cannot be read."""
+
+    def describe(self) -> str: ...
+
+    def healthy(self, app_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class HeartbeatProbe:
+    """For kind ``heartbeat``: the node's app id has a healthy, unexpired heartbeat."""
+
+    source: HeartbeatSource
+
+    def describe(self) -> str:
+        return f"a healthy bannou heartbeat in {self.source.describe()}"
+
+    def check(self, backend: Backend, node: Node, replica: int, timeout: float) -> ProbeResult:
+        try:
+            ok = self.source.healthy(node.app_id)
+        except Exception as exc:
+            return ProbeResult(False, f"{self.source.describe()} not answering: {exc!r}")
+        return ProbeResult(ok, "heartbeat healthy" if ok else f"no healthy heartbeat from {node.app_id!r}")
+
+
 ProbeFactory = Callable[[Node], Probe]
 _registry: dict[str, ProbeFactory] = {}
 
@@ -180,138 +200,3 @@ def _port(target: object) -> int | None:
     if isinstance(target, str) and target.strip().isdigit():
         return int(target)
     return None
-
-
-@dataclass
-class _NodeWait:
-    node: Node
-    probe: Probe
-    hc: HealthCheck
-    ready_at: float | None = None
-    last_error: str = "no probe has run yet"
-    failure: NodeNotReady | None = None
-
-
-def wait_ready(
-    backend: Backend,
-    topology: Topology,
-    deadline: float,
-    nodes: Sequence[str] | None = None,
-    on_progress: Callable[[str, float], None] | None = None,
-    poll: float = FAST_POLL,
-) -> dict[str, float]:
-    """Wait until every replica of ``nodes`` (default: all) passes its probe.
-
-    Returns seconds-to-ready per node. ``deadline`` is a ``time.monotonic()`` value. Probes run
-    every ``min(healthcheck.interval, poll)`` seconds, each limited to ``healthcheck.timeout``;
-    after ``start_period`` a node gets ``retries`` intervals before it counts as unhealthy.
-    Raises ``NodeNotReady`` as soon as a replica exits, when a node is unhealthy, or at the
-    deadline (with the last probe error and the node's last log lines).
-    """
-    start = time.monotonic()
-    names = list(nodes) if nodes is not None else list(topology.node_names)
-    waits = {}
-    for name in names:
-        node = topology.node(name)
-        waits[name] = _NodeWait(node, probe_for(node), node.healthcheck or HealthCheck(kind="none"))
-    stop = threading.Event()
-    lock = threading.Lock()
-    done = threading.Condition(lock)
-
-    def fail(w: _NodeWait, reason: str) -> None:
-        with lock:
-            if w.failure is None:
-                w.failure = NodeNotReady(
-                    topology.preset, w.node.name, reason, _logs(backend, w.node), backend.name
-                )
-            done.notify_all()
-
-    def run(w: _NodeWait) -> None:
-        try:
-            probe_until_ready(w)
-        except Exception as exc:  # a broken probe must fail this node, not hang the wait
-            fail(w, f"readiness probe {w.probe.describe()!r} failed: {type(exc).__name__}: {exc}")
-
-    def probe_until_ready(w: _NodeWait) -> None:
-        hc = w.hc
-        gap = max(0.005, min(hc.interval or poll, poll))
-        own_deadline = deadline
-        if hc.retries > 0 and hc.kind != "none":
-            own_deadline = min(deadline, start + hc.start_period + hc.retries * max(hc.interval, gap))
-        pending = list(range(w.node.replicas))
-        while pending and not stop.is_set():
-            timeout = min(hc.timeout or 5.0, max(0.0, deadline - time.monotonic()))
-            for replica in list(pending):
-                result = w.probe.check(backend, w.node, replica, timeout)
-                if result.ok:
-                    pending.remove(replica)
-                else:
-                    w.last_error = f"replica {replica}: {result.detail}"
-            if not pending:
-                break
-            now = time.monotonic()
-            if now >= own_deadline:
-                if own_deadline < deadline:
-                    reason = (
-                        f"unhealthy: {w.probe.describe()} failed for start period {hc.start_period}s + "
-                        f"{hc.retries} retries x {hc.interval}s; last error: {w.last_error}"
-                    )
-                else:
-                    reason = (
-                        f"not ready after {now - start:.1f}s (deadline); last probe error: {w.last_error}"
-                    )
-                fail(w, reason)
-                return
-            stop.wait(min(gap, max(0.0, own_deadline - now)))
-        if not pending:
-            with lock:
-                w.ready_at = time.monotonic() - start
-                done.notify_all()
-            if on_progress is not None:
-                on_progress(w.node.name, w.ready_at)
-
-    threads = [
-        threading.Thread(target=run, args=(w,), daemon=True, name=f"ready-{n}") for n, w in waits.items()
-    ]
-    for t in threads:
-        t.start()
-    try:
-        while True:
-            with lock:
-                failed = [w for w in waits.values() if w.failure is not None]
-                waiting = [w for w in waits.values() if w.ready_at is None and w.failure is None]
-            if failed:
-                raise failed[0].failure
-            if not waiting:
-                return {n: w.ready_at for n, w in waits.items() if w.ready_at is not None}
-            _check_exits(backend, waiting, fail)
-            if time.monotonic() > deadline + STATUS_POLL * 5:  # a probe overran its timeout
-                for w in waiting:
-                    fail(w, f"not ready by the deadline; last probe error: {w.last_error}")
-                continue
-            with lock:
-                done.wait(STATUS_POLL)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=1.0)
-
-
-def _check_exits(backend: Backend, waiting: list[_NodeWait], fail: Callable[[_NodeWait, str], None]) -> None:
-    try:
-        statuses = backend.status()
-    except Exception:  # a status hiccup is not a node failure; probes keep running
-        return
-    by_node = {w.node.name: w for w in waiting}
-    for s in statuses:
-        w = by_node.get(s.node)
-        if w is not None and s.state == "exited":
-            code = "" if s.exit_code is None else f" with code {s.exit_code}"
-            fail(w, f"replica {s.replica} exited{code} before it became ready ({w.probe.describe()})")
-
-
-def _logs(backend: Backend, node: Node) -> str:
-    try:
-        return backend.logs(node.name, tail=LOG_TAIL)
-    except Exception as exc:
-        return f"(logs unavailable: {exc})"

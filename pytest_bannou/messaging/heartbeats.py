@@ -1,15 +1,10 @@
-"""Heartbeat records in Redis, the heartbeat monitor and bannou's restart policy (layers 4/5).
+"""Heartbeat records in Redis and the heartbeat monitor.
 
 Stored as bannou's orchestrator stores them: one key per app id, ``orch:hb:{appId}``, holding
 the last ServiceHeartbeatEvent (plus when it was seen and since when the node is degraded),
 with a TTL (90 s by default); and an index set ``orch:hb:_index`` of every app id ever seen, so
 listing never needs KEYS or SCAN. An app id in the index whose key is gone has *expired*.
-
-Restart policy (bannou's ``/orchestrator/services/should-restart``): healthy -> no; degraded for
-less than the threshold (5 min by default) -> no; degraded longer -> restart recommended;
-unavailable, expired or never seen -> restart needed. bannou says nothing about ``overloaded``
-and ``shutting_down``: overloaded -> no (load calls for scaling, not a restart); shutting_down ->
-no (the node is stopping on purpose; once its key expires the answer becomes "needed").
+What a record means for a restart is ``messaging.restart_policy``'s rule.
 """
 
 from __future__ import annotations
@@ -19,30 +14,45 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pytest_bannou.messaging.contract import (
+from ..health import probes
+from .broker import ConsumerThread, connect_broker, declare_exchange, require
+from .contract import (
+    DEFAULT_TTL,
     EXCHANGE,
     HEARTBEAT_TOPIC,
-    ConsumerThread,
+    INDEX_SUFFIX,
+    KEY_PREFIX,
+    HeartbeatRecord,
     MessagingError,
-    connect_broker,
-    declare_exchange,
     parse_heartbeat,
-    require,
 )
+from .restart_policy import DEFAULT_DEGRADED_THRESHOLD, RestartDecision, restart_decision
 
 if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger("pytest_bannou.messaging.heartbeats")
 
-KEY_PREFIX = "orch:hb:"
-INDEX_SUFFIX = "_index"
-DEFAULT_TTL = 90.0
-DEFAULT_DEGRADED_THRESHOLD = 300.0
+__all__ = [  # the record, the policy and the Redis layout are re-exported for the store's users
+    "DEFAULT_DEGRADED_THRESHOLD",
+    "DEFAULT_TTL",
+    "INDEX_SUFFIX",
+    "KEY_PREFIX",
+    "HeartbeatMonitor",
+    "HeartbeatProbe",
+    "HeartbeatRecord",
+    "HeartbeatStore",
+    "RedisHeartbeats",
+    "RedisUnreachable",
+    "RestartDecision",
+    "connect_redis",
+    "heartbeat_healthy",
+    "restart_decision",
+]
 DEFAULT_REDIS_DEADLINE = 5.0
 
 
@@ -86,114 +96,6 @@ def connect_redis(
         f" over {time.monotonic() - start:.1f}s (deadline {deadline:g}s), last error: {last};"
         " start redis-server or point the Redis URL at a running one"
     )
-
-
-@dataclass(frozen=True)
-class HeartbeatRecord:
-    """The last heartbeat of one app id, as stored in Redis."""
-
-    app_id: str
-    status: str
-    services: tuple[str, ...]
-    last_seen: float  # epoch seconds when the monitor received it
-    degraded_since: float | None = None  # first of the uninterrupted degraded heartbeats
-    issues: tuple[str, ...] = ()
-    capacity: Mapping[str, Any] | None = None
-    event: Mapping[str, Any] = field(default_factory=dict)  # the ServiceHeartbeatEvent as received
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"event": self.event, "lastSeen": self.last_seen, "degradedSince": self.degraded_since},
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_event(
-        cls, event: Mapping[str, Any], last_seen: float, degraded_since: float | None
-    ) -> HeartbeatRecord:
-        return cls(
-            app_id=event["appId"],
-            status=event["status"],
-            services=tuple(s["serviceName"] for s in event.get("services") or ()),
-            last_seen=last_seen,
-            degraded_since=degraded_since if event["status"] == "degraded" else None,
-            issues=tuple(event.get("issues") or ()),
-            capacity=event.get("capacity"),
-            event=event,
-        )
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> HeartbeatRecord:
-        data = json.loads(raw)
-        return cls.from_event(data["event"], data["lastSeen"], data.get("degradedSince"))
-
-
-@dataclass(frozen=True)
-class RestartDecision:
-    restart: bool
-    reason: str
-    status: str | None = None  # None: no heartbeat (never seen or expired)
-    last_seen: float | None = None
-    degraded_for: float | None = None  # seconds, when degraded
-
-
-def restart_decision(
-    app_id: str,
-    record: HeartbeatRecord | None,
-    now: float,
-    *,
-    degraded_threshold: float = DEFAULT_DEGRADED_THRESHOLD,
-    ttl: float = DEFAULT_TTL,
-    known: bool = False,
-) -> RestartDecision:
-    """bannou's restart policy for one app id. ``known``: the app id is in the index (so a missing
-    record means its heartbeat expired rather than never arrived)."""
-    if record is None:
-        if known:
-            return RestartDecision(
-                True, f"restart needed: the heartbeat of {app_id!r} expired (no heartbeat for over {ttl:g}s)"
-            )
-        return RestartDecision(True, f"restart needed: no heartbeat ever received from {app_id!r}")
-    age = now - record.last_seen
-    if age > ttl:
-        return RestartDecision(
-            True,
-            f"restart needed: last heartbeat of {app_id!r} is {age:.0f}s old (TTL {ttl:g}s)",
-            record.status,
-            record.last_seen,
-        )
-    status = record.status
-    if status == "healthy":
-        return RestartDecision(False, f"{app_id!r} is healthy", status, record.last_seen)
-    if status == "unavailable":
-        issues = f" (issues: {'; '.join(record.issues)})" if record.issues else ""
-        return RestartDecision(
-            True, f"restart needed: {app_id!r} reports unavailable{issues}", status, record.last_seen
-        )
-    if status == "degraded":
-        since = record.degraded_since if record.degraded_since is not None else record.last_seen
-        degraded_for = max(0.0, now - since)
-        if degraded_for > degraded_threshold:
-            return RestartDecision(
-                True,
-                f"restart recommended: {app_id!r} degraded for {degraded_for:.0f}s"
-                f" (threshold {degraded_threshold:g}s)",
-                status,
-                record.last_seen,
-                degraded_for,
-            )
-        return RestartDecision(
-            False,
-            f"{app_id!r} degraded for {degraded_for:.0f}s, under the {degraded_threshold:g}s threshold",
-            status,
-            record.last_seen,
-            degraded_for,
-        )
-    if status == "overloaded":
-        return RestartDecision(
-            False, f"{app_id!r} is overloaded: scale it, a restart would not help", status, record.last_seen
-        )
-    return RestartDecision(False, f"{app_id!r} is shutting down on purpose", status, record.last_seen)
 
 
 # KEYS: record keys..., index key; ARGV: ttl ms, record values..., app ids... (same order)
@@ -472,24 +374,20 @@ class HeartbeatMonitor(ConsumerThread):
 
 
 @dataclass(frozen=True)
-class HeartbeatProbe:
-    """``health.Probe`` for healthcheck kind ``heartbeat``: the node's app id has a healthy,
-    unexpired heartbeat in Redis. Register it with
-    ``health.register_probe("heartbeat", lambda node: HeartbeatProbe(client))``."""
+class RedisHeartbeats:
+    """``health.HeartbeatSource`` over the records in Redis (``{prefix}{appId}``)."""
 
     client: Any  # redis.Redis
     prefix: str = KEY_PREFIX
 
     def describe(self) -> str:
-        return f"a healthy bannou heartbeat in Redis ({self.prefix}{{appId}})"
+        return f"Redis ({self.prefix}{{appId}})"
 
-    def check(self, backend: Any, node: Any, replica: int, timeout: float) -> Any:
-        import redis as redis_mod
+    def healthy(self, app_id: str) -> bool:
+        return heartbeat_healthy(self.client, app_id, prefix=self.prefix)
 
-        from pytest_bannou.health.probes import ProbeResult
 
-        try:
-            ok = heartbeat_healthy(self.client, node.app_id, prefix=self.prefix)
-        except redis_mod.RedisError as exc:
-            return ProbeResult(False, f"Redis not answering: {exc!r}")
-        return ProbeResult(ok, "heartbeat healthy" if ok else f"no healthy heartbeat from {node.app_id!r}")
+def HeartbeatProbe(client: Any, prefix: str = KEY_PREFIX) -> probes.HeartbeatProbe:
+    """The ``health`` probe for healthcheck kind ``heartbeat`` on the records in Redis: register
+    it with ``health.register_probe("heartbeat", lambda node: HeartbeatProbe(client))``."""
+    return probes.HeartbeatProbe(RedisHeartbeats(client, prefix))

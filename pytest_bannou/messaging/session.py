@@ -30,17 +30,42 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .._support.files import atomic_write
+from ..backends.base import Backend
 from ..errors import BannouError, DeployError
-from ..topology.model import Node, Topology, diff
-from .heartbeats import DEFAULT_DEGRADED_THRESHOLD, DEFAULT_TTL, HeartbeatRecord, RestartDecision
+from ..health import probes
+from ..health.wait import wait_ready
+from ..topology.diff import diff
+from ..topology.model import Node, Topology, infra_node
+from .contract import (
+    AMQP_URL_ENV,
+    DEFAULT_TTL,
+    HEARTBEAT_INTERVAL_ENV,
+    MESH_ENDPOINTS_ENV,
+    MESH_ENDPOINTS_FILE_ENV,
+    HeartbeatRecord,
+    write_mesh_endpoints,
+)
+from .restart_policy import DEFAULT_DEGRADED_THRESHOLD, RestartDecision
 
 if TYPE_CHECKING:
-    from ..backends.base import Backend
-    from ..environment.manager import Environment
-    from .contract import EventPublisher
+    from .broker import EventPublisher
     from .heartbeats import HeartbeatMonitor
+
+__all__ = [  # the node-side setting names are re-exported: they are part of this module's contract
+    "AMQP_URL_ENV",
+    "HEARTBEAT_INTERVAL_ENV",
+    "MESH_ENDPOINTS_ENV",
+    "MESH_ENDPOINTS_FILE_ENV",
+    "EnvMessaging",
+    "EnvironmentView",
+    "MessagingNotConfigured",
+    "MessagingSettings",
+    "read_state",
+    "settings_from",
+]
 
 log = logging.getLogger("pytest_bannou.messaging.session")
 
@@ -50,17 +75,24 @@ LIVE_STATE = "live.json"
 DEFAULT_HEARTBEAT_INTERVAL = 1.0  # short: tests want to see state changes quickly
 MAPPING_ACK_TIMEOUT = 30.0
 REPUBLISH_AFTER = 2.0
-# the node-side settings (reference.messaging / reference.mesh_file read them); spelled out here
-# so that importing this module stays cheap (no httpx, no pika) for sessions without messaging
-AMQP_URL_ENV = "BANNOU_AMQP_URL"
-HEARTBEAT_INTERVAL_ENV = "BANNOU_HEARTBEAT_INTERVAL"
-MESH_ENDPOINTS_ENV = "BANNOU_MESH_ENDPOINTS"
-MESH_ENDPOINTS_FILE_ENV = "BANNOU_MESH_ENDPOINTS_FILE"
 RABBITMQ_ERL_ARGS_ENV = "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
 
 
 class MessagingNotConfigured(BannouError):
     """A messaging feature was used on an environment without a broker or Redis."""
+
+
+class EnvironmentView(Protocol):
+    """What the messaging side needs of an environment (``environment.Environment`` is one);
+    ``prepare`` replaces its ``topology`` with the one the nodes get."""
+
+    topology: Topology
+    run_id: str
+    preset: str
+    backend: str
+    key: str
+
+    def url(self, node: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -72,13 +104,6 @@ class MessagingSettings:
     degraded_threshold: float = DEFAULT_DEGRADED_THRESHOLD
     connect_deadline: float = 30.0
     clock: Callable[[], float] = time.time
-
-
-def infra_node(topology: Topology, kind: str) -> Node | None:
-    for n in topology.infrastructure:
-        if (n.infra_type or n.name).lower() == kind and n.replicas > 0:
-            return n
-    return None
 
 
 def amqp_url(host: str, port: int) -> str:
@@ -115,7 +140,7 @@ class EnvMessaging:
 
     # --- activation ---------------------------------------------------------------------------
     def prepare(
-        self, backend: Backend, old: Topology | None, env: Environment, deadline: float
+        self, backend: Backend, old: Topology | None, env: EnvironmentView, deadline: float
     ) -> Topology | None:
         """Start what messaging needs and give the nodes their settings (``env.topology`` is
         replaced). Returns the topology now running on the backend when infrastructure was
@@ -134,8 +159,6 @@ class EnvMessaging:
     def _start_infrastructure(
         self, backend: Backend, old: Topology | None, new: Topology, deadline: float
     ) -> Topology | None:
-        from ..health import probes as health
-
         wanted = [
             n
             for kind, option in (("rabbitmq", self.settings.amqp_url), ("redis", self.settings.redis_url))
@@ -152,11 +175,11 @@ class EnvMessaging:
                 return None
             phase1 = old.with_nodes([*new.infrastructure, *old.bannou_nodes])
             backend.apply(diff(old, phase1), deadline)
-        health.wait_ready(backend, phase1, deadline, nodes=[n.name for n in new.infrastructure])
+        wait_ready(backend, phase1, deadline, nodes=[n.name for n in new.infrastructure])
         return phase1
 
     def _connect(self, backend: Backend, topology: Topology, deadline: float) -> None:
-        from .contract import EventPublisher
+        from .broker import EventPublisher  # pika and redis only for sessions with messaging
         from .heartbeats import HeartbeatMonitor, connect_redis
 
         s = self.settings
@@ -228,29 +251,29 @@ class EnvMessaging:
         ]
         return topology.with_nodes(nodes)
 
-    def ready(self, env: Environment, action: str = "completed", changes: list[str] | None = None) -> None:
+    def ready(
+        self, env: EnvironmentView, action: str = "completed", changes: list[str] | None = None
+    ) -> None:
         """After every deploy, transition, change or restart: peers' addresses, a mapping event,
         a deployment event, and the nodes' acknowledgement of the new mappings."""
         if not self.active:
             return
-        from ..reference.mesh_file import write_endpoints
-
         assert self.publisher is not None
         endpoints = self.endpoints(env)
         if self.mesh_file is not None:
-            write_endpoints(self.mesh_file, endpoints)
+            write_mesh_endpoints(self.mesh_file, endpoints)
         event = self.publisher.publish_mappings(env.topology)
         self.versions.append(event["version"])
         self._deployment(action, env, changes=changes)
         self._wait_applied(env, event["version"])
         self.save(env)
 
-    def failed(self, env: Environment, error: BaseException) -> None:
+    def failed(self, env: EnvironmentView, error: BaseException) -> None:
         if self.active:
             with contextlib.suppress(Exception):
                 self._deployment("failed", env, error=str(error))
 
-    def endpoints(self, env: Environment) -> dict[str, str]:
+    def endpoints(self, env: EnvironmentView) -> dict[str, str]:
         out: dict[str, str] = {}
         for n in env.topology.bannou_nodes:
             if n.http_port is not None and n.replicas > 0:
@@ -258,13 +281,13 @@ class EnvMessaging:
                     out.setdefault(n.app_id, env.url(n.name))
         return out
 
-    def _deployment(self, action: str, env: Environment, **fields: Any) -> None:
+    def _deployment(self, action: str, env: EnvironmentView, **fields: Any) -> None:
         assert self.publisher is not None
         self.publisher.publish_deployment(
             action, env.run_id, preset=env.preset, backend=env.backend, **fields
         )
 
-    def _wait_applied(self, env: Environment, version: int) -> None:
+    def _wait_applied(self, env: EnvironmentView, version: int) -> None:
         """Reference nodes report ``mappingsVersion`` on /health: wait until each has ``version``.
         A node that subscribed only after the event went out (a recreated container can pass a
         heartbeat probe on its predecessor's record) gets the mappings republished, as bannou's
@@ -329,18 +352,17 @@ class EnvMessaging:
                 self.monitor.store.forget(app_id)
 
     def _register_probe(self) -> None:
-        from ..health import probes as health
         from .heartbeats import HeartbeatProbe
 
-        def factory(node: Node) -> health.Probe:
+        def factory(node: Node) -> probes.Probe:
             if self.redis is not None:
                 return HeartbeatProbe(self.redis)
-            return health.HttpProbe("/health") if node.http_port is not None else health.ProcessProbe()
+            return probes.HttpProbe("/health") if node.http_port is not None else probes.ProcessProbe()
 
-        health.register_probe("heartbeat", factory)
+        probes.register_probe("heartbeat", factory)
 
     # --- state for the CLI --------------------------------------------------------------------
-    def save(self, env: Environment) -> None:
+    def save(self, env: EnvironmentView) -> None:
         """What ``bannou-env update`` needs to publish for a kept environment."""
         if self.workdir is None:
             return
@@ -355,18 +377,16 @@ class EnvMessaging:
             "heartbeat_interval": self.settings.heartbeat_interval,
             "node_env": self.node_env,
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
 
-    def keep(self, env: Environment) -> None:
-        """The environment stays running after the session: record its configuration versions
-        (``bannou-env update``/``rollback`` continue from them), then stop this side."""
-        from ..environment import live
-
+    def keep(self, env: EnvironmentView, save_history: Callable[[Path], None] | None = None) -> None:
+        """The environment stays running after the session: ``save_history(workdir)`` records its
+        configuration versions (``bannou-env update``/``rollback`` continue from them; the
+        environment side knows them), then this side's state is saved and it stops."""
         if self.workdir is not None:
             with contextlib.suppress(OSError):
-                live.save_history(self.workdir, live._history(env))
+                if save_history is not None:
+                    save_history(self.workdir)
                 if self.active:
                     self.save(env)
         self.stop()
@@ -404,17 +424,3 @@ def settings_from(values: Mapping[str, Any]) -> MessagingSettings:
         redis_url=values.get("bannou_redis_url") or None,
         heartbeat_interval=float(values.get("bannou_heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL),
     )
-
-
-def resolve_options(getoption: Callable[[str], Any], getini: Callable[[str], Any]) -> MessagingSettings:
-    """This module's options from pytest's config (CLI > env > ini > default)."""
-    import os
-
-    from ..plugin import options as opts
-
-    values = {}
-    for opt in opts.OPTIONS:
-        if opt.dest in ("bannou_amqp_url", "bannou_redis_url", "bannou_heartbeat_interval"):
-            raw, source = opts._raw(opt, getoption, getini, os.environ)
-            values[opt.dest] = opts._convert(opt, raw, source)
-    return settings_from(values)

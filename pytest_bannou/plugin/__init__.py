@@ -23,11 +23,11 @@ from .._support.masking import mask_text, topology_secrets
 from ..environment.manager import Environment, EnvironmentManager, EnvRecord, format_status, make_options
 from ..errors import BannouError
 from ..messaging.session import EnvMessaging
-from ..messaging.session import resolve_options as resolve_messaging
 from ..topology.model import Topology
 from . import hooks as newhooks
 from . import options as opts
 from .fixtures import bannou_env, bannou_http, bannou_preset  # noqa: F401  (registers the fixtures)
+from .options import resolve_messaging
 
 ENV_FIXTURES = frozenset({"bannou_env", "bannou_http"})
 MARKER_HELP = (

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .._support.ci import ci_job_name
 from .._support.masking import mask_text, topology_secrets
 from ..report import ReportCollector, TestRecord, merge_partials, write_partial, write_report
 from .testers import CASE_ATTR, RUN_ATTR
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 RUN_ID_KEY = "bannou_report_run_id"
 DIR_KEY = "bannou_report_dir"
-CI_JOB_VARS = ("BANNOU_CI_JOB", "CI_JOB_NAME", "GITHUB_JOB", "BUILDKITE_LABEL")
 
 
 def register(config: pytest.Config, bs: BannouSession) -> None:
@@ -39,11 +39,7 @@ def register(config: pytest.Config, bs: BannouSession) -> None:
 
 
 def _ci_job() -> str | None:
-    for name in CI_JOB_VARS:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
+    return ci_job_name(os.environ)
 
 
 def _longrepr_text(report: pytest.TestReport) -> str:

@@ -38,7 +38,7 @@ import pytest
 from ..errors import BannouError
 from ..testers import run_tester, tester_environment
 from ..testers.model import CaseResult, TesterRun, escape_controls
-from ..topology.model import TesterSpec, Topology
+from ..topology.model import TesterSpec, Topology, infra_node
 
 if TYPE_CHECKING:
     from ..environment.manager import Environment
@@ -355,13 +355,6 @@ def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
 
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "env"
-
-
-def infra_node(topology: Topology, kind: str) -> Any:
-    for n in topology.infrastructure:
-        if n.infra_type == kind or n.name == kind:
-            return n
-    return None
 
 
 def endpoint_variables(

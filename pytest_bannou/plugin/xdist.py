@@ -30,6 +30,8 @@ from typing import Any
 
 import pluggy
 
+from .._support.files import atomic_write
+
 hookimpl = pluggy.HookimplMarker("pytest")  # pytest's hook marker without importing pytest
 
 GROUP_PREFIX = "bannou:"
@@ -136,9 +138,7 @@ class DistributionPlugin:
         if self.is_worker and self.groups_dir is not None:
             self._map_groups()
             path = self.groups_dir / f"{self.config.workerinput.get('workerid', 'gw')}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._groups))
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps(self._groups))
 
     # --- controller: the scheduler --------------------------------------------------------
     @hookimpl(optionalhook=True)

@@ -4,8 +4,8 @@ interpolated, inherited (``extends``), found on a search path and resolved to a 
 from __future__ import annotations
 
 from .jsonschema import json_schema
-from .library import PresetLibrary, builtin_presets_dir, dirs_from_env
-from .loader import Preset, load_file
+from .library import PresetLibrary, builtin_presets_dir, dirs_from_env, load_file
+from .loader import Preset
 from .resolve import resolve
 
 __all__ = [

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import Location, PresetError, Problem, UnknownPresetError
 from ..topology.model import Topology
 from .loader import Preset, load_tree, not_regular
+from .names import NAME_PATTERN, check_name
 from .resolve import resolve
 from .yamlpos import PosDict
 
 SUFFIXES = (".yaml", ".yml")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def builtin_presets_dir() -> Path:
@@ -34,40 +33,6 @@ def dirs_from_env(value: str | None) -> list[Path]:
 
 
 # a file name is at most 255 bytes on every filesystem we run on; the name gets ".yaml" appended
-MAX_NAME = 250
-
-
-def check_name(name: str) -> str:
-    """A preset name is a plain file name: no directories, no absolute paths, no ``..``, no
-    NUL, short enough to be a file name."""
-    if not isinstance(name, str) or not name:
-        raise PresetError(Problem(Location("<preset name>"), "a preset name must be a non-empty string"))
-    if len(name) > MAX_NAME:
-        raise PresetError(
-            Problem(
-                Location("<preset name>"),
-                f"invalid preset name {name[:40]!r}...: it is {len(name)} characters long; a preset name "
-                f"is a file name of at most {MAX_NAME} characters (without .yaml)",
-            )
-        )
-    if "/" in name or "\\" in name or os.sep in name or name.startswith(".") or os.path.isabs(name):
-        raise PresetError(
-            Problem(
-                Location("<preset name>"),
-                f"invalid preset name {name!r}: a preset name is a plain name "
-                "like 'monolith', not a path; put the file in a directory on the search path "
-                "(--bannou-presets-dir or BANNOU_PRESETS_DIR) instead",
-            )
-        )
-    if not _NAME.fullmatch(name):
-        raise PresetError(
-            Problem(
-                Location("<preset name>"),
-                f"invalid preset name {name!r}: use letters, digits, '-', '_' "
-                "and '.', starting with a letter or digit",
-            )
-        )
-    return name
 
 
 def _check_dir(d: Path) -> None:
@@ -117,7 +82,7 @@ class PresetLibrary:
             if not d.is_dir():
                 continue
             for f in sorted(d.iterdir()):
-                if f.suffix in SUFFIXES and f.is_file() and _NAME.fullmatch(f.stem):
+                if f.suffix in SUFFIXES and f.is_file() and NAME_PATTERN.fullmatch(f.stem):
                     index.setdefault(f.stem, f)
         return index
 
@@ -139,7 +104,8 @@ class PresetLibrary:
                 return candidate
         raise UnknownPresetError(name, self.names(), [str(d) for d in self._dirs])
 
-    def _tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict:
+    def tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict:
+        """The loaded tree of preset ``name`` (``stack``: the presets extending it), cached."""
         if name not in self._cache:
             self._cache[name] = load_tree(
                 self.path(name), self.environ, self, (*stack, name), expect_name=name
@@ -147,7 +113,7 @@ class PresetLibrary:
         return self._cache[name][0]
 
     def load(self, name: str) -> Preset:
-        self._tree(name)
+        self.tree(name)
         return self._cache[name][1]
 
     def resolve(
@@ -160,3 +126,19 @@ class PresetLibrary:
 
     def __repr__(self) -> str:
         return f"PresetLibrary({[str(d) for d in self._dirs]!r})"
+
+
+def load_file(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    library: PresetLibrary | None = None,
+) -> Preset:
+    """Load one preset file (extends resolved through ``library``, else the file's directory
+    and the built-in library). Raises ``PresetError`` with every problem of the file."""
+    p = Path(path)
+    env = os.environ if environ is None else environ
+    if library is not None and environ is None:
+        env = library.environ
+    if library is None:  # extends: the file's directory, then the built-in library
+        library = PresetLibrary([p.parent], environ=env)
+    return load_tree(p, env, library, (p.stem,))[1]

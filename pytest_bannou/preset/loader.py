@@ -7,20 +7,25 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import PrivateAttr
 
 from ..errors import Location, PresetError, Problem, UnknownPresetError
 from .hashing import content_hash
 from .interpolate import interpolate_tree
+from .names import check_name
 from .normalize import normalize
 from .schema import PresetSpec
 from .validate import schema_problems, semantic_problems
 from .yamlpos import MAX_TEXT, PosDict, PosList, parse, plain
 
-if TYPE_CHECKING:
-    from .library import PresetLibrary
+
+class ParentTrees(Protocol):
+    """Where ``extends`` targets are found by name (``library.PresetLibrary`` is one): the
+    loaded tree of preset ``name``, ``stack`` being the chain of presets extending it."""
+
+    def tree(self, name: str, stack: tuple[str, ...] = ()) -> PosDict: ...
 
 
 class Preset(PresetSpec):
@@ -87,7 +92,7 @@ def merge(parent: Any, child: Any, path: tuple[str, ...] = ()) -> Any:
 def load_tree(
     path: Path,
     environ: Mapping[str, str],
-    library: PresetLibrary | None,
+    library: ParentTrees,
     stack: tuple[str, ...],
     expect_name: str | None = None,
 ) -> tuple[PosDict, Preset]:
@@ -186,7 +191,7 @@ def _extend(
     parent: str,
     path: Path,
     environ: Mapping[str, str],
-    library: PresetLibrary | None,
+    library: ParentTrees,
     stack: tuple[str, ...],
     problems: list[Problem],
 ) -> PosDict:
@@ -195,17 +200,13 @@ def _extend(
         chain = " -> ".join((*stack[stack.index(parent) :], parent))
         problems.append(Problem(where, f"extends cycle: {chain}; a preset cannot extend itself"))
         return tree
-    from .library import PresetLibrary, check_name
-
     try:
         check_name(parent)
     except PresetError as exc:
         problems.append(Problem(where, f"invalid extends target: {exc.problems[0].message}"))
         return tree
-    if library is None:
-        library = PresetLibrary([path.parent], environ=environ)
     try:
-        parent_tree = library._tree(parent, stack)
+        parent_tree = library.tree(parent, stack)
     except UnknownPresetError as exc:
         problems.append(
             Problem(
@@ -222,17 +223,3 @@ def _extend(
 def _sorted(problems: list[Problem]) -> list[Problem]:
     unique = list(dict.fromkeys(problems))
     return sorted(unique, key=lambda p: (p.location.file, p.location.line, p.location.column))
-
-
-def load_file(
-    path: str | os.PathLike[str],
-    environ: Mapping[str, str] | None = None,
-    library: PresetLibrary | None = None,
-) -> Preset:
-    """Load one preset file (extends resolved through ``library``, else the file's directory
-    and the built-in library). Raises ``PresetError`` with every problem of the file."""
-    p = Path(path)
-    env = os.environ if environ is None else environ
-    if library is not None and environ is None:
-        env = library.environ
-    return load_tree(p, env, library, (p.stem,))[1]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from ..errors import Location, PresetError, Problem
 from ..topology import contract as registry
+from ..topology.contract import INFRA_PORTS, layer_env_name, service_env_name
 from ..topology.model import (
     DEFAULT_APP_ID,
     HTTP_PORT_IN_CONTAINER,
@@ -19,13 +19,6 @@ from ..topology.model import (
 from .schema import HealthcheckSpec, InfraSpec, NodeSpec, PresetSpec, ResourceLimits
 
 BANNOU_IMAGE = "bannou:latest"
-INFRA_PORTS = {
-    "redis": (6379,),
-    "rabbitmq": (5672, 15672),
-    "mysql": (3306,),
-    "minio": (9000,),
-    "ingress": (80,),
-}
 
 
 def infra_image(kind: str, spec: InfraSpec) -> str | None:
@@ -40,16 +33,6 @@ def infra_image(kind: str, spec: InfraSpec) -> str | None:
         "minio": "minio/minio:latest",
         "ingress": "openresty/openresty:alpine",
     }.get(kind)
-
-
-def service_env_name(service: str) -> str:
-    """``game-session`` -> ``GAME_SESSION_SERVICE_ENABLED`` (bannou's per-service switch)."""
-    return re.sub(r"[^A-Za-z0-9]", "_", service).upper() + "_SERVICE_ENABLED"
-
-
-def layer_env_name(layer: str) -> str:
-    """``AppFoundation`` -> ``BANNOU_ENABLE_APP_FOUNDATION``."""
-    return "BANNOU_ENABLE_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", layer).upper()
 
 
 def enablement(node: NodeSpec, env: Mapping[str, str]) -> dict[str, str]:

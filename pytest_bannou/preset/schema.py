@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..topology.contract import INFRA_KINDS, PRESET_LAYERS
 from .durations import parse_duration
 
-LAYERS = ("AppFoundation", "GameFoundation", "AppFeatures", "GameFeatures", "Extensions")
+LAYERS = PRESET_LAYERS
 TESTER_FORMATS = ("http-tester", "edge-tester", "junit", "exit-code")
-KNOWN_INFRA = ("redis", "rabbitmq", "mysql", "minio", "ingress")
+KNOWN_INFRA = INFRA_KINDS
 
 # accepted extra spellings per field name (besides snake_case and camelCase)
 EXTRA_ALIASES = {

@@ -13,26 +13,15 @@ On container backends nodes reach each other by name, so ``BANNOU_MESH_ENDPOINTS
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import BannouError
+from ..messaging.contract import MESH_ENDPOINTS_FILE_ENV
+from ..messaging.contract import format_mesh_endpoints as format_endpoints
+from ..messaging.contract import write_mesh_endpoints as write_endpoints
 from .messaging import parse_mesh_endpoints
 
-MESH_ENDPOINTS_FILE_ENV = "BANNOU_MESH_ENDPOINTS_FILE"
-
-
-def format_endpoints(endpoints: Mapping[str, str]) -> str:
-    return ",".join(f"{app_id}={url}" for app_id, url in sorted(endpoints.items()))
-
-
-def write_endpoints(path: Path, endpoints: Mapping[str, str]) -> None:
-    """Replace the file in one step, so a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(format_endpoints(endpoints) + "\n")
-    os.replace(tmp, path)
+__all__ = ["MESH_ENDPOINTS_FILE_ENV", "EndpointsFile", "format_endpoints", "write_endpoints"]
 
 
 class EndpointsFile:

@@ -30,16 +30,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from pytest_bannou.errors import BannouError
+from pytest_bannou.messaging.broker import ConsumerThread, connect_broker, declare_exchange
 from pytest_bannou.messaging.contract import (
     EXCHANGE,
     HEARTBEAT_TOPIC,
     INSTANCE_STATUSES,
     MAPPINGS_TOPIC,
-    ConsumerThread,
     MessagingError,
     broker_url,
-    connect_broker,
-    declare_exchange,
     heartbeat_event,
     parse_mappings,
     service_status_for,

@@ -30,22 +30,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-DEFAULT_APP_ID = "bannou"
-DEFAULT_PORT = 80
+from ..topology.contract import ALWAYS_ON_LAYER, DEFAULT_APP_ID, LAYERS, UNLISTED_LAYER
 
-# bannou's service layers. INFRASTRUCTURE (L0) is always enabled; every other layer has a
-# BANNOU_ENABLE_{LAYER} flag (default true).
-LAYERS: dict[str, tuple[str, ...]] = {
-    "INFRASTRUCTURE": ("state", "messaging", "mesh", "telemetry"),
-    "APP_FOUNDATION": ("account", "auth", "connect", "permission", "contract", "resource", "chat"),
-    "GAME_FOUNDATION": ("game-session", "character", "realm", "location", "species", "relationship"),
-    "APP_FEATURES": ("orchestrator", "website", "asset", "documentation", "voice"),
-    "GAME_FEATURES": ("behavior", "actor", "matchmaking", "quest", "inventory"),
-    "EXTENSIONS": ("testing",),
-}
-ALWAYS_ON_LAYER = "INFRASTRUCTURE"
-# services a preset enables that are in no layer (older names like ``accounts``) count as extensions
-UNLISTED_LAYER = "EXTENSIONS"
+DEFAULT_PORT = 80
 
 
 def env_key(service: str) -> str:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
+from .._support.files import atomic_write
 from .merge import OUTCOME_RANK
 from .model import NO_PRESET, OUTCOMES, PresetRecord, RunReport, TestRecord, matrix_row
 from .text import xml_text
@@ -436,7 +437,5 @@ def render_html(report: RunReport) -> str:
 def write_html(report: RunReport, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, render_html(report), mode=0o666)  # a report: readable as the umask allows
     return path

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .._support.files import atomic_write
 from ..errors import BannouError
 from .model import SCHEMA_VERSION, PresetRecord, RunReport, TestRecord, TimelineEvent
 from .text import utf8_strings
@@ -67,13 +67,7 @@ def write_json(report: RunReport, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = dumps(report)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o666)  # a report: readable as the umask allows
     return path
 
 

@@ -12,6 +12,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from .._support.files import atomic_write
 from .model import NO_PRESET, PresetRecord, RunReport, TestRecord
 from .text import xml_text
 
@@ -121,7 +122,7 @@ def build_junit(report: RunReport) -> ET.ElementTree:
 def write_junit(report: RunReport, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    build_junit(report).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
+    atomic_write(
+        path, ET.tostring(build_junit(report).getroot(), encoding="utf-8", xml_declaration=True), 0o666
+    )
     return path

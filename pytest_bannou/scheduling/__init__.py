@@ -12,11 +12,11 @@ _EXPORTS = {
     "Plan": "plan",
     "PlanGroup": "plan",
     "PlanItem": "plan",
-    "cost_of": "plan",
-    "greedy_order": "plan",
+    "cost_of": "order",
+    "greedy_order": "order",
     "make_plan": "plan",
-    "optimal_order": "plan",
-    "order_environments": "plan",
+    "optimal_order": "order",
+    "order_environments": "order",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,21 +9,32 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Action": "model",
+    "ALWAYS_ON_LAYER": "contract",
+    "APP_ID_ENV": "contract",
+    "Action": "diff",
     "DEFAULT_APP_ID": "model",
     "HTTP_PORT_IN_CONTAINER": "model",
     "HealthCheck": "model",
     "HealthKind": "model",
+    "INFRA_KINDS": "contract",
+    "INFRA_PORTS": "contract",
+    "LAYERS": "contract",
     "Node": "model",
-    "NodeChange": "model",
+    "NodeChange": "diff",
     "NodeKind": "model",
+    "PRESET_LAYERS": "contract",
     "Resources": "model",
+    "SERVICES_ENABLED_ENV": "contract",
     "TesterSpec": "model",
     "Topology": "model",
-    "Transition": "model",
+    "Transition": "diff",
+    "UNLISTED_LAYER": "contract",
     "_jsonable": "model",
-    "apply": "model",
-    "diff": "model",
+    "apply": "diff",
+    "diff": "diff",
+    "infra_node": "model",
+    "layer_env_name": "contract",
+    "service_env_name": "contract",
 }
 
 __all__ = sorted(_EXPORTS)

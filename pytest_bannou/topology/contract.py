@@ -1,11 +1,76 @@
-"""Backend names and their aliases: the vocabulary presets (``requiredBackends``) and options use.
+"""bannou's facts, one place each (see DESIGN.md "Contracts taken from bannou"), and the
+backend-name vocabulary presets (``requiredBackends``) and options use.
 
-A bottom-layer module so the preset layer can validate names without importing the backends.
+- service layers: which services each layer holds, ``INFRASTRUCTURE`` always on;
+- service enablement: ``BANNOU_SERVICES_ENABLED``, ``{SERVICE}_SERVICE_ENABLED``,
+  ``BANNOU_ENABLE_{LAYER}``, node identity ``BANNOU_APP_ID``;
+- infrastructure kinds and their ports;
+- backend names and aliases.
+
+A bottom-layer module (no imports from the package) so presets, the environment, the reference
+node and the backends read the same facts.
 """
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import entry_points
+
+# --- nodes ---------------------------------------------------------------------------------------
+DEFAULT_APP_ID = "bannou"  # FullServiceMappingsEvent.defaultAppId
+HTTP_PORT_IN_CONTAINER = 80  # bannou's HTTP_WEB_HOST_PORT default inside containers
+APP_ID_ENV = "BANNOU_APP_ID"
+
+# --- service layers ------------------------------------------------------------------------------
+# bannou's service layers. INFRASTRUCTURE (L0) is always enabled; every other layer has a
+# BANNOU_ENABLE_{LAYER} flag (default true).
+LAYERS: dict[str, tuple[str, ...]] = {
+    "INFRASTRUCTURE": ("state", "messaging", "mesh", "telemetry"),
+    "APP_FOUNDATION": ("account", "auth", "connect", "permission", "contract", "resource", "chat"),
+    "GAME_FOUNDATION": ("game-session", "character", "realm", "location", "species", "relationship"),
+    "APP_FEATURES": ("orchestrator", "website", "asset", "documentation", "voice"),
+    "GAME_FEATURES": ("behavior", "actor", "matchmaking", "quest", "inventory"),
+    "EXTENSIONS": ("testing",),
+}
+ALWAYS_ON_LAYER = "INFRASTRUCTURE"
+# services a preset enables that are in no layer (older names like ``accounts``) count as extensions
+UNLISTED_LAYER = "EXTENSIONS"
+
+
+def _camel(layer: str) -> str:
+    return "".join(word.capitalize() for word in layer.split("_"))
+
+
+# the layers a preset may list (``layers: [AppFoundation]``): every one but the always-on one
+PRESET_LAYERS: tuple[str, ...] = tuple(_camel(layer) for layer in LAYERS if layer != ALWAYS_ON_LAYER)
+
+# --- service enablement --------------------------------------------------------------------------
+SERVICES_ENABLED_ENV = "BANNOU_SERVICES_ENABLED"  # master switch, default true
+LAYER_ENV_PREFIX = "BANNOU_ENABLE_"
+SERVICE_ENV_SUFFIX = "_SERVICE_ENABLED"
+
+
+def service_env_name(service: str) -> str:
+    """``game-session`` -> ``GAME_SESSION_SERVICE_ENABLED`` (bannou's per-service switch)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", service).upper() + SERVICE_ENV_SUFFIX
+
+
+def layer_env_name(layer: str) -> str:
+    """``AppFoundation`` (or ``APP_FOUNDATION``) -> ``BANNOU_ENABLE_APP_FOUNDATION``."""
+    return LAYER_ENV_PREFIX + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", layer).upper()
+
+
+# --- infrastructure ------------------------------------------------------------------------------
+INFRA_PORTS: dict[str, tuple[int, ...]] = {
+    "redis": (6379,),
+    "rabbitmq": (5672, 15672),
+    "mysql": (3306,),
+    "minio": (9000,),
+    "ingress": (80,),
+}
+INFRA_KINDS: tuple[str, ...] = tuple(INFRA_PORTS)
+
+# --- backend names -------------------------------------------------------------------------------
 
 ENTRY_POINT_GROUP = "pytest_bannou.backends"
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from pytest_bannou.backends.base import Backend
-from pytest_bannou.health import probes as health
+from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 FAST_HTTP = HealthCheck(kind="http", target="/health", interval=0.2, retries=0)

@@ -19,8 +19,9 @@ import pytest
 
 from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.errors import NodeNotReady
-from pytest_bannou.health import probes as health
-from pytest_bannou.topology.model import HealthCheck, Node, Topology, diff
+from pytest_bannou.health import wait as health
+from pytest_bannou.topology.diff import diff
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 
 class BackendConformance:

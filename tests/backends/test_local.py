@@ -21,7 +21,7 @@ from conformance import BackendConformance
 from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.health import probes as health
+from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node
 
 
@@ -417,7 +417,7 @@ def test_scale_to_negative_is_rejected(local):
 
 
 def test_apply_ends_in_the_new_topology_whatever_the_transition_started_from(local):
-    from pytest_bannou.topology.model import diff
+    from pytest_bannou.topology.diff import diff
 
     a = topology(node("same"), node("changes"), node("goes"))
     b = topology(node("same"), node("changes", environment={"BANNOU_APP_ID": "changed"}), node("comes"))

@@ -23,7 +23,7 @@ from pytest_bannou.backends.docker import compose
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.compose import ComposeBackend, find_compose
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.health import probes as health
+from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node
 
 COMPOSE = ComposeBackend.available()

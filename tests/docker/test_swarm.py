@@ -14,7 +14,7 @@ from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, Backe
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.swarm import SwarmBackend, name_prefix
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.health import probes as health
+from pytest_bannou.health import wait as health
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm, pytest.mark.usefixtures("local_images", "swarm_ready")]
 topo = topology_maker("swarm-test", "s1")

@@ -14,13 +14,13 @@ from pytest_bannou.environment.live import ChangeError
 from pytest_bannou.environment.manager import EnvironmentManager, make_options
 from pytest_bannou.errors import DeployError
 from pytest_bannou.health import probes as health
+from pytest_bannou.messaging.broker import connect_broker
 from pytest_bannou.messaging.contract import (
     DEPLOYMENT_TOPIC,
     EXCHANGE,
     HEARTBEAT_TOPIC,
     MAPPINGS_TOPIC,
     BrokerUnreachable,
-    connect_broker,
 )
 from pytest_bannou.messaging.heartbeats import RedisUnreachable, connect_redis
 from pytest_bannou.messaging.session import EnvMessaging, MessagingNotConfigured, MessagingSettings

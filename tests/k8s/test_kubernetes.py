@@ -31,8 +31,9 @@ from pytest_bannou.backends.base import (
 from pytest_bannou.backends.kubernetes import backend as k8s
 from pytest_bannou.backends.kubernetes.backend import ImageMeta, KubernetesBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
-from pytest_bannou.health import probes as health
-from pytest_bannou.topology.model import HealthCheck, Node, Resources, diff
+from pytest_bannou.health import wait as health
+from pytest_bannou.topology.diff import diff
+from pytest_bannou.topology.model import HealthCheck, Node, Resources
 
 pytestmark = [
     pytest.mark.timeout(240),

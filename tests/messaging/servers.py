@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.messaging.contract import EXCHANGE, connect_broker, declare_exchange
+from pytest_bannou.messaging.broker import connect_broker, declare_exchange
+from pytest_bannou.messaging.contract import EXCHANGE
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the wrapper in /usr/sbin su's to rabbitmq
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"

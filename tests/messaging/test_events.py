@@ -9,13 +9,12 @@ import pytest
 from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
+from pytest_bannou.messaging.broker import EventPublisher, connect_broker
 from pytest_bannou.messaging.contract import (
     DEPLOYMENT_TOPIC,
     MAPPINGS_TOPIC,
     BrokerUnreachable,
-    EventPublisher,
     broker_url,
-    connect_broker,
     deployment_event,
     heartbeat_event,
     mappings_event,
@@ -162,7 +161,8 @@ def test_unreachable_broker_fails_clearly_within_the_deadline():
 
 
 def test_missing_client_library_names_the_extra():
-    from pytest_bannou.messaging.contract import MessagingError, require
+    from pytest_bannou.messaging.broker import require
+    from pytest_bannou.messaging.contract import MessagingError
 
     with pytest.raises(MessagingError, match=r"pytest-bannou\[messaging\]"):
         require("no_such_client_library_xyz")

@@ -15,12 +15,8 @@ import pytest
 from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
-from pytest_bannou.messaging.contract import (
-    HEARTBEAT_TOPIC,
-    BrokerUnreachable,
-    EventPublisher,
-    mappings_event,
-)
+from pytest_bannou.messaging.broker import EventPublisher
+from pytest_bannou.messaging.contract import HEARTBEAT_TOPIC, BrokerUnreachable, mappings_event
 from pytest_bannou.messaging.heartbeats import HeartbeatMonitor
 from pytest_bannou.reference.messaging import (
     FORWARDED_HEADER,

@@ -13,6 +13,7 @@ from inner_runs import remove_run_directories
 # extension (libyaml) cannot construct anything any more.
 import pytest_bannou.backends.local.backend
 import pytest_bannou.health.probes
+import pytest_bannou.health.wait
 import pytest_bannou.preset
 import pytest_bannou.scheduling.plan  # noqa: F401
 from pytest_bannou.plugin.options import OPTIONS

@@ -29,7 +29,7 @@ from pytest_bannou.backends.portainer.backend import (
 )
 from pytest_bannou.backends.registry import load
 from pytest_bannou.errors import BackendUnavailable, DeployError
-from pytest_bannou.health import probes as health
+from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import Resources
 
 topo = topology_maker("portainer-test", "h1")

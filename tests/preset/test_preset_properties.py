@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from pytest_bannou.errors import PresetError
 from pytest_bannou.preset import builtin_presets_dir, load_file, resolve
-from pytest_bannou.topology.model import Action, HealthCheck, Node, Topology, apply, diff
+from pytest_bannou.topology.diff import Action, apply, diff
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 names = st.sampled_from(["bannou", "auth", "connect", "redis", "actor", "behavior", "main"])
 env = st.dictionaries(st.sampled_from(["A", "B", "LEVEL"]), st.sampled_from(["1", "2", "x"]), max_size=2)

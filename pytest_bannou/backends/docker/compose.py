@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import BackendUnavailable, DeployError, NodeNotReady
-from ...topology.model import Action, Topology, Transition
+from ...topology.diff import Action, Transition
+from ...topology.model import Topology
 from ..base import Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import (

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..._support.names import resource_name
 from ..._support.pids import pid_alive
 from ...errors import BackendUnavailable, DeployError
 from ...topology.model import Node, Topology
@@ -124,9 +125,7 @@ def resource_labels(
 
 def sanitize(text: str, max_len: int = 63) -> str:
     """Lowercase ``[a-z0-9_-]``, starting with a letter or digit (Compose project/Swarm names)."""
-    s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
-    s = re.sub(r"-{2,}", "-", s)
-    return (s or "bannou")[:max_len].rstrip("-_")
+    return resource_name(text, max_len)  # the one sanitizer: _support.names
 
 
 def owner_alive(labels: Mapping[str, str]) -> bool:

@@ -30,7 +30,8 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from ...errors import DeployError, NodeNotReady
-from ...topology.model import Action, Node, Topology, Transition
+from ...topology.diff import Action, Transition
+from ...topology.model import Node, Topology
 from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import add_mounts_and_healthcheck

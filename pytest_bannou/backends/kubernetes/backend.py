@@ -52,7 +52,8 @@ from typing import Any, ClassVar
 import yaml
 
 from ...errors import BackendUnavailable, DeployError, NodeNotReady
-from ...topology.model import Action, Node, Topology, Transition
+from ...topology.diff import Action, Transition
+from ...topology.model import Node, Topology
 from ..base import (
     LABEL_NODE,
     LABEL_PREFIX,

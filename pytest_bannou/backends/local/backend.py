@@ -33,9 +33,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..._support.files import atomic_write
 from ..._support.pids import pid_alive
 from ...errors import BackendUnavailable, DeployError, NodeNotReady
-from ...topology.model import Action, Node, Topology, Transition, diff
+from ...topology.diff import Action, Transition, diff
+from ...topology.model import Node, Topology
 from ..base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from .ports import free_port, release
 
@@ -572,9 +574,7 @@ class LocalBackend(Backend):
         raw = json.dumps(data, indent=1)
         for path in (self.state_file, self.index_file):
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(raw)
-            os.replace(tmp, path)
+            atomic_write(path, raw)
 
 
 # --- process helpers (Linux /proc where available, plain signals elsewhere) ------------------

@@ -45,7 +45,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from ...errors import BackendUnavailable, DeployError
-from ...topology.model import Action, Node, Topology, Transition
+from ...topology.diff import Action, Transition
+from ...topology.model import Node, Topology
 from ..base import (
     LABEL_PREFIX,
     LABEL_RUN_ID,
