@@ -404,17 +404,3 @@ def settings_from(values: Mapping[str, Any]) -> MessagingSettings:
         redis_url=values.get("bannou_redis_url") or None,
         heartbeat_interval=float(values.get("bannou_heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL),
     )
-
-
-def resolve_options(getoption: Callable[[str], Any], getini: Callable[[str], Any]) -> MessagingSettings:
-    """This module's options from pytest's config (CLI > env > ini > default)."""
-    import os
-
-    from ..plugin import options as opts
-
-    values = {}
-    for opt in opts.OPTIONS:
-        if opt.dest in ("bannou_amqp_url", "bannou_redis_url", "bannou_heartbeat_interval"):
-            raw, source = opts._raw(opt, getoption, getini, os.environ)
-            values[opt.dest] = opts._convert(opt, raw, source)
-    return settings_from(values)

@@ -410,6 +410,23 @@ def resolve(
     )
 
 
+def option_values(
+    dests: tuple[str, ...],
+    getoption: Callable[[str], Any],
+    getini: Callable[[str], Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The converted values of the options ``dests`` (CLI > env > ini > default), for the rooms
+    that take their settings as plain values (messaging's ``settings_from``)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for opt in OPTIONS:
+        if opt.dest in dests:
+            raw, source = _raw(opt, getoption, getini, environ)
+            values[opt.dest] = _convert(opt, raw, source)
+    return values
+
+
 def _raw(
     opt: Option, getoption: Callable[[str], Any], getini: Callable[[str], Any], environ: Mapping[str, str]
 ) -> tuple[Any, str]:
