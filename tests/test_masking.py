@@ -68,3 +68,9 @@ def test_short_values_do_not_mask_unrelated_text():
     text = "1 passed, 1 warning in 1.0s; x=1; the password: see the docs"
     assert mask_text(text, found) == text
     assert mask_text("monolith[env:DB_PASSWORD=1]", found) == f"monolith[env:DB_PASSWORD={MASK}]"
+
+
+def test_a_masked_value_with_its_hash_is_left_as_it_is():
+    # derived environment keys carry "******#<hash>" so that two secrets stay two environments
+    text = "deploying alpha[env:DB_PASSWORD=******#1a2b3c] and DB_PASSWORD=s3"
+    assert mask_text(text, []) == "deploying alpha[env:DB_PASSWORD=******#1a2b3c] and DB_PASSWORD=******"

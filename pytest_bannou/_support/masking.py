@@ -47,6 +47,8 @@ _KEY_SEP = re.compile(
     r"""(?<![\w.-])(?P<kq>["']?)(?P<key>-{0,2}[A-Za-z_][\w.-]*)(?P=kq)(?P<sep>\s*=\s*|\s*:\s*)"""
 )
 # ... then VALUE: quoted, or up to a blank , ; & ) ] } > or a quote
+# a value masked already: ``******`` or, in the key of a derived environment, ``******#1a2b3c``
+_MASKED = re.compile(re.escape(MASK) + r"(?:#[0-9a-f]{1,64})?")
 _VALUE = re.compile(r""""[^"\n]*"|'[^'\n]*'|[^\s"',;&)\]}>]+""")
 
 
@@ -73,7 +75,7 @@ def _secret_values_in(text: str) -> Iterator[tuple[int, int]]:
         start, end = v.span()
         if text[start] in "\"'":
             start, end = start + 1, end - 1
-        if end > start:
+        if end > start and not _MASKED.fullmatch(text, start, end):
             yield start, end
         pos = v.end()
 

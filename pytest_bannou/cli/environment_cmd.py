@@ -16,9 +16,11 @@ from pathlib import Path
 
 import httpx
 
+from .._support.masking import mask_text, topology_secrets
 from .._support.pids import pid_alive
 from ..backends import registry
 from ..backends.base import BackendOptions
+from ..environment.live import load_history
 from ..environment.manager import (
     RUN_INFO,
     EnvironmentManager,
@@ -30,7 +32,6 @@ from ..environment.manager import (
     runs_root,
 )
 from ..errors import BannouError
-from ..plugin.options import DEFAULT_READY_TIMEOUT
 from ._args import add_presets_dir, lines_arg, pairs, preset_library, replica_counts, run_id_arg, seconds_arg
 
 
@@ -63,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NODE=N",
         help="replica override for one node (repeatable)",
     )
-    deploy.add_argument("--ready-timeout", type=seconds_arg, default=DEFAULT_READY_TIMEOUT, metavar="SECONDS")
+    deploy.add_argument(
+        "--ready-timeout", type=seconds_arg, default=BackendOptions.ready_timeout, metavar="SECONDS"
+    )
     deploy.add_argument(
         "--local-command",
         default=os.environ.get("BANNOU_LOCAL_COMMAND", ""),
@@ -191,8 +194,17 @@ def _logs(args: argparse.Namespace) -> int:
     text = backend.logs(args.node, args.tail)
     if not text and not workdir.is_dir():
         raise BannouError(f"no run {args.run_id!r} under {runs_root()}; see `bannou-env status`")
-    sys.stdout.write(text)
+    sys.stdout.write(mask_text(text, run_secrets(workdir)))
     return 0
+
+
+def run_secrets(workdir: Path) -> set[str]:
+    """Secret values of every configuration version a run recorded (a kept run's ``live.json``)."""
+    try:
+        history = load_history(workdir)
+    except (KeyError, TypeError, ValueError):  # a damaged record: show the log, masked as far as known
+        return set()
+    return topology_secrets(t for _v, t in history.versions) if history is not None else set()
 
 
 def _clean(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..environment.manager import Environment
+from .session import session_of
 
 if TYPE_CHECKING:  # httpx is imported on first use: collection does not pay for it
     import httpx
@@ -24,8 +25,6 @@ DEFAULT_TIMEOUT = 10.0
 def bannou_preset(request: pytest.FixtureRequest) -> str:
     """The preset name of the current test (from its ``preset`` marker, ``--bannou-preset`` or
     ini ``bannou_default_preset``). Parametrized tests get their parameter instead."""
-    from . import session_of
-
     return session_of(request.config).item_env(request.node).preset
 
 
@@ -40,8 +39,6 @@ def bannou_env(request: pytest.FixtureRequest) -> Environment:
     ``.config_version``.
     If the environment cannot be deployed the test errors with one message (no traceback).
     """
-    from . import session_of
-
     return session_of(request.config).environment_for(request.node)
 
 

@@ -1,35 +1,40 @@
 """Hooks pytest-bannou adds to pytest (registered with ``pluginmanager.add_hookspecs``).
 
-Implement them in a ``conftest.py`` or a plugin, like any pytest hook. No pytest import: the
-specs are plain functions marked with pluggy's marker for the "pytest" project.
+Implement them in a ``conftest.py`` or a plugin, like any pytest hook. Typed as pytest-xdist's
+``newhooks``. Each one is a notification every implementation receives (none is asked for one
+answer, so none is ``firstresult``): ``configure_backend`` lets several plugins adjust the same
+options, the others report.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-import pluggy
+import pytest
 
-hookspec = pluggy.HookspecMarker("pytest")
+if TYPE_CHECKING:
+    from ..backends.base import BackendOptions
+    from ..environment.manager import Environment
+    from ..scheduling.plan import Plan
 
 
-@hookspec
-def pytest_bannou_configure_backend(config: Any, options: Any) -> None:
+@pytest.hookspec()
+def pytest_bannou_configure_backend(config: pytest.Config, options: BackendOptions) -> None:
     """Called once per session before the backend is created, with its ``BackendOptions``
     (mutable dataclass): set ``options.extra``, ``options.local_command`` ... here."""
 
 
-@hookspec
-def pytest_bannou_environment_ready(environment: Any) -> None:
+@pytest.hookspec()
+def pytest_bannou_environment_ready(environment: Environment) -> None:
     """Called after an environment was deployed (or transitioned to) and every node is ready."""
 
 
-@hookspec
-def pytest_bannou_before_teardown(environment: Any) -> None:
+@pytest.hookspec()
+def pytest_bannou_before_teardown(environment: Environment) -> None:
     """Called before an environment is torn down (session end, full transition, failed deploy);
     the environment is still reachable: collect logs or state here."""
 
 
-@hookspec
-def pytest_bannou_plan(plan: Any) -> None:
+@pytest.hookspec()
+def pytest_bannou_plan(plan: Plan) -> None:
     """Called after collection with the ``scheduling.Plan`` the session will follow."""

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import BannouError
-from ..messaging.session import MessagingSettings, settings_from
 from ..preset.durations import parse_duration
 
 DEFAULT_PRESET = "monolith"
@@ -411,6 +410,23 @@ def resolve(
     )
 
 
+def option_values(
+    dests: tuple[str, ...],
+    getoption: Callable[[str], Any],
+    getini: Callable[[str], Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The converted values of the options ``dests`` (CLI > env > ini > default), for the rooms
+    that take their settings as plain values (messaging's ``settings_from``)."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for opt in OPTIONS:
+        if opt.dest in dests:
+            raw, source = _raw(opt, getoption, getini, environ)
+            values[opt.dest] = _convert(opt, raw, source)
+    return values
+
+
 def _raw(
     opt: Option, getoption: Callable[[str], Any], getini: Callable[[str], Any], environ: Mapping[str, str]
 ) -> tuple[Any, str]:
@@ -513,17 +529,3 @@ def table() -> str:
     """The option table as text (README / --help cross-check)."""
     rows = [f"{o.flag or '-'} | ini {o.ini} | env {o.env} | default {o.default!r}" for o in OPTIONS]
     return "\n".join(rows)
-
-
-def resolve_messaging(
-    getoption: Callable[[str], Any], getini: Callable[[str], Any], environ: Mapping[str, str] | None = None
-) -> MessagingSettings:
-    """The messaging options (``bannou_amqp_url``, ``bannou_redis_url``,
-    ``bannou_heartbeat_interval``) from pytest's config (CLI > env > ini > default)."""
-    environ = os.environ if environ is None else environ
-    values = {}
-    for opt in OPTIONS:
-        if opt.dest in ("bannou_amqp_url", "bannou_redis_url", "bannou_heartbeat_interval"):
-            raw, source = _raw(opt, getoption, getini, environ)
-            values[opt.dest] = _convert(opt, raw, source)
-    return settings_from(values)

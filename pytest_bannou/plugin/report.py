@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._support.ci import ci_job_name
-from .._support.masking import mask_text, topology_secrets
+from .._support.masking import mask_text
 from ..report import ReportCollector, TestRecord, merge_partials, write_partial, write_report
 from .testers import CASE_ATTR, RUN_ATTR
 
-if TYPE_CHECKING:
-    from . import BannouSession
+if TYPE_CHECKING:  # the session registers this plugin: it is passed in, never imported back
+    from .session import BannouSession
 
 RUN_ID_KEY = "bannou_report_run_id"
 DIR_KEY = "bannou_report_dir"
@@ -142,7 +142,7 @@ class ReportPlugin:
                         longrepr_summary=self._masked(case.get("text", "")),
                         kind="tester",
                         tester=case.get("tester"),
-                        warnings=list(case.get("warnings", [])),
+                        warnings=[self._masked(w) for w in case.get("warnings", [])],
                     )
                 )
             return
@@ -163,7 +163,7 @@ class ReportPlugin:
 
     def _masked(self, text: str) -> str:
         """Secret environment values of the session's presets never reach a report file."""
-        return mask_text(text, topology_secrets(self.bs.topologies.values()))
+        return mask_text(text, self.bs.secrets())
 
     # --- end ----------------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)

@@ -31,24 +31,42 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pytest
 
+from .._support.masking import mask_text, topology_secrets
+from ..environment.manager import Environment, EnvironmentManager
 from ..errors import BannouError
-from ..testers import run_tester, tester_environment
+from ..testers import run_tester
+from ..testers.container import run_tester_container
+from ..testers.endpoints import endpoint_variables, infra_node, process_endpoints
 from ..testers.model import CaseResult, TesterRun, escape_controls
-from ..topology.model import TesterSpec, Topology, infra_node
+from ..topology.model import TesterSpec, Topology
+from .markers import ITEM_ENV, ItemEnv
+from .options import Settings
 
-if TYPE_CHECKING:
-    from ..environment.manager import Environment
-    from . import BannouSession
+__all__ = ["endpoint_variables", "infra_node", "process_endpoints"]  # moved to testers.endpoints
 
 DOCKER_BACKENDS = frozenset({"compose", "swarm"})
 #: attribute of the synthetic reports that carries a case's own data (survives xdist serialisation)
 CASE_ATTR = "bannou_case"
 #: attribute of a tester item's reports: which environment and tester, when it ran
 RUN_ATTR = "bannou_tester"
+
+
+class SessionView(Protocol):
+    """What tester items use of the session (``session.BannouSession``, which imports this
+    module: the protocol keeps the arrow one way)."""
+
+    settings: Settings
+    manager: EnvironmentManager
+    item_keys: dict[str, str]
+
+    def check_preset(self, name: str) -> None: ...
+    def topology(self, info: ItemEnv) -> Topology: ...
+    def environment_for(self, item: pytest.Item) -> Environment: ...
+    def secrets(self) -> set[str]: ...
 
 
 class BannouTesterWarning(UserWarning):
@@ -68,11 +86,9 @@ def item_nodeid(tester: str, env_key: str) -> str:
 
 
 # --- collection -------------------------------------------------------------------------------
-def wanted_environments(bs: BannouSession, infos: Iterable[Any]) -> list[Any]:
+def wanted_environments(bs: SessionView, infos: Iterable[ItemEnv]) -> list[ItemEnv]:
     """``ItemEnv``s whose testers run, in first-seen order (see the module docstring); ``infos``
     are the ``ItemEnv`` of each collected test (shared objects: few distinct ones)."""
-    from . import ItemEnv
-
     mode = bs.settings.testers
     if mode == "never":
         return []
@@ -92,11 +108,11 @@ def wanted_environments(bs: BannouSession, infos: Iterable[Any]) -> list[Any]:
 
 
 def add_tester_items(
-    bs: BannouSession,
+    bs: SessionView,
     session: pytest.Session,
     config: pytest.Config,
     items: list[pytest.Item],
-    infos: Iterable[Any],
+    infos: Iterable[ItemEnv],
 ) -> None:
     """Append the tester items (and, with ``--bannou-testers-only``, deselect everything else).
 
@@ -111,7 +127,7 @@ def add_tester_items(
         except BannouError:
             continue  # the plugin reports it for the tests (or the --bannou-preset) that name it
         for spec in topology.testers:
-            new.append(TesterItem.for_spec(session, spec, info, topology))
+            new.append(TesterItem.for_spec(session, spec, info, topology, bs))
     if bs.settings.testers_only:
         others = [i for i in items if not isinstance(i, TesterItem)]
         if others:
@@ -126,18 +142,22 @@ class TesterItem(pytest.Item):
     """Runs one tester against its environment; reports each case after itself."""
 
     spec: TesterSpec
-    env_info: Any
+    env_info: ItemEnv
     source: str
+    bs: SessionView
+    hidden: set[str]
 
     @classmethod
-    def for_spec(cls, session: pytest.Session, spec: TesterSpec, info: Any, topology: Topology) -> TesterItem:
-        from . import ITEM_ENV
-
+    def for_spec(
+        cls, session: pytest.Session, spec: TesterSpec, info: ItemEnv, topology: Topology, bs: SessionView
+    ) -> TesterItem:
         nodeid = item_nodeid(spec.name, info.key)
         item = cls.from_parent(session, name=nodeid, nodeid=nodeid)
         item.spec = spec
         item.env_info = info
         item.source = topology.source
+        item.bs = bs
+        item.hidden = topology_secrets([topology])  # tester output is masked with these
         item.run = None
         item.counted = False
         item.started = item.finished = None
@@ -151,19 +171,25 @@ class TesterItem(pytest.Item):
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return (self.source or "tester", None, self.nodeid)
 
-    def runtest(self) -> None:
-        from . import session_of
+    def mask(self, text: str) -> str:
+        """Tester output may repeat any value it was given: secret ones never reach a report."""
+        return mask_text(text, self.hidden | self.bs.secrets())
 
-        bs = session_of(self.config)
+    def runtest(self) -> None:
+        bs = self.bs
         env = bs.environment_for(self)
+        self.hidden |= topology_secrets([env.topology])
         self.started = time.time()
+        error = None
         try:
             # what the tester printed becomes nodeids and report text: controls escaped here, once
             self.run = escape_controls(execute(env, self.spec, Path(bs.manager.options.workdir)))
         except BannouError as exc:
-            pytest.fail(f"tester {self.spec.name!r} on {self.env_key}: {exc.message}", pytrace=False)
+            error = f"tester {self.spec.name!r} on {self.env_key}: {exc.message}"
         finally:
             self.finished = time.time()
+        if error is not None:  # outside the except block: one message, no chained exception
+            pytest.fail(self.mask(error), pytrace=False)
         run = self.run
         for case in run.cases:
             if case.outcome == "unclear" and not any(f"'{case.name}'" in w for w in run.warnings):
@@ -175,7 +201,7 @@ class TesterItem(pytest.Item):
                     stacklevel=1,
                 )
         for text in run.warnings:
-            warnings.warn(BannouTesterWarning(f"{self.nodeid}: {text}"), stacklevel=1)
+            warnings.warn(BannouTesterWarning(self.mask(f"{self.nodeid}: {text}")), stacklevel=1)
         if not run.ok:
             raise TesterFailed(self._failure_text(run))
 
@@ -188,7 +214,7 @@ class TesterItem(pytest.Item):
         log = run.summary.get("log")
         if log:
             text += f"; log: {log}"
-        return text
+        return self.mask(text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, TesterFailed):
@@ -210,7 +236,7 @@ class TesterItem(pytest.Item):
         nodeid = case_nodeid(run.tester, case.name, self.env_key)
         location = (self.source or "tester", None, nodeid)
         duration = case.duration or 0.0
-        text = "\n".join(p for p in (case.message, case.output) if p) or case.outcome
+        text = self.mask("\n".join(p for p in (case.message, case.output) if p) or case.outcome)
         data = {
             "tester": run.tester,
             "case": case.name,
@@ -219,7 +245,7 @@ class TesterItem(pytest.Item):
             "outcome": case.outcome,
             "duration": case.duration,
             "text": text if case.outcome != "passed" else "",
-            "warnings": list(run.warnings)
+            "warnings": [self.mask(w) for w in run.warnings]
             + (
                 [f"{run.tester} reported 'result unclear' (counted as a pass upstream)"]
                 if case.outcome == "unclear"
@@ -264,7 +290,7 @@ class TesterItem(pytest.Item):
 class TesterReporter:
     """Emits the cases right after their tester item (registered by the plugin)."""
 
-    def __init__(self, bs: BannouSession) -> None:
+    def __init__(self, bs: SessionView) -> None:
         self.bs = bs
         self.session: pytest.Session | None = None
 
@@ -347,59 +373,9 @@ def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
     """Run ``spec`` against ``env``: in a container on the Docker backends, else as a process."""
     workdir = run_dir / "testers" / _safe(env.key)
     if env.backend in DOCKER_BACKENDS:
-        from ..testers.container import run_tester_container
-
         return run_tester_container(spec, env, workdir=workdir)
     return run_tester(spec, environment=process_endpoints(env, spec), workdir=workdir)
 
 
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "env"
-
-
-def endpoint_variables(
-    topology: Topology,
-    target: str,
-    address: Any,
-) -> dict[str, str]:
-    """The tester's endpoint variables; ``address(node_name, port) -> (host, port)`` says how a
-    node's port is reached from where the tester runs (the host, or the environment's network)."""
-
-    def url(node: Any, port: int | None = None) -> str:
-        host, p = address(node.name, port or node.http_port)
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{p}"
-
-    try:
-        target_node = topology.node_for(target)
-    except KeyError as exc:
-        raise BannouError(
-            f"tester `target: {target}`: {exc.args[0]}; set it to one of the preset's nodes"
-        ) from None
-    env = tester_environment(url(target_node))
-    front = infra_node(topology, "ingress") or target_node
-    front_env = tester_environment(url(front))
-    for k in ("OPENRESTY_HOST", "OPENRESTY_PORT", "CONNECT_ENDPOINT"):
-        env[k] = front_env[k]
-    rabbit = infra_node(topology, "rabbitmq")
-    if rabbit is not None and rabbit.ports:
-        host, port = address(rabbit.name, rabbit.ports[0])
-        env["RABBITMQ_HOST"] = host
-        env["RABBITMQ_PORT"] = str(port)
-        env["RABBITMQ_USERNAME"] = rabbit.environment.get("RABBITMQ_DEFAULT_USER", "guest")
-        env["RABBITMQ_PASSWORD"] = rabbit.environment.get("RABBITMQ_DEFAULT_PASS", "guest")
-    redis = infra_node(topology, "redis")
-    if redis is not None and redis.ports:
-        host, port = address(redis.name, redis.ports[0])
-        env["STATE_REDIS_CONNECTION_STRING"] = f"{host}:{port}"
-    return env
-
-
-def process_endpoints(env: Environment, spec: TesterSpec) -> dict[str, str]:
-    """Endpoint variables for a tester running on this host (published ports)."""
-
-    def address(node: str, port: int | None) -> tuple[str, int]:
-        ep = env.endpoint(node, port)
-        return ep.host, ep.port
-
-    return endpoint_variables(env.topology, spec.target or env.main_node, address)

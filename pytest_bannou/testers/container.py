@@ -26,6 +26,7 @@ from ..backends.base import LABEL_NODE, LABEL_OWNER_PID, LABEL_RUN_ID
 from ..backends.docker import engine as _docker
 from ..errors import BannouError
 from ..topology.model import TesterSpec
+from .endpoints import endpoint_variables
 from .model import TesterRun
 from .process import ProcessOutcome
 from .registry import get_parser
@@ -74,8 +75,6 @@ def run_tester_container(
     target node the environment does not run); a missing image, a timeout or bad output are
     results.
     """
-    from ..plugin.testers import endpoint_variables
-
     get_parser(spec.format)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,352 @@
+"""The state of one pytest session, kept in ``config.stash`` (``session_of(config)``).
+
+``BannouSession`` owns the presets loaded so far, each test's environment (``ItemEnv``), the
+plan, the ``EnvironmentManager`` and the per-environment records; it is also the plugin object
+(``bannou-session``) whose hooks collect, plan, activate environments and tear them down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .._support.masking import mask_text, topology_secrets
+from ..environment.manager import Environment, EnvironmentManager, EnvRecord, make_options
+from ..errors import BannouError
+from ..messaging.session import EnvMessaging, MessagingSettings
+from ..topology.model import Topology
+from . import options as opts
+from .markers import ITEM_ENV, ClosestMarker, ItemEnv, MarkerError, derived_key, parse_marker, uses_env
+from .terminal import Progress, failure_sections, print_uncaptured
+from .testers import add_tester_items
+from .xdist import matrix
+
+if TYPE_CHECKING:  # imported on first use: a session that deploys nothing does not pay for them
+    from ..preset import PresetLibrary
+    from ..scheduling.plan import Plan
+
+ACTIVE_ENV = pytest.StashKey[Environment]()
+SESSION = pytest.StashKey["BannouSession"]()
+
+
+def session_of(config: pytest.Config) -> BannouSession:
+    """The session state the plugin keeps in ``config.stash`` (set at ``pytest_configure``)."""
+    return config.stash[SESSION]
+
+
+def count_outcome(outcomes: dict[str, int], report: pytest.TestReport) -> None:
+    """One phase report counted in an environment's passed/failed/skipped/error columns."""
+    if report.when == "call":
+        key = "passed" if report.passed else "failed" if report.failed else "skipped"
+    elif report.when == "setup":
+        key = "error" if report.failed else "skipped" if report.skipped else ""
+    else:
+        key = "error" if report.failed else ""
+    if key:
+        outcomes[key] += 1
+
+
+class BannouSession:
+    """Per-session state and the hooks that need it (registered as plugin ``bannou-session``)."""
+
+    def __init__(
+        self, config: pytest.Config, settings: opts.Settings, messaging: MessagingSettings | None = None
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self._library: PresetLibrary | None = None
+        self._loaded: dict[str, BannouError | None] = {}
+        self._closest_marker = ClosestMarker()
+        self._item_envs: dict[tuple[Any, ...], ItemEnv] = {}  # shared: 10,000 tests, few distinct
+        self._secrets: tuple[int, set[str]] = (-1, set())
+        self._overrides: dict[str, tuple[Any, ...]] = {}  # key -> the overrides it was made from
+        self.topologies: dict[str, Topology] = {}
+        self.plan: Plan | None = None
+        self.item_keys: dict[str, str] = {}
+        self.kept: Environment | None = None
+        self.teardown_error: str | None = None
+        self.progress = Progress(config, self.mask)
+        workerinput = getattr(config, "workerinput", None) or {}
+        options = make_options(
+            workerinput.get("bannou_run_id"),  # xdist: the controller's pick
+            ready_timeout=settings.ready_timeout,
+            local_command=settings.local_command,
+            worker=workerinput.get("workerid", ""),
+            extra=settings.backend_options,
+        )
+        self.manager = EnvironmentManager(
+            settings.backend,
+            options,
+            transition=settings.transition,
+            progress=self.progress,
+            on_ready=lambda env: config.hook.pytest_bannou_environment_ready(environment=env),
+            before_teardown=lambda env: config.hook.pytest_bannou_before_teardown(environment=env),
+            configure_backend=lambda o: config.hook.pytest_bannou_configure_backend(config=config, options=o),
+            messaging=EnvMessaging(messaging or MessagingSettings(), options.workdir),
+        )
+        # tried before the session's own deploy (sharing, --bannou-reuse): (key, topology) -> env
+        self.attachers: list[Callable[[str, Topology], Environment | None]] = []
+
+    def _progress(self, text: str, done: bool) -> None:
+        """The progress line (kept for plugins written against the old name)."""
+        self.progress(text, done)
+
+    # --- secrets ------------------------------------------------------------------------------
+    def secrets(self) -> set[str]:
+        """Secret values of every environment this session resolved (recomputed when one is added)."""
+        count, found = self._secrets
+        if count != len(self.topologies):
+            found = topology_secrets(self.topologies.values())
+            self._secrets = (len(self.topologies), found)
+        return found
+
+    def mask(self, text: str) -> str:
+        return mask_text(text, self.secrets())
+
+    # --- presets ------------------------------------------------------------------------------
+    @property
+    def library(self) -> PresetLibrary:
+        if self._library is None:
+            from ..preset import PresetLibrary
+
+            self._library = PresetLibrary(dirs=list(self.settings.presets_dirs), environ=os.environ)
+        return self._library
+
+    def check_preset(self, name: str) -> None:
+        """Raise the (cached) ``BannouError`` if ``name`` cannot be loaded."""
+        if name not in self._loaded:
+            try:
+                self.library.load(name)
+                self._loaded[name] = None
+            except BannouError as exc:
+                self._loaded[name] = exc
+        err = self._loaded[name]
+        if err is not None:
+            raise err
+
+    def topology(self, info: ItemEnv) -> Topology:
+        topo = self.topologies.get(info.key)
+        overrides = (info.preset, info.environment, info.replicas)
+        if topo is None:
+            topo = self.library.resolve(
+                info.preset,
+                environment=dict(info.environment) or None,
+                replicas=dict(info.replicas) or None,
+            )
+            self.topologies[info.key] = topo
+            self._overrides[info.key] = overrides
+        elif self._overrides.get(info.key, overrides) != overrides:  # two secrets, one short hash
+            raise MarkerError(
+                f"environment {info.key}: two different secret values give the same masked key; "
+                "change one of them"
+            )
+        return topo
+
+    # --- collection ---------------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        nodeid = metafunc.definition.nodeid
+        marker = self._closest_marker(metafunc.definition)
+        if marker is not None:
+            error = None
+            try:
+                spec = parse_marker(marker, nodeid)
+                for name in spec.names:
+                    self.check_preset(name)
+            except BannouError as exc:
+                error = exc.message if exc.message.startswith(nodeid) else f"{nodeid}: {exc.message}"
+            if error is not None:  # outside the except block: no chained exception in the report
+                pytest.fail(error, pytrace=False)
+            names = list(spec.names)
+        elif uses_env(metafunc.fixturenames) and len(self.settings.presets) > 1:
+            names = list(self.settings.presets)
+        else:
+            return
+        if len(names) < 2:
+            return
+        if "bannou_preset" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("bannou_preset")  # the marker parametrizes every test
+        metafunc.parametrize("bannou_preset", names, ids=names)
+
+    def item_env(self, item: pytest.Item) -> ItemEnv:
+        info = item.stash.get(ITEM_ENV, None)
+        if info is not None:
+            return info
+        marker = self._closest_marker(item)
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("bannou_preset") if callspec is not None else None
+        needs = uses_env(getattr(item, "fixturenames", ()))
+        if marker is not None:
+            spec = parse_marker(marker, item.nodeid)
+            name = param if param in spec.names else spec.names[0]
+            key = derived_key(name, spec.environment, spec.replicas)
+            fields: tuple[Any, ...] = (name, key, needs, True, spec.environment, spec.replicas)
+        else:
+            if param is not None:
+                name = param
+            elif self.settings.presets:
+                name = self.settings.presets[0]
+            else:
+                name = self.settings.default_preset
+            fields = (name, name, needs, param is not None, (), ())
+        info = self._item_envs.get(fields)
+        if info is None:
+            info = self._item_envs[fields] = ItemEnv(*fields)
+        item.stash[ITEM_ENV] = info
+        return info
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        wanted = set(self.settings.presets)
+        for name in self.settings.presets:  # a typo must not silently deselect everything
+            try:
+                self.check_preset(name)
+            except BannouError as exc:
+                raise pytest.UsageError(f"--bannou-preset {name}: {exc.message}") from None
+        infos = [self.item_env(item) for item in items]  # once per item; the loops below reuse it
+        if wanted:
+            keep = [not (info.marked and info.preset not in wanted) for info in infos]
+            if not all(keep):
+                config.hook.pytest_deselected(items=[it for it, k in zip(items, keep, strict=True) if not k])
+                items[:] = [it for it, k in zip(items, keep, strict=True) if k]
+                infos = [info for info, k in zip(infos, keep, strict=True) if k]
+        count = len(items)
+        add_tester_items(self, session, config, items, infos)
+        if self.settings.testers_only or len(items) < count:
+            infos = [self.item_env(item) for item in items]
+        else:  # tester items were appended
+            infos += [self.item_env(item) for item in items[count:]]
+        self.plan = self._make_plan(items, infos)
+        config.hook.pytest_bannou_plan(plan=self.plan)
+
+    def _make_plan(self, items: list[pytest.Item], infos: list[ItemEnv]) -> Plan:
+        """The plan over ``items`` (reordered in place to follow it)."""
+        from ..scheduling.plan import PlanItem, make_plan
+
+        plan_items = []
+        ids: list[str] = []
+        seen: set[str] = set()
+        checked: set[int] = set()
+        item_keys = self.item_keys
+        for i, (item, info) in enumerate(zip(items, infos, strict=True)):
+            nodeid = item.nodeid
+            pid = nodeid if nodeid not in seen else f"{nodeid}#{i}"
+            seen.add(pid)
+            ids.append(pid)
+            env = None
+            if info.needs_env:
+                if id(info) not in checked:  # once per environment, not per test
+                    try:
+                        self.check_preset(info.preset)
+                        self.topology(info)
+                    except BannouError as exc:
+                        raise pytest.UsageError(f"{nodeid}: {exc.message}") from None
+                    self.manager.record(info.key, info.preset)
+                    checked.add(id(info))
+                env = info.key
+                item_keys[nodeid] = env
+            plan_items.append(PlanItem(pid, env))
+        plan = make_plan(plan_items, self.topologies, batch=self.settings.batch)
+        by_id = dict(zip(ids, items, strict=True))
+        items[:] = [by_id[i] for i in plan.order]
+        return plan
+
+    # --- running ------------------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        printing = self.settings.matrix or self.settings.plan is not None
+        if printing and session.testsfailed and not session.config.option.continue_on_collection_errors:
+            return None  # pytest reports the collection errors and stops
+        if self.settings.matrix:
+            pairs = [
+                (i.preset, self.library.resolve(i.preset).required_backends)
+                for i in map(self.item_env, session.items)
+                if i.marked or i.needs_env
+            ]
+            print_uncaptured(self.config, json.dumps(matrix(pairs)))
+            return True
+        if self.settings.plan is not None:
+            text = ""
+            if self.plan is not None:
+                text = (
+                    json.dumps(self.plan.to_json(), indent=2)
+                    if self.settings.plan == "json"
+                    else self.plan.to_text()
+                )
+            print_uncaptured(self.config, text)
+            return True
+        if self.plan is not None and self.plan.groups and not session.config.option.collectonly:
+            try:
+                self.manager.prepare()
+            except BannouError as exc:
+                raise pytest.UsageError(exc.message) from None
+        return None
+
+    def environment_for(self, item: pytest.Item) -> Environment:
+        info = self.item_env(item)
+        error = None
+        try:
+            self.check_preset(info.preset)
+            topo = self.topology(info)
+            attached = (attach(info.key, topo) for attach in self.attachers)
+            env = next((e for e in attached if e is not None), None)
+            if env is None:
+                env = self.manager.activate(info.key, topo)
+        except BannouError as exc:
+            error = exc.message
+        if error is not None:  # outside the except block: one message, no chained exception
+            pytest.fail(self.mask(error), pytrace=False)
+        item.stash[ACTIVE_ENV] = env
+        return env
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        rep = yield
+        if rep.failed:
+            env = item.stash.get(ACTIVE_ENV, None)
+            if env is not None and env.active:
+                rep.sections.extend(failure_sections(env, self.secrets() | topology_secrets([env.topology])))
+        return rep
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        key = self.item_keys.get(report.nodeid)
+        if key is not None:
+            count_outcome(self.manager.record(key, key).outcomes, report)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        only_print = self.settings.plan is not None or self.settings.matrix
+        if only_print and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
+        try:
+            clean_run = session.testsfailed == 0 and not any(r.error for r in self.manager.records.values())
+            keep = self.settings.keep or (self.settings.keep_on_failure and not clean_run)
+            self.kept = self.manager.teardown(keep=keep, remove_workdir=clean_run)
+        except BannouError as exc:  # the engine failed to remove something: say what, fail the run
+            self.teardown_error = exc.message
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # pytest-xdist worker: the controller prints the summary
+            workeroutput["bannou_records"] = [asdict(r) for r in self.manager.records.values()]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist controller: merge each worker's per-environment records."""
+        for data in (getattr(node, "workeroutput", None) or {}).get("bannou_records", []):
+            rec = EnvRecord(**data)
+            mine = self.manager.records.get(rec.key)
+            if mine is None:
+                self.manager.records[rec.key] = rec
+            else:
+                mine.merge(rec)
+
+    def close(self) -> None:
+        if self.kept is None:
+            self.manager.teardown()
