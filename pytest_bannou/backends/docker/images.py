@@ -33,11 +33,13 @@ import shutil
 import sys
 import sysconfig
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...errors import DeployError
+from ...errors import BannouError, DeployError
+from ...topology.model import Topology
 from . import engine as _docker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,6 +151,29 @@ def dockerfile(spec: ImageSpec) -> tuple[str, str]:
     # is not set"), so the same tags also run on the Kubernetes backend
     lines.append(f"COPY {LAYER_FILE} /{LAYER_FILE}")
     return "\n".join(lines) + "\n", fingerprint
+
+
+def render_infos(
+    topology: Topology, warn: Callable[[str], None] | None = None
+) -> dict[str, _docker.ImageInfo]:
+    """What ``render`` needs of the topology's images: from the engine when it is reachable,
+    else as this module would build them (``warn`` is told so)."""
+    infos = known_infos()
+    try:
+        cli = _docker.client(timeout=5)
+    except BannouError:
+        if warn is not None:
+            warn("no Docker Engine reachable; host mounts as images.py would build them")
+        return infos
+    try:
+        for node in topology.nodes:
+            name = _docker.image_for(node)
+            info = _docker.image_info(cli, name)
+            if info is not None:
+                infos[name] = info
+    finally:
+        cli.close()
+    return infos
 
 
 def known_infos() -> dict[str, _docker.ImageInfo]:
