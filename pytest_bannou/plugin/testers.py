@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..backends import registry
 from ..errors import BannouError
 from ..testers import run_tester, tester_environment
 from ..testers.model import CaseResult, TesterRun
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from ..environment.manager import Environment
     from . import BannouSession
 
-DOCKER_BACKENDS = frozenset({"compose", "swarm"})
 #: attribute of the synthetic reports that carries a case's own data (survives xdist serialisation)
 CASE_ATTR = "bannou_case"
 #: attribute of a tester item's reports: which environment and tester, when it ran
@@ -343,9 +343,11 @@ class TesterReporter:
 
 # --- running ----------------------------------------------------------------------------------
 def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
-    """Run ``spec`` against ``env``: in a container on the Docker backends, else as a process."""
+    """Run ``spec`` against ``env``: in a container on the environment's Docker network when its
+    backend has one (``Backend.tester_network``), else as a process."""
     workdir = run_dir / "testers" / _safe(env.key)
-    if env.backend in DOCKER_BACKENDS:
+    backend = registry.find(env.backend)
+    if backend is not None and backend.tester_network() == "docker":
         from ..testers.container import run_tester_container
 
         return run_tester_container(spec, env, workdir=workdir)
