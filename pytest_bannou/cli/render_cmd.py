@@ -65,7 +65,7 @@ def _render(args: argparse.Namespace) -> int:
     )
     options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())
     if args.backend == "kubernetes":
-        from ..backends.kubernetes import backend as kubernetes
+        from ..backends.kubernetes import manifests as kubernetes
 
         docs = _without_owner(kubernetes.render_manifests(topology, options))
         _write(args, yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False))
