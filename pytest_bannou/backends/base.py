@@ -25,11 +25,12 @@ so a backend written before them, which overrides ``apply``/``scale``/``restart`
     _check_changes / _changes_done        # optional hooks around a transition
 
 Optional capabilities (one style: methods with a default meaning "not supported", no Protocols
-to check). Facts about an engine that the rest of the plugin needs are methods of ``Backend``; an engine (built-in or registered through the
-``pytest_bannou.backends`` entry point) overrides the ones it supports and so takes part in the
-stale sweep (``dead_runs``), ``bannou-env render`` (``render``), messaging and testers
-(``peer_address``, ``tester_network``) and xdist sharing (``attach_info``). Callers only ever
-call these methods; nothing outside ``backends/`` imports an engine module.
+to check). Facts about an engine that the rest of the plugin needs are methods of ``Backend``;
+an engine (built-in or registered through the ``pytest_bannou.backends`` entry point) overrides
+the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
+(``render``), messaging and testers (``peer_address``, ``tester_network``) and xdist sharing
+(``attach_info``). Callers only ever call these methods; nothing outside ``backends/`` imports
+an engine module.
 """
 
 from __future__ import annotations

@@ -35,9 +35,10 @@ import contextlib
 import datetime as _dt
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
+
+import yaml
 
 from ...errors import DeployError, NodeNotReady
 from ...topology.model import Action, Node, Topology, Transition
@@ -53,7 +54,14 @@ from ..base import (
 )
 from ..docker import engine as _docker
 from .connection import REQUEST_TIMEOUT, Connection, api_error, availability, call_raw, check_cluster, connect
-from .manifests import ImageMeta, local_image_meta, render_deployment, render_namespace, render_service
+from .manifests import (
+    ImageMeta,
+    local_image_meta,
+    render_deployment,
+    render_manifests,
+    render_namespace,
+    render_service,
+)
 from .names import (
     ANNOTATION_RESTARTED_AT,
     ANNOTATION_RESTARTS,
@@ -139,19 +147,13 @@ class KubernetesBackend(Backend):
         host = self._conn.host if self._conn else "?"
         return f"namespace {self.namespace} on {host}"
 
-    def _require(self, node: str) -> Node:
-        if self.topology is None or self.namespace is None:
+    def deployed_node(self, node: str) -> Node:
+        if self.namespace is None:
             raise DeployError("kubernetes backend: nothing is deployed")
-        try:
-            return self.topology.node(node)
-        except KeyError as exc:
-            raise DeployError(str(exc.args[0])) from None
+        return super().deployed_node(node)
 
-    def _set_node(self, node: Node) -> None:
-        assert self.topology is not None
-        self.topology = self.topology.with_nodes(
-            node if x.name == node.name else x for x in self.topology.nodes
-        )
+    def _require(self, node: str) -> Node:
+        return self.deployed_node(node)
 
     # pods
     def _pods(self, node: str | None = None) -> list[Any]:
@@ -231,39 +233,45 @@ class KubernetesBackend(Backend):
             call_raw(self.core.delete_collection_namespaced_pod, self.namespace, label_selector=sel)
 
     def apply(self, transition: Transition, deadline: float) -> None:
-        if transition.new is None:
-            self.teardown()
-            return
-        if self.topology is None or self.namespace is None:
-            self.deploy(transition.new, deadline)
-            return
-        new = transition.new
-        self._images.update(local_image_meta(new))
-        self.topology = new
+        if self.namespace is None:
+            self.topology = None  # a failed deploy: deploy again
+        super().apply(transition, deadline)
+
+    # transitions (``Backend.apply`` calls these)
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        assert plan.new is not None and self.namespace is not None
+        self._images.update(local_image_meta(plan.new))
         with contextlib.suppress(Exception):
             self.core.patch_namespace(
                 self.namespace,
-                {"metadata": {"labels": resource_labels(self.options, new)}},
+                {"metadata": {"labels": resource_labels(self.options, plan.new)}},
                 _request_timeout=REQUEST_TIMEOUT,
             )
-        for c in transition.of(Action.STOP):
-            self._delete_node(c.name)
-        waiting: list[str] = []
-        for c in transition.changes:
-            if c.new is None:
-                continue
-            if c.action is Action.START:
-                self._create_node(c.new)
-                waiting.append(c.name)
-            elif c.action is Action.RECREATE:
-                self._replace_node(c.new)
-                waiting.append(c.name)
-            elif c.action is Action.SCALE:
-                self._patch_replicas(c.name, c.new.replicas)
-                waiting.append(c.name)
-        self._drop_forwarders()
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        for name in names:
+            self._delete_node(name)
+
+    def _update_nodes(self, nodes: Sequence[Node], deadline: float) -> Sequence[str]:
+        """A changed node is a rolling update of its Deployment (and a new Service)."""
+        for node in nodes:
+            self._replace_node(node)
+        return [n.name for n in nodes]
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        for node in nodes:
+            self._create_node(node)
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        for node in nodes:
+            self._patch_replicas(node.name, node.replicas)
+
+    def _changes_done(self, plan: Transition, deadline: float) -> None:
+        """Wait until every started, recreated or scaled node has rolled out."""
+        waiting = [c.name for c in plan.of(Action.START, Action.RECREATE, Action.SCALE)]
         if waiting:
             self.wait_rollout(waiting, deadline)
+        self._drop_forwarders(keep={p.metadata.name for p in self._pods()})
 
     def _replace_node(
         self, node: Node, annotations: Mapping[str, str] | None = None, service: bool = True
@@ -545,16 +553,14 @@ class KubernetesBackend(Backend):
             self._stream_core(), self._stream_lock, pod.metadata.name, self.namespace, argv, timeout
         )
 
-    # changes
-    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+    # changes (``Backend.restart`` calls this)
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
         """A rolling restart (the pod template's restartedAt annotation, as `kubectl rollout
-        restart` does); with ``environment`` the merged environment is part of the new template.
-        Returns when the rollout is complete."""
-        n = self._require(node)
+        restart` does); with ``recreate`` the node's new environment is part of the new
+        template. Returns when the rollout is complete."""
         assert self.namespace is not None
-        deadline = time.monotonic() + self.options.ready_timeout
         dep = self.apps.read_namespaced_deployment(
-            object_name(node), self.namespace, _request_timeout=REQUEST_TIMEOUT
+            object_name(node.name), self.namespace, _request_timeout=REQUEST_TIMEOUT
         )
         current = dict(dep.spec.template.metadata.annotations or {})
         restarts = int(current.get(ANNOTATION_RESTARTS, "0") or 0) + 1
@@ -562,22 +568,24 @@ class KubernetesBackend(Backend):
             ANNOTATION_RESTARTS: str(restarts),
             ANNOTATION_RESTARTED_AT: _dt.datetime.now(_dt.UTC).isoformat(),
         }
-        if environment:
-            n = replace(n, environment={**n.environment, **environment})
-            self._set_node(n)
-        self._replace_node(n, annotations, service=False)
-        self.wait_rollout([node], deadline)
+        self._replace_node(node, annotations, service=False)
+        self.wait_rollout([node.name], deadline)
         self._drop_forwarders(keep={p.metadata.name for p in self._pods()})
 
-    def scale(self, node: str, replicas: int) -> None:
-        """Patch the replica count and wait until the rollout has exactly ``replicas`` pods."""
-        n = self._require(node)
-        if replicas < 0:
-            raise DeployError(f"kubernetes {self._where()}: cannot scale {node!r} to {replicas} replicas")
-        self._set_node(replace(n, replicas=replicas))
-        self._patch_replicas(node, replicas)
-        self.wait_rollout([node], time.monotonic() + self.options.ready_timeout)
-        self._drop_forwarders(keep={p.metadata.name for p in self._pods()})
+    # optional capabilities (see ``base``)
+    @classmethod
+    def render(
+        cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
+    ) -> str:
+        """The manifests: ``kubectl apply -f FILE`` creates the namespace, Deployments and
+        Services this backend creates."""
+        docs = _docker.without_owner(render_manifests(topology, options))
+        return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+
+    @classmethod
+    def peer_address(cls, node: Node, port: int) -> Endpoint:
+        """Pods reach each other through the node's Service, by node name and container port."""
+        return Endpoint(node.name, port)
 
     def describe(self) -> str:
         return (

@@ -25,7 +25,6 @@ import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
@@ -89,6 +88,7 @@ class PortainerBackend(Backend):
         self._snap_at = 0.0
         self._restarts: dict[str, int] = {}
         self._image_infos: dict[str, _docker.ImageInfo] = {}
+        self._pending: tuple[dict[str, Any], str] | None = None  # a stack update not sent yet
 
     def __repr__(self) -> str:
         return f"PortainerBackend(run_id={self.run_id!r}, settings={self.settings!r})"
@@ -162,7 +162,7 @@ class PortainerBackend(Backend):
         return f"Portainer stack {self.project} ({where})"
 
     def _require(self, node: str) -> Node:
-        return _docker.deployed_node(self, node)
+        return self.deployed_node(node)
 
     # images and the stack file
     def _images(self, topology: Topology) -> dict[str, _docker.ImageInfo]:
@@ -316,20 +316,48 @@ class PortainerBackend(Backend):
         self._invalidate()
 
     def apply(self, transition: Transition, deadline: float) -> None:
-        if transition.new is None:
-            self.teardown()
-            return
-        if self.topology is None or self.stack_id is None:
-            self.topology = None
-            self.deploy(transition.new, deadline)
-            return
-        images = self._images(transition.new)
-        actions = {c.name: c.action for c in transition.changes}
-        doc = self._evolve(transition.new, actions, images)
-        self.topology = transition.new
-        self._update(doc, deadline, f"transition ({transition.summary()})")
-        self._remove_stopped([c.name for c in transition.of(Action.STOP)])
-        for c in transition.of(Action.START, Action.RECREATE):
+        if self.stack_id is None:
+            self.topology = None  # the stack was never created: deploy it
+        super().apply(transition, deadline)
+
+    # transitions (``Backend.apply`` calls these). A transition is one stack update, sent
+    # before the first primitive acts (``_flush``); the primitives then do what it left.
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        assert plan.new is not None
+        images = self._images(plan.new)
+        actions = {c.name: c.action for c in plan.changes}
+        self._pending = (self._evolve(plan.new, actions, images), f"transition ({plan.summary()})")
+
+    def _flush(self, deadline: float) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._update(pending[0], deadline, pending[1])
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        self._flush(deadline)
+        self._remove_stopped(names)
+
+    def _update_nodes(self, nodes: Sequence[Node], deadline: float) -> Sequence[str]:
+        self._flush(deadline)  # the stack update recreated them
+        return [n.name for n in nodes]
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        self._flush(deadline)  # the stack update started them
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        if self._pending is None:  # ``scale``: only these nodes change
+            assert self.topology is not None
+            scaled = {n.name for n in nodes}
+            actions = {
+                x.name: (Action.SCALE if x.name in scaled else Action.KEEP) for x in self.topology.nodes
+            }
+            what = ", ".join(f"scale {n.name} to {n.replicas}" for n in nodes)
+            self._pending = (self._evolve(self.topology, actions, self._image_infos), what)
+        self._flush(deadline)
+
+    def _changes_done(self, plan: Transition, deadline: float) -> None:
+        self._flush(deadline)
+        for c in plan.of(Action.START, Action.RECREATE):
             self._restarts.pop(c.name, None)
 
     def _remove_stopped(self, nodes: Sequence[str]) -> None:
@@ -462,41 +490,31 @@ class PortainerBackend(Backend):
         return ExecResult(int(code if code is not None else 1), output)
 
     # changes
-    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
-        n = self._require(node)
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
         assert self.topology is not None
-        deadline = time.monotonic() + self.options.ready_timeout
-        if environment:
-            n = replace(n, environment={**n.environment, **environment})
-            new = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
-            actions = {x.name: (Action.RECREATE if x.name == node else Action.KEEP) for x in new.nodes}
-            doc = self._evolve(new, actions, self._images(new))
-            self.topology = new
-            self._update(doc, deadline, f"restart {node} with a new environment")
+        if recreate:
+            actions = {
+                x.name: (Action.RECREATE if x.name == node.name else Action.KEEP) for x in self.topology.nodes
+            }
+            doc = self._evolve(self.topology, actions, self._images(self.topology))
+            self._update(doc, deadline, f"restart {node.name} with a new environment")
         else:
-            for c in self._replicas(node).values():
+            for c in self._replicas(node.name).values():
                 self._docker(
                     "POST",
                     f"/containers/{c['Id']}/restart",
                     params={"t": "5"},
                     timeout=max(15.0, self.remaining(deadline)),
-                    what=f"restart {node}",
+                    what=f"restart {node.name}",
                 )
-        self._restarts[node] = self._restarts.get(node, 0) + 1
+        self._restarts[node.name] = self._restarts.get(node.name, 0) + 1
         self._invalidate()
 
-    def scale(self, node: str, replicas: int) -> None:
-        n = self._require(node)
-        assert self.topology is not None
-        if replicas < 0:
-            raise DeployError(f"{self._where()}: cannot scale {node!r} to {replicas} replicas")
-        new = self.topology.with_nodes(
-            replace(n, replicas=replicas) if x.name == node else x for x in self.topology.nodes
-        )
-        actions = {x.name: (Action.SCALE if x.name == node else Action.KEEP) for x in new.nodes}
-        doc = self._evolve(new, actions, self._image_infos)
-        self.topology = new
-        self._update(doc, time.monotonic() + self.options.ready_timeout, f"scale {node} to {replicas}")
+    # optional capabilities (see ``base``)
+    @classmethod
+    def peer_address(cls, node: Node, port: int) -> Endpoint:
+        """Containers of the stack reach each other by node name and container port."""
+        return Endpoint(node.name, port)
 
     def describe(self) -> str:
         return (
