@@ -66,7 +66,7 @@ def python_mounts() -> list[str]:
     """Host directories the running interpreter and an importable ``pytest_bannou`` need."""
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    package_parent = str(Path(__file__).resolve().parents[2])  # the directory holding pytest_bannou/
+    package_parent = str(Path(__file__).resolve().parents[3])  # the directory holding pytest_bannou/
     paths.append(package_parent)
     paths.append(str(Path(sys.executable).resolve().parent.parent))
     out: list[str] = []
@@ -84,7 +84,7 @@ def python_mounts() -> list[str]:
 def pythonpath() -> str:
     """What the container's Python needs on ``sys.path`` to import ``pytest_bannou`` and its
     dependencies the same way this process does."""
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[3])
     site = sysconfig.get_paths()["purelib"]
     return ":".join(dict.fromkeys([package_parent, site]))
 
