@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import Backend, BackendOptions
-from pytest_bannou.backends.kubernetes import backend as k8s
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
 

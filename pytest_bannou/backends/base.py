@@ -11,19 +11,40 @@ a time (an *environment*); the environment layer above drives it:
 
 Every resource a backend creates carries ``self.run_id`` as a label (or in a state file for
 processes) so ``clean(run_id)`` can find what a killed session left.
+
+Template methods. ``apply``, ``scale`` and ``restart`` are written once here, with the checks
+every engine shares (something is deployed, the node exists, replicas are not negative); an
+engine implements the small primitives they call (their defaults raise ``NotImplementedError``,
+so a backend written before them, which overrides ``apply``/``scale``/``restart``, still works):
+
+    _remove_nodes(names, deadline)        # STOP (and RECREATE unless updated in place)
+    _create_nodes(nodes, deadline)        # START (and RECREATE), honouring dependsOn
+    _set_replicas(nodes, deadline)        # SCALE
+    _restart_node(node, recreate, deadline)
+    _update_nodes(nodes, deadline)        # optional: RECREATE in place (rolling update)
+    _check_changes / _changes_done        # optional hooks around a transition
+
+Optional capabilities (one style: methods with a default meaning "not supported", no Protocols
+to check). Facts about an engine that the rest of the plugin needs are methods of ``Backend``;
+an engine (built-in or registered through the ``pytest_bannou.backends`` entry point) overrides
+the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
+(``render``), messaging and testers (``peer_address``, ``tester_network``) and xdist sharing
+(``attach_info``). Callers only ever call these methods; nothing outside ``backends/`` imports
+an engine module.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from ..topology.diff import Transition
-from ..topology.model import Topology
+from ..errors import BackendUnavailable, DeployError
+from ..topology.diff import Action, Transition, diff
+from ..topology.model import Node, Topology
 
 LABEL_PREFIX = "io.bannou.pytest"
 LABEL_RUN_ID = f"{LABEL_PREFIX}.run-id"
@@ -108,9 +129,32 @@ class Backend(ABC):
     def deploy(self, topology: Topology, deadline: float) -> None:
         """Start every node of ``topology``. ``deadline`` is a ``time.monotonic()`` value."""
 
-    @abstractmethod
     def apply(self, transition: Transition, deadline: float) -> None:
-        """Go from the deployed topology to ``transition.new`` touching only changed nodes."""
+        """Go from the deployed topology to ``transition.new`` touching only changed nodes
+        (nothing deployed: a deploy; no new topology: a teardown)."""
+        new = transition.new
+        if new is None:
+            self.teardown()
+            return
+        if self.topology is None:
+            self.deploy(new, deadline)
+            return
+        plan = self._plan(transition)
+        self._check_changes(plan, deadline)
+        self.topology = new
+        recreated = [c.new for c in plan.of(Action.RECREATE) if c.new is not None]
+        in_place = set(self._update_nodes(recreated, deadline)) if recreated else set()
+        again = [n for n in recreated if n.name not in in_place]
+        removed = [c.name for c in plan.of(Action.STOP)] + [n.name for n in again]
+        if removed:
+            self._remove_nodes(removed, deadline)
+        created = [c.new for c in plan.of(Action.START) if c.new is not None] + again
+        if created:
+            self._create_nodes(created, deadline)
+        scaled = [c.new for c in plan.of(Action.SCALE) if c.new is not None]
+        if scaled:
+            self._set_replicas(scaled, deadline)
+        self._changes_done(plan, deadline)
 
     @abstractmethod
     def teardown(self) -> None:
@@ -140,14 +184,123 @@ class Backend(ABC):
     def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
         """Run a command in the node's context (command healthchecks)."""
 
-    # --- changes --------------------------------------------------------------------------
-    @abstractmethod
+    # --- changes (template methods) -------------------------------------------------------
     def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
         """Restart a node's replicas; with ``environment``, recreate them with it merged in."""
+        n = self.deployed_node(node)
+        if environment:
+            n = replace(n, environment={**n.environment, **environment})
+            self._set_node(n)
+        self._restart_node(n, bool(environment), time.monotonic() + self.options.ready_timeout)
 
-    @abstractmethod
     def scale(self, node: str, replicas: int) -> None:
         """Change a node's replica count."""
+        if replicas < 0:
+            raise DeployError(
+                f"{self.name} backend: cannot scale node {node!r} to {replicas} replicas (must be >= 0)"
+            )
+        old = self.topology
+        n = replace(self.deployed_node(node), replicas=replicas)
+        self._set_node(n)
+        deadline = time.monotonic() + self.options.ready_timeout
+        self._set_replicas([n], deadline)
+        assert self.topology is not None
+        self._changes_done(diff(old, self.topology), deadline)
+
+    def deployed_node(self, node: str) -> Node:
+        """The deployed node called ``node``; a ``DeployError`` when nothing is deployed or the
+        topology has no such node."""
+        if self.topology is None:
+            raise DeployError(f"{self.name} backend: nothing is deployed")
+        try:
+            return self.topology.node(node)
+        except KeyError as exc:
+            raise DeployError(str(exc.args[0])) from None
+
+    def _set_node(self, node: Node) -> None:
+        """Replace the deployed topology's definition of ``node`` (same name)."""
+        assert self.topology is not None
+        self.topology = self.topology.with_nodes(
+            n if n.name != node.name else node for n in self.topology.nodes
+        )
+
+    # --- primitives the templates call ------------------------------------------------------
+    def _plan(self, transition: Transition) -> Transition:
+        """The changes to make for ``transition`` (engines that know better re-diff here)."""
+        return transition
+
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        """Fail before anything changes (missing images, nodes that cannot run here)."""
+        return None
+
+    def _update_nodes(self, nodes: Sequence[Node], deadline: float) -> Sequence[str]:
+        """Recreate ``nodes`` in place (a rolling update); the names done this way. The default
+        does none: the rest are removed and created again."""
+        return ()
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        """Remove every replica of the named nodes (already gone from ``self.topology``)."""
+        raise NotImplementedError(self._primitive_missing("_remove_nodes"))
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        """Start ``nodes`` (already part of ``self.topology``), dependencies first."""
+        raise NotImplementedError(self._primitive_missing("_create_nodes"))
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        """Give each of ``nodes`` (already in ``self.topology``) its ``replicas`` count."""
+        raise NotImplementedError(self._primitive_missing("_set_replicas"))
+
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
+        """Restart every replica of ``node``; with ``recreate``, from its (changed) definition."""
+        raise NotImplementedError(self._primitive_missing("_restart_node"))
+
+    def _primitive_missing(self, name: str) -> str:
+        return (
+            f"backend {self.name!r} ({type(self).__name__}) implements neither {name}() nor the "
+            "apply/scale/restart that call it; see pytest_bannou.backends.base"
+        )
+
+    def _changes_done(self, plan: Transition, deadline: float) -> None:
+        """After a transition or a scale: wait for rollouts, save state, forget caches."""
+        return None
+
+    # --- optional capabilities (defaults: not supported) ------------------------------------
+    @classmethod
+    def dead_runs(cls) -> set[str] | None:
+        """Run ids whose owning session is gone (the stale sweep removes them with
+        ``clean(run_id)``); None when this engine cannot tell (the sweep then calls
+        ``clean(None)`` unless some run is kept)."""
+        return None
+
+    @classmethod
+    def render(
+        cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
+    ) -> str:
+        """The file(s) that run ``topology`` on this engine by hand, without owner labels (a
+        file run by hand has no owning session); ``warn`` gets notes for the user."""
+        raise BackendUnavailable(
+            f"backend {cls.name!r} has no file to render; render supports: compose, swarm, kubernetes"
+        )
+
+    @classmethod
+    def peer_address(cls, node: Node, port: int) -> Endpoint | None:
+        """Where the other nodes of an environment reach ``port`` of ``node``, known before
+        anything starts (a network alias and the container port); None when peers reach each
+        other only through ``endpoint()``, known once the node runs."""
+        return None
+
+    @classmethod
+    def tester_network(cls) -> str | None:
+        """The engine on which a tester container can join the environment's network (``"docker"``:
+        the local Docker Engine, containers labelled with the run id); None: testers run as
+        processes on this host against ``endpoint()``."""
+        return None
+
+    def attach_info(self) -> dict[str, object]:
+        """What another xdist worker needs beyond endpoints and status to use this environment
+        (``backends.attached``): ``logs`` (node -> log files it can read), ``pid_ids`` (replica
+        ids are PIDs on this host, so liveness can be checked)."""
+        return {}
 
     # --- helpers --------------------------------------------------------------------------
     def describe(self) -> str:

@@ -11,15 +11,20 @@ from .base import Availability, Backend
 
 __all__ = [
     "ALIASES",
+    "AUTO",
     "AUTO_ORDER",
     "BUILTIN",
     "ENTRY_POINT_GROUP",
     "availability",
     "canonical",
+    "find",
+    "in_use",
     "known_names",
     "load",
+    "resolve",
 ]
 
+AUTO = "auto"  # --bannou-backend=auto: the first available engine of AUTO_ORDER
 # order in which --bannou-backend=auto tries engines that a preset allows
 AUTO_ORDER = ("local", "compose", "swarm", "kubernetes", "portainer")
 
@@ -58,3 +63,44 @@ def availability(name: str) -> Availability:
 
 def _extra_for(name: str) -> str:
     return {"compose": "docker", "swarm": "docker", "kubernetes": "kubernetes"}.get(name, "all")
+
+
+def resolve(name: str) -> type[Backend]:
+    """The backend class for ``name``; ``auto`` picks the first available of AUTO_ORDER.
+    Raises ``BackendUnavailable`` with the reason and how to get the engine."""
+    if canonical(name) == AUTO:
+        reasons = []
+        for candidate in AUTO_ORDER:
+            try:
+                cls = load(candidate)
+            except BackendUnavailable as exc:
+                reasons.append(f"{candidate}: {exc.message}")
+                continue
+            avail = cls.available()
+            if avail:
+                return cls
+            reasons.append(f"{candidate}: {avail.reason}")
+        raise BackendUnavailable(
+            "--bannou-backend=auto: no backend is available here:\n  " + "\n  ".join(reasons)
+        )
+    cls = load(name)
+    avail = cls.available()
+    if not avail:
+        raise BackendUnavailable(f"backend {canonical(name)!r} is not available here: {avail.reason}")
+    return cls
+
+
+def in_use(request: str) -> list[str]:
+    """Canonical backend names a session with ``--bannou-backend=request`` may deploy on."""
+    if canonical(request) == AUTO:
+        return [n for n in AUTO_ORDER if availability(n)]
+    return [canonical(request)]
+
+
+def find(name: str) -> type[Backend] | None:
+    """The backend class called ``name``, or None when there is none (no error: for callers
+    asking an optional capability of an environment's backend)."""
+    try:
+        return load(name)
+    except BackendUnavailable:
+        return None

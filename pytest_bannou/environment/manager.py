@@ -33,7 +33,8 @@ from typing import Any
 from .._support.ci import CI_JOBS, ci_job_id
 from .._support.files import atomic_write
 from ..backends.base import Backend, BackendOptions, Endpoint, ReplicaStatus
-from ..errors import BackendUnavailable, BannouError, DeployError
+from ..backends.registry import resolve
+from ..errors import BannouError, DeployError
 from ..topology.diff import Action, Transition, diff
 from ..topology.model import Topology
 
@@ -712,33 +713,8 @@ def changed_nodes(transition: Transition) -> list[str]:
     return [c.name for c in transition.changes if c.action in (Action.START, Action.RECREATE, Action.SCALE)]
 
 
-def resolve_backend(name: str) -> type[Backend]:
-    """The backend class for ``name``; ``auto`` picks the first available of AUTO_ORDER.
-    Raises ``BackendUnavailable`` with the reason and how to get the engine."""
-    from ..backends import registry
-
-    if registry.canonical(name) == "auto":
-        reasons = []
-        for candidate in registry.AUTO_ORDER:
-            try:
-                cls = registry.load(candidate)
-            except BackendUnavailable as exc:
-                reasons.append(f"{candidate}: {exc.message}")
-                continue
-            avail = cls.available()
-            if avail:
-                return cls
-            reasons.append(f"{candidate}: {avail.reason}")
-        raise BackendUnavailable(
-            "--bannou-backend=auto: no backend is available here:\n  " + "\n  ".join(reasons)
-        )
-    cls = registry.load(name)
-    avail = cls.available()
-    if not avail:
-        raise BackendUnavailable(
-            f"backend {registry.canonical(name)!r} is not available here: {avail.reason}"
-        )
-    return cls
+# the backend class for a name (``auto`` included): ``backends.registry.resolve``
+resolve_backend = resolve
 
 
 def make_options(

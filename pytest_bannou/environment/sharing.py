@@ -26,17 +26,16 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from .._support.files import atomic_write
-from .._support.pids import pid_alive
-from ..backends.base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
+from ..backends.attached import AttachedBackend
+from ..backends.base import Backend, BackendOptions
 from ..errors import BannouError, DeployError
-from ..topology.diff import Transition
 from ..topology.model import Topology
 from .manager import (
     Environment,
@@ -78,81 +77,6 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write(path, json.dumps(dict(data), indent=1, sort_keys=True))
 
 
-class AttachedBackend(Backend):
-    """Read-only view of an environment another worker deployed (from its shared file)."""
-
-    name = "attached"
-
-    def __init__(self, options: BackendOptions, data: Mapping[str, Any]) -> None:
-        super().__init__(options)
-        self.data = data
-        self.name = str(data.get("backend", "attached"))
-
-    @classmethod
-    def available(cls) -> Availability:
-        return Availability(True)
-
-    def _refuse(self, what: str) -> DeployError:
-        why = self.data.get("why") or (
-            f"is shared by every xdist worker (bannou_share = session) and was deployed by "
-            f"{self.data.get('owner')}; tests that change it must run with bannou_share = none"
-        )
-        return DeployError(f"{what}: environment {self.data.get('key')!r} {why}")
-
-    def deploy(self, topology: Topology, deadline: float) -> None:
-        raise self._refuse("deploy")
-
-    def apply(self, transition: Transition, deadline: float) -> None:
-        raise self._refuse("transition")
-
-    def teardown(self) -> None:
-        """Nothing: the deploying worker or the controller removes shared environments."""
-
-    @classmethod
-    def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
-        return []
-
-    def status(self) -> list[ReplicaStatus]:
-        out = []
-        for r in self.data.get("replicas", []):
-            state = r.get("state", "unknown")
-            if self.name == "local" and str(r.get("id", "")).isdigit():
-                state = "running" if pid_alive(int(r["id"])) else "exited"
-            out.append(ReplicaStatus(r["node"], int(r["replica"]), state, str(r.get("id", ""))))
-        return out
-
-    def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
-        ports = self.data.get("endpoints", {}).get(node, [])
-        if replica >= len(ports):
-            raise DeployError(f"shared environment: node {node!r} has no replica {replica} with ports")
-        key = str(port) if port is not None else str(self.data.get("http_ports", {}).get(node))
-        found = ports[replica].get(key)
-        if found is None:
-            raise DeployError(
-                f"shared environment: node {node!r} has no port {port}; ports: {sorted(ports[replica])}"
-            )
-        return Endpoint(found[0], int(found[1]))
-
-    def logs(self, node: str, tail: int | None = None) -> str:
-        paths = self.data.get("logs", {}).get(node)
-        if not paths:
-            return f"(logs of shared environment nodes: bannou-env logs {self.run_id} {node})"
-        lines: list[str] = []
-        for p in paths:
-            with contextlib.suppress(OSError):
-                lines += Path(p).read_text(errors="replace").splitlines(keepends=True)
-        return "".join(lines[-tail:] if tail else lines)
-
-    def exec(self, node: str, argv: Sequence[str], timeout: float = 10.0, replica: int = 0) -> ExecResult:
-        raise self._refuse("exec")
-
-    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
-        raise self._refuse(f"restart {node}")
-
-    def scale(self, node: str, replicas: int) -> None:
-        raise self._refuse(f"scale {node}")
-
-
 def describe(backend: Backend, env: Environment) -> dict[str, Any]:
     """What an attaching worker needs: endpoints per node/replica/port, replica ids, log files."""
     endpoints: dict[str, list[dict[str, list[Any]]]] = {}
@@ -171,12 +95,8 @@ def describe(backend: Backend, env: Environment) -> dict[str, Any]:
     replicas = [
         {"node": s.node, "replica": s.replica, "state": s.state, "id": s.id} for s in backend.status()
     ]
-    logs = {
-        name: [str(r.log_path) for r in reps]
-        for name, reps in getattr(backend, "_replicas", {}).items()
-        if all(hasattr(r, "log_path") for r in reps)
-    }
-    return {"endpoints": endpoints, "http_ports": http_ports, "replicas": replicas, "logs": logs}
+    attach = {"logs": {}, **backend.attach_info()}  # log files, whether replica ids are PIDs
+    return {"endpoints": endpoints, "http_ports": http_ports, "replicas": replicas, **attach}
 
 
 class SharingPlugin:

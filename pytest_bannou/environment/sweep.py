@@ -17,7 +17,6 @@ No pytest import at module level; ``SweepPlugin`` is registered by the pytest gl
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -27,7 +26,7 @@ from typing import Any
 import pluggy
 
 from .._support.pids import pid_alive
-from ..backends.base import LABEL_RUN_ID, BackendOptions
+from ..backends.base import BackendOptions
 from .manager import RUN_INFO, read_run_info, run_directory, runs_root
 
 hookimpl = pluggy.HookimplMarker("pytest")
@@ -60,49 +59,11 @@ def spared(run_id: str) -> str | None:
     return None
 
 
-# --- finding dead run ids per backend ------------------------------------------------------
-def local_dead_runs() -> set[str]:
-    from ..backends.local import backend as local
-
-    found = set()
-    for path in local.state_index_dir().glob("*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        rid = str(data.get("run_id") or "")
-        if rid and not local._owner_alive(data):
-            found.add(rid)
-    return found
-
-
-def docker_dead_runs() -> set[str]:
-    from ..backends.docker import engine as _docker
-
-    cli = _docker.client()
-    try:
-        flt = {"label": LABEL_RUN_ID}
-        labelled: list[dict[str, str]] = [c.labels for c in cli.containers.list(all=True, filters=flt)]
-        labelled += [n.attrs.get("Labels") or {} for n in cli.networks.list(filters=flt)]
-        labelled += [v.attrs.get("Labels") or {} for v in cli.volumes.list(filters=flt)]
-        with contextlib.suppress(Exception):  # not a swarm manager: no services
-            labelled += [s.attrs.get("Spec", {}).get("Labels") or {} for s in cli.services.list(filters=flt)]
-    finally:
-        cli.close()
-    return {labels[LABEL_RUN_ID] for labels in labelled if not _docker.owner_alive(labels)}
-
-
-FINDERS: dict[str, Callable[[], set[str]]] = {
-    "local": local_dead_runs,
-    "compose": docker_dead_runs,
-    "swarm": docker_dead_runs,
-}
-
-
 def sweep(backends: Iterable[str], say: Callable[[str], None] | None = None) -> list[str]:
     """Remove the resources of dead sessions on ``backends`` (canonical names); return (and
     ``say``) one line per removed resource. Backends that cannot run here are skipped; backends
-    without a finder here fall back to their own ``clean(None)`` when no run is kept."""
+    that cannot name dead runs (``Backend.dead_runs`` is None) fall back to their own
+    ``clean(None)`` when no run is kept."""
     from ..backends import registry
 
     removed: list[str] = []
@@ -110,14 +71,14 @@ def sweep(backends: Iterable[str], say: Callable[[str], None] | None = None) -> 
         if not registry.availability(name):
             continue
         cls = registry.load(name)
-        finder = FINDERS.get(name)
         try:
-            if finder is None:
+            dead = cls.dead_runs()
+            if dead is None:
                 if not any(info.get("kept") for _d, info in _run_records()):
                     lines = [f"{name}: {line}" for line in cls.clean(None)]
                     removed += _tell(lines, say)
                 continue
-            for run_id in sorted(finder()):
+            for run_id in sorted(dead):
                 if spared(run_id) is not None:
                     continue
                 options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
@@ -160,9 +121,7 @@ def backends_in_use(request: str) -> list[str]:
     """Canonical backend names a session with ``--bannou-backend=request`` may deploy on."""
     from ..backends import registry
 
-    if registry.canonical(request) == "auto":
-        return [n for n in registry.AUTO_ORDER if registry.availability(n)]
-    return [registry.canonical(request)]
+    return registry.in_use(request)
 
 
 class SweepPlugin:

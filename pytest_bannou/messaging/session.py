@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._support.files import atomic_write
-from ..backends.base import Backend
+from ..backends import registry
+from ..backends.base import Backend, Endpoint
 from ..errors import BannouError, DeployError
 from ..health import probes
 from ..health.wait import wait_ready
@@ -69,7 +70,6 @@ __all__ = [  # the node-side setting names are re-exported: they are part of thi
 
 log = logging.getLogger("pytest_bannou.messaging.session")
 
-CONTAINER_BACKENDS = ("compose", "swarm", "kubernetes", "portainer")
 MESH_FILE_NAME = "mesh-endpoints"
 LIVE_STATE = "live.json"
 DEFAULT_HEARTBEAT_INTERVAL = 1.0  # short: tests want to see state changes quickly
@@ -104,6 +104,20 @@ class MessagingSettings:
     degraded_threshold: float = DEFAULT_DEGRADED_THRESHOLD
     connect_deadline: float = 30.0
     clock: Callable[[], float] = time.time
+
+
+def _peer(backend_name: str, node: Node, port: int) -> Endpoint | None:
+    """Where the other nodes reach ``port`` of ``node`` on this backend (``Backend.peer_address``);
+    None when they only reach each other through published endpoints."""
+    cls = registry.find(backend_name)
+    return cls.peer_address(node, port) if cls is not None else None
+
+
+def _peer_of(backend_name: str, node: Node | None) -> tuple[str, int]:
+    assert node is not None  # messaging without --bannou-amqp-url has a rabbitmq node
+    ep = _peer(backend_name, node, node.ports[0])
+    assert ep is not None
+    return ep.host, ep.port
 
 
 def amqp_url(host: str, port: int) -> str:
@@ -222,7 +236,7 @@ class EnvMessaging:
         broker does not count as loopback, so user guest must be allowed from anywhere (bannou's
         official image does this in its config; a plain rabbitmq-server needs it said)."""
         rabbit = infra_node(topology, "rabbitmq")
-        if backend_name not in CONTAINER_BACKENDS or rabbit is None:
+        if rabbit is None or _peer(backend_name, rabbit, rabbit.ports[0] if rabbit.ports else 0) is None:
             return topology
         extra = {RABBITMQ_ERL_ARGS_ENV: "-rabbit loopback_users []", **rabbit.environment}
         return topology.with_nodes(
@@ -232,10 +246,14 @@ class EnvMessaging:
     def inject(self, backend_name: str, topology: Topology) -> Topology:
         """Every bannou node gets the broker, the heartbeat interval and how to find its peers
         (settings a preset gives a node itself win)."""
-        if backend_name in CONTAINER_BACKENDS:
+        if any(_peer(backend_name, n, n.http_port or 0) for n in topology.nodes):  # in-network peers
             rabbit = infra_node(topology, "rabbitmq")
-            node_broker = self.settings.amqp_url or amqp_url(rabbit.name, rabbit.ports[0])
-            peers = {n.app_id: f"http://{n.name}:{n.http_port}" for n in topology.bannou_nodes if n.http_port}
+            node_broker = self.settings.amqp_url or amqp_url(*_peer_of(backend_name, rabbit))
+            peers = {
+                n.app_id: ep.url()
+                for n in topology.bannou_nodes
+                if n.http_port and (ep := _peer(backend_name, n, n.http_port)) is not None
+            }
             extra = {MESH_ENDPOINTS_ENV: ",".join(f"{a}={u}" for a, u in sorted(peers.items()))}
         else:
             node_broker = self.broker_url or ""

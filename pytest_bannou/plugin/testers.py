@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
+from ..backends import registry
 from ..environment.manager import Environment, EnvironmentManager
 from ..errors import BannouError
 from ..testers import run_tester
@@ -48,7 +49,6 @@ from .options import Settings
 
 __all__ = ["endpoint_variables", "infra_node", "process_endpoints"]  # moved to testers.endpoints
 
-DOCKER_BACKENDS = frozenset({"compose", "swarm"})
 #: attribute of the synthetic reports that carries a case's own data (survives xdist serialisation)
 CASE_ATTR = "bannou_case"
 #: attribute of a tester item's reports: which environment and tester, when it ran
@@ -370,9 +370,11 @@ class TesterReporter:
 
 # --- running ----------------------------------------------------------------------------------
 def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
-    """Run ``spec`` against ``env``: in a container on the Docker backends, else as a process."""
+    """Run ``spec`` against ``env``: in a container on the environment's Docker network when its
+    backend has one (``Backend.tester_network``), else as a process."""
     workdir = run_dir / "testers" / _safe(env.key)
-    if env.backend in DOCKER_BACKENDS:
+    backend = registry.find(env.backend)
+    if backend is not None and backend.tester_network() == "docker":
         return run_tester_container(spec, env, workdir=workdir)
     return run_tester(spec, environment=process_endpoints(env, spec), workdir=workdir)
 

@@ -454,3 +454,71 @@ def test_clean_never_signals_a_process_that_is_not_of_the_session(isolated_state
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _planted_group() -> subprocess.Popen:
+    """An unrelated process group this test starts itself (``sleep 600`` in its own session)."""
+    return subprocess.Popen(["sleep", "600"], start_new_session=True)
+
+
+@pytest.mark.parametrize("planted", ["no session field", "a session the process does not carry"])
+def test_sweep_signals_only_groups_that_carry_the_marker_and_start_time(
+    planted, tmp_path, isolated_state_index
+):
+    """Issue 12 point 2: a planted state file naming an unrelated process group is refused, while
+    the real leftovers of a SIGKILLed session are still removed."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path / "owner")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pids = json.loads(owner.stdout.readline())
+    finally:
+        owner.kill()
+        owner.wait()
+    bystander = _planted_group()
+    try:
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        stale = {
+            "run_id": "planted",
+            "owner_pid": gone.pid,
+            "replicas": [{"node": "x", "replica": 0, "pid": bystander.pid, "pgid": bystander.pid}],
+        }
+        if planted != "no session field":
+            stale["session"] = "planted.1.cafebabe"  # the sleep does not carry this marker
+        (isolated_state_index / "planted.json").write_text(json.dumps(stale))
+        removed = LocalBackend.clean()
+        assert not any("run planted" in line and "stopped node" in line for line in removed), removed
+        assert sum("owner-dies" in line and "stopped node" in line for line in removed) == 3, removed
+        for pid in pids:
+            assert wait_dead(pid)
+        assert bystander.poll() is None and pid_alive(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_group_is_ours_only_with_the_marker_and_the_recorded_start_time(local):
+    """A group leader that carries the session's marker but not the start time the state file
+    recorded (its PID was reused) is not signalled; a process without the marker never is."""
+    from pytest_bannou.backends.local import processes
+
+    deploy_ready(local, topology(node("keep")))
+    (rep,) = json.loads(local.state_file.read_text())["replicas"]
+    assert rep["start"]  # recorded when spawning
+    assert processes.group_is_ours(rep["pgid"], local.session, rep["start"])
+    assert not processes.group_is_ours(rep["pgid"], local.session, "1")
+    assert not processes.group_is_ours(rep["pgid"], "another.session", rep["start"])
+    bystander = _planted_group()
+    try:
+        assert not processes.group_is_ours(bystander.pid, local.session, None)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_state_files_are_private_and_foreign_ones_are_ignored(local, isolated_state_index):
+    deploy_ready(local, topology(node("p")))
+    for path in (local.state_file, local.index_file):
+        assert (path.stat().st_mode & 0o777) == 0o600
+    assert (isolated_state_index.stat().st_mode & 0o077) == 0

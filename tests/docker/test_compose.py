@@ -356,3 +356,32 @@ def test_exec_in_a_stopped_replica_is_a_clear_error(make_compose, docker_client)
     docker_client.api.stop(b.status()[0].id, timeout=1)
     with pytest.raises(DeployError, match=r"cannot exec 'true' in container .*is not running"):
         b.exec("gone", ["true"])
+
+
+RECORD_GROUP = textwrap.dedent(
+    """\
+    #!{python}
+    import os, sys
+    with open({record!r}, "a") as f:
+        f.write(f"{{os.getpid()}} {{os.getpgid(0)}} {{os.getsid(0)}}\\n")
+    if sys.argv[1:3] == ["version", "--short"]:
+        print("2.99.0")
+    """
+)
+
+
+def test_compose_subprocesses_run_in_their_own_process_group(tmp_path, monkeypatch):
+    """Issue 12: a Ctrl-C (SIGINT to the terminal's foreground process group) must reach only
+    pytest, which then tears down in order; every compose subprocess leads its own session."""
+    record = tmp_path / "groups"
+    fake = tmp_path / "compose-recorder"
+    fake.write_text(RECORD_GROUP.format(python=sys.executable, record=str(record)))
+    fake.chmod(0o755)
+    monkeypatch.setenv(compose.COMPOSE_ENV, str(fake))
+    backend = ComposeBackend(BackendOptions(run_id=new_run_id("pgrp"), workdir=tmp_path))
+    backend.project = "pgrp"
+    backend._run(["ps"], time.monotonic() + 30, "test")
+    lines = [tuple(map(int, line.split())) for line in record.read_text().splitlines()]
+    assert len(lines) == 2  # `version --short` when locating compose, then `ps`
+    for pid, pgid, sid in lines:
+        assert pgid == pid and sid == pid and pgid != os.getpgrp()

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # k8s_support.py
 
 import k8s_support
 
+from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import LABEL_RUN_ID, BackendOptions
-from pytest_bannou.backends.kubernetes import backend as k8s
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import yaml
 from conformance import BackendConformance
 from k8s_support import NODE_IMAGE, deadline, node, options, topo
 
+from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import (
     LABEL_NODE,
     LABEL_OWNER_PID,
@@ -28,8 +29,7 @@ from pytest_bannou.backends.base import (
     Backend,
     BackendOptions,
 )
-from pytest_bannou.backends.kubernetes import backend as k8s
-from pytest_bannou.backends.kubernetes.backend import ImageMeta, KubernetesBackend
+from pytest_bannou.backends.kubernetes import ImageMeta, KubernetesBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.diff import diff

@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))  # standin.py
 from backend_helpers import leak_checked_docker_client  # noqa: E402
 from standin import DOCUMENT, RUN_IDS, PortainerStandIn  # noqa: E402
 
-from pytest_bannou.backends import _docker  # noqa: E402
+from pytest_bannou.backends.docker import engine as _docker  # noqa: E402
 from pytest_bannou.errors import BackendUnavailable  # noqa: E402
 
 ENGINE = _docker.engine_availability()

@@ -21,12 +21,10 @@ from standin import OpenAPI, PortainerStandIn, UnixHTTPConnection, new_run_id
 
 from pytest_bannou.backends.base import LABEL_RUN_ID, Backend, BackendOptions
 from pytest_bannou.backends.docker import engine as _docker
-from pytest_bannou.backends.portainer.backend import (
-    LABEL_PROJECT,
-    PortainerBackend,
-    PortainerSettings,
-    demux,
-)
+from pytest_bannou.backends.docker.compose_file import LABEL_PROJECT
+from pytest_bannou.backends.portainer.backend import PortainerBackend
+from pytest_bannou.backends.portainer.client import demux
+from pytest_bannou.backends.portainer.settings import PortainerSettings
 from pytest_bannou.backends.registry import load
 from pytest_bannou.errors import BackendUnavailable, DeployError
 from pytest_bannou.health import wait as health

@@ -28,15 +28,15 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import BackendUnavailable, DeployError, NodeNotReady
-from ...topology.diff import Action, Transition
-from ...topology.model import Topology
+from ...topology.diff import Transition
+from ...topology.model import Node, Topology
 from ..base import Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import (
@@ -51,6 +51,7 @@ from .compose_file import (
     replica_statuses,
 )
 from .compose_file import service_name as _service
+from .images import render_infos
 
 COMPOSE_ENV = "BANNOU_COMPOSE"
 INSTALL_HINT = (
@@ -73,7 +74,12 @@ class ComposeCommand:
 def _version(argv: Sequence[str]) -> str | None:
     try:
         out = subprocess.run(
-            [*argv, "version", "--short"], capture_output=True, text=True, timeout=15, check=False
+            [*argv, "version", "--short"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+            start_new_session=True,  # a Ctrl-C reaches only pytest
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -175,6 +181,14 @@ class ComposeBackend(_docker.EngineBackend):
             return Availability(False, exc.message)
         return Availability(True, f"{engine.reason}; {compose.describe()}")
 
+    @classmethod
+    def render(
+        cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
+    ) -> str:
+        """The compose file: ``docker compose -f FILE up -d`` runs the project this backend deploys."""
+        doc = render(topology, options, project_name(options, topology), render_infos(topology, warn))
+        return render_text(_docker.without_owner(doc))
+
     # plumbing
     @property
     def file(self) -> Path:
@@ -193,7 +207,9 @@ class ComposeBackend(_docker.EngineBackend):
         argv = [*self._compose.argv, "--ansi", "never", "-p", self.project or "", "-f", str(self.file), *args]
         timeout = max(1.0, deadline - time.monotonic())
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+            out = subprocess.run(  # own process group: a Ctrl-C reaches only pytest, which tears down
+                argv, capture_output=True, text=True, timeout=timeout, check=False, start_new_session=True
+            )
         except subprocess.TimeoutExpired as exc:
             raise DeployError(
                 f"compose project {self.project}: `{' '.join(args)}` ({what}) did not finish within "
@@ -262,40 +278,39 @@ class ComposeBackend(_docker.EngineBackend):
                     )
         return exc
 
-    def apply(self, transition: Transition, deadline: float) -> None:
-        self._endpoints.clear()
-        if transition.new is None:
-            self.teardown()
-            return
-        if self.topology is None or self.project is None:
-            self.deploy(transition.new, deadline)
-            return
-        self._images = _docker.inspect_images(self.cli, transition.new)
-        stops = [c.name for c in transition.of(Action.STOP)]
-        fresh = [c.new for c in transition.of(Action.START, Action.RECREATE) if c.new]
-        scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
-        self.topology = transition.new
+    # transitions (``Backend.apply`` calls these)
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        assert plan.new is not None
+        self._images = _docker.inspect_images(self.cli, plan.new)
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        # removing the old containers first (in parallel) spares Compose its sequential
+        # stop-rename-remove; it then only creates and starts
         self._write()
-        recreated = [c.name for c in transition.of(Action.RECREATE)]
-        if stops or recreated:
-            # removing the old containers first (in parallel) spares Compose its sequential
-            # stop-rename-remove; it then only creates and starts
-            self._remove_services([*stops, *recreated])
+        self._remove_services(names)
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        self._write()
+        args = ["up", "-d", "--no-deps", "--no-build", "--force-recreate", *(_service(n.name) for n in nodes)]
         try:
-            if fresh:
-                names = [_service(n.name) for n in fresh]
-                self._run(
-                    ["up", "-d", "--no-deps", "--no-build", "--force-recreate", *names], deadline, "apply"
-                )
-            if scaled:
-                args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate"]
-                for n in scaled:
-                    args += ["--scale", f"{_service(n.name)}={n.replicas}"]
-                self._run([*args, *(_service(n.name) for n in scaled)], deadline, "apply")
+            self._run(args, deadline, "apply")
         except DeployError as exc:
             raise self._explain(exc) from None
-        for n in fresh:
+        for n in nodes:
             self._restarts.pop(n.name, None)
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        self._write()
+        args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate"]
+        for n in nodes:
+            args += ["--scale", f"{_service(n.name)}={n.replicas}"]
+        try:
+            self._run([*args, *(_service(n.name) for n in nodes)], deadline, "apply")
+        except DeployError as exc:
+            raise self._explain(exc) from None
+
+    def _changes_done(self, plan: Transition, deadline: float) -> None:
+        self._write()
 
     def _remove_services(self, nodes: Sequence[str]) -> None:
         wanted = {_service(n) for n in nodes}
@@ -401,40 +416,20 @@ class ComposeBackend(_docker.EngineBackend):
         c = self._container(node, replica)
         return _docker.exec_in(self.cli, c["Id"], argv, timeout)
 
-    # changes
-    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
-        self._endpoints.clear()
-        n = self._require(node)
-        assert self.topology is not None
-        deadline = time.monotonic() + self.options.ready_timeout
-        if environment:
-            n = replace(n, environment={**n.environment, **environment})
-            self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+    # changes (``Backend.restart`` calls this)
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
+        if recreate:
             self._write()
-            args = ["up", "-d", "--no-deps", "--no-build", "--force-recreate", _service(node)]
+            args = ["up", "-d", "--no-deps", "--no-build", "--force-recreate", _service(node.name)]
             try:
-                self._run(args, deadline, f"restart {node}")
+                self._run(args, deadline, f"restart {node.name}")
             except DeployError as exc:
                 raise self._explain(exc) from None
         else:
-            ids = [c["Id"] for c in self._replicas(node).values()]
+            ids = [c["Id"] for c in self._replicas(node.name).values()]
             with ThreadPoolExecutor(max_workers=max(1, min(8, len(ids)))) as pool:
                 list(pool.map(lambda cid: self.cli.api.restart(cid, timeout=5), ids))
-        self._restarts[node] = self._restarts.get(node, 0) + 1
-
-    def scale(self, node: str, replicas: int) -> None:
-        self._endpoints.clear()
-        n = self._require(node)
-        assert self.topology is not None
-        if replicas < 0:
-            raise DeployError(f"compose project {self.project}: cannot scale {node!r} to {replicas} replicas")
-        n = replace(n, replicas=replicas)
-        self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
-        self._write()
-        deadline = time.monotonic() + self.options.ready_timeout
-        svc = _service(node)
-        args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate", "--scale", f"{svc}={replicas}", svc]
-        self._run(args, deadline, f"scale {node}")
+        self._restarts[node.name] = self._restarts.get(node.name, 0) + 1
 
     def describe(self) -> str:
         where = f" ({self.file})" if self.project else ""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..._support.names import resource_name
 from ..._support.pids import pid_alive
 from ...errors import BackendUnavailable, DeployError
+from ...topology.diff import Transition
 from ...topology.model import Node, Topology
 from ..base import (
     LABEL_NODE,
@@ -409,6 +410,32 @@ def remove_volume(cli: docker.DockerClient, name: str) -> str | None:
     return None
 
 
+def dead_runs() -> set[str]:
+    """Run ids on this engine whose owning session is gone (see ``owner_alive``)."""
+    cli = client()
+    try:
+        flt = {"label": LABEL_RUN_ID}
+        labelled: list[dict[str, str]] = [c.labels for c in cli.containers.list(all=True, filters=flt)]
+        labelled += [n.attrs.get("Labels") or {} for n in cli.networks.list(filters=flt)]
+        labelled += [v.attrs.get("Labels") or {} for v in cli.volumes.list(filters=flt)]
+        with contextlib.suppress(Exception):  # not a swarm manager: no services
+            labelled += [s.attrs.get("Spec", {}).get("Labels") or {} for s in cli.services.list(filters=flt)]
+    finally:
+        cli.close()
+    return {labels[LABEL_RUN_ID] for labels in labelled if not owner_alive(labels)}
+
+
+def without_owner(obj: Any) -> Any:
+    """``obj`` (a rendered file) without owner labels: a file run by hand has no owning session,
+    so ``clean --all-stale`` must leave it alone (``clean --run-id`` still finds it)."""
+    if isinstance(obj, dict):
+        owner = (LABEL_OWNER_HOST, LABEL_OWNER_PID)
+        return {k: without_owner(v) for k, v in obj.items() if k not in owner}
+    if isinstance(obj, list):
+        return [without_owner(v) for v in obj]
+    return obj
+
+
 def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:
     """Every resource still carrying ``run_id`` (tests assert this is empty after teardown)."""
     import docker as docker_sdk
@@ -444,13 +471,8 @@ def list_entry_status(node: str, replica: int, c: Mapping[str, Any], restarts: i
 
 # --- the SDK plumbing Compose and Swarm share -------------------------------------------------------
 def deployed_node(backend: Backend, node: str) -> Node:
-    """The deployed node called ``node``, or a ``DeployError`` naming the backend's problem."""
-    if backend.topology is None:
-        raise DeployError(f"{backend.name} backend: nothing is deployed")
-    try:
-        return backend.topology.node(node)
-    except KeyError as exc:
-        raise DeployError(str(exc.args[0])) from None
+    """The deployed node called ``node`` (``Backend.deployed_node``)."""
+    return backend.deployed_node(node)
 
 
 class EngineBackend(Backend):
@@ -479,8 +501,35 @@ class EngineBackend(Backend):
         finally:
             cli.close()
 
+    # optional capabilities (see ``base``)
+    @classmethod
+    def dead_runs(cls) -> set[str]:
+        return dead_runs()
+
+    @classmethod
+    def peer_address(cls, node: Node, port: int) -> Endpoint:
+        """Nodes reach each other by node name (their network alias) and container port."""
+        return Endpoint(node.name, port)
+
+    @classmethod
+    def tester_network(cls) -> str:
+        return "docker"
+
     def _require(self, node: str) -> Node:
-        return deployed_node(self, node)
+        return self.deployed_node(node)
+
+    # every change forgets the cached endpoints
+    def apply(self, transition: Transition, deadline: float) -> None:
+        self._endpoints.clear()
+        super().apply(transition, deadline)
+
+    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        self._endpoints.clear()
+        super().restart(node, environment)
+
+    def scale(self, node: str, replicas: int) -> None:
+        self._endpoints.clear()
+        super().scale(node, replicas)
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:
         key = (node, port, replica)

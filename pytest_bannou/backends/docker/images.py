@@ -33,11 +33,13 @@ import shutil
 import sys
 import sysconfig
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...errors import DeployError
+from ...errors import BannouError, DeployError
+from ...topology.model import Topology
 from . import engine as _docker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +66,7 @@ def python_mounts() -> list[str]:
     """Host directories the running interpreter and an importable ``pytest_bannou`` need."""
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    package_parent = str(Path(__file__).resolve().parents[2])  # the directory holding pytest_bannou/
+    package_parent = str(Path(__file__).resolve().parents[3])  # the directory holding pytest_bannou/
     paths.append(package_parent)
     paths.append(str(Path(sys.executable).resolve().parent.parent))
     out: list[str] = []
@@ -82,7 +84,7 @@ def python_mounts() -> list[str]:
 def pythonpath() -> str:
     """What the container's Python needs on ``sys.path`` to import ``pytest_bannou`` and its
     dependencies the same way this process does."""
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[3])
     site = sysconfig.get_paths()["purelib"]
     return ":".join(dict.fromkeys([package_parent, site]))
 
@@ -149,6 +151,29 @@ def dockerfile(spec: ImageSpec) -> tuple[str, str]:
     # is not set"), so the same tags also run on the Kubernetes backend
     lines.append(f"COPY {LAYER_FILE} /{LAYER_FILE}")
     return "\n".join(lines) + "\n", fingerprint
+
+
+def render_infos(
+    topology: Topology, warn: Callable[[str], None] | None = None
+) -> dict[str, _docker.ImageInfo]:
+    """What ``render`` needs of the topology's images: from the engine when it is reachable,
+    else as this module would build them (``warn`` is told so)."""
+    infos = known_infos()
+    try:
+        cli = _docker.client(timeout=5)
+    except BannouError:
+        if warn is not None:
+            warn("no Docker Engine reachable; host mounts as images.py would build them")
+        return infos
+    try:
+        for node in topology.nodes:
+            name = _docker.image_for(node)
+            info = _docker.image_info(cli, name)
+            if info is not None:
+                infos[name] = info
+    finally:
+        cli.close()
+    return infos
 
 
 def known_infos() -> dict[str, _docker.ImageInfo]:

@@ -26,15 +26,15 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from ...errors import DeployError, NodeNotReady
-from ...topology.diff import Action, Transition
+from ...topology.diff import Transition
 from ...topology.model import Node, Topology
 from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
-from .compose_file import add_mounts_and_healthcheck
+from .compose_file import add_mounts_and_healthcheck, render_text
+from .images import render_infos
 
 SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
 NS = 1_000_000_000
@@ -155,6 +155,14 @@ class SwarmBackend(_docker.EngineBackend):
             return swarm
         return Availability(True, f"{engine.reason}; {swarm.reason}")
 
+    @classmethod
+    def render(
+        cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
+    ) -> str:
+        """The stack file: ``docker stack deploy -c FILE NAME`` runs the services this backend creates."""
+        doc = render_stack(topology, options, name_prefix(options, topology), render_infos(topology, warn))
+        return render_text(_docker.without_owner(doc))
+
     def _service_name(self, node: str) -> str:
         assert self.prefix
         return _docker.sanitize(f"{self.prefix}-{node}", 63)
@@ -267,25 +275,22 @@ class SwarmBackend(_docker.EngineBackend):
             list(pool.map(self._create, topology.nodes))
         self._started(topology.nodes, deadline)
 
-    def apply(self, transition: Transition, deadline: float) -> None:
-        self._endpoints.clear()
-        if transition.new is None:
-            self.teardown()
-            return
-        if self.topology is None:
-            self.deploy(transition.new, deadline)
-            return
-        self._images = _docker.inspect_images(self.cli, transition.new)
-        self.topology = transition.new
-        removed = [c.name for c in transition.of(Action.STOP, Action.RECREATE)]
-        self._remove_services(removed)
-        fresh = [c.new for c in transition.of(Action.START, Action.RECREATE) if c.new]
-        for node in fresh:
+    # transitions (``Backend.apply`` calls these)
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        assert plan.new is not None
+        self._images = _docker.inspect_images(self.cli, plan.new)
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        self._remove_services(names)
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        for node in nodes:
             self._create_when_name_free(node, deadline)
-        self._started(fresh, deadline)
-        scaled = [c.new for c in transition.of(Action.SCALE) if c.new]
-        for node in scaled:
-            self._set_replicas(node.name, node.replicas)
+        self._started(nodes, deadline)
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        for node in nodes:
+            self._post_replicas(node.name, node.replicas)
             self._converge(node, deadline)
 
     def _create_when_name_free(self, node: Node, deadline: float) -> None:
@@ -455,18 +460,12 @@ class SwarmBackend(_docker.EngineBackend):
             )
         return _docker.exec_in(self.cli, cid, argv, timeout)
 
-    # changes
-    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+    # changes (``Backend.restart`` calls this)
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
         """A rolling update of the node's service (forced, so it also happens without changes)."""
-        self._endpoints.clear()
-        n = self._require(node)
-        assert self.topology is not None
-        sid = self._services[node]
-        if environment:
-            n = replace(n, environment={**n.environment, **environment})
-            self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
+        sid = self._services[node.name]
         before = {t["ID"] for t in self.cli.api.tasks(filters={"service": sid})}
-        env = [f"{k}={v}" for k, v in _docker.node_environment(n).items()]
+        env = [f"{k}={v}" for k, v in _docker.node_environment(node).items()]
 
         def roll(spec: dict[str, Any]) -> None:
             template = spec["TaskTemplate"]
@@ -474,21 +473,10 @@ class SwarmBackend(_docker.EngineBackend):
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
 
         self._update(sid, roll)
-        self._restarts[node] = self._restarts.get(node, 0) + 1
-        self._converge(n, time.monotonic() + self.options.ready_timeout, replaced=before)
+        self._restarts[node.name] = self._restarts.get(node.name, 0) + 1
+        self._converge(node, deadline, replaced=before)
 
-    def scale(self, node: str, replicas: int) -> None:
-        self._endpoints.clear()
-        n = self._require(node)
-        assert self.topology is not None
-        if replicas < 0:
-            raise DeployError(f"swarm: cannot scale {node!r} to {replicas} replicas")
-        n = replace(n, replicas=replicas)
-        self.topology = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
-        self._set_replicas(node, replicas)
-        self._converge(n, time.monotonic() + self.options.ready_timeout)
-
-    def _set_replicas(self, node: str, replicas: int) -> None:
+    def _post_replicas(self, node: str, replicas: int) -> None:
         sid = self._services[node]
         self._update(sid, lambda spec: spec.update(Mode={"Replicated": {"Replicas": replicas}}))
 

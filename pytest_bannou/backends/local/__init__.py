@@ -9,17 +9,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DEFAULT_GRACE": "backend",
-    "HOST": "backend",
-    "INSTALL_HINT": "backend",
-    "KILL_WAIT": "backend",
+    "DEFAULT_GRACE": "state",
+    "HOST": "processes",
+    "INSTALL_HINT": "infrastructure",
+    "KILL_WAIT": "processes",
     "LocalBackend": "backend",
     "REFERENCE_COMMAND": "backend",
-    "RUN_ID_ENV": "backend",
-    "SESSION_ENV": "backend",
-    "STATE_DIR_ENV": "backend",
-    "WITH_EPMD": "backend",
-    "state_index_dir": "backend",
+    "RUN_ID_ENV": "processes",
+    "SESSION_ENV": "processes",
+    "STATE_DIR_ENV": "state",
+    "WITH_EPMD": "infrastructure",
+    "state_index_dir": "state",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,104 +7,53 @@ free ports on 127.0.0.1 (``HTTP_WEB_HOST_PORT`` for the HTTP port, ``PORT_{conta
 others) and a log file under ``<workdir>/local``. Redis and RabbitMQ run from their server
 binaries when installed; other infrastructure needs a Docker backend.
 
-Nothing leaks: every process carries ``PYTEST_BANNOU_RUN_ID`` in its environment, and a state
-file (in the run directory and in a machine-wide index) records PIDs, process groups, ports, the
-run id and the owner PID, so ``LocalBackend.clean()`` can remove what a killed session left.
+Nothing leaks: every process carries ``PYTEST_BANNOU_RUN_ID`` and the backend session's marker in
+its environment, and a state file (in the run directory and in a machine-wide index) records PIDs,
+process groups, start times, ports, the run id and the owner PID, so ``LocalBackend.clean()`` can
+remove what a killed session left (``state``). Spawning and signalling: ``processes``; Redis and
+RabbitMQ as processes: ``infrastructure``; free ports: ``ports``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..._support.files import atomic_write
-from ..._support.pids import pid_alive
-from ...errors import BackendUnavailable, DeployError, NodeNotReady
+from ...errors import DeployError, NodeNotReady
 from ...topology.diff import Action, Transition, diff
 from ...topology.model import Node, Topology
 from ..base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
+from . import processes, state
+from .infrastructure import INSTALL_HINT, WITH_EPMD, check_runnable, infra_command
 from .ports import free_port, release
+from .processes import HOST, KILL_WAIT, RUN_ID_ENV, SESSION_ENV
+from .processes import Replica as _Replica
+from .state import DEFAULT_GRACE, STATE_DIR_ENV, state_index_dir
 
-RUN_ID_ENV = "PYTEST_BANNOU_RUN_ID"  # in every process this backend starts
-# one value per backend instance (xdist workers may share a run id): what teardown/clean match
-SESSION_ENV = "PYTEST_BANNOU_LOCAL_SESSION"
-STATE_DIR_ENV = "BANNOU_LOCAL_STATE_DIR"  # overrides the machine-wide index directory
+__all__ = [
+    "DEFAULT_GRACE",
+    "HOST",
+    "INSTALL_HINT",
+    "KILL_WAIT",
+    "REFERENCE_COMMAND",
+    "RUN_ID_ENV",
+    "SESSION_ENV",
+    "STATE_DIR_ENV",
+    "WITH_EPMD",
+    "LocalBackend",
+    "state_index_dir",
+]
+
 REFERENCE_COMMAND = (sys.executable, "-m", "pytest_bannou.reference.node")
-DEFAULT_GRACE = 3.0
-KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the kernel to remove the processes
-HOST = "127.0.0.1"
-# RabbitMQ needs an epmd; a private one in the broker's process group (not a daemon that would
-# outlive teardown): this launcher starts it, then becomes the broker (argv: epmd port, broker).
-WITH_EPMD = (
-    "import os, subprocess, sys; port = sys.argv[1]; os.environ['ERL_EPMD_PORT'] = port; "
-    "subprocess.Popen(['epmd', '-port', port, '-address', '127.0.0.1']); "
-    "os.execv(sys.argv[2], sys.argv[2:])"
-)
-INSTALL_HINT = {
-    "redis": "apt-get install redis-server, or brew install redis",
-    "rabbitmq": "apt-get install rabbitmq-server, or brew install rabbitmq",
-}
-
-
-def state_index_dir() -> Path:
-    """Where every local session registers its state file, so ``clean`` finds them all."""
-    override = os.environ.get(STATE_DIR_ENV)
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"pytest-bannou-{os.getuid()}" / "local-state"
-
-
-@dataclass
-class _Replica:
-    """One running (or exited) replica: its processes, ports and log file."""
-
-    node: str
-    index: int
-    argv: list[str]
-    env: dict[str, str]
-    ports: dict[int, int]  # container port -> host port
-    log_path: Path
-    proc: subprocess.Popen | None = None  # leader of its own session and process group
-    restarts: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid if self.proc else 0
-
-    @property
-    def pgid(self) -> int:
-        return self.pid
-
-    def exit_code(self) -> int | None:
-        return self.proc.poll() if self.proc else None
-
-    def to_json(self) -> dict:
-        return {
-            "node": self.node,
-            "replica": self.index,
-            "pid": self.pid,
-            "pgid": self.pgid,
-            "ports": {str(k): v for k, v in self.ports.items()},
-            "log": str(self.log_path),
-            "argv": self.argv,
-        }
 
 
 class LocalBackend(Backend):
@@ -124,11 +73,21 @@ class LocalBackend(Backend):
         self._nodes: dict[str, Node] = {}
         self._replicas: dict[str, list[_Replica]] = {}
         self._lock = threading.RLock()
+        self._old_ports: dict[str, list[dict[int, int]]] = {}  # of nodes being recreated
 
     # --- capability -----------------------------------------------------------------------
     @classmethod
     def available(cls) -> Availability:
         return Availability(True)
+
+    @classmethod
+    def dead_runs(cls) -> set[str]:
+        return state.dead_runs()
+
+    def attach_info(self) -> dict[str, object]:
+        with self._lock:
+            logs = {name: [str(r.log_path) for r in reps] for name, reps in self._replicas.items()}
+        return {"logs": logs, "pid_ids": True}
 
     # --- lifecycle ------------------------------------------------------------------------
     def deploy(self, topology: Topology, deadline: float) -> None:
@@ -137,42 +96,52 @@ class LocalBackend(Backend):
                 self.apply(diff(self.topology, topology), deadline)
                 return
             for node in topology.nodes:
-                self._check_runnable(node, topology.preset)
+                check_runnable(node, self.rundir, topology.preset)
             self.rundir.mkdir(parents=True, exist_ok=True)
             self.topology = topology
             self._start_nodes(list(topology.nodes), deadline)
 
     def apply(self, transition: Transition, deadline: float) -> None:
         with self._lock:
-            new = transition.new
-            if new is None:
-                self.teardown()
-                return
-            # diff against what actually runs here, so a transition computed from another
-            # starting point still ends in exactly ``new``
-            running = Topology(preset=self._preset(), nodes=tuple(self._nodes.values()))
-            plan = diff(running, new)
-            for c in plan.of(Action.START, Action.RECREATE):
-                self._check_runnable(c.new, new.preset)
-            self.rundir.mkdir(parents=True, exist_ok=True)
-            removed = [c.name for c in plan.of(Action.STOP)]
-            recreated = [c.name for c in plan.of(Action.RECREATE)]
-            old_ports = {name: [r.ports for r in self._replicas.get(name, [])] for name in recreated}
-            self._stop_many([r for name in removed + recreated for r in self._replicas.get(name, [])])
-            for name in removed + recreated:
-                self._forget(name, keep_ports=name in recreated)
-            for c in plan.of(Action.SCALE):
-                self._nodes[c.name] = c.new
-                self._scale_replicas(c.new, c.new.replicas)
-            self.topology = new
-            self._start_nodes([c.new for c in plan.of(Action.START, Action.RECREATE)], deadline, old_ports)
-            self._save_state()
+            super().apply(transition, deadline)
+
+    def _plan(self, transition: Transition) -> Transition:
+        # diff against what actually runs here, so a transition computed from another
+        # starting point still ends in exactly ``new``
+        running = Topology(preset=self._preset(), nodes=tuple(self._nodes.values()))
+        return diff(running, transition.new)
+
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        assert plan.new is not None
+        for c in plan.of(Action.START, Action.RECREATE):
+            check_runnable(c.new, self.rundir, plan.new.preset)
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        recreated = [c.name for c in plan.of(Action.RECREATE)]
+        self._old_ports = {name: [r.ports for r in self._replicas.get(name, [])] for name in recreated}
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        processes.stop_many([r for name in names for r in self._replicas.get(name, [])], self.grace)
+        for name in names:
+            self._forget(name, keep_ports=name in self._old_ports)
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        old_ports, self._old_ports = self._old_ports, {}
+        self._start_nodes(list(nodes), deadline, old_ports)
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        for n in nodes:
+            self._nodes[n.name] = n
+            self._scale_replicas(n, n.replicas)
+
+    def _changes_done(self, plan: Transition, deadline: float) -> None:
+        self._old_ports = {}
+        self._save_state()
 
     def teardown(self) -> None:
         with self._lock:
             everything = [r for reps in self._replicas.values() for r in reps]
-            self._stop_many(everything)
-            _kill_marked(self.session, self.grace, exclude={os.getpid()})
+            processes.stop_many(everything, self.grace)
+            processes.kill_marked(self.session, self.grace, exclude={os.getpid()})
             for r in everything:
                 for port in r.ports.values():
                     release(port)
@@ -185,33 +154,8 @@ class LocalBackend(Backend):
 
     @classmethod
     def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
-        candidates = list(state_index_dir().glob("*.json"))
-        if options is not None:
-            candidates += list((Path(options.workdir) / "local").glob("state*.json"))
-        removed: list[str] = []
-        seen: set[Path] = set()
-        for path in candidates:
-            if path in seen or not path.exists():
-                continue
-            seen.add(path)
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            rid = data.get("run_id", "")
-            if run_id is not None and rid != run_id:
-                continue
-            if run_id is None and _owner_alive(data):
-                continue
-            removed += _clean_session(data)
-            for p in dict.fromkeys(
-                [path, Path(data.get("state_file", path)), Path(data.get("index_file", path))]
-            ):
-                seen.add(p)
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-                    removed.append(f"local: removed state file {p}")
-        return removed
+        extra = list((Path(options.workdir) / "local").glob("state*.json")) if options is not None else []
+        return state.clean(run_id, extra)
 
     # --- inspection -----------------------------------------------------------------------
     def status(self) -> list[ReplicaStatus]:
@@ -270,56 +214,30 @@ class LocalBackend(Backend):
             env = reps[replica].env if replica < len(reps) else None
         if env is None:
             raise DeployError(f"local backend: node {node!r} has no replica {replica} to run {argv!r} for")
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return ExecResult(127, f"cannot run {argv[0]!r}: {exc}")
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
-            try:
-                out, _ = proc.communicate(timeout=KILL_WAIT)
-            except subprocess.TimeoutExpired:  # a descendant outside the group holds the pipe
-                proc.stdout.close()
-                proc.wait()
-                out = b""
-            return ExecResult(124, out.decode(errors="replace") + f"\n(timed out after {timeout}s)")
-        return ExecResult(proc.returncode, out.decode(errors="replace"))
+        return processes.run_with_timeout(argv, env, timeout)
 
     # --- changes --------------------------------------------------------------------------
     def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
         with self._lock:
-            n = self._node(node)
-            if environment:
-                n = replace(n, environment={**n.environment, **environment})
-                self._replace_node(n)
-            reps = self._replicas.get(node, [])
-            self._stop_many(reps)
-            for r in reps:
-                fresh = self._make_replica(n, r.index, r.ports)
-                fresh.restarts = r.restarts + 1
-                self._spawn(n, fresh)
-                reps[r.index] = fresh
-            self._save_state()
+            super().restart(node, environment)
 
     def scale(self, node: str, replicas: int) -> None:
-        if replicas < 0:
-            raise DeployError(
-                f"local backend: cannot scale node {node!r} to {replicas} replicas (must be >= 0)"
-            )
         with self._lock:
-            n = replace(self._node(node), replicas=replicas)
-            self._replace_node(n)
-            self._scale_replicas(n, replicas)
-            self._save_state()
+            super().scale(node, replicas)
+
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
+        reps = self._replicas.get(node.name, [])
+        processes.stop_many(reps, self.grace)
+        for r in list(reps):
+            fresh = self._make_replica(node, r.index, r.ports)
+            fresh.restarts = r.restarts + 1
+            self._spawn(node, fresh)
+            reps[r.index] = fresh
+        self._save_state()
+
+    def _set_node(self, node: Node) -> None:
+        super()._set_node(node)
+        self._nodes[node.name] = node
 
     def describe(self) -> str:
         lines = [f"backend local, run id {self.run_id}, logs in {self.rundir}"]
@@ -342,24 +260,12 @@ class LocalBackend(Backend):
             )
         return n
 
-    def _replace_node(self, node: Node) -> None:
-        self._nodes[node.name] = node
-        if self.topology is not None:
-            self.topology = self.topology.with_nodes(
-                node if n.name == node.name else n for n in self.topology.nodes
-            )
-
     def _forget(self, name: str, keep_ports: bool = False) -> None:
         for r in self._replicas.pop(name, []):
             if not keep_ports:
                 for port in r.ports.values():
                     release(port)
         self._nodes.pop(name, None)
-
-    def _check_runnable(self, node: Node, preset: str) -> None:
-        """Fail before starting anything when an infrastructure node cannot run here."""
-        if node.kind == "infrastructure" and node.command is None:
-            self._infra_command(node, {p: 0 for p in node.ports}, preset)
 
     def _command(self, node: Node) -> list[str]:
         if node.command:
@@ -368,40 +274,6 @@ class LocalBackend(Backend):
         if local:
             return shlex.split(local) if isinstance(local, str) else list(local)
         return list(REFERENCE_COMMAND)
-
-    def _infra_command(
-        self, node: Node, ports: Mapping[int, int], preset: str = ""
-    ) -> tuple[list[str], dict[str, str]]:
-        kind = (node.infra_type or node.name).lower()
-        port = next(iter(ports.values()), 0)
-        if kind == "redis" and shutil.which("redis-server"):
-            workdir = self.rundir / f"{node.name}-data"
-            argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-            return [*argv, "--dir", str(workdir)], {}
-        rabbit = _rabbitmq_server()
-        if kind == "rabbitmq" and rabbit and shutil.which("epmd"):
-            base = self.rundir / f"{node.name}-rabbitmq"
-            env = {
-                "RABBITMQ_NODE_PORT": str(port),
-                "RABBITMQ_NODE_IP_ADDRESS": HOST,
-                "RABBITMQ_NODENAME": f"bannou-{os.getpid()}-{port}@localhost",
-                "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-                "RABBITMQ_LOG_BASE": str(base / "log"),
-                "RABBITMQ_LOGS": "-",
-                "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-                "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
-                "RABBITMQ_DIST_PORT": str(free_port() if port else 0),
-                "HOME": str(base),
-            }
-            return [sys.executable, "-c", WITH_EPMD, str(free_port(HOST) if port else 0), rabbit], env
-        install = INSTALL_HINT.get(kind)
-        how = f"install it ({install}) or run it" if install else "run it"
-        raise BackendUnavailable(
-            f"local backend: preset {preset or self._preset()!r}: infrastructure node {node.name!r} ({kind}) "
-            "cannot run as a local process: "
-            f"{how} with a Docker backend (--bannou-backend compose)"
-        )
 
     def _make_replica(self, node: Node, index: int, ports: Mapping[int, int] | None = None) -> _Replica:
         ports = dict(ports or {})
@@ -412,7 +284,7 @@ class LocalBackend(Backend):
         env.update(node.environment)
         env.setdefault("PYTHONUNBUFFERED", "1")
         if node.kind == "infrastructure" and node.command is None:
-            argv, infra_env = self._infra_command(node, ports)
+            argv, infra_env = infra_command(node, ports, self.rundir, self._preset())
             env.update(infra_env)
         else:
             argv = self._command(node)
@@ -432,23 +304,14 @@ class LocalBackend(Backend):
 
     def _spawn(self, node: Node, r: _Replica) -> None:
         self.rundir.mkdir(parents=True, exist_ok=True)
-        if r.log_path.exists() and r.log_path.stat().st_size:
-            os.replace(r.log_path, r.log_path.with_suffix(".previous.log"))
-        for d in ("RABBITMQ_MNESIA_BASE", "RABBITMQ_LOG_BASE"):
-            if d in r.env:
-                Path(r.env[d]).mkdir(parents=True, exist_ok=True)
-        if "--dir" in r.argv:
-            Path(r.argv[r.argv.index("--dir") + 1]).mkdir(parents=True, exist_ok=True)
-        with open(r.log_path, "ab") as log:
-            common = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
-            try:
-                r.proc = subprocess.Popen(r.argv, env=r.env, start_new_session=True, **common)
-            except OSError as exc:
-                self._stop_many([r])
-                raise DeployError(
-                    f"local backend: cannot start node {node.name!r} with {shlex.join(r.argv)}: {exc}; "
-                    "fix the node's command in the preset or the ini option bannou_local_command"
-                ) from None
+        try:
+            processes.spawn(r)
+        except OSError as exc:
+            processes.stop_many([r], self.grace)
+            raise DeployError(
+                f"local backend: cannot start node {node.name!r} with {shlex.join(r.argv)}: {exc}; "
+                "fix the node's command in the preset or the ini option bannou_local_command"
+            ) from None
 
     def _start_nodes(
         self, nodes: list[Node], deadline: float, old_ports: Mapping[str, list[dict[int, int]]] | None = None
@@ -511,7 +374,7 @@ class LocalBackend(Backend):
                     self.name,
                 )
         node = self._nodes[dep]
-        if node.http_port is not None and not all(_accepts(r.ports[node.http_port]) for r in reps):
+        if node.http_port is not None and not all(processes.accepts(r.ports[node.http_port]) for r in reps):
             return False
         ready.add(dep)
         return True
@@ -520,7 +383,7 @@ class LocalBackend(Backend):
         reps = self._replicas.setdefault(node.name, [])
         if count < len(reps):
             extra = reps[count:]
-            self._stop_many(extra)
+            processes.stop_many(extra, self.grace)
             for r in extra:
                 for port in r.ports.values():
                     release(port)
@@ -529,30 +392,6 @@ class LocalBackend(Backend):
             r = self._make_replica(node, i)
             self._spawn(node, r)
             reps.append(r)
-
-    def _stop_many(self, replicas: Iterable[_Replica]) -> None:
-        """SIGTERM every group at once, SIGKILL what is left after the grace period."""
-        replicas = [r for r in replicas if r.proc]
-        if not replicas:
-            return
-        for r in replicas:
-            _signal_group(r.pgid, signal.SIGTERM)
-        grace_end = time.monotonic() + self.grace
-        pending = replicas
-        while pending:
-            for r in pending:
-                r.proc.poll()
-            alive = _live_groups({r.pgid for r in pending})
-            pending = [r for r in pending if r.pgid in alive]
-            if not pending or time.monotonic() >= grace_end:
-                break
-            time.sleep(0.005)
-        for r in pending:
-            _signal_group(r.pgid, signal.SIGKILL)
-        kill_end = time.monotonic() + KILL_WAIT
-        for r in replicas:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                r.proc.wait(timeout=max(0.0, kill_end - time.monotonic()))
 
     def _preset(self) -> str:
         return self.topology.preset if self.topology else ""
@@ -564,157 +403,14 @@ class LocalBackend(Backend):
             "run_id": self.run_id,
             "session": self.session,
             "owner_pid": os.getpid(),
-            "owner_start": _start_time(os.getpid()),
+            "owner_start": processes.start_time(os.getpid()),
             "preset": self._preset(),
             "workdir": str(self.options.workdir),
             "state_file": str(self.state_file),
             "index_file": str(self.index_file),
             "replicas": replicas,
         }
-        raw = json.dumps(data, indent=1)
-        for path in (self.state_file, self.index_file):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, raw)
-
-
-# --- process helpers (Linux /proc where available, plain signals elsewhere) ------------------
-
-
-def _rabbitmq_server() -> str | None:
-    # Debian's /usr/sbin/rabbitmq-server re-executes itself as user rabbitmq when run as root;
-    # the script behind it runs as the caller, with our environment.
-    direct = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-    if direct.exists():
-        return str(direct)
-    return shutil.which("rabbitmq-server")
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    if pgid <= 1:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (index 0 = state)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def _start_time(pid: int) -> str | None:
-    stat = _proc_stat(pid)
-    return stat[19] if stat else None
-
-
-def _live_groups(pgids: set[int]) -> set[int]:
-    """Which of ``pgids`` still have a process that is not a zombie."""
-    if not Path("/proc/self/stat").exists():
-        alive = set()
-        for pgid in pgids:
-            try:
-                os.killpg(pgid, 0)
-                alive.add(pgid)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return alive
-    alive = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        stat = _proc_stat(int(entry.name))
-        if stat and stat[0] != "Z" and int(stat[2]) in pgids:
-            alive.add(int(stat[2]))
-    return alive
-
-
-def _marked_pids(session: str) -> list[int]:
-    """Live processes whose environment carries this backend session (ours, so safe to kill)."""
-    marker = f"{SESSION_ENV}={session}".encode()
-    found = []
-    for entry in os.scandir("/proc") if Path("/proc/self/environ").exists() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry.name}/environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            stat = _proc_stat(int(entry.name))
-            if stat and stat[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
-def _kill_marked(session: str, grace: float, exclude: set[int]) -> list[int]:
-    """SIGTERM then SIGKILL every process of ``session`` (also descendants that left their group)."""
-    pids = [p for p in _marked_pids(session) if p not in exclude]
-    if not pids:
-        return []
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    end = time.monotonic() + grace
-    while time.monotonic() < end and any(p in pids for p in _marked_pids(session)):
-        time.sleep(0.01)
-    for pid in _marked_pids(session):
-        if pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    return pids
-
-
-def _owner_alive(data: Mapping) -> bool:
-    pid = int(data.get("owner_pid") or 0)
-    if not pid_alive(pid):
-        return False
-    recorded = data.get("owner_start")
-    return recorded is None or _start_time(pid) in (None, recorded)
-
-
-def _clean_session(data: Mapping) -> list[str]:
-    """Stop what a session's state file lists: only process groups that still hold a process
-    carrying the session's marker (a recycled PID is never signalled), then stray descendants."""
-    run_id = data.get("run_id", "")
-    session = data.get("session", "")
-    marked = set(_marked_pids(session)) if session and Path("/proc/self/environ").exists() else None
-    targets = []
-    for rep in data.get("replicas", []):
-        pgid = int(rep.get("pgid") or 0)
-        if pgid <= 1:
-            continue
-        if marked is not None:
-            if not any((st := _proc_stat(pid)) and int(st[2]) == pgid for pid in marked):
-                continue
-        elif not _live_groups({pgid}):
-            continue
-        targets.append((pgid, rep))
-    for pgid, _ in targets:
-        _signal_group(pgid, signal.SIGTERM)
-    end = time.monotonic() + DEFAULT_GRACE
-    while time.monotonic() < end and _live_groups({pgid for pgid, _ in targets}):
-        time.sleep(0.01)
-    lines = []
-    for pgid, rep in targets:
-        _signal_group(pgid, signal.SIGKILL)
-        lines.append(
-            f"local: stopped node {rep.get('node')} replica {rep.get('replica')} "
-            f"(process group {pgid}) of run {run_id}"
-        )
-    for pid in _kill_marked(session, DEFAULT_GRACE, exclude={os.getpid()}) if session else ():
-        lines.append(f"local: killed leftover process {pid} of run {run_id}")
-    return lines
+        state.write_state(data, (self.state_file, self.index_file))
 
 
 def _log_files(rundir: Path, node: str) -> list[Path]:

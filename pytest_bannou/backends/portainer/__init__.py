@@ -9,18 +9,18 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CONFIG_HINT": "backend",
-    "DOCKER_ENDPOINT_TYPES": "backend",
-    "ENV_PREFIX": "backend",
+    "CONFIG_HINT": "settings",
+    "DOCKER_ENDPOINT_TYPES": "client",
+    "ENV_PREFIX": "settings",
     "LABEL_SPEC_HASH": "backend",
     "PortainerBackend": "backend",
-    "PortainerClient": "backend",
-    "PortainerError": "backend",
-    "PortainerSettings": "backend",
+    "PortainerClient": "client",
+    "PortainerError": "client",
+    "PortainerSettings": "settings",
     "SNAPSHOT_AGE": "backend",
     "STACK_PREFIX": "backend",
-    "Secrets": "backend",
-    "demux": "backend",
+    "Secrets": "settings",
+    "demux": "client",
 }
 
 __all__ = sorted(_EXPORTS)

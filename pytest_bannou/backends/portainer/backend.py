@@ -1,7 +1,7 @@
 """Portainer backend: one Portainer standalone compose stack per environment, over Portainer's
 HTTP API (httpx).
 
-The topology is rendered to the same compose file the compose backend runs (``_compose_file``)
+The topology is rendered to the same compose file the compose backend runs (``docker.compose_file``)
 and created as a stack (``POST /api/stacks/create/standalone/string``, stack name = the compose
 project name). Everything about containers (images, status, published ports, logs, exec,
 restart) goes through Portainer's Docker proxy ``/api/endpoints/{id}/docker/...``, which
@@ -11,21 +11,10 @@ whose definition changed, so the services of kept nodes are carried over verbati
 previous file. Teardown deletes the stack, then removes whatever of the project the proxy still
 lists. Readiness is left to ``health.wait_ready`` probing the published ports.
 
-Settings (``BackendOptions.extra`` key, else environment variable):
-
-- ``url`` / ``BANNOU_PORTAINER_URL``: Portainer's base URL (``https://portainer.example:9443``)
-- ``api_key`` / ``BANNOU_PORTAINER_API_KEY`` (sent as ``X-API-Key``), or ``username`` +
-  ``password`` / ``BANNOU_PORTAINER_USERNAME`` + ``BANNOU_PORTAINER_PASSWORD`` (``POST /api/auth``
-  gives a JWT, sent as ``Authorization: Bearer``)
-- ``endpoint`` / ``BANNOU_PORTAINER_ENDPOINT``: the environment's id or name (default: the only
-  Docker environment)
-- ``host`` / ``BANNOU_PORTAINER_HOST``: where published ports are reached (default: the
-  environment's ``PublicURL``, else the host of its ``tcp://`` URL, else of Portainer's URL)
-- ``timeout`` / ``BANNOU_PORTAINER_TIMEOUT``: seconds per HTTP call (default 30)
-- ``verify_tls`` / ``BANNOU_PORTAINER_VERIFY_TLS``: ``false`` for self-signed certificates
+Settings: see ``settings``; Portainer's API: ``client``.
 
 Secrets (password, API key, JWT) never appear in messages, reprs or logs: every message built
-here passes through ``Secrets.mask``.
+here and in ``client`` passes through ``Secrets.mask``.
 """
 
 from __future__ import annotations
@@ -34,11 +23,8 @@ import contextlib
 import copy
 import ipaddress
 import json
-import os
-import struct
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
@@ -70,306 +56,12 @@ from ..docker.compose_file import (
     replica_statuses,
 )
 from ..docker.compose_file import service_name as _service
+from .client import PortainerClient, PortainerError, demux, stack_owner, sweep
+from .settings import PortainerSettings
 
-ENV_PREFIX = "BANNOU_PORTAINER_"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 STACK_PREFIX = "bannou-"
-DOCKER_ENDPOINT_TYPES = {1, 2, 4}  # Docker (API/socket), agent, edge agent
-CONFIG_HINT = (
-    f"set {ENV_PREFIX}URL and either {ENV_PREFIX}API_KEY or {ENV_PREFIX}USERNAME + {ENV_PREFIX}PASSWORD "
-    "(or the backend options url, api_key, username, password)"
-)
 SNAPSHOT_AGE = 0.25  # endpoint() lookups may reuse a container list this old
-
-
-# --- settings and secrets ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortainerSettings:
-    """Where Portainer is and how to log in; ``repr`` never shows a secret."""
-
-    url: str = ""
-    api_key: str = field(default="", repr=False)
-    username: str = ""
-    password: str = field(default="", repr=False)
-    endpoint: str = ""
-    host: str = ""
-    timeout: float = 30.0
-    verify_tls: bool = True
-
-    @classmethod
-    def load(cls, extra: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None):
-        """From backend options first (``url`` or ``portainer_url``), then the environment."""
-        extra = extra or {}
-        environ = os.environ if environ is None else environ
-
-        def get(key: str, default: str = "") -> str:
-            for k in (key, f"portainer_{key}"):
-                if extra.get(k):
-                    return str(extra[k])
-            return environ.get(ENV_PREFIX + key.upper(), default)
-
-        try:
-            timeout = float(get("timeout", "30"))
-        except ValueError:
-            raise BackendUnavailable(
-                f"Portainer backend: timeout {get('timeout')!r} is not a number of seconds "
-                f"(option timeout / {ENV_PREFIX}TIMEOUT)"
-            ) from None
-        return cls(
-            url=get("url").strip().rstrip("/"),
-            api_key=get("api_key").strip(),
-            username=get("username").strip(),
-            password=get("password"),
-            endpoint=get("endpoint").strip(),
-            host=get("host").strip(),
-            timeout=timeout,
-            verify_tls=get("verify_tls", "true").strip().lower() not in ("0", "false", "no", "off"),
-        )
-
-    def problem(self) -> str:
-        """What is missing to reach Portainer, or ''."""
-        if not self.url:
-            return f"no Portainer URL configured: {CONFIG_HINT}"
-        if not urlsplit(self.url).scheme.startswith("http"):
-            return f"Portainer URL {self.url!r} is not an http(s) URL ({ENV_PREFIX}URL)"
-        if not self.api_key and not (self.username and self.password):
-            return f"no Portainer credentials configured for {self.url}: {CONFIG_HINT}"
-        return ""
-
-    @property
-    def auth_kind(self) -> str:
-        return "API key" if self.api_key else f"password of user {self.username!r}"
-
-
-class Secrets:
-    """The secret strings of one client; ``mask`` replaces each by ``***``."""
-
-    def __init__(self, *values: str) -> None:
-        self._values: set[str] = set()
-        for v in values:
-            self.add(v)
-
-    def add(self, value: str) -> None:
-        if value and len(value) >= 3:
-            self._values.add(value)
-
-    def mask(self, text: str) -> str:
-        for v in sorted(self._values, key=len, reverse=True):
-            text = text.replace(v, "***")
-        return text
-
-
-class PortainerError(DeployError):
-    """Portainer answered with an error (or not at all) for one call."""
-
-    def __init__(self, message: str, status: int | None = None, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.timed_out = timed_out
-
-
-# --- the API client -------------------------------------------------------------------------------------
-class PortainerClient:
-    """Portainer's API: authentication, environments, stacks and the Docker proxy."""
-
-    def __init__(self, settings: PortainerSettings) -> None:
-        problem = settings.problem()
-        if problem:
-            raise BackendUnavailable(problem)
-        self.settings = settings
-        self.secrets = Secrets(settings.api_key, settings.password, urlsplit(settings.url).password or "")
-        self._http = httpx.Client(
-            base_url=settings.url + "/api", timeout=settings.timeout, verify=settings.verify_tls
-        )
-        self._auth: dict[str, str] = {}
-
-    def __repr__(self) -> str:
-        return f"PortainerClient({self.settings.url}, {self.settings.auth_kind})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    # auth
-    def login(self) -> None:
-        """Check the credentials: a JWT from ``POST /auth`` for a password, a cheap authenticated
-        call for an API key. ``BackendUnavailable`` when Portainer is unreachable or says no."""
-        if self.settings.api_key:
-            self._auth = {"X-API-Key": self.settings.api_key}
-            self.call("GET", "/endpoints", params={"limit": 1}, what="check the API key")
-            return
-        self._auth = {}
-        # the document lists apiKey as required in the payload; Portainer ignores it for a password
-        body = {"username": self.settings.username, "password": self.settings.password, "apiKey": ""}
-        resp = self._send("POST", "/auth", json=body, what="log in")
-        if resp.status_code in (401, 422):
-            raise BackendUnavailable(
-                f"Portainer at {self.settings.url} rejected the {self.settings.auth_kind} "
-                f"(HTTP {resp.status_code}{self._detail(resp)}); check {ENV_PREFIX}USERNAME / "
-                f"{ENV_PREFIX}PASSWORD or use an API key ({ENV_PREFIX}API_KEY)"
-            )
-        self._raise_for(resp, "POST", "/auth", "log in")
-        token = str(resp.json().get("jwt") or "")
-        if not token:
-            raise BackendUnavailable(
-                f"Portainer at {self.settings.url} answered POST /api/auth without a JWT"
-            )
-        self.secrets.add(token)
-        self._auth = {"Authorization": f"Bearer {token}"}
-
-    # plumbing
-    def _send(self, method: str, path: str, *, what: str, timeout: float | None = None, **kw: Any):
-        try:
-            return self._http.request(
-                method, path, headers=self._auth, timeout=timeout or self.settings.timeout, **kw
-            )
-        except httpx.TimeoutException as exc:
-            raise PortainerError(
-                self.secrets.mask(
-                    f"Portainer at {self.settings.url}: {method} /api{path} ({what}) got no answer within "
-                    f"{timeout or self.settings.timeout:.0f}s ({type(exc).__name__})"
-                ),
-                timed_out=True,
-            ) from None
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(
-                self.secrets.mask(
-                    f"Portainer unreachable at {self.settings.url} ({type(exc).__name__}: {exc}) "
-                    f"while trying to {what}; start it or fix {ENV_PREFIX}URL"
-                )
-            ) from None
-
-    def _detail(self, resp: httpx.Response) -> str:
-        try:
-            body = resp.json()
-        except ValueError:
-            text = resp.text.strip()[:500]
-            return f": {self.secrets.mask(text)}" if text else ""
-        if isinstance(body, dict):
-            parts = [str(body[k]) for k in ("message", "details") if body.get(k)]
-            if parts:
-                return ": " + self.secrets.mask(": ".join(parts))
-        return ""
-
-    def _raise_for(self, resp: httpx.Response, method: str, path: str, what: str) -> None:
-        if resp.status_code < 400:
-            return
-        where = f"Portainer at {self.settings.url}: {method} /api{path.split('?')[0]} ({what})"
-        if resp.status_code == 401:
-            raise BackendUnavailable(
-                f"{where} was refused: HTTP 401{self._detail(resp)}; the {self.settings.auth_kind} "
-                f"is not accepted (check {ENV_PREFIX}API_KEY, or {ENV_PREFIX}USERNAME/{ENV_PREFIX}PASSWORD)"
-            )
-        raise PortainerError(f"{where} failed: HTTP {resp.status_code}{self._detail(resp)}", resp.status_code)
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        ok: Iterable[int] = (),
-        timeout: float | None = None,
-        **kw: Any,
-    ) -> httpx.Response:
-        """One API call; a JWT that expired is renewed once. Statuses in ``ok`` are returned
-        instead of raised."""
-        resp = self._send(method, path, what=what, timeout=timeout, **kw)
-        if resp.status_code == 401 and not self.settings.api_key and self._auth:
-            self.login()
-            resp = self._send(method, path, what=what, timeout=timeout, **kw)
-        if resp.status_code not in set(ok):
-            self._raise_for(resp, method, path, what)
-        return resp
-
-    # environments
-    def endpoints(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/endpoints", what="list environments").json() or [])
-
-    def resolve_endpoint(self, wanted: str) -> dict[str, Any]:
-        """The environment called ``wanted`` (id or name), or the only Docker environment."""
-        found = self.endpoints()
-        docker_envs = [e for e in found if e.get("Type") in DOCKER_ENDPOINT_TYPES]
-        listing = ", ".join(f"{e.get('Id')} ({e.get('Name')})" for e in found) or "none"
-        if not wanted:
-            if len(docker_envs) == 1:
-                return docker_envs[0]
-            raise BackendUnavailable(
-                f"Portainer at {self.settings.url} has {len(docker_envs)} Docker environments "
-                f"({listing}); choose one with {ENV_PREFIX}ENDPOINT (id or name)"
-            )
-        for e in found:
-            if str(e.get("Id")) == wanted or e.get("Name") == wanted:
-                if e.get("Type") not in DOCKER_ENDPOINT_TYPES:
-                    raise BackendUnavailable(
-                        f"Portainer environment {wanted!r} at {self.settings.url} is not a Docker "
-                        f"environment (type {e.get('Type')}); choose one of: {listing}"
-                    )
-                return e
-        raise BackendUnavailable(
-            f"Portainer at {self.settings.url} has no environment {wanted!r} ({ENV_PREFIX}ENDPOINT); "
-            f"environments: {listing}"
-        )
-
-    # stacks
-    def stacks(self, endpoint_id: int) -> list[dict[str, Any]]:
-        params = {"filters": json.dumps({"EndpointID": endpoint_id})}
-        resp = self.call("GET", "/stacks", params=params, what="list stacks", ok=(204,))
-        if resp.status_code == 204 or not resp.content:
-            return []
-        return [s for s in resp.json() or [] if s.get("EndpointId") in (None, endpoint_id)]
-
-    def create_stack(self, endpoint_id: int, name: str, content: str, timeout: float) -> dict[str, Any]:
-        body = {"Name": name, "StackFileContent": content, "Env": []}
-        return self.call(
-            "POST",
-            "/stacks/create/standalone/string",
-            params={"endpointId": endpoint_id},
-            json=body,
-            timeout=timeout,
-            what=f"create stack {name}",
-        ).json()
-
-    def update_stack(self, endpoint_id: int, stack: int, content: str, timeout: float, what: str) -> None:
-        body = {"StackFileContent": content, "Env": [], "Prune": True, "PullImage": False}
-        self.call(
-            "PUT",
-            f"/stacks/{stack}",
-            params={"endpointId": endpoint_id},
-            json=body,
-            timeout=timeout,
-            what=what,
-        )
-
-    def delete_stack(self, endpoint_id: int, stack: int, timeout: float) -> bool:
-        """Delete a stack with its volumes; False when Portainer no longer knows it."""
-        resp = self.call(
-            "DELETE",
-            f"/stacks/{stack}",
-            params={"endpointId": endpoint_id, "removeVolumes": "true"},
-            timeout=timeout,
-            ok=(404,),
-            what=f"delete stack {stack}",
-        )
-        return resp.status_code != 404
-
-    # the Docker proxy
-    def docker(self, endpoint_id: int, method: str, path: str, *, what: str, **kw: Any) -> httpx.Response:
-        return self.call(method, f"/endpoints/{endpoint_id}/docker{path}", what=what, **kw)
-
-
-# --- Docker proxy helpers ----------------------------------------------------------------------------------
-def demux(raw: bytes) -> bytes:
-    """The payload of Docker's multiplexed stdout/stderr stream (8-byte frame headers); raw
-    bytes when the stream is not multiplexed (a TTY container)."""
-    out = bytearray()
-    i = 0
-    while i + 8 <= len(raw):
-        kind, size = raw[i], struct.unpack(">I", raw[i + 4 : i + 8])[0]
-        if kind not in (0, 1, 2) or raw[i + 1 : i + 4] != b"\0\0\0":
-            return raw if i == 0 else bytes(out) + raw[i:]
-        out += raw[i + 8 : i + 8 + size]
-        i += 8 + size
-    return bytes(out) + raw[i:] if i else raw
 
 
 def _is_loopback(host: str) -> bool:
@@ -397,6 +89,7 @@ class PortainerBackend(Backend):
         self._snap_at = 0.0
         self._restarts: dict[str, int] = {}
         self._image_infos: dict[str, _docker.ImageInfo] = {}
+        self._pending: tuple[dict[str, Any], str] | None = None  # a stack update not sent yet
 
     def __repr__(self) -> str:
         return f"PortainerBackend(run_id={self.run_id!r}, settings={self.settings!r})"
@@ -470,7 +163,7 @@ class PortainerBackend(Backend):
         return f"Portainer stack {self.project} ({where})"
 
     def _require(self, node: str) -> Node:
-        return _docker.deployed_node(self, node)
+        return self.deployed_node(node)
 
     # images and the stack file
     def _images(self, topology: Topology) -> dict[str, _docker.ImageInfo]:
@@ -624,20 +317,48 @@ class PortainerBackend(Backend):
         self._invalidate()
 
     def apply(self, transition: Transition, deadline: float) -> None:
-        if transition.new is None:
-            self.teardown()
-            return
-        if self.topology is None or self.stack_id is None:
-            self.topology = None
-            self.deploy(transition.new, deadline)
-            return
-        images = self._images(transition.new)
-        actions = {c.name: c.action for c in transition.changes}
-        doc = self._evolve(transition.new, actions, images)
-        self.topology = transition.new
-        self._update(doc, deadline, f"transition ({transition.summary()})")
-        self._remove_stopped([c.name for c in transition.of(Action.STOP)])
-        for c in transition.of(Action.START, Action.RECREATE):
+        if self.stack_id is None:
+            self.topology = None  # the stack was never created: deploy it
+        super().apply(transition, deadline)
+
+    # transitions (``Backend.apply`` calls these). A transition is one stack update, sent
+    # before the first primitive acts (``_flush``); the primitives then do what it left.
+    def _check_changes(self, plan: Transition, deadline: float) -> None:
+        assert plan.new is not None
+        images = self._images(plan.new)
+        actions = {c.name: c.action for c in plan.changes}
+        self._pending = (self._evolve(plan.new, actions, images), f"transition ({plan.summary()})")
+
+    def _flush(self, deadline: float) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._update(pending[0], deadline, pending[1])
+
+    def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        self._flush(deadline)
+        self._remove_stopped(names)
+
+    def _update_nodes(self, nodes: Sequence[Node], deadline: float) -> Sequence[str]:
+        self._flush(deadline)  # the stack update recreated them
+        return [n.name for n in nodes]
+
+    def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
+        self._flush(deadline)  # the stack update started them
+
+    def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
+        if self._pending is None:  # ``scale``: only these nodes change
+            assert self.topology is not None
+            scaled = {n.name for n in nodes}
+            actions = {
+                x.name: (Action.SCALE if x.name in scaled else Action.KEEP) for x in self.topology.nodes
+            }
+            what = ", ".join(f"scale {n.name} to {n.replicas}" for n in nodes)
+            self._pending = (self._evolve(self.topology, actions, self._image_infos), what)
+        self._flush(deadline)
+
+    def _changes_done(self, plan: Transition, deadline: float) -> None:
+        self._flush(deadline)
+        for c in plan.of(Action.START, Action.RECREATE):
             self._restarts.pop(c.name, None)
 
     def _remove_stopped(self, nodes: Sequence[str]) -> None:
@@ -677,7 +398,7 @@ class PortainerBackend(Backend):
 
     def _sweep_project(self) -> list[str]:
         assert self.project
-        return _sweep(self.client, self.endpoint_id, {"label": [f"{LABEL_PROJECT}={self.project}"]}, None)
+        return sweep(self.client, self.endpoint_id, {"label": [f"{LABEL_PROJECT}={self.project}"]}, None)
 
     @classmethod
     def clean(cls, run_id: str | None = None, options: BackendOptions | None = None) -> list[str]:
@@ -695,7 +416,7 @@ class PortainerBackend(Backend):
                 name = str(stack.get("Name", ""))
                 if not name.startswith(STACK_PREFIX):
                     continue
-                owner = _stack_owner(client, env_id, name)
+                owner = stack_owner(client, env_id, name)
                 if run_id is not None:
                     mine = (owner is not None and owner.get(LABEL_RUN_ID) == run_id) or (
                         owner is None and prefix is not None and name.startswith(prefix)
@@ -708,7 +429,7 @@ class PortainerBackend(Backend):
                     rid = (owner or {}).get(LABEL_RUN_ID, run_id)
                     removed.append(f"stack {name} (id {stack['Id']}, run id {rid})")
             flt = {"label": [f"{LABEL_RUN_ID}={run_id}" if run_id else LABEL_RUN_ID]}
-            removed += _sweep(client, env_id, flt, run_id, report=True)
+            removed += sweep(client, env_id, flt, run_id, report=True)
             return removed
         except (BackendUnavailable, PortainerError) as exc:
             raise type(exc)(client.secrets.mask(exc.message)) from None
@@ -770,130 +491,34 @@ class PortainerBackend(Backend):
         return ExecResult(int(code if code is not None else 1), output)
 
     # changes
-    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
-        n = self._require(node)
+    def _restart_node(self, node: Node, recreate: bool, deadline: float) -> None:
         assert self.topology is not None
-        deadline = time.monotonic() + self.options.ready_timeout
-        if environment:
-            n = replace(n, environment={**n.environment, **environment})
-            new = self.topology.with_nodes(n if x.name == node else x for x in self.topology.nodes)
-            actions = {x.name: (Action.RECREATE if x.name == node else Action.KEEP) for x in new.nodes}
-            doc = self._evolve(new, actions, self._images(new))
-            self.topology = new
-            self._update(doc, deadline, f"restart {node} with a new environment")
+        if recreate:
+            actions = {
+                x.name: (Action.RECREATE if x.name == node.name else Action.KEEP) for x in self.topology.nodes
+            }
+            doc = self._evolve(self.topology, actions, self._images(self.topology))
+            self._update(doc, deadline, f"restart {node.name} with a new environment")
         else:
-            for c in self._replicas(node).values():
+            for c in self._replicas(node.name).values():
                 self._docker(
                     "POST",
                     f"/containers/{c['Id']}/restart",
                     params={"t": "5"},
                     timeout=max(15.0, self.remaining(deadline)),
-                    what=f"restart {node}",
+                    what=f"restart {node.name}",
                 )
-        self._restarts[node] = self._restarts.get(node, 0) + 1
+        self._restarts[node.name] = self._restarts.get(node.name, 0) + 1
         self._invalidate()
 
-    def scale(self, node: str, replicas: int) -> None:
-        n = self._require(node)
-        assert self.topology is not None
-        if replicas < 0:
-            raise DeployError(f"{self._where()}: cannot scale {node!r} to {replicas} replicas")
-        new = self.topology.with_nodes(
-            replace(n, replicas=replicas) if x.name == node else x for x in self.topology.nodes
-        )
-        actions = {x.name: (Action.SCALE if x.name == node else Action.KEEP) for x in new.nodes}
-        doc = self._evolve(new, actions, self._image_infos)
-        self.topology = new
-        self._update(doc, time.monotonic() + self.options.ready_timeout, f"scale {node} to {replicas}")
+    # optional capabilities (see ``base``)
+    @classmethod
+    def peer_address(cls, node: Node, port: int) -> Endpoint:
+        """Containers of the stack reach each other by node name and container port."""
+        return Endpoint(node.name, port)
 
     def describe(self) -> str:
         return (
             f"backend portainer, {self._where()}, stack id {self.stack_id}: remove it in Portainer's UI "
             f"(Stacks) or with `bannou-env clean --run-id {self.run_id} --backend portainer`"
         )
-
-
-# --- module helpers --------------------------------------------------------------------------------------
-def _stack_owner(client: PortainerClient, env_id: int, name: str) -> dict[str, str] | None:
-    """The bannou labels of a stack's first container, or None when it has none."""
-    flt = json.dumps({"label": [f"{LABEL_PROJECT}={name}"]})
-    found = client.docker(
-        env_id, "GET", "/containers/json", params={"all": "1", "filters": flt}, what=f"containers of {name}"
-    ).json()
-    for c in found:
-        labels = c.get("Labels") or {}
-        if LABEL_RUN_ID in labels:
-            return labels
-    return None
-
-
-def _sweep(
-    client: PortainerClient, env_id: int, flt: Mapping[str, Any], run_id: str | None, report: bool = False
-) -> list[str]:
-    """Remove containers, networks and volumes matching ``flt`` through the Docker proxy. With
-    ``report``, only those owned by ``run_id`` (or by dead sessions) and one line per removed
-    resource; else every match, and one line per resource that could not be removed."""
-    params = {"filters": json.dumps(flt)}
-    lines: list[str] = []
-
-    def wanted(labels: Mapping[str, str] | None) -> bool:
-        return _docker.owned(labels, run_id) if report else True
-
-    containers = client.docker(
-        env_id, "GET", "/containers/json", params={**params, "all": "1"}, what="list containers"
-    ).json()
-    for c in containers:
-        labels = c.get("Labels") or {}
-        if not wanted(labels):
-            continue
-        name = (c.get("Names") or ["/" + c["Id"][:12]])[0].lstrip("/")
-        resp = client.docker(
-            env_id,
-            "DELETE",
-            f"/containers/{c['Id']}",
-            params={"force": "1", "v": "1"},
-            ok=(404, 409),
-            what=f"remove container {name}",
-        )
-        if report and resp.status_code < 400:
-            lines.append(f"container {name} (run id {labels[LABEL_RUN_ID]})")
-        elif not report and resp.status_code == 409:
-            lines.append(f"container {name} (being removed)")
-    for net in client.docker(env_id, "GET", "/networks", params=params, what="list networks").json() or []:
-        labels = net.get("Labels") or {}
-        if not wanted(labels):
-            continue
-        resp = _retry_remove(client, env_id, f"/networks/{net['Id']}", f"remove network {net['Name']}")
-        if resp is None and report:
-            lines.append(f"network {net['Name']} (run id {labels[LABEL_RUN_ID]})")
-        elif resp is not None and not report:
-            lines.append(f"network {net['Name']} ({resp})")
-    vols = client.docker(env_id, "GET", "/volumes", params=params, what="list volumes").json() or {}
-    for vol in vols.get("Volumes") or []:
-        labels = vol.get("Labels") or {}
-        if not wanted(labels):
-            continue
-        resp = _retry_remove(
-            client, env_id, f"/volumes/{quote(vol['Name'], safe='')}", f"remove volume {vol['Name']}"
-        )
-        if resp is None and report:
-            lines.append(f"volume {vol['Name']} (run id {labels[LABEL_RUN_ID]})")
-        elif resp is not None and not report:
-            lines.append(f"volume {vol['Name']} ({resp})")
-    return lines
-
-
-def _retry_remove(
-    client: PortainerClient, env_id: int, path: str, what: str, timeout: float = 10.0
-) -> str | None:
-    """DELETE until gone (a network refuses while endpoints detach); None, or the last error."""
-    deadline = time.monotonic() + timeout
-    problem = ""
-    while True:
-        resp = client.docker(env_id, "DELETE", path, ok=(404, 409, 500), what=what)
-        if resp.status_code < 400 or resp.status_code == 404:
-            return None
-        problem = f"HTTP {resp.status_code}{client._detail(resp)}"
-        if time.monotonic() >= deadline:
-            return problem
-        time.sleep(0.2)

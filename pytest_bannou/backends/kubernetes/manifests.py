@@ -1,0 +1,292 @@
+"""A resolved topology as plain Kubernetes objects (dicts), without talking to a cluster.
+
+A Namespace labelled with run id, preset, preset hash and owner pid; per node a Deployment with
+replicas, environment, requests/limits, the node's healthcheck as ``readinessProbe``, labels,
+``imagePullPolicy: Never`` and the read-only host paths a locally built image asks for as
+``hostPath`` volumes, plus a Service for its ports. ``render_yaml`` gives what ``kubectl apply
+-f -`` accepts. What the images ask for is read from the local Docker Engine
+(``local_image_meta``) unless it is passed in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ...errors import DeployError
+from ...topology.model import Node, Topology
+from ..base import LABEL_PREFIX, LABEL_PRESET, LABEL_RUN_ID, BackendOptions
+from ..docker import engine as _docker
+from .names import ANNOTATION_NODE, CONTAINER, namespace_name, object_name, resource_labels, selector
+from .options import float_option, service_type
+
+
+# --- images ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageMeta:
+    """What a locally built image (``images``) asks for: read-only host paths and tmpfs dirs."""
+
+    host_mounts: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def local_image_meta(topology: Topology) -> dict[str, ImageMeta]:
+    """Labels of the images the topology runs, read from the local Docker Engine when there is
+    one (the single-node cluster runs on it). Images it does not know get no host mounts; a
+    missing image is reported by the kubelet (ErrImageNeverPull) and explained by ``deploy``."""
+    try:
+        cli = _docker.client(timeout=10)
+    except Exception:
+        return {}
+    out: dict[str, ImageMeta] = {}
+    try:
+        for node in topology.nodes:
+            name = _docker.image_for(node)
+            if name in out:
+                continue
+            try:
+                labels = (cli.images.get(name).attrs.get("Config") or {}).get("Labels") or {}
+            except Exception:
+                continue
+            out[name] = ImageMeta(
+                _split(labels.get(_docker.LABEL_HOST_MOUNTS)), _split(labels.get(_docker.LABEL_TMPFS))
+            )
+    finally:
+        cli.close()
+    return out
+
+
+def layered_image(base: str, tag: str | None = None) -> str:
+    """Build ``tag`` (default ``BASE-layered``) = ``FROM base`` + one marker file on the local
+    Docker Engine and return it: the same image (labels, host mounts, command) with a layer, which
+    a dockershim kubelet accepts where it refuses a size-0 image (``LAYERLESS_HINT``)."""
+    import io
+    import tarfile
+
+    repo, _, version = base.rpartition(":") if ":" in base.rsplit("/", 1)[-1] else (base, "", "latest")
+    tag = tag or f"{repo}:{version}-layered"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (
+            ("Dockerfile", f"FROM {base}\nCOPY layer /.bannou-layer\n".encode()),
+            ("layer", b"pytest-bannou: a layer for dockershim\n"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    cli = _docker.client()
+    try:
+        cli.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True)
+    except Exception as exc:
+        raise DeployError(f"building {tag} from {base} failed: {exc}") from None
+    finally:
+        cli.close()
+    return tag
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+def _seconds(value: float, minimum: int = 1) -> int:
+    return max(minimum, round(value))
+
+
+def readiness_probe(node: Node) -> dict[str, Any] | None:
+    """The node's healthcheck as a Kubernetes probe (whole seconds, Kubernetes' minimum 1)."""
+    hc = node.healthcheck
+    if hc is None or hc.kind in ("none", "heartbeat", "log"):
+        return None
+    probe: dict[str, Any]
+    if hc.kind == "http":
+        path = str(hc.target or "/health")
+        probe = {
+            "httpGet": {"path": path if path.startswith("/") else "/" + path, "port": node.http_port or 80}
+        }
+    elif hc.kind == "tcp":
+        port = int(hc.target) if str(hc.target).strip().isdigit() else (node.ports[0] if node.ports else 80)
+        probe = {"tcpSocket": {"port": port}}
+    else:
+        argv = list(hc.target) if isinstance(hc.target, tuple) else ["/bin/sh", "-c", str(hc.target)]
+        probe = {"exec": {"command": argv}}
+    probe.update(
+        periodSeconds=_seconds(hc.interval),
+        timeoutSeconds=_seconds(hc.timeout),
+        failureThreshold=max(1, hc.retries or 3),
+        successThreshold=1,
+    )
+    if hc.start_period:
+        probe["initialDelaySeconds"] = _seconds(hc.start_period, 0)
+    return probe
+
+
+def _resources(node: Node) -> dict[str, Any] | None:
+    r = node.resources
+    if r is None:
+        return None
+    limits = {k: v for k, v in (("cpu", r.cpu_limit), ("memory", r.memory_limit)) if v}
+    requests = {k: v for k, v in (("cpu", r.cpu_request), ("memory", r.memory_request)) if v}
+    out: dict[str, Any] = {}
+    if limits:
+        out["limits"] = limits
+    if requests:
+        out["requests"] = requests
+    return out or None
+
+
+def _volumes(node: Node, meta: ImageMeta | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts): image host paths read-only, image tmpfs dirs in memory, and the
+    node's own ``SOURCE:TARGET[:ro]`` volumes (host paths as hostPath, named ones as emptyDir:
+    a pod-local directory, not shared between replicas)."""
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    if meta:
+        for i, path in enumerate(meta.host_mounts):
+            if not os.path.exists(path):
+                continue
+            name = f"host-{i}"
+            volumes.append({"name": name, "hostPath": {"path": path, "type": "Directory"}})
+            mounts.append({"name": name, "mountPath": path, "readOnly": True})
+        for i, path in enumerate(meta.tmpfs):
+            name = f"tmpfs-{i}"
+            volumes.append({"name": name, "emptyDir": {"medium": "Memory"}})
+            mounts.append({"name": name, "mountPath": path})
+    for i, spec in enumerate(node.volumes):
+        parts = spec.split(":")
+        source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+        read_only = len(parts) > 2 and "ro" in parts[2].split(",")
+        name = f"vol-{i}"
+        if source.startswith("/"):
+            volumes.append({"name": name, "hostPath": {"path": source}})
+        else:
+            volumes.append({"name": name, "emptyDir": {}})
+        mount: dict[str, Any] = {"name": name, "mountPath": target}
+        if read_only:
+            mount["readOnly"] = True
+        mounts.append(mount)
+    return volumes, mounts
+
+
+def render_deployment(
+    node: Node,
+    topology: Topology,
+    options: BackendOptions,
+    namespace: str,
+    meta: ImageMeta | None = None,
+    template_annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    name = object_name(node.name)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": _docker.image_for(node),
+        "imagePullPolicy": "Never",
+        "env": [{"name": k, "value": str(v)} for k, v in _docker.node_environment(node).items()],
+    }
+    if node.command:
+        container["args"] = list(node.command)
+    if node.ports:
+        container["ports"] = [{"containerPort": p, "protocol": "TCP"} for p in dict.fromkeys(node.ports)]
+    resources = _resources(node)
+    if resources:
+        container["resources"] = resources
+    probe = readiness_probe(node)
+    if probe:
+        container["readinessProbe"] = probe
+    volumes, mounts = _volumes(node, meta)
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": int(float_option(options, "kubernetes_termination_grace", 5)),
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    annotations = {ANNOTATION_NODE: node.name, **(template_annotations or {})}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": resource_labels(options, topology, node.name),
+            "annotations": {ANNOTATION_NODE: node.name, f"{LABEL_PREFIX}.spec-hash": node.spec_hash()},
+        },
+        "spec": {
+            "replicas": node.replicas,
+            "selector": {"matchLabels": selector(options, node.name)},
+            "template": {
+                "metadata": {"labels": selector(options, node.name), "annotations": annotations},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render_service(
+    node: Node, topology: Topology, options: BackendOptions, namespace: str
+) -> dict[str, Any] | None:
+    if not node.ports:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": object_name(node.name),
+            "namespace": namespace,
+            "labels": resource_labels(options, topology, node.name),
+            "annotations": {ANNOTATION_NODE: node.name},
+        },
+        "spec": {
+            "type": service_type(options),
+            "selector": selector(options, node.name),
+            "ports": [
+                {"name": f"p{p}", "port": p, "targetPort": p, "protocol": "TCP"}
+                for p in dict.fromkeys(node.ports)
+            ],
+        },
+    }
+
+
+def render_namespace(topology: Topology, options: BackendOptions, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "labels": resource_labels(options, topology),
+            "annotations": {LABEL_PRESET: topology.preset, LABEL_RUN_ID: options.run_id},
+        },
+    }
+
+
+def render_manifests(
+    topology: Topology, options: BackendOptions, images: Mapping[str, ImageMeta] | None = None
+) -> list[dict[str, Any]]:
+    """Namespace, then a Deployment and (when it has ports) a Service per node, as dicts.
+    ``images`` defaults to the labels of the local Docker Engine's images (``local_image_meta``)."""
+    images = local_image_meta(topology) if images is None else images
+    ns = namespace_name(options, topology)
+    docs: list[dict[str, Any]] = [render_namespace(topology, options, ns)]
+    for node in topology.nodes:
+        docs.append(render_deployment(node, topology, options, ns, images.get(_docker.image_for(node))))
+        svc = render_service(node, topology, options, ns)
+        if svc:
+            docs.append(svc)
+    return docs
+
+
+def render_yaml(
+    topology: Topology, options: BackendOptions, images: Mapping[str, ImageMeta] | None = None
+) -> str:
+    """The manifests as one multi-document YAML (``kubectl apply -f -`` accepts it)."""
+    return yaml.safe_dump_all(
+        render_manifests(topology, options, images), sort_keys=False, default_flow_style=False
+    )

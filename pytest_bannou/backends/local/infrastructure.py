@@ -1,0 +1,81 @@
+"""Infrastructure nodes as local processes: Redis and RabbitMQ from their server binaries.
+
+Other kinds (MySQL, MinIO, ...) need a Docker backend; the error says so before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from ...errors import BackendUnavailable
+from ...topology.model import Node
+from .ports import free_port
+from .processes import HOST
+
+# RabbitMQ needs an epmd; a private one in the broker's process group (not a daemon that would
+# outlive teardown): this launcher starts it, then becomes the broker (argv: epmd port, broker).
+WITH_EPMD = (
+    "import os, subprocess, sys; port = sys.argv[1]; os.environ['ERL_EPMD_PORT'] = port; "
+    "subprocess.Popen(['epmd', '-port', port, '-address', '127.0.0.1']); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+INSTALL_HINT = {
+    "redis": "apt-get install redis-server, or brew install redis",
+    "rabbitmq": "apt-get install rabbitmq-server, or brew install rabbitmq",
+}
+
+
+def rabbitmq_server() -> str | None:
+    # Debian's /usr/sbin/rabbitmq-server re-executes itself as user rabbitmq when run as root;
+    # the script behind it runs as the caller, with our environment.
+    direct = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+    if direct.exists():
+        return str(direct)
+    return shutil.which("rabbitmq-server")
+
+
+def infra_command(
+    node: Node, ports: Mapping[int, int], rundir: Path, preset: str
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment that run infrastructure ``node`` here; a
+    ``BackendUnavailable`` saying what to install or which backend to use otherwise."""
+    kind = (node.infra_type or node.name).lower()
+    port = next(iter(ports.values()), 0)
+    if kind == "redis" and shutil.which("redis-server"):
+        workdir = rundir / f"{node.name}-data"
+        argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        return [*argv, "--dir", str(workdir)], {}
+    rabbit = rabbitmq_server()
+    if kind == "rabbitmq" and rabbit and shutil.which("epmd"):
+        base = rundir / f"{node.name}-rabbitmq"
+        env = {
+            "RABBITMQ_NODE_PORT": str(port),
+            "RABBITMQ_NODE_IP_ADDRESS": HOST,
+            "RABBITMQ_NODENAME": f"bannou-{os.getpid()}-{port}@localhost",
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_LOGS": "-",
+            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+            "RABBITMQ_DIST_PORT": str(free_port() if port else 0),
+            "HOME": str(base),
+        }
+        return [sys.executable, "-c", WITH_EPMD, str(free_port(HOST) if port else 0), rabbit], env
+    install = INSTALL_HINT.get(kind)
+    how = f"install it ({install}) or run it" if install else "run it"
+    raise BackendUnavailable(
+        f"local backend: preset {preset!r}: infrastructure node {node.name!r} ({kind}) "
+        "cannot run as a local process: "
+        f"{how} with a Docker backend (--bannou-backend compose)"
+    )
+
+
+def check_runnable(node: Node, rundir: Path, preset: str) -> None:
+    """Fail before starting anything when an infrastructure node cannot run here."""
+    if node.kind == "infrastructure" and node.command is None:
+        infra_command(node, {p: 0 for p in node.ports}, rundir, preset)

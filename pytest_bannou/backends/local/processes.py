@@ -1,0 +1,249 @@
+"""Process groups of the local backend: spawning a replica, signalling, finding what is ours.
+
+Every replica is the leader of its own session and process group; every process carries the
+backend session's marker (``SESSION_ENV``) in its environment, so a process is only ever signalled
+when it can be proven ours: it still carries the marker and, where the state file recorded it,
+its start time (``/proc/PID/stat`` field 22) is the one it had when it was spawned. Linux
+``/proc`` where available, plain signals elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base import ExecResult
+
+RUN_ID_ENV = "PYTEST_BANNOU_RUN_ID"  # in every process this backend starts
+# one value per backend instance (xdist workers may share a run id): what teardown/clean match
+SESSION_ENV = "PYTEST_BANNOU_LOCAL_SESSION"
+HOST = "127.0.0.1"
+KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the kernel to remove the processes
+
+
+@dataclass
+class Replica:
+    """One running (or exited) replica: its processes, ports and log file."""
+
+    node: str
+    index: int
+    argv: list[str]
+    env: dict[str, str]
+    ports: dict[int, int]  # container port -> host port
+    log_path: Path
+    proc: subprocess.Popen | None = None  # leader of its own session and process group
+    restarts: int = 0
+    start: str | None = None  # the leader's start time (/proc/PID/stat field 22)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def to_json(self) -> dict:
+        return {
+            "node": self.node,
+            "replica": self.index,
+            "pid": self.pid,
+            "pgid": self.pgid,
+            "start": self.start,
+            "ports": {str(k): v for k, v in self.ports.items()},
+            "log": str(self.log_path),
+            "argv": self.argv,
+        }
+
+
+def spawn(r: Replica) -> None:
+    """Start ``r`` in its own session (a Ctrl-C reaches only pytest), output to its log file
+    (the previous one is kept as ``.previous.log``); records its start time. ``OSError`` when
+    the command cannot run."""
+    r.log_path.parent.mkdir(parents=True, exist_ok=True)
+    if r.log_path.exists() and r.log_path.stat().st_size:
+        os.replace(r.log_path, r.log_path.with_suffix(".previous.log"))
+    for d in ("RABBITMQ_MNESIA_BASE", "RABBITMQ_LOG_BASE"):
+        if d in r.env:
+            Path(r.env[d]).mkdir(parents=True, exist_ok=True)
+    if "--dir" in r.argv:
+        Path(r.argv[r.argv.index("--dir") + 1]).mkdir(parents=True, exist_ok=True)
+    with open(r.log_path, "ab") as log:
+        r.proc = subprocess.Popen(
+            r.argv,
+            env=r.env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    r.start = start_time(r.proc.pid)
+
+
+def run_with_timeout(argv: Sequence[str], env: dict[str, str], timeout: float) -> ExecResult:
+    """Run ``argv`` in its own process group; exit code 124 and what was read at the timeout."""
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return ExecResult(127, f"cannot run {argv[0]!r}: {exc}")
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_group(proc.pid, signal.SIGKILL)
+        try:
+            out, _ = proc.communicate(timeout=KILL_WAIT)
+        except subprocess.TimeoutExpired:  # a descendant outside the group holds the pipe
+            assert proc.stdout is not None
+            proc.stdout.close()
+            proc.wait()
+            out = b""
+        return ExecResult(124, out.decode(errors="replace") + f"\n(timed out after {timeout}s)")
+    return ExecResult(proc.returncode, out.decode(errors="replace"))
+
+
+def stop_many(replicas: Iterable[Replica], grace: float) -> None:
+    """SIGTERM every group at once, SIGKILL what is left after ``grace`` seconds."""
+    replicas = [r for r in replicas if r.proc]
+    if not replicas:
+        return
+    for r in replicas:
+        signal_group(r.pgid, signal.SIGTERM)
+    grace_end = time.monotonic() + grace
+    pending = replicas
+    while pending:
+        for r in pending:
+            r.proc.poll()  # type: ignore[union-attr]
+        alive = live_groups({r.pgid for r in pending})
+        pending = [r for r in pending if r.pgid in alive]
+        if not pending or time.monotonic() >= grace_end:
+            break
+        time.sleep(0.005)
+    for r in pending:
+        signal_group(r.pgid, signal.SIGKILL)
+    kill_end = time.monotonic() + KILL_WAIT
+    for r in replicas:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            r.proc.wait(timeout=max(0.0, kill_end - time.monotonic()))  # type: ignore[union-attr]
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    if pgid <= 1:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (index 0 = state, field 3)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: when the process started, in clock ticks after boot."""
+    stat = proc_stat(pid)
+    return stat[19] if stat else None
+
+
+def has_proc() -> bool:
+    return Path("/proc/self/environ").exists()
+
+
+def live_groups(pgids: set[int]) -> set[int]:
+    """Which of ``pgids`` still have a process that is not a zombie."""
+    if not Path("/proc/self/stat").exists():
+        alive = set()
+        for pgid in pgids:
+            try:
+                os.killpg(pgid, 0)
+                alive.add(pgid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return alive
+    alive = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        stat = proc_stat(int(entry.name))
+        if stat and stat[0] != "Z" and int(stat[2]) in pgids:
+            alive.add(int(stat[2]))
+    return alive
+
+
+def carries_marker(pid: int, session: str) -> bool:
+    """Whether live process ``pid`` has this backend session's marker in its environment."""
+    marker = f"{SESSION_ENV}={session}".encode()
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    stat = proc_stat(pid)
+    return bool(stat) and stat[0] != "Z" and marker in environ.split(b"\0")  # type: ignore[index]
+
+
+def marked_pids(session: str) -> list[int]:
+    """Live processes whose environment carries this backend session (ours, so safe to kill)."""
+    if not session or not has_proc():
+        return []
+    return [
+        int(e.name) for e in os.scandir("/proc") if e.name.isdigit() and carries_marker(int(e.name), session)
+    ]
+
+
+def kill_marked(session: str, grace: float, exclude: set[int]) -> list[int]:
+    """SIGTERM then SIGKILL every process of ``session`` (also descendants that left their group)."""
+    pids = [p for p in marked_pids(session) if p not in exclude]
+    if not pids:
+        return []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while time.monotonic() < end and any(p in pids for p in marked_pids(session)):
+        time.sleep(0.01)
+    for pid in marked_pids(session):
+        if pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def group_is_ours(pgid: int, session: str, recorded_start: str | None) -> bool:
+    """Whether process group ``pgid`` may be signalled for ``session``: its leader still runs,
+    carries the session's marker and (when recorded) has the start time the state file names.
+    Without ``/proc`` nothing can be proven, so only a live group of a session is accepted."""
+    if pgid <= 1 or not session:
+        return False
+    if not has_proc():
+        return bool(live_groups({pgid}))
+    if not carries_marker(pgid, session):
+        return False
+    return recorded_start is None or start_time(pgid) == recorded_start
