@@ -493,3 +493,68 @@ def test_teardown_can_wait_for_the_namespace_itself(make_k8s, kubeconfig: str) -
         assert f"namespace {ns} (Terminating" in msg and "teardown deadline" in msg
     finally:
         core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
+
+
+# --- processes -------------------------------------------------------------------------------------------
+PLUGIN = """
+import json, os, sys
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.getpgid(0)} {os.getsid(0)}")
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                  "status": {"token": "from-the-plugin"}}))
+"""
+
+
+def test_credential_plugin_runs_in_its_own_process_group(tmp_path: Path) -> None:
+    """A kubeconfig's exec credential plugin is the one process the backend has started for it
+    (through the client): it runs in its own session, so a Ctrl-C in the terminal reaches only
+    pytest, which then tears down in order."""
+    plugin, seen = tmp_path / "plugin.py", tmp_path / "seen"
+    plugin.write_text(PLUGIN)
+    exec_user = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": sys.executable,
+        "args": [str(plugin), str(seen)],
+    }
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"exec": exec_user}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    conn = k8s.connect(options(tmp_path, str(path)))
+    assert "from-the-plugin" in str(conn.configuration.api_key)
+    pgid, sid = (int(x) for x in seen.read_text().split())
+    assert pgid != os.getpgrp() and sid != os.getsid(0)
+
+
+STARTERS = {
+    "subprocess": {"Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"},
+    "os": {"system", "popen", "fork", "forkpty", "spawnv", "spawnvp", "posix_spawn", "posix_spawnp"},
+    "asyncio": {"create_subprocess_exec", "create_subprocess_shell"},
+}
+
+
+@pytest.mark.parametrize("package", ["kubernetes", "portainer"])
+def test_engine_subprocesses_start_their_own_session(package: str) -> None:
+    """Every process the engine packages start themselves (today: none but the credential
+    plugin above) gets ``start_new_session`` or ``process_group``: none joins the terminal's
+    foreground process group, where a Ctrl-C meant for pytest would reach it."""
+    import ast
+
+    import pytest_bannou.backends as backends
+
+    for path in sorted((Path(backends.__file__).parent / package).glob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                continue
+            if call.func.attr not in STARTERS.get(ast.unparse(call.func.value), set()):
+                continue
+            keywords = {k.arg for k in call.keywords}
+            assert keywords & {"start_new_session", "process_group"}, (
+                f"{package}/{path.name}:{call.lineno}: {ast.unparse(call.func)} without start_new_session"
+            )

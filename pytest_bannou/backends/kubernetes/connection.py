@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,30 @@ class Connection:
         return str(self.configuration.host)
 
 
+class _OwnSession:
+    """The ``subprocess`` module as the client's exec credential provider sees it, except that
+    ``Popen`` starts the plugin (``users[].user.exec`` in a kubeconfig) in its own session: a
+    Ctrl-C in the terminal then reaches only pytest, which tears down in order, instead of
+    killing a half-done token request. Stdin, when the client passes the terminal, stays
+    readable (it is not the plugin's controlling terminal)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        return subprocess.Popen(*args, start_new_session=kwargs.pop("start_new_session", True), **kwargs)
+
+
+def _plugins_in_own_session() -> None:
+    """Install ``_OwnSession`` for the client's exec provider (once; it runs again on token
+    refresh, from any thread)."""
+    from kubernetes.config import exec_provider
+
+    if getattr(exec_provider, "subprocess", None) is subprocess:
+        exec_provider.subprocess = _OwnSession()
+
+
 def connect(options: BackendOptions | None = None) -> Connection:
     """Client configuration from ``extra["kubeconfig"]`` / ``KUBECONFIG`` / in-cluster /
     ``~/.kube/config``; ``BackendUnavailable`` saying what was tried."""
@@ -47,6 +72,7 @@ def connect(options: BackendOptions | None = None) -> Connection:
         raise BackendUnavailable(
             f"the kubernetes client is not installed ({exc}); pip install 'pytest-bannou[kubernetes]'"
         ) from None
+    _plugins_in_own_session()
     context = option(options, "kubernetes_context") or None
     candidates: list[tuple[str, str]] = []
     if option(options, "kubeconfig"):
