@@ -16,14 +16,8 @@ import pytest
 
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.cli import main as cli_main
-from pytest_bannou.environment.manager import (
-    EnvironmentManager,
-    make_options,
-    new_run_id,
-    read_run_info,
-    resolve_backend,
-    run_directory,
-)
+from pytest_bannou.environment.manager import EnvironmentManager, resolve_backend
+from pytest_bannou.environment.runs import make_options, new_run_id, read_run_info, run_directory
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.preset import PresetLibrary
 

@@ -19,18 +19,17 @@ import httpx
 from .._support.pids import pid_alive
 from ..backends import registry
 from ..backends.base import BackendOptions
-from ..environment.manager import (
+from ..environment.manager import EnvironmentManager, resolve_backend
+from ..environment.runs import (
+    DEFAULT_READY_TIMEOUT,
     RUN_INFO,
-    EnvironmentManager,
     make_options,
     read_run_info,
-    resolve_backend,
     run_directories,
     run_directory,
     runs_root,
 )
 from ..errors import BannouError
-from ..plugin.options import DEFAULT_READY_TIMEOUT
 from ._args import add_presets_dir, lines_arg, pairs, preset_library, replica_counts, run_id_arg, seconds_arg
 
 

@@ -4,27 +4,26 @@
 | update-env; nodeName, services, replicas, environment, nodeConfig). ``change_topology`` applies
 a list of changes to a ``Topology`` with pure functions and validates them all first: one bad
 change (unknown node or service, bad count) raises ``ChangeError`` and nothing is applied.
-``update`` then takes the environment there through the backend (``apply(diff)``), waits for
-readiness and publishes a new mapping event; every applied call is a new configuration version,
-and ``rollback`` returns to the previous one the same way.
+``EnvironmentManager.update`` then takes the environment there through the backend
+(``apply(diff)``), waits for readiness and publishes a new mapping event; every applied call is a
+new configuration version (``History``), and ``rollback`` returns to the previous one the same way.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import BannouError, DeployError
+from .._support.files import atomic_write
+from ..errors import BannouError
+from ..messaging.session import LIVE_STATE, read_state
 from ..preset.resolve import layer_env_name, service_env_name
 from ..reference.node import LAYERS
-from ..topology.model import Action, HealthCheck, Node, Resources, Topology, diff
-
-if TYPE_CHECKING:
-    from .manager import Environment
+from ..topology.model import HealthCheck, Node, Resources, Topology
+from .runs import ensure_run_directory
 
 ACTIONS = ("add-node", "remove-node", "move-service", "scale", "update-env")
 
@@ -278,12 +277,14 @@ def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) ->
     return t
 
 
-# --- on an environment ----------------------------------------------------------------------------
+# --- configuration versions ---------------------------------------------------------------------
 
 
 @dataclass
 class History:
-    """Configuration versions of one environment: version 1 is the topology as deployed."""
+    """Configuration versions of one environment: version 1 is the topology as deployed. The
+    ``EnvironmentManager`` owns one per environment and moves it along with ``update`` and
+    ``rollback``; ``bannou-env update`` continues it for kept environments."""
 
     versions: list[tuple[int, Topology]] = field(default_factory=list)
 
@@ -292,102 +293,19 @@ class History:
         return self.versions[-1][0] if self.versions else 1
 
 
-def update(env: Environment, changes: Iterable[TopologyChange | Mapping[str, Any]]) -> int:
-    """Apply ``changes`` to the running environment (all or nothing); returns the new version."""
-    items = [as_change(c) for c in changes]
-    new = change_topology(env.topology, items)
-    history = _history(env)
-    version = history.current + 1
-    _go(env, new, [c.describe() for c in items])
-    history.versions.append((version, env.topology))
-    save_history(env._manager.options.workdir, history)
-    return version
-
-
-def rollback(env: Environment) -> int:
-    """Return to the previous configuration version; returns it."""
-    history = _history(env)
-    if len(history.versions) < 2:
-        raise ChangeError(
-            f"environment {env.key!r} is at configuration version {history.current}, its first:"
-            " nothing to roll back"
-        )
-    version, previous = history.versions[-2]
-    _go(env, previous, [f"rollback to configuration version {version}"])
-    history.versions.pop()
-    save_history(env._manager.options.workdir, history)
-    return version
-
-
-def _history(env: Environment) -> History:
-    h: History | None = getattr(env, "_history", None)
-    if h is None:
-        h = History([(1, env.topology)])
-        env._history = h  # type: ignore[attr-defined]
-    return h
-
-
-def _go(env: Environment, new: Topology, changes: list[str]) -> None:
-    """Take ``env`` to ``new``; if the backend or readiness fails, back to where it was."""
-    manager = env._manager
-    backend = env._engine()
-    old = env.topology
-    with manager._lock:
-        try:
-            _move(env, backend, old, new)
-        except BannouError as exc:
-            manager.messaging.failed(env, exc)
-            try:
-                _move(env, backend, new, old)
-                manager.messaging.ready(env, "topology-changed", [f"undo {'; '.join(changes)}"])
-            except BannouError as again:
-                raise DeployError(
-                    f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {exc.message};"
-                    f" going back to the previous configuration failed too: {again.message}"
-                ) from None
-            raise DeployError(
-                f"environment {env.key!r}: change ({'; '.join(changes)}) failed and was undone"
-                f" (configuration version {_history(env).current} again): {exc.message}"
-            ) from None
-        finally:
-            manager._write_info()
-        manager.messaging.ready(env, "topology-changed", changes)
-
-
-def _move(env: Environment, backend: Any, old: Topology, new: Topology) -> None:
-    manager = env._manager
-    transition = diff(old, new)
-    deadline = time.monotonic() + manager.options.ready_timeout
-    recreated = [c.old.app_id for c in transition.changes if c.action is Action.RECREATE and c.old]
-    manager.messaging.forget(recreated)
-    if not transition.is_noop:
-        backend.apply(transition, deadline)
-    env.topology = new
-    changed = [
-        c.name for c in transition.changes if c.action in (Action.START, Action.RECREATE, Action.SCALE)
-    ]
-    if changed:
-        manager.wait_ready(env, nodes=changed)
-
-
 # --- JSON (run state for the CLI) ------------------------------------------------------------------
 
 
 def save_history(workdir: Path, history: History) -> None:
-    """Configuration versions in the run directory's live state (read by ``bannou-env update``)."""
-    from ..messaging.session import LIVE_STATE, read_state
-
+    """Configuration versions in the run directory's live state (read by ``bannou-env update``);
+    0600 in a 0700 directory, as it holds the environment's settings."""
     data = read_state(workdir)
     data["history"] = [[v, topology_to_json(t)] for v, t in history.versions]
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / (LIVE_STATE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(workdir / LIVE_STATE)
+    ensure_run_directory(workdir)
+    atomic_write(workdir / LIVE_STATE, json.dumps(data, indent=1, sort_keys=True))
 
 
 def load_history(workdir: Path) -> History | None:
-    from ..messaging.session import read_state
-
     raw = read_state(workdir).get("history")
     if not raw:
         return None

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._support.files import atomic_write
 from ..errors import BannouError, DeployError
 from ..topology.model import Node, Topology, diff
 from .heartbeats import DEFAULT_DEGRADED_THRESHOLD, DEFAULT_TTL, HeartbeatRecord, RestartDecision
@@ -355,20 +356,14 @@ class EnvMessaging:
             "heartbeat_interval": self.settings.heartbeat_interval,
             "node_env": self.node_env,
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True))  # 0600: names the broker
 
     def keep(self, env: Environment) -> None:
-        """The environment stays running after the session: record its configuration versions
-        (``bannou-env update``/``rollback`` continue from them), then stop this side."""
-        from ..environment import live
-
-        if self.workdir is not None:
+        """The environment stays running after the session: record what ``bannou-env update``
+        needs to publish for it (its manager records the configuration versions), then stop."""
+        if self.workdir is not None and self.active:
             with contextlib.suppress(OSError):
-                live.save_history(self.workdir, live._history(env))
-                if self.active:
-                    self.save(env)
+                self.save(env)
         self.stop()
 
     def stop(self) -> None:

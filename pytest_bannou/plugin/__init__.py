@@ -20,7 +20,10 @@ from typing import Any
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
-from ..environment.manager import Environment, EnvironmentManager, EnvRecord, format_status, make_options
+from ..environment.environment import Environment
+from ..environment.manager import EnvironmentManager
+from ..environment.record import EnvRecord, format_status
+from ..environment.runs import make_options
 from ..errors import BannouError
 from ..messaging.session import EnvMessaging
 from ..messaging.session import resolve_options as resolve_messaging
@@ -182,8 +185,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = BannouSession(config, settings)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "bannou-session")
-    from ..environment.sharing import ReusePlugin, SharingPlugin
-    from ..environment.sweep import SweepPlugin
+    from .sharing import ReusePlugin, SharingPlugin
+    from .sweep import SweepPlugin
     from .xdist import DistributionPlugin
 
     config.pluginmanager.register(DistributionPlugin(config, session), "bannou-distribution")

@@ -41,7 +41,7 @@ from ..testers.model import CaseResult, TesterRun
 from ..topology.model import TesterSpec, Topology
 
 if TYPE_CHECKING:
-    from ..environment.manager import Environment
+    from ..environment.environment import Environment
     from . import BannouSession
 
 DOCKER_BACKENDS = frozenset({"compose", "swarm"})
