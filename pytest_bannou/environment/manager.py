@@ -29,6 +29,7 @@ from typing import Any
 
 from ..backends.base import Backend, BackendOptions
 from ..errors import BackendUnavailable, BannouError, DeployError
+from ..messaging.session import EnvMessaging
 from ..topology.model import Action, Topology, Transition, diff
 from .environment import Environment
 from .live import ChangeError, History, TopologyChange, as_change, change_topology, save_history
@@ -63,8 +64,6 @@ class EnvironmentManager:
         self._before_teardown = before_teardown
         self._configure_backend = configure_backend
         if messaging is None:  # broker/heartbeats/mapping events, active for presets with rabbitmq
-            from ..messaging.session import EnvMessaging
-
             messaging = EnvMessaging(workdir=options.workdir)
         self.messaging = messaging
         self.backend: Backend | None = None
@@ -79,6 +78,7 @@ class EnvironmentManager:
         self._histories: weakref.WeakKeyDictionary[Environment, History] = weakref.WeakKeyDictionary()
         self._old_handlers: dict[int, Any] = {}
         self._interrupted: int | None = None  # the signal _on_signal turned into KeyboardInterrupt
+        self._tearing_down = False
         self._atexit = False
         self._closed = False
 
@@ -365,17 +365,25 @@ class EnvironmentManager:
     def teardown(self, keep: bool = False, remove_workdir: bool = False) -> Environment | None:
         """End of session: tear the current environment down (or, with ``keep``, leave it running
         and return it). ``remove_workdir`` also deletes the run directory (node logs) once
-        everything is down. Idempotent."""
-        with self._lock:
-            if self._closed:
-                self.restore_signals()
-                return None
-            self._closed = True
-            self.shield_signals()  # a SIGTERM/SIGINT now must not cut the teardown short
-            try:
-                return self._teardown(keep, remove_workdir)
-            finally:
-                self.restore_signals()
+        everything is down. Idempotent.
+
+        A signal that arrives once teardown has begun is ignored (``_on_signal``), and the
+        teardown only counts as done once it is shielded from signals: one that interrupts its
+        start (SIGINT, before the shield) leaves it to the next call on the interrupt path."""
+        self._tearing_down = True  # a plain assignment, before the lock: read by _on_signal
+        try:
+            with self._lock:
+                if self._closed:
+                    self.restore_signals()
+                    return None
+                self.shield_signals()  # a SIGTERM/SIGINT now must not cut the teardown short
+                self._closed = True
+                try:
+                    return self._teardown(keep, remove_workdir)
+                finally:
+                    self.restore_signals()
+        finally:
+            self._tearing_down = False
 
     def _teardown(self, keep: bool, remove_workdir: bool) -> Environment | None:
         if keep and self.current is not None:
@@ -461,8 +469,8 @@ class EnvironmentManager:
         ``KeyboardInterrupt`` into the interrupted code, once. No lock, no I/O, no handler
         changes: the interrupted code may hold any lock, and teardown runs afterwards, in order,
         on the caller's interrupt path (``teardown`` shields it from further signals)."""
-        if self._interrupted is not None:
-            return  # a second signal while the first one's interrupt path runs: ignored
+        if self._interrupted is not None or self._tearing_down:
+            return  # a second signal, or one while teardown runs: the way out is already taken
         self._interrupted = signum
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
