@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment.manager import runs_root
+from pytest_bannou.environment.runs import runs_root
 
 
 def remove_run_directories(results: Iterable[pytest.RunResult]) -> None:

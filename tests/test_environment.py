@@ -3,6 +3,7 @@ on the local backend."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -16,14 +17,8 @@ import pytest
 
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.cli import main as cli_main
-from pytest_bannou.environment.manager import (
-    EnvironmentManager,
-    make_options,
-    new_run_id,
-    read_run_info,
-    resolve_backend,
-    run_directory,
-)
+from pytest_bannou.environment.manager import EnvironmentManager, resolve_backend
+from pytest_bannou.environment.runs import make_options, new_run_id, read_run_info, run_directory
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.preset import PresetLibrary
 
@@ -208,6 +203,48 @@ def test_sigterm_becomes_keyboard_interrupt_and_handlers_are_restored(manager, l
         os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler right after this call
     manager.teardown()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_signal_while_teardown_holds_the_lock_does_not_lose_the_teardown(manager, library):
+    """A SIGTERM delivered while teardown holds the manager's lock, before it shields itself
+    from signals, used to raise out of the teardown after it had marked itself done: nothing
+    was torn down then or later (issue 12, "the suite itself under load")."""
+    env = manager.activate("two", library.resolve("two"))
+    pids = _pids(env)
+    shield = manager.shield_signals
+
+    def signal_first() -> None:
+        assert manager._lock._is_owned()  # the teardown holds the lock now
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as soon as this call returns
+        shield()
+
+    manager.shield_signals = signal_first
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            manager.teardown()
+        manager.teardown()  # what the interrupt path calls next (session end, exit)
+        assert [p for p in pids if _alive(p)] == []
+    finally:
+        LocalBackend.clean(manager.run_id, manager.options)
+
+
+def test_a_signal_while_activation_holds_the_lock_tears_down_in_order(manager, library, events):
+    """SIGTERM in the middle of a deploy (the manager's lock held): the handler only raises,
+    the half-started environment is torn down, then the session's teardown runs."""
+    manager.prepare()
+
+    def progress(text: str, done: bool) -> None:
+        events.append(text)
+        if text.startswith("deploying"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    manager._progress = progress
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        manager.activate("two", library.resolve("two"))
+    assert manager.current is None and "two" not in manager.failures
+    assert manager.teardown() is None
+    assert signal.getsignal(signal.SIGTERM) is not manager._on_signal  # restored
+    assert LocalBackend.clean(manager.run_id, manager.options) == []  # nothing left to remove
 
 
 def test_unavailable_backend_is_remembered(library):

@@ -10,7 +10,7 @@ import pytest
 from pytest_bannou._support import ci, names
 from pytest_bannou._support.files import atomic_write
 from pytest_bannou.backends.docker import engine
-from pytest_bannou.environment.manager import new_run_id
+from pytest_bannou.environment.runs import new_run_id
 
 
 def test_atomic_write_replaces_the_file_private_by_default(tmp_path):

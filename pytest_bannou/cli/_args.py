@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..environment.manager import RunIdError, check_run_id
+from ..environment.runs import RunIdError, check_run_id
 from ..errors import BannouError
 from ..preset import PresetLibrary, dirs_from_env
 from ..preset.durations import parse_duration

@@ -21,12 +21,11 @@ from .._support.pids import pid_alive
 from ..backends import registry
 from ..backends.base import BackendOptions
 from ..environment.live import load_history
-from ..environment.manager import (
+from ..environment.manager import EnvironmentManager, resolve_backend
+from ..environment.runs import (
     RUN_INFO,
-    EnvironmentManager,
     make_options,
     read_run_info,
-    resolve_backend,
     run_directories,
     run_directory,
     runs_root,

@@ -26,7 +26,8 @@ from typing import Any
 from ..backends import registry
 from ..backends.base import BackendOptions
 from ..environment.live import ACTIONS, ChangeError, History, change_topology, load_history
-from ..environment.manager import EnvironmentManager, make_options, read_run_info, run_directory, runs_root
+from ..environment.manager import EnvironmentManager
+from ..environment.runs import make_options, read_run_info, run_directory, runs_root
 from ..errors import BannouError
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from ..topology.model import Topology
@@ -242,8 +243,7 @@ def _redeploy(
     )
     try:
         env = manager.activate(str(info.get("environment") or topology.preset), topology)
-        env._history = versions  # type: ignore[attr-defined]
-        versions.versions[-1] = (versions.current, env.topology)
+        manager.adopt_history(env, versions)
         manager.teardown(keep=True)
     except BaseException:
         manager.teardown()

@@ -4,30 +4,27 @@
 | update-env; nodeName, services, replicas, environment, nodeConfig). ``change_topology`` applies
 a list of changes to a ``Topology`` with pure functions and validates them all first: one bad
 change (unknown node or service, bad count) raises ``ChangeError`` and nothing is applied.
-``update`` then takes the environment there through the backend (``apply(diff)``), waits for
-readiness and publishes a new mapping event; every applied call is a new configuration version,
-and ``rollback`` returns to the previous one the same way.
+``EnvironmentManager.update`` then takes the environment there through the backend
+(``apply(diff)``), waits for readiness and publishes a new mapping event; every applied call is a
+new configuration version (``History``), and ``rollback`` returns to the previous one the same way.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._support.files import atomic_write
-from ..errors import BannouError, DeployError
+from ..errors import BannouError
+from ..messaging.session import LIVE_STATE, read_state
 from ..preset.schema import EnvironmentChange, NodeSpec
 from ..preset.validate import validate_plain
 from ..topology.contract import LAYERS, layer_env_name, service_env_name
-from ..topology.diff import Action, diff
 from ..topology.model import HealthCheck, Node, Resources, Topology
-
-if TYPE_CHECKING:
-    from .manager import Environment
+from .runs import ensure_run_directory
 
 ACTIONS = ("add-node", "remove-node", "move-service", "scale", "update-env")
 
@@ -295,12 +292,14 @@ def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) ->
     return t
 
 
-# --- on an environment ----------------------------------------------------------------------------
+# --- configuration versions ---------------------------------------------------------------------
 
 
 @dataclass
 class History:
-    """Configuration versions of one environment: version 1 is the topology as deployed."""
+    """Configuration versions of one environment: version 1 is the topology as deployed. The
+    ``EnvironmentManager`` owns one per environment and moves it along with ``update`` and
+    ``rollback``; ``bannou-env update`` continues it for kept environments."""
 
     versions: list[tuple[int, Topology]] = field(default_factory=list)
 
@@ -309,106 +308,19 @@ class History:
         return self.versions[-1][0] if self.versions else 1
 
 
-def update(env: Environment, changes: Iterable[TopologyChange | Mapping[str, Any]]) -> int:
-    """Apply ``changes`` to the running environment (all or nothing); returns the new version."""
-    items = [as_change(c) for c in changes]
-    new = change_topology(env.topology, items)
-    history = _history(env)
-    version = history.current + 1
-    _go(env, new, [c.describe() for c in items])
-    history.versions.append((version, env.topology))
-    save_history(env._manager.options.workdir, history)
-    return version
-
-
-def rollback(env: Environment) -> int:
-    """Return to the previous configuration version; returns it."""
-    history = _history(env)
-    if len(history.versions) < 2:
-        raise ChangeError(
-            f"environment {env.key!r} is at configuration version {history.current}, its first:"
-            " nothing to roll back"
-        )
-    version, previous = history.versions[-2]
-    _go(env, previous, [f"rollback to configuration version {version}"])
-    history.versions.pop()
-    save_history(env._manager.options.workdir, history)
-    return version
-
-
-def _history(env: Environment) -> History:
-    h: History | None = getattr(env, "_history", None)
-    if h is None:
-        h = History([(1, env.topology)])
-        env._history = h  # type: ignore[attr-defined]
-    return h
-
-
-def _go(env: Environment, new: Topology, changes: list[str]) -> None:
-    """Take ``env`` to ``new``; if the backend or readiness fails, back to where it was."""
-    manager = env._manager
-    backend = env._engine()
-    old = env.topology
-    with manager._lock:
-        try:
-            _move(env, backend, old, new)
-        except Exception as exc:  # any failure, not only ours: the environment goes back
-            error = exc if isinstance(exc, BannouError) else DeployError(f"{type(exc).__name__}: {exc}")
-            manager.messaging.failed(env, error)
-            try:
-                _move(env, backend, new, old)
-                manager.messaging.ready(env, "topology-changed", [f"undo {'; '.join(changes)}"])
-            except Exception as again:
-                env.topology = old  # the configuration it is meant to be at; the error says it is not
-                raise DeployError(
-                    f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {error.message};"
-                    f" going back to the previous configuration failed too: {_message(again)}"
-                ) from None
-            raise DeployError(
-                f"environment {env.key!r}: change ({'; '.join(changes)}) failed and was undone"
-                f" (configuration version {_history(env).current} again): {error.message}"
-            ) from None
-        finally:
-            manager._write_info()
-        manager.messaging.ready(env, "topology-changed", changes)
-
-
-def _message(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, BannouError) else f"{type(exc).__name__}: {exc}"
-
-
-def _move(env: Environment, backend: Any, old: Topology, new: Topology) -> None:
-    manager = env._manager
-    transition = diff(old, new)
-    deadline = time.monotonic() + manager.options.ready_timeout
-    recreated = [c.old.app_id for c in transition.changes if c.action is Action.RECREATE and c.old]
-    manager.messaging.forget(recreated)
-    if not transition.is_noop:
-        backend.apply(transition, deadline)
-    env.topology = new
-    changed = [
-        c.name for c in transition.changes if c.action in (Action.START, Action.RECREATE, Action.SCALE)
-    ]
-    if changed:
-        manager.wait_ready(env, nodes=changed)
-
-
 # --- JSON (run state for the CLI) ------------------------------------------------------------------
 
 
 def save_history(workdir: Path, history: History) -> None:
-    """Configuration versions in the run directory's live state (read by ``bannou-env update``)."""
-    from ..messaging.session import LIVE_STATE, read_state
-
+    """Configuration versions in the run directory's live state (read by ``bannou-env update``);
+    0600 in a 0700 directory, as it holds the environment's settings."""
     data = read_state(workdir)
     data["history"] = [[v, topology_to_json(t)] for v, t in history.versions]
-    workdir.mkdir(parents=True, exist_ok=True)
+    ensure_run_directory(workdir)
     atomic_write(workdir / LIVE_STATE, json.dumps(data, indent=1, sort_keys=True))
 
 
 def load_history(workdir: Path) -> History | None:
-    from ..messaging.session import read_state
-
     raw = read_state(workdir).get("history")
     if not raw:
         return None

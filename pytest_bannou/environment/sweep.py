@@ -11,7 +11,8 @@ says ``kept``) and runs whose run directory holds an ``owner.pid`` naming a live
 xdist controller owns the shared environments its workers deployed; see ``sharing``).
 ``bannou-env clean --all-stale`` runs the same sweep for every available backend.
 
-No pytest import at module level; ``SweepPlugin`` is registered by the pytest glue.
+No pytest here: ``pytest_bannou.plugin.sweep`` runs the sweep at session start and cleans up
+after crashed xdist workers.
 """
 
 from __future__ import annotations
@@ -23,22 +24,25 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
+from .._support.files import atomic_write
 from .._support.pids import pid_alive
 from ..backends.base import BackendOptions
-from .manager import RUN_INFO, read_run_info, run_directory, runs_root
+from .runs import (
+    RUN_ID_PATTERN,
+    RUN_INFO,
+    ensure_run_directory,
+    read_run_info,
+    run_directories,
+    run_directory,
+)
 
-hookimpl = pluggy.HookimplMarker("pytest")
 OWNER_FILE = "owner.pid"
-WORKER_RUN_ID = "bannou_run_id"  # workerinput key: the run id the controller gave a worker
 
 
 def write_owner(run_id: str, pid: int | None = None) -> Path:
     """Mark ``run_id`` as owned by ``pid`` (default: this process) for as long as it lives."""
-    path = run_directory(run_id) / OWNER_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(str(pid or os.getpid()))
+    path = ensure_run_directory(run_directory(run_id)) / OWNER_FILE
+    atomic_write(path, str(pid or os.getpid()))
     return path
 
 
@@ -79,8 +83,8 @@ def sweep(backends: Iterable[str], say: Callable[[str], None] | None = None) -> 
                     removed += _tell(lines, say)
                 continue
             for run_id in sorted(dead):
-                if spared(run_id) is not None:
-                    continue
+                if not RUN_ID_PATTERN.fullmatch(run_id) or spared(run_id) is not None:
+                    continue  # not a run id this plugin makes (a planted label or state file): never ours
                 options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
                 lines = [f"run {run_id} ({name}): {line}" for line in cls.clean(run_id, options)]
                 lines += _remove_run_directory(run_id)
@@ -98,9 +102,8 @@ def _tell(lines: list[str], say: Callable[[str], None] | None) -> list[str]:
 
 
 def _run_records() -> list[tuple[Path, dict[str, Any]]]:
-    root = runs_root()
     out = []
-    for d in sorted(root.glob("bannou-*")) if root.is_dir() else []:
+    for d in run_directories():
         info = read_run_info(d)
         if info is not None:
             out.append((d, info))
@@ -122,91 +125,3 @@ def backends_in_use(request: str) -> list[str]:
     from ..backends import registry
 
     return registry.in_use(request)
-
-
-class SweepPlugin:
-    """Sweeps before the first deployment of a session (registered as ``bannou-sweep``)."""
-
-    def __init__(self, config: Any, session: Any) -> None:
-        self.config = config
-        self.session = session
-        self.done = False
-        self.worker_runs: dict[str, str] = {}  # xdist worker id -> the run id it was given
-
-    # --- xdist controller: worker run ids, crashed workers ---------------------------------
-    @hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        """Pick each worker's run id here, so a worker that dies can still be cleaned up."""
-        from .manager import new_run_id
-
-        run_id = new_run_id()
-        node.workerinput[WORKER_RUN_ID] = run_id
-        self.worker_runs[node.gateway.id] = run_id
-
-    @hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """A worker that crashed (``os._exit``, segfault, OOM kill) could not tear down: remove
-        what its run id labels now, and say so."""
-        run_id = self.worker_runs.get(getattr(getattr(node, "gateway", None), "id", ""))
-        if not error or not run_id:
-            return
-        try:
-            names = backends_in_use(self.session.settings.backend)
-        except Exception:
-            return
-        from ..backends import registry
-
-        for name in names:
-            if not registry.availability(name):
-                continue
-            options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
-            try:
-                lines = registry.load(name).clean(run_id, options)
-            except Exception as exc:
-                lines = [f"clean failed: {type(exc).__name__}: {exc}"]
-            for line in lines:
-                self._say(f"worker {node.gateway.id} crashed; run {run_id} ({name}): {line}", crashed=True)
-        with contextlib.suppress(OSError):  # the node logs stay; the run is no longer "in use"
-            (run_directory(run_id) / RUN_INFO).unlink()
-
-    def _wanted(self) -> bool:
-        s = self.session.settings
-        opt = self.config.option
-        return not (
-            self.done
-            or hasattr(self.config, "workerinput")
-            or s.plan is not None
-            or s.matrix
-            or getattr(opt, "collectonly", False)
-        )
-
-    @hookimpl
-    def pytest_sessionstart(self, session: Any) -> None:
-        """xdist controller: sweep before the workers start (it collects nothing itself)."""
-        if getattr(self.config.option, "dist", "no") != "no" and getattr(self.config.option, "tx", None):
-            self.run()
-
-    @hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: Any) -> None:
-        plan = self.session.plan
-        if plan is not None and plan.groups:
-            self.run()
-
-    def run(self) -> None:
-        if not self._wanted():
-            return
-        self.done = True
-        try:
-            names = backends_in_use(self.session.settings.backend)
-        except Exception:
-            return  # an unknown backend is reported by the session itself
-        sweep(names, say=self._say)
-
-    def _say(self, line: str, crashed: bool = False) -> None:
-        tr = self.config.pluginmanager.getplugin("terminalreporter")
-        text = f"bannou: {line}" if crashed else f"bannou: stale resources of a dead session removed: {line}"
-        if tr is not None:
-            tr.ensure_newline()
-            tr.write_line(text)
-        else:
-            print(text)

@@ -14,7 +14,6 @@ _EXPORTS = {
     "AMQP_URL_ENV": "contract",
     "BACKEND_TYPES": "contract",
     "BrokerUnreachable": "contract",
-    "CONTAINER_BACKENDS": "session",
     "ConsumerThread": "broker",
     "DEFAULT_AMQP_PORT": "contract",
     "DEFAULT_CONNECT_DEADLINE": "broker",

@@ -395,18 +395,14 @@ class EnvMessaging:
             "heartbeat_interval": self.settings.heartbeat_interval,
             "node_env": self.node_env,
         }
-        atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True))  # 0600: names the broker
 
-    def keep(self, env: EnvironmentView, save_history: Callable[[Path], None] | None = None) -> None:
-        """The environment stays running after the session: ``save_history(workdir)`` records its
-        configuration versions (``bannou-env update``/``rollback`` continue from them; the
-        environment side knows them), then this side's state is saved and it stops."""
-        if self.workdir is not None:
+    def keep(self, env: EnvironmentView) -> None:
+        """The environment stays running after the session: record what ``bannou-env update``
+        needs to publish for it (its manager records the configuration versions), then stop."""
+        if self.workdir is not None and self.active:
             with contextlib.suppress(OSError):
-                if save_history is not None:
-                    save_history(self.workdir)
-                if self.active:
-                    self.save(env)
+                self.save(env)
         self.stop()
 
     def stop(self) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-from ..environment.sharing import ReusePlugin, SharingPlugin
-from ..environment.sweep import SweepPlugin
 from ..errors import BannouError
 from ..messaging.session import settings_from
 from . import gc_policy
@@ -32,6 +30,8 @@ from .markers import (  # noqa: F401  (public names of the old plugin module)
     preset_marker_signature,
 )
 from .session import ACTIVE_ENV, SESSION, BannouSession, session_of
+from .sharing import ReusePlugin, SharingPlugin
+from .sweep import SweepPlugin
 from .terminal import LOG_TAIL, TerminalPlugin  # noqa: F401
 from .testers import TesterReporter
 from .xdist import DistributionPlugin

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..environment.manager import Environment
+from ..environment.environment import Environment
 from .session import session_of
 
 if TYPE_CHECKING:  # httpx is imported on first use: collection does not pay for it

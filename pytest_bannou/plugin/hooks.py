@@ -14,7 +14,7 @@ import pytest
 
 if TYPE_CHECKING:
     from ..backends.base import BackendOptions
-    from ..environment.manager import Environment
+    from ..environment.environment import Environment
     from ..scheduling.plan import Plan
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..environment.runs import DEFAULT_READY_TIMEOUT
 from ..errors import BannouError
 from ..preset.durations import parse_duration
 
 DEFAULT_PRESET = "monolith"
 DEFAULT_BACKEND = "local"
-DEFAULT_READY_TIMEOUT = 120.0
 
 # backend options (--bannou-backend-option KEY=VALUE) that are durations: key -> (backend, whether
 # 0 is allowed). Checked when the options are read, so that a bad value is a usage error naming

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
-from ..environment.manager import Environment, EnvironmentManager, EnvRecord, make_options
+from ..environment.environment import Environment
+from ..environment.manager import EnvironmentManager
+from ..environment.record import EnvRecord
+from ..environment.runs import make_options
 from ..errors import BannouError
 from ..messaging.session import EnvMessaging, MessagingSettings
 from ..topology.model import Topology

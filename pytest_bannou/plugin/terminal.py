@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import pytest
 
 from .._support.masking import mask_text
-from ..environment.manager import Environment, EnvironmentManager, EnvRecord, format_status
+from ..environment.environment import Environment
+from ..environment.manager import EnvironmentManager
+from ..environment.record import EnvRecord, format_status
 from .options import Settings
 
 LOG_TAIL = 30

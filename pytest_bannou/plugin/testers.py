@@ -37,7 +37,8 @@ import pytest
 
 from .._support.masking import mask_text, topology_secrets
 from ..backends import registry
-from ..environment.manager import Environment, EnvironmentManager
+from ..environment.environment import Environment
+from ..environment.manager import EnvironmentManager
 from ..errors import BannouError
 from ..testers import run_tester
 from ..testers.container import run_tester_container

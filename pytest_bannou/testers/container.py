@@ -35,7 +35,7 @@ from .runner import JUNIT_ENV, _safe, parse_outcome, setup_error
 if TYPE_CHECKING:  # pragma: no cover
     import docker
 
-    from ..environment.manager import Environment
+    from ..environment.environment import Environment
 
 IGNORED_NETWORKS = frozenset({"bridge", "host", "none", "ingress"})
 WAIT_SLICE_S = 1.0

@@ -15,7 +15,7 @@ from .runner import tester_environment
 __all__ = ["Address", "endpoint_variables", "infra_node", "process_endpoints"]
 
 if TYPE_CHECKING:
-    from ..environment.manager import Environment
+    from ..environment.environment import Environment
 
 #: ``address(node_name, port) -> (host, port)``: how a node's port is reached by the tester
 Address = Callable[[str, "int | None"], tuple[str, int]]

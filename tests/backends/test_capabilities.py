@@ -53,7 +53,7 @@ def test_templates_drive_the_primitives_and_check_once(tmp_path):
 
 def test_sweep_asks_the_backend_for_dead_runs(tmp_path):
     from pytest_bannou.environment import sweep
-    from pytest_bannou.environment.manager import new_run_id
+    from pytest_bannou.environment.runs import new_run_id
 
     run_id = new_run_id()
     fake_backend.DEAD.add(run_id)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment.manager import Environment, EnvironmentManager, make_options
+from pytest_bannou.environment.environment import Environment
+from pytest_bannou.environment.manager import EnvironmentManager
+from pytest_bannou.environment.runs import make_options
 from pytest_bannou.messaging.session import EnvMessaging, MessagingSettings
 from pytest_bannou.preset import PresetLibrary
 

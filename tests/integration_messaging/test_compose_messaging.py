@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from pytest_bannou.backends import registry
-from pytest_bannou.environment.manager import EnvironmentManager, make_options
+from pytest_bannou.environment.manager import EnvironmentManager
+from pytest_bannou.environment.runs import make_options
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_bannou.cli.live_cmd import parse_change
 from pytest_bannou.environment.live import ChangeError, load_history
-from pytest_bannou.environment.manager import run_directory
+from pytest_bannou.environment.runs import run_directory
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from pytest_bannou.environment.live import ChangeError
-from pytest_bannou.environment.manager import EnvironmentManager, make_options
+from pytest_bannou.environment.manager import EnvironmentManager
+from pytest_bannou.environment.runs import make_options
 from pytest_bannou.errors import DeployError
 from pytest_bannou.health import probes as health
 from pytest_bannou.messaging.broker import connect_broker

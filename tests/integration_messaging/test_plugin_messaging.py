@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment.manager import runs_root
+from pytest_bannou.environment.runs import runs_root
 from pytest_bannou.plugin.options import OPTIONS
 
 INNER = """

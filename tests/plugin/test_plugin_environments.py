@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_bannou.environment.manager import read_run_info, run_directory
+from pytest_bannou.environment.runs import read_run_info, run_directory
 
 from .conftest import deploy_lines
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from proc_helpers import alive, carrying
 
-from pytest_bannou.backends.local.backend import STATE_DIR_ENV
+from pytest_bannou.backends.local.backend import STATE_DIR_ENV, LocalBackend
 
 MID_TEST = """
 import json, os, time, pytest
@@ -59,12 +59,22 @@ def _start(bp, monkeypatch, source: str, *args: str) -> tuple[subprocess.Popen, 
     return proc, state_dir
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """A test that fails still removes what its inner session started: the session is killed,
+    then its nodes (the test's own local state directory lists only them)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        LocalBackend.clean(None)
+
+
 def _finish(proc: subprocess.Popen) -> str:
     try:
         out, _ = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
+        LocalBackend.clean(None)
         raise AssertionError(f"inner pytest did not exit after the signal:\n{out}") from None
     return out
 
@@ -81,9 +91,7 @@ def test_signal_mid_test_tears_everything_down(bp, monkeypatch, sig):
         proc.send_signal(sig)
         out = _finish(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "teardown beta" in out
     assert [p for p in state["pids"] if alive(p)] == []
@@ -102,9 +110,7 @@ def test_signal_mid_deploy_tears_the_half_started_environment_down(bp, monkeypat
         proc.send_signal(sig)
         out = _finish(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert [p for p in pids if alive(p)] == []
     assert carrying(data["run_id"]) == []

@@ -22,7 +22,7 @@ import pytest
 from proc_helpers import alive, carrying
 
 from pytest_bannou.backends.local.backend import STATE_DIR_ENV
-from pytest_bannou.environment.manager import run_directory, runs_root
+from pytest_bannou.environment.runs import run_directory, runs_root
 from pytest_bannou.plugin.options import OPTIONS
 
 PRESETS = {

@@ -11,7 +11,7 @@ import yaml
 
 from pytest_bannou._support import masking as secrets
 from pytest_bannou.environment import sweep
-from pytest_bannou.environment.manager import new_run_id, run_directory
+from pytest_bannou.environment.runs import new_run_id, run_directory
 from pytest_bannou.plugin import xdist as distribution
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ci"

@@ -1,0 +1,187 @@
+"""The ``Environment`` a test holds (``bannou_env``): one preset deployed on the session's
+backend, with URLs, logs, status and the changes a test may make (restart, scale, live updates).
+
+The environment does not import its manager: it talks to it through ``EnvironmentHost``, the
+few public things it needs (the manager implements them), so the two modules form no circle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from ..backends.base import Backend, Endpoint, ReplicaStatus
+from ..errors import BannouError, DeployError
+from ..topology.model import Topology
+from .record import format_status
+
+
+class EnvironmentHost(Protocol):
+    """What an ``Environment`` needs of the manager that deployed it."""
+
+    backend: Backend | None
+    current: Environment | None
+    messaging: Any
+
+    @property
+    def backend_name(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    def wait_ready(
+        self, env: Environment, nodes: list[str] | None = None, timeout: float | None = None
+    ) -> None: ...
+
+    def update(self, env: Environment, changes: Sequence[Any]) -> int: ...
+
+    def rollback(self, env: Environment) -> int: ...
+
+    def config_version(self, env: Environment) -> int: ...
+
+
+class Environment:
+    """One preset deployed on the session's backend: what tests use through ``bannou_env``."""
+
+    def __init__(self, manager: EnvironmentHost, key: str, topology: Topology) -> None:
+        self._manager = manager
+        self.key = key
+        self.topology = topology
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.key} on {self.backend} ({self.run_id})>"
+
+    @property
+    def preset(self) -> str:
+        return self.topology.preset
+
+    @property
+    def backend(self) -> str:
+        """The backend's name (``local``, ``compose`` ...)."""
+        return self._manager.backend_name
+
+    @property
+    def run_id(self) -> str:
+        return self._manager.run_id
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return self.topology.node_names
+
+    @property
+    def active(self) -> bool:
+        """Whether this environment is the one deployed now (a later test may have moved on)."""
+        return self._manager.current is self
+
+    def engine(self) -> Backend:
+        """The backend this environment is deployed on; ``DeployError`` once the session moved
+        on to another environment (the backend no longer holds this one)."""
+        if not self.active:
+            raise DeployError(
+                f"environment {self.key!r} is no longer deployed (the session moved on to "
+                f"{self._manager.current.key if self._manager.current else 'nothing'}); "
+                "use the bannou_env fixture of the current test"
+            )
+        return self._manager.backend  # type: ignore[return-value]  # set once current
+
+    def node_for(self, service_or_node: str) -> str:
+        """The node that hosts a service (or the node of that name / app id)."""
+        try:
+            return self.topology.node_for(service_or_node).name
+        except KeyError as exc:
+            raise DeployError(str(exc.args[0])) from None
+
+    @property
+    def main_node(self) -> str:
+        """The node requests go to by default: the one with the default app id, else the first."""
+        for n in self.topology.bannou_nodes:
+            if n.app_id == self.topology.default_app_id:
+                return n.name
+        nodes = self.topology.bannou_nodes or self.topology.nodes
+        if not nodes:
+            raise DeployError(f"preset {self.preset!r} has no nodes")
+        return nodes[0].name
+
+    def endpoint(self, service_or_node: str, port: int | None = None, replica: int = 0) -> Endpoint:
+        return self.engine().endpoint(self.node_for(service_or_node), port, replica)
+
+    def url(self, service_or_node: str | None = None, port: int | None = None) -> str:
+        """Base URL of the node hosting ``service_or_node`` (default: the main node)."""
+        return self.endpoint(service_or_node or self.main_node, port).url()
+
+    def urls(self) -> dict[str, str]:
+        """Base URL of every node that has a port."""
+        out = {}
+        for n in self.topology.nodes:
+            if n.ports:
+                with contextlib.suppress(BannouError, KeyError):
+                    out[n.name] = self.engine().endpoint(n.name).url()
+        return out
+
+    def logs(self, node: str, tail: int | None = 50) -> str:
+        return self.engine().logs(self.node_for(node), tail)
+
+    def status(self) -> list[ReplicaStatus]:
+        return self.engine().status()
+
+    def status_text(self) -> str:
+        return format_status(self.status())
+
+    def restart(self, node: str, environment: Mapping[str, str] | None = None) -> None:
+        """Restart a node and wait until it is ready again. New ``environment`` values recreate
+        the node through the backend (an ``update-env`` change: a new configuration version)."""
+        name = self.node_for(node)
+        current = self.topology.node(name).environment
+        if environment and any(current.get(k) != str(v) for k, v in environment.items()):
+            self.update([{"action": "update-env", "nodeName": name, "environment": dict(environment)}])
+            return
+        self.engine().restart(name, None)
+        self._manager.wait_ready(self, nodes=[name])
+        self._manager.messaging.ready(self, "completed", [f"restart {name}"])
+
+    # --- heartbeats, restart policy and live changes (pytest_bannou.messaging.session, .live) -------
+    def heartbeats(self) -> dict[str, Any]:
+        """app id -> last ``HeartbeatRecord`` stored in Redis by the heartbeat monitor."""
+        return self._manager.messaging.heartbeats()
+
+    def should_restart(self, node: str, now: float | None = None) -> Any:
+        """bannou's restart policy for a node's app id: a ``RestartDecision`` (restart, reason)."""
+        return self._manager.messaging.should_restart(self.topology.node(self.node_for(node)).app_id, now)
+
+    def update(self, changes: Sequence[Any]) -> int:
+        """Apply bannou TopologyChanges (all or nothing); returns the new configuration version."""
+        self.engine()
+        return self._manager.update(self, changes)
+
+    def rollback(self) -> int:
+        """Return to the previous configuration version; returns it."""
+        self.engine()
+        return self._manager.rollback(self)
+
+    @property
+    def config_version(self) -> int:
+        return self._manager.config_version(self)
+
+    def scale(self, node: str, replicas: int) -> None:
+        """Change a node's replica count and wait until the new replicas are ready."""
+        name = self.node_for(node)
+        self.engine().scale(name, replicas)
+        self._update_node(name, replicas=replicas)
+        self._manager.wait_ready(self, nodes=[name])
+        self._manager.messaging.ready(self, "completed", [f"scale {name} to {replicas}"])
+
+    def _update_node(
+        self, name: str, *, environment: Mapping[str, str] | None = None, replicas: int | None = None
+    ) -> None:
+        nodes = []
+        for n in self.topology.nodes:
+            if n.name == name:
+                if environment:
+                    n = replace(n, environment={**n.environment, **environment})
+                if replicas is not None:
+                    n = replace(n, replicas=replicas)
+            nodes.append(n)
+        # the environment no longer matches its preset: later transitions diff against reality
+        self.topology = self.topology.with_nodes(nodes)
