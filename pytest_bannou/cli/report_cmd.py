@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._support.text import terminal_text
 from ..errors import BannouError
 from ..report import RESULTS_JSON, RunReport, merge_reports, read_json, write_report
-from ..report.text import terminal_text
 from ._output import unwritable
 
 

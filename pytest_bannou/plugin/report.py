@@ -151,7 +151,7 @@ class ReportPlugin:
             self.tester_spans.append(
                 (run["env_key"], f"tester:{run['tester']}", run["t_start"], run["t_end"])
             )
-        self.collector.pytest_phase(
+        self.collector.record_phase(
             report.nodeid,
             key,
             report.when,

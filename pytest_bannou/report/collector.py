@@ -4,7 +4,7 @@
     collector.start(run_id, backend="local", ci_job=os.environ.get("CI_JOB_NAME"), worker=None)
     collector.preset_deployed("monolith", "monolith", preset_hash=h, nodes=[...], deploy_s=3.2,
                               ready_s=1.1, t_start=t0)
-    collector.pytest_phase(nodeid, "monolith", when, outcome, duration, longrepr, wasxfail)
+    collector.record_phase(nodeid, "monolith", when, outcome, duration, longrepr, wasxfail)
     collector.tester_run(tester_run, "monolith")    # every case of a parsed tester run
     collector.test_result(TestRecord(...))         # any fully formed result
     collector.preset_torn_down("monolith", teardown_s=0.8)
@@ -242,7 +242,7 @@ class ReportCollector:
             self.test_result(record)
         return records
 
-    def pytest_phase(
+    def record_phase(
         self,
         nodeid: str,
         preset: str | None,

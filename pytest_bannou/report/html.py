@@ -15,9 +15,9 @@ from html import escape
 from pathlib import Path
 
 from .._support.files import atomic_write
+from .._support.text import xml_text
 from .merge import OUTCOME_RANK
 from .model import NO_PRESET, OUTCOMES, PresetRecord, RunReport, TestRecord, matrix_row
-from .text import xml_text
 
 #: CSS class, symbol and label per outcome
 OUTCOME_STYLE: dict[str, tuple[str, str, str]] = {

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .._support.files import atomic_write
+from .._support.text import utf8_strings
 from ..errors import BannouError
 from .model import SCHEMA_VERSION, PresetRecord, RunReport, TestRecord, TimelineEvent
-from .text import utf8_strings
 
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .._support.files import atomic_write
+from .._support.text import xml_text
 from .model import NO_PRESET, PresetRecord, RunReport, TestRecord
-from .text import xml_text
 
 
 def split_nodeid(record: TestRecord) -> tuple[str, str]:

@@ -6,9 +6,9 @@ prints two lines, and one that did not shows where it failed at a glance.
 
 from __future__ import annotations
 
+from .._support.text import terminal_text
 from .html import columns, matrix
 from .model import NO_PRESET, OUTCOMES, RunReport
-from .text import terminal_text
 
 LABELS = {
     "passed": "passed",

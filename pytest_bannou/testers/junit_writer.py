@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..report.text import xml_text
+from .._support.text import xml_text
 from .model import TesterRun
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from ..report.text import terminal_text
+from .._support.text import terminal_text
 
 Outcome = Literal["passed", "failed", "not_run", "unclear", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "not_run", "unclear", "error")

@@ -18,6 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_bannou._support.text import terminal_text, utf8_text, xml_text
 from pytest_bannou.report import (
     PresetRecord,
     RunReport,
@@ -30,7 +31,6 @@ from pytest_bannou.report import (
     write_partial,
     write_report,
 )
-from pytest_bannou.report.text import terminal_text, utf8_text, xml_text
 
 NASTY = ["\udcff", "\ud83d", "\ude00", "\ud83d\ude00", "\ufffe", "\uffff", "\x00", "\x07", "\x0b", "\x1b"]
 NASTY += ["\x1b[31m", "\x1bc", "\r", "\x7f", "\x9b", "]]>", "<&>\"'", "\t\n"]

@@ -35,9 +35,9 @@ def test_collector_builds_the_run():
     )
     with c.phase("monolith", "tests"):
         clock.t = 1015.0
-    c.pytest_phase("t.py::test_a[monolith]", "monolith", "setup", "passed", 0.01)
-    c.pytest_phase("t.py::test_a[monolith]", "monolith", "call", "failed", 0.5, "E assert 1 == 2")
-    c.pytest_phase("t.py::test_a[monolith]", "monolith", "teardown", "passed", 0.02)
+    c.record_phase("t.py::test_a[monolith]", "monolith", "setup", "passed", 0.01)
+    c.record_phase("t.py::test_a[monolith]", "monolith", "call", "failed", 0.5, "E assert 1 == 2")
+    c.record_phase("t.py::test_a[monolith]", "monolith", "teardown", "passed", 0.02)
     c.test_result(
         TestRecord(
             make_tester_nodeid("http-tester", "Login", "monolith"),
@@ -100,9 +100,9 @@ def test_outcome_from_phases(phases, outcome):
 
 def test_teardown_error_keeps_both_texts():
     c = _session(Clock())
-    c.pytest_phase("t.py::test_b", None, "setup", "passed")
-    c.pytest_phase("t.py::test_b", None, "call", "failed", longrepr="call broke")
-    c.pytest_phase("t.py::test_b", None, "teardown", "failed", longrepr="teardown broke")
+    c.record_phase("t.py::test_b", None, "setup", "passed")
+    c.record_phase("t.py::test_b", None, "call", "failed", longrepr="call broke")
+    c.record_phase("t.py::test_b", None, "teardown", "failed", longrepr="teardown broke")
     (test,) = c.finish().tests
     assert test.outcome == "failed"
     assert test.longrepr_summary == "call broke\n--- teardown ---\nteardown broke"
@@ -110,7 +110,7 @@ def test_teardown_error_keeps_both_texts():
 
 def test_unfinished_test_is_reported_with_a_warning():
     c = _session(Clock())
-    c.pytest_phase("t.py::test_hang", "monolith", "setup", "passed", 0.1)
+    c.record_phase("t.py::test_hang", "monolith", "setup", "passed", 0.1)
     (test,) = c.finish().tests
     assert test.outcome == "not_run"
     assert "never finished" in test.warnings[0]
@@ -169,9 +169,9 @@ def test_xdist_workers_write_partials_and_the_controller_merges(tmp_path):
         c = _session(clock, worker=worker)
         if worker != "gw2":  # gw2 reuses gw0's environment: it only ran tests
             c.preset_deployed(preset, preset, nodes=["bannou"], deploy_s=2.0)
-        c.pytest_phase(f"t.py::test_{worker}[{preset}]", preset, "setup", "passed")
-        c.pytest_phase(f"t.py::test_{worker}[{preset}]", preset, "call", "passed", 0.1)
-        c.pytest_phase(f"t.py::test_{worker}[{preset}]", preset, "teardown", "passed")
+        c.record_phase(f"t.py::test_{worker}[{preset}]", preset, "setup", "passed")
+        c.record_phase(f"t.py::test_{worker}[{preset}]", preset, "call", "passed", 0.1)
+        c.record_phase(f"t.py::test_{worker}[{preset}]", preset, "teardown", "passed")
         path = write_partial(c.finish(), tmp_path)
         assert path.name == f"partial-run-7-{worker}.json"
     stale = _session(clock, worker="gw0")

@@ -1,4 +1,4 @@
-"""Any text made safe for where it goes: a UTF-8 file, an XML document, a terminal.
+"""Text every writer can hold: valid UTF-8, well-formed XML, escaped controls for terminals.
 
 Python strings hold what no file can: lone surrogates (``"\\udcff"``, what ``surrogateescape``
 makes of undecodable bytes) do not encode as UTF-8, and XML 1.0 cannot carry C0 controls,
