@@ -22,6 +22,7 @@ from ..backends.base import LABEL_OWNER_PID, BackendOptions
 from ..backends.docker import engine as _docker
 from ..errors import BannouError
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
+from ._output import unwritable
 
 BACKENDS = ("compose", "swarm", "kubernetes")
 
@@ -105,6 +106,10 @@ def _render(args: argparse.Namespace) -> int:
 
 def _write(args: argparse.Namespace, text: str) -> None:
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            fix = "pass -o a file path in a writable directory, or leave -o out to print"
+            raise unwritable("the rendered file", args.output, exc, fix, Path(args.output).parent) from None
     else:
         sys.stdout.write(text)
