@@ -429,7 +429,9 @@ def _could_be_an_argument(text: str) -> bool:
 argv_text = hostile_text.filter(_could_be_an_argument)
 
 
-def world_path(world: Path) -> st.SearchStrategy[str]:
+def world_path(world: Path, fifo: bool = False) -> st.SearchStrategy[str]:
+    """Paths to point arguments at. A FIFO only for preset files, which are refused unless regular:
+    a tester log or results file may well be a pipe (``<(...)``), read until its writer ends."""
     files = world / "files"
     names = [
         "empty.yaml",
@@ -441,7 +443,7 @@ def world_path(world: Path) -> st.SearchStrategy[str]:
         "log.txt",
         "adir",
         "adir/x.yaml",
-        "fifo.yaml",
+        *(["fifo.yaml"] if fifo else []),
         "missing.yaml",
         "missing/deeper/x",
         "log.txt/inside",
@@ -550,6 +552,7 @@ SHORT_CHANGES = st.one_of(
 def argv_lists(world: Path) -> st.SearchStrategy[list[str]]:
     """Argument lists of every subcommand, with hostile values, plus token soup."""
     p = world_path(world)
+    pf = world_path(world, fifo=True)  # preset files and directories
     o = out_path(world)
     fmt = st.one_of(st.sampled_from([*known_formats(), "trx"]), argv_text)
 
@@ -560,19 +563,19 @@ def argv_lists(world: Path) -> st.SearchStrategy[list[str]]:
         return st.sampled_from([[], [f]])
 
     commands = [
-        cat(st.just(["presets", "list"]), opt("--dir", p), flag("--json")),
+        cat(st.just(["presets", "list"]), opt("--dir", pf), flag("--json")),
         cat(
             st.just(["presets", "show"]),
-            st.one_of(PRESET_NAME, p),
-            opt("--dir", p, 1),
+            st.one_of(PRESET_NAME, pf),
+            opt("--dir", pf, 1),
             opt("--env", KV),
             opt("--replicas", KV),
             flag("--json"),
         ),
         cat(
             st.just(["presets", "validate"]),
-            st.lists(st.one_of(PRESET_NAME, p), min_size=1, max_size=3),
-            opt("--dir", p, 1),
+            st.lists(st.one_of(PRESET_NAME, pf), min_size=1, max_size=3),
+            opt("--dir", pf, 1),
         ),
         st.just(["presets", "schema"]),
         # deploy: the step that would deploy raises WouldDeploy
@@ -580,7 +583,7 @@ def argv_lists(world: Path) -> st.SearchStrategy[list[str]]:
             st.just(["deploy"]),
             PRESET_NAME,
             opt("--backend", BACKEND_ARG, 1),
-            opt("--presets-dir", p, 1),
+            opt("--presets-dir", pf, 1),
             opt("--env", KV),
             opt("--replicas", KV),
             opt("--ready-timeout", NUMBER_ARG, 1),
@@ -605,7 +608,7 @@ def argv_lists(world: Path) -> st.SearchStrategy[list[str]]:
             st.just(["render"]),
             PRESET_NAME,
             st.just(["--backend", "kubernetes"]),
-            opt("--dir", p, 1),
+            opt("--dir", pf, 1),
             opt("--run-id", argv_text, 1),
             opt("--env", KV),
             opt("--replicas", KV),
