@@ -7,6 +7,7 @@ handlers return an exit code. ``BannouError`` is printed as one message, never a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -42,7 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escaping_output() -> None:
+    """Arguments, file names and files may hold lone surrogates (undecodable bytes, ``\\ud800`` in
+    JSON): print them escaped, as Python's own stderr does, instead of failing mid-message with
+    ``UnicodeEncodeError`` (stdout is strict in a UTF-8 locale)."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) in ("strict", "surrogateescape"):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _escaping_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

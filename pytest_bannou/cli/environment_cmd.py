@@ -171,15 +171,18 @@ def _status(args: argparse.Namespace) -> int:
         owner = _owner(info)
         who = "kept" if info.get("kept") else (f"in use by pid {owner}" if pid_alive(owner) else "orphaned")
         print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who})")
-        for node, url in (info.get("urls") or {}).items():
+        urls = info.get("urls")
+        for node, url in (urls if isinstance(urls, dict) else {}).items():
             print(f"  {node}: {url} {_health(url)}")
     return 0
 
 
-def _health(url: str) -> str:
+def _health(url: object) -> str:
+    if not isinstance(url, str):
+        return "(not a URL)"  # a run record edited by hand
     try:
         r = httpx.get(url.rstrip("/") + "/health", timeout=1.0)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         return f"(unreachable: {type(exc).__name__})"
     return f"(health {r.status_code})"
 
@@ -187,7 +190,8 @@ def _health(url: str) -> str:
 def _logs(args: argparse.Namespace) -> int:
     workdir = _run_dir(args.run_id)
     info = read_run_info(workdir) or {}
-    backend_name = args.backend or info.get("backend") or "local"
+    recorded = info.get("backend")
+    backend_name = args.backend or (recorded if isinstance(recorded, str) else None) or "local"
     cls = registry.load(backend_name)
     backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir))
     text = backend.logs(args.node, args.tail)

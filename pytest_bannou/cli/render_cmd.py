@@ -18,6 +18,7 @@ from pathlib import Path
 from ..backends import registry
 from ..backends.base import BackendOptions
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
+from ._output import unwritable
 
 BACKENDS = ("compose", "swarm", "kubernetes")
 
@@ -62,6 +63,10 @@ def _render(args: argparse.Namespace) -> int:
 
 def _write(args: argparse.Namespace, text: str) -> None:
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            fix = "pass -o a file path in a writable directory, or leave -o out to print"
+            raise unwritable("the rendered file", args.output, exc, fix, Path(args.output).parent) from None
     else:
         sys.stdout.write(text)

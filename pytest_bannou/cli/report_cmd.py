@@ -42,7 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _resolve(path: str) -> Path:
     candidate = Path(path)
-    if candidate.is_dir():
+    try:
+        is_dir = candidate.is_dir()
+    except OSError:  # a name too long to be one: reading it says why
+        is_dir = False
+    if is_dir:
         inner = candidate / RESULTS_JSON
         if not inner.is_file():
             raise BannouError(

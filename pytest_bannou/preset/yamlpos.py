@@ -20,6 +20,9 @@ MAX_NODES = 200_000  # guards against alias bombs ("billion laughs") made of man
 # 8 MiB leaves room for anything real and keeps a hostile file from exhausting memory later
 # (validation, hashing and JSON copy the expanded text). Also the largest file that is read.
 MAX_TEXT = 8 * 1024 * 1024
+# a preset is a few levels deep (topology.nodes[].healthcheck.command[] is 5); every later step
+# (interpolation, validation, hashing) walks the tree recursively, so depth is bounded here
+MAX_DEPTH = 100
 # libyaml's parser when PyYAML was built with it (about 10x faster); both record node marks
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -93,6 +96,14 @@ class _Builder:
         if id(node) in self.stack:
             self.problems.append(Problem(_loc(self.file, node.start_mark), "recursive YAML alias"))
             return None
+        if len(self.stack) >= MAX_DEPTH:
+            raise PresetError(
+                Problem(
+                    _loc(self.file, node.start_mark),
+                    f"nested more than {MAX_DEPTH} levels deep: a preset is a few levels deep;"
+                    " flatten this value",
+                )
+            )
         self.stack.add(id(node))
         tag = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
         expected = tag.get(type(node))

@@ -150,7 +150,10 @@ JS = """
 def fmt_time(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a results.json edited by hand: year 0, 1e300
+        return f"{ts:g} (not a date)"
 
 
 def fmt_s(seconds: float | None) -> str:

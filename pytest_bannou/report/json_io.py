@@ -82,6 +82,8 @@ def read_json(path: str | os.PathLike[str]) -> RunReport:
         ) from None
     except IsADirectoryError:
         raise ReportFileError(f"{path}: is a directory; pass the results.json inside it") from None
+    except OSError as exc:  # not a directory on the way, name too long, no permission
+        raise ReportFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -7,6 +7,7 @@ fetches), and malformed XML becomes an ``error`` case instead of an exception.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 
@@ -20,10 +21,12 @@ _DTD = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def _float(value: str | None) -> float | None:
+    """A number attribute; ``nan``, ``inf`` and ``1e999`` are not numbers a tester reports."""
     try:
-        return float(value) if value not in (None, "") else None
+        number = float(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _text(el: ET.Element | None) -> str:
@@ -48,7 +51,8 @@ class JUnitParser:
             )
             return run
         try:
-            root = ET.fromstring(text)
+            # lone surrogates (text decoded with surrogateescape) cannot be fed to expat
+            root = ET.fromstring(text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
         except ET.ParseError as exc:
             run.cases.append(CaseResult(INVALID_CASE, "error", None, f"malformed JUnit XML: {exc}"))
             return run
