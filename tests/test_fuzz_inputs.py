@@ -745,8 +745,8 @@ RUN_INFO = sub_dict(
 @FUZZ
 @given(info=st.one_of(RUN_INFO, hostile_value), data=st.data())
 def test_cli_on_planted_run_records(world: Path, info: Any, data: st.DataObject) -> None:
-    from pytest_bannou.environment.manager import RUN_INFO as RUN_INFO_FILE
-    from pytest_bannou.environment.manager import run_directory, runs_root
+    from pytest_bannou.environment.runs import RUN_INFO as RUN_INFO_FILE
+    from pytest_bannou.environment.runs import run_directory, runs_root
 
     runs_root()
     workdir = run_directory(RUN_ID)
@@ -1036,8 +1036,8 @@ def test_render_into_an_unwritable_path_is_one_message(world: Path, name: str) -
 
 
 def _plant(info: dict[str, Any]) -> None:
-    from pytest_bannou.environment.manager import RUN_INFO as RUN_INFO_FILE
-    from pytest_bannou.environment.manager import run_directory, runs_root
+    from pytest_bannou.environment.runs import RUN_INFO as RUN_INFO_FILE
+    from pytest_bannou.environment.runs import run_directory, runs_root
 
     runs_root()
     workdir = run_directory(RUN_ID)
