@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
+from .._support.tracked import TRACKED_DIR
 from ..backends import registry
 from ..environment.environment import Environment
 from ..environment.manager import EnvironmentManager
@@ -377,7 +378,13 @@ def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
     backend = registry.find(env.backend)
     if backend is not None and backend.tester_network() == "docker":
         return run_tester_container(spec, env, workdir=workdir)
-    return run_tester(spec, environment=process_endpoints(env, spec), workdir=workdir)
+    return run_tester(
+        spec,
+        environment=process_endpoints(env, spec),
+        workdir=workdir,
+        run_id=env.run_id,
+        state_dir=run_dir / TRACKED_DIR,  # where the sweep looks if this session dies
+    )
 
 
 def _safe(text: str) -> str:
