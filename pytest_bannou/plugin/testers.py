@@ -372,12 +372,13 @@ class TesterReporter:
 
 # --- running ----------------------------------------------------------------------------------
 def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
-    """Run ``spec`` against ``env``: in a container on the environment's Docker network when its
-    backend has one (``Backend.tester_network``), else as a process."""
+    """Run ``spec`` against ``env``: in a container on the environment's network, run by its
+    backend, when the backend has one (``Backend.tester_network`` and
+    ``Backend.run_tester_container``), else as a process."""
     workdir = run_dir / "testers" / _safe(env.key)
     backend = registry.find(env.backend)
-    if backend is not None and backend.tester_network() == "docker":
-        return run_tester_container(spec, env, workdir=workdir)
+    if backend is not None and backend.tester_network() is not None:
+        return run_tester_container(spec, env, backend.run_tester_container, workdir=workdir)
     return run_tester(
         spec,
         environment=process_endpoints(env, spec),
