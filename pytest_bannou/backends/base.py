@@ -28,7 +28,8 @@ Optional capabilities (one style: methods with a default meaning "not supported"
 to check). Facts about an engine that the rest of the plugin needs are methods of ``Backend``;
 an engine (built-in or registered through the ``pytest_bannou.backends`` entry point) overrides
 the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
-(``render``), messaging and testers (``peer_address``, ``tester_network``) and xdist sharing
+(``render``), messaging and testers (``peer_address``, ``tester_network`` with
+``run_tester_container``) and xdist sharing
 (``attach_info``). Callers only ever call these methods; nothing outside ``backends/`` imports
 an engine module.
 """
@@ -90,6 +91,42 @@ class ReplicaStatus:
 class ExecResult:
     exit_code: int
     output: str
+
+
+#: ``address(node_name, port) -> (host, port)``: how a node's port is reached from a tester
+TesterAddress = Callable[[str, "int | None"], tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class TesterContainer:
+    """What ``Backend.run_tester_container`` runs: a tester as the plugin describes it, no
+    engine in sight (made by ``testers.container``)."""
+
+    name: str  # the tester's name
+    run_id: str  # the environment's run id: labels, so a leftover container is cleaned up
+    backend: str  # the environment's backend name
+    env_key: str  # the environment's key, for messages
+    image: str | None  # None: the engine's own bannou image (a command-only tester)
+    command: tuple[str, ...]  # argv ({junit}/{workdir} filled in); empty: the image's own
+    target: str  # the node whose network the tester joins
+    # the container's environment, given how the nodes are reached on that network
+    environment: Callable[[TesterAddress], Mapping[str, str]]
+    workdir: Path  # mounted read-write at the same path; the container's working directory
+    log_path: Path  # where the output goes, one RFC 3339 timestamp per line
+    timeout: float  # seconds; then the container is killed
+
+
+@dataclass(frozen=True)
+class TesterContainerOutcome:
+    """How a tester container ended (its output is in ``TesterContainer.log_path``)."""
+
+    exit_code: int | None  # None when killed at the deadline (or it never ran)
+    timed_out: bool
+    duration: float
+    image: str  # the image that ran (or was looked for)
+    network: str = ""  # the network it joined
+    command: tuple[str, ...] = ()  # argv as run (``python`` may mean the host interpreter)
+    error: str | None = None  # why it never ran (no such image, cannot start): a setup error
 
 
 @dataclass
@@ -293,8 +330,20 @@ class Backend(ABC):
     def tester_network(cls) -> str | None:
         """The engine on which a tester container can join the environment's network (``"docker"``:
         the local Docker Engine, containers labelled with the run id); None: testers run as
-        processes on this host against ``endpoint()``."""
+        processes on this host against ``endpoint()``. A backend that names one implements
+        ``run_tester_container``."""
         return None
+
+    @classmethod
+    def run_tester_container(cls, tester: TesterContainer) -> TesterContainerOutcome:
+        """Run ``tester`` as a container on the network of its target node's container and wait
+        for it (at most ``tester.timeout`` seconds), its output in ``tester.log_path``; remove
+        it. A missing image or a container that cannot start is an outcome with ``error``; a
+        target without a running container raises ``BannouError``."""
+        raise BackendUnavailable(
+            f"backend {cls.name!r} cannot run tester containers (its tester_network() is "
+            f"{cls.tester_network()!r}); give tester {tester.name!r} a `command` to run it as a process"
+        )
 
     def attach_info(self) -> dict[str, object]:
         """What another xdist worker needs beyond endpoints and status to use this environment

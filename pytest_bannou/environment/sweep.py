@@ -11,6 +11,11 @@ says ``kept``) and runs whose run directory holds an ``owner.pid`` naming a live
 xdist controller owns the shared environments its workers deployed; see ``sharing``).
 ``bannou-env clean --all-stale`` runs the same sweep for every available backend.
 
+Testers are not a backend's: a tester process (and what it started, also outside its process
+group) is listed in a state file in its run directory's ``tracked/`` (``_support.tracked``). The
+sweep first stops those whose owning session is gone, whatever backend the run used and whether
+or not the run is kept: a tester never outlives its session.
+
 No pytest here: ``pytest_bannou.plugin.sweep`` runs the sweep at session start and cleans up
 after crashed xdist workers.
 """
@@ -24,6 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .._support import tracked
 from .._support.files import atomic_write
 from .._support.pids import pid_alive
 from ..backends.base import BackendOptions
@@ -70,7 +76,7 @@ def sweep(backends: Iterable[str], say: Callable[[str], None] | None = None) -> 
     ``clean(None)`` when no run is kept."""
     from ..backends import registry
 
-    removed: list[str] = []
+    removed = sweep_tracked(say)
     for name in dict.fromkeys(backends):
         if not registry.availability(name):
             continue
@@ -91,6 +97,18 @@ def sweep(backends: Iterable[str], say: Callable[[str], None] | None = None) -> 
                 removed += _tell(lines, say)
         except Exception as exc:  # a sweep problem must not stop the session: say it
             removed += _tell([f"{name}: sweep failed: {type(exc).__name__}: {exc}"], say)
+    return removed
+
+
+def sweep_tracked(say: Callable[[str], None] | None = None) -> list[str]:
+    """Stop the testers (tracked process groups) of dead sessions in every run directory."""
+    removed: list[str] = []
+    try:
+        for d in run_directories():
+            lines = tracked.sweep(d / tracked.TRACKED_DIR)
+            removed += _tell([f"run {d.name}: {line}" for line in lines], say)
+    except Exception as exc:  # a sweep problem must not stop the session: say it
+        removed += _tell([f"testers: sweep failed: {type(exc).__name__}: {exc}"], say)
     return removed
 
 

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
+from .._support.tracked import TRACKED_DIR
 from ..backends import registry
 from ..environment.environment import Environment
 from ..environment.manager import EnvironmentManager
@@ -371,13 +372,20 @@ class TesterReporter:
 
 # --- running ----------------------------------------------------------------------------------
 def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
-    """Run ``spec`` against ``env``: in a container on the environment's Docker network when its
-    backend has one (``Backend.tester_network``), else as a process."""
+    """Run ``spec`` against ``env``: in a container on the environment's network, run by its
+    backend, when the backend has one (``Backend.tester_network`` and
+    ``Backend.run_tester_container``), else as a process."""
     workdir = run_dir / "testers" / _safe(env.key)
     backend = registry.find(env.backend)
-    if backend is not None and backend.tester_network() == "docker":
-        return run_tester_container(spec, env, workdir=workdir)
-    return run_tester(spec, environment=process_endpoints(env, spec), workdir=workdir)
+    if backend is not None and backend.tester_network() is not None:
+        return run_tester_container(spec, env, backend.run_tester_container, workdir=workdir)
+    return run_tester(
+        spec,
+        environment=process_endpoints(env, spec),
+        workdir=workdir,
+        run_id=env.run_id,
+        state_dir=run_dir / TRACKED_DIR,  # where the sweep looks if this session dies
+    )
 
 
 def _safe(text: str) -> str:

@@ -1,7 +1,10 @@
 """Running a tester as a local process: the one place that knows about PIDs and pipes.
 
 The process gets its own session (process group) so that a deadline kills the tester *and*
-whatever it started; stdin is closed so an interactive tester cannot steal the terminal. Output
+whatever it started, and carries a marker of its own (``_support.tracked``): when it ends or
+times out, its group and every process still carrying the marker (a ``setsid`` grandchild left
+the group) are killed, and its state file (0600, in ``state_dir``) lets the sweep do the same
+after the session was killed. stdin is closed so an interactive tester cannot steal the terminal. Output
 (stdout and stderr merged) is written to a log file with an RFC 3339 timestamp per line, like
 ``docker logs --timestamps``, which is what gives per-test durations. A container variant
 implements the same ``ProcessOutcome`` contract.
@@ -19,6 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from .._support import tracked
+from .._support.processes import start_time
 
 KILL_GRACE_S = 3.0  # SIGTERM -> SIGKILL
 DRAIN_S = 2.0  # after exit, how long to wait for output still in flight
@@ -49,11 +56,38 @@ def run_process(
     cwd: Path,
     log_path: Path,
     timeout: float,
+    name: str = "tester",
+    run_id: str = "",
+    state_dir: Path | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` (no shell) until it exits or ``timeout`` seconds pass; log its output.
+    Nothing it started is left running afterwards; ``state_dir`` gets its state file meanwhile.
 
     Raises ``OSError`` when the program cannot be started (the caller turns it into a result).
     """
+    marker = tracked.new_marker(run_id)
+    state = tracked.record("tester", name, run_id, marker)
+    state_path = state_dir / f"tester-{marker.rsplit('.', 1)[1][:12]}.json" if state_dir else None
+    if state_path is not None:  # before the spawn: a session killed right after it still finds it
+        tracked.write(state_path, state)
+    try:
+        return _run(argv, {**env, tracked.MARKER_ENV: marker}, cwd, log_path, timeout, state, state_path)
+    finally:
+        tracked.stop(state, grace=KILL_GRACE_S)  # the group is gone: what carries the marker
+        if state_path is not None:
+            with contextlib.suppress(OSError):
+                state_path.unlink()
+
+
+def _run(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    timeout: float,
+    state: dict[str, Any],
+    state_path: Path | None,
+) -> ProcessOutcome:
     start = time.monotonic()
     deadline = start + max(0.0, timeout)
     proc = subprocess.Popen(
@@ -66,6 +100,9 @@ def run_process(
         start_new_session=True,
     )
     pgid = proc.pid  # session leader: its pid is the group id
+    state.update(pgid=pgid, start=start_time(pgid))
+    if state_path is not None:
+        tracked.write(state_path, state)
     timed_out = False
     assert proc.stdout is not None
     fd = proc.stdout.fileno()

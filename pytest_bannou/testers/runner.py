@@ -91,12 +91,15 @@ def run_tester(
     environment: Mapping[str, str],
     workdir: Path,
     deadline_s: float | None = None,
+    run_id: str = "",
+    state_dir: Path | None = None,
 ) -> TesterRun:
     """Run ``spec`` as a local process and parse its output with ``spec.format``.
 
     ``deadline_s`` (seconds from now) caps ``spec.timeout``. The log is kept at
-    ``summary["log"]``. Only user mistakes raise (unknown format, no command); everything the
-    tester does wrong is a result.
+    ``summary["log"]``. While it runs, its state file (naming ``run_id``) is in ``state_dir``,
+    where the sweep finds it if the session dies (``process.run_process``). Only user mistakes
+    raise (unknown format, no command); everything the tester does wrong is a result.
     """
     get_parser(spec.format)  # an unknown format fails before anything starts
     workdir = Path(workdir)
@@ -109,7 +112,16 @@ def run_tester(
     if junit_path.exists():
         junit_path.unlink()
     try:
-        outcome = run_process(argv, env=env, cwd=workdir, log_path=log_path, timeout=timeout)
+        outcome = run_process(
+            argv,
+            env=env,
+            cwd=workdir,
+            log_path=log_path,
+            timeout=timeout,
+            name=spec.name,
+            run_id=run_id,
+            state_dir=state_dir,
+        )
     except OSError as exc:
         return _not_started(spec, argv, exc)
     return parse_outcome(spec, outcome, log_path, junit_path, argv=argv, timeout=timeout)

@@ -94,11 +94,6 @@ def test_sharing_describes_with_attach_info(tmp_path):
     assert data["logs"] == {"a": ["/nowhere/a.log"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="testers/container.py still runs tester containers through backends.docker.engine "
-    "(the five consumer spots of issue 13 no longer do); outside the house-backends brief",
-)
 def test_nothing_outside_backends_imports_an_engine_module():
     engines = ("local", "docker", "kubernetes", "portainer")
     found = []

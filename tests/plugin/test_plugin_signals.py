@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -123,3 +124,92 @@ def _replicas(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if data.get("replicas") else None
+
+
+TESTER_PRESET = """
+name: tracked
+description: a tester that leaves a setsid grandchild and hangs
+topology:
+  nodes:
+    - name: main
+      appId: bannou
+testers:
+  - name: hanger
+    format: exit-code
+    timeout: 10m
+    command:
+      - sh
+      - -c
+      - >-
+        setsid sh -c 'echo $$$$ > {dir}/grandchild.tmp && mv {dir}/grandchild.tmp {dir}/grandchild.pid;
+        exec sleep 600' </dev/null >/dev/null 2>&1 &
+        echo $$$$ > {dir}/tester.tmp && mv {dir}/tester.tmp {dir}/tester.pid;
+        exec sleep 600
+"""
+
+USES_ALPHA = """
+import pytest
+
+@pytest.mark.preset("alpha")
+def test_uses(bannou_env):
+    pass
+"""
+
+
+@pytest.mark.parametrize("how", ["clean-all-stale", "next-session"])
+def test_sigkilled_session_tester_and_its_grandchild_are_swept(bp, monkeypatch, tmp_path, how):
+    """A session SIGKILLed while its tester runs: the tester (own process group, which the kill
+    does not reach) and its ``setsid`` grandchild are removed by ``bannou-env clean --all-stale``
+    or by the next session's sweep, like the nodes."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(private_tmp))  # a runs root of its own: the sweep sees only this
+    monkeypatch.setenv(STATE_DIR_ENV, str(bp.pytester.mkdir("local-state")))
+    pids_dir = bp.pytester.mkdir("pids")
+    (bp.presets / "tracked.yaml").write_text(TESTER_PRESET.replace("{dir}", str(pids_dir)))
+    bp.pytester.makepyfile(test_uses=USES_ALPHA)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *bp.args("--bannou-backend=local", "--bannou-preset=tracked")],
+        cwd=bp.pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    leftovers: list[int] = []
+    try:
+        files = [pids_dir / "tester.pid", pids_dir / "grandchild.pid"]
+        _wait_for(lambda: all(f.exists() for f in files) or proc.poll() is not None, timeout=120)
+        assert proc.poll() is None, proc.communicate()[0]
+        leftovers = [int(f.read_text()) for f in files]
+        proc.kill()
+        proc.wait()
+        assert all(alive(p) for p in leftovers)  # SIGKILL reaches neither
+        if how == "clean-all-stale":
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from pytest_bannou.cli import main; raise SystemExit(main())",
+                    "clean",
+                    "--all-stale",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            out = done.stdout
+        else:
+            result = bp.run_subprocess("--bannou-backend=local", "test_uses.py", timeout=180)
+            assert result.ret == 0, result.stdout.str()
+            out = result.stdout.str()
+        _wait_for(lambda: not any(alive(p) for p in leftovers), timeout=30)
+        assert "tester hanger" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        LocalBackend.clean(None)
+        for pid in leftovers:  # by id: only what this test's inner session started
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

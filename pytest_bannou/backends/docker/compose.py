@@ -52,6 +52,7 @@ from .compose_file import (
 )
 from .compose_file import service_name as _service
 from .images import render_infos
+from .testers import TesterContainers
 
 COMPOSE_ENV = "BANNOU_COMPOSE"
 INSTALL_HINT = (
@@ -158,7 +159,7 @@ def compose_command() -> ComposeCommand:
 
 
 # --- the backend -------------------------------------------------------------------------------------
-class ComposeBackend(_docker.EngineBackend):
+class ComposeBackend(TesterContainers, _docker.EngineBackend):
     name: ClassVar[str] = "compose"
     aliases: ClassVar[tuple[str, ...]] = ("docker-compose",)
 

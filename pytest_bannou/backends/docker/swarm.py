@@ -35,6 +35,7 @@ from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecRes
 from . import engine as _docker
 from .compose_file import add_mounts_and_healthcheck, render_text
 from .images import render_infos
+from .testers import TesterContainers
 
 SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
 NS = 1_000_000_000
@@ -128,7 +129,7 @@ def render_stack(
     return doc
 
 
-class SwarmBackend(_docker.EngineBackend):
+class SwarmBackend(TesterContainers, _docker.EngineBackend):
     name: ClassVar[str] = "swarm"
     aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)
 

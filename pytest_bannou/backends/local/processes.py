@@ -4,7 +4,8 @@ Every replica is the leader of its own session and process group; every process 
 backend session's marker (``SESSION_ENV``) in its environment, so a process is only ever signalled
 when it can be proven ours: it still carries the marker and, where the state file recorded it,
 its start time (``/proc/PID/stat`` field 22) is the one it had when it was spawned. Linux
-``/proc`` where available, plain signals elsewhere.
+``/proc`` where available, plain signals elsewhere: the primitives are in
+``_support.processes``, shared with the testers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..._support.processes import (  # noqa: F401 (re-exported: callers use processes.X)
+    carries,
+    has_proc,
+    kill_all_marked,
+    live_groups,
+    marked,
+    marked_group_is_ours,
+    proc_stat,
+    signal_group,
+    start_time,
+)
 from ..base import ExecResult
 
 RUN_ID_ENV = "PYTEST_BANNOU_RUN_ID"  # in every process this backend starts
@@ -151,99 +163,23 @@ def accepts(port: int) -> bool:
         return False
 
 
-def signal_group(pgid: int, sig: int) -> None:
-    if pgid <= 1:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (index 0 = state, field 3)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: when the process started, in clock ticks after boot."""
-    stat = proc_stat(pid)
-    return stat[19] if stat else None
-
-
-def has_proc() -> bool:
-    return Path("/proc/self/environ").exists()
-
-
-def live_groups(pgids: set[int]) -> set[int]:
-    """Which of ``pgids`` still have a process that is not a zombie."""
-    if not Path("/proc/self/stat").exists():
-        alive = set()
-        for pgid in pgids:
-            try:
-                os.killpg(pgid, 0)
-                alive.add(pgid)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return alive
-    alive = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        stat = proc_stat(int(entry.name))
-        if stat and stat[0] != "Z" and int(stat[2]) in pgids:
-            alive.add(int(stat[2]))
-    return alive
-
-
 def carries_marker(pid: int, session: str) -> bool:
     """Whether live process ``pid`` has this backend session's marker in its environment."""
-    marker = f"{SESSION_ENV}={session}".encode()
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    stat = proc_stat(pid)
-    return bool(stat) and stat[0] != "Z" and marker in environ.split(b"\0")  # type: ignore[index]
+    return carries(pid, SESSION_ENV, session)
 
 
 def marked_pids(session: str) -> list[int]:
     """Live processes whose environment carries this backend session (ours, so safe to kill)."""
-    if not session or not has_proc():
-        return []
-    return [
-        int(e.name) for e in os.scandir("/proc") if e.name.isdigit() and carries_marker(int(e.name), session)
-    ]
+    return marked(SESSION_ENV, session)
 
 
 def kill_marked(session: str, grace: float, exclude: set[int]) -> list[int]:
     """SIGTERM then SIGKILL every process of ``session`` (also descendants that left their group)."""
-    pids = [p for p in marked_pids(session) if p not in exclude]
-    if not pids:
-        return []
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    end = time.monotonic() + grace
-    while time.monotonic() < end and any(p in pids for p in marked_pids(session)):
-        time.sleep(0.01)
-    for pid in marked_pids(session):
-        if pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    return pids
+    return kill_all_marked(SESSION_ENV, session, grace, exclude)
 
 
 def group_is_ours(pgid: int, session: str, recorded_start: str | None) -> bool:
     """Whether process group ``pgid`` may be signalled for ``session``: its leader still runs,
     carries the session's marker and (when recorded) has the start time the state file names.
     Without ``/proc`` nothing can be proven, so only a live group of a session is accepted."""
-    if pgid <= 1 or not session:
-        return False
-    if not has_proc():
-        return bool(live_groups({pgid}))
-    if not carries_marker(pgid, session):
-        return False
-    return recorded_start is None or start_time(pgid) == recorded_start
+    return marked_group_is_ours(pgid, SESSION_ENV, session, recorded_start)

@@ -1,0 +1,177 @@
+"""Tester containers on a Docker environment's network: ``TesterContainers``, the
+``run_tester_container`` capability of the Compose and Swarm backends.
+
+The tester joins the network of the target node's container and reaches every node by its
+in-network name (the alias its container answers to) and container port, exactly as bannou's own
+tester images do in bannou's compose files. Its image is the tester's, or ``bannou:latest`` when
+the tester only has a command (the locally built image that mounts the host's programs, so the
+reference tester runs in it). The container carries the run-id labels (``bannou-env clean``
+removes a leftover), stdin is closed, and at its deadline it is killed and the run reported as
+timed out. Output is read back with Docker's timestamps: the log format ``testers.process``
+writes, so everything after the container (parsing, reports) is shared with the process variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import BannouError
+from ..base import LABEL_NODE, LABEL_OWNER_PID, LABEL_RUN_ID, TesterContainer, TesterContainerOutcome
+from . import engine as _docker
+
+if TYPE_CHECKING:  # pragma: no cover
+    import docker
+
+IGNORED_NETWORKS = frozenset({"bridge", "host", "none", "ingress"})
+WAIT_SLICE_S = 1.0
+_PYTHON_NAMES = ("python", "python3")
+
+
+class TesterContainers:
+    """Mixed into the Docker Engine backends (whose ``tester_network()`` is ``"docker"``)."""
+
+    @classmethod
+    def run_tester_container(cls, tester: TesterContainer) -> TesterContainerOutcome:
+        return run_tester_container(tester)
+
+
+def node_address(cli: docker.DockerClient, run_id: str, node: str) -> tuple[str, str] | None:
+    """(network, alias) of a running container of ``node`` in run ``run_id`` (None: none found)."""
+    flt = {"label": [f"{LABEL_RUN_ID}={run_id}", f"{LABEL_NODE}={node}"], "status": "running"}
+    for c in cli.containers.list(filters=flt):
+        networks = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        for net, info in networks.items():
+            if net in IGNORED_NETWORKS:
+                continue
+            aliases = [a for a in (info or {}).get("Aliases") or [] if a]
+            for wanted in (node, _docker.sanitize(node)):
+                if wanted in aliases:
+                    return net, wanted
+            return net, aliases[0] if aliases else _docker.sanitize(node)
+    return None
+
+
+def run_tester_container(
+    tester: TesterContainer, client: Callable[[], docker.DockerClient] = _docker.client
+) -> TesterContainerOutcome:
+    """Run ``tester`` on the Docker Engine (see the module docstring)."""
+    image = tester.image or _docker.DEFAULT_BANNOU_IMAGE
+    argv = list(tester.command)
+    cli = client()
+    try:
+        info = _docker.image_info(cli, image)
+        if info is None:
+            return TesterContainerOutcome(
+                None,
+                False,
+                0.0,
+                image,
+                command=tuple(argv),
+                error=f"tester {tester.name!r}: image {image} not found on the Docker Engine at "
+                f"{_docker.engine_label()}. Nothing is pulled: {_docker.BUILD_IMAGES_HINT}, or build/tag "
+                f"it with `docker build -t {image} .`",
+            )
+        if argv and argv[0] in _PYTHON_NAMES and info.local_build:
+            argv[0] = sys.executable  # the host interpreter the local image mounts
+        found = node_address(cli, tester.run_id, tester.target)
+        if found is None:
+            raise BannouError(
+                f"tester {tester.name!r}: no running container of node {tester.target!r} in "
+                f"{tester.env_key} (run id {tester.run_id}) to attach to; check `target:` of the tester"
+            )
+
+        def address(node: str, port: int | None) -> tuple[str, int]:
+            where = found if node == tester.target else node_address(cli, tester.run_id, node)
+            alias = where[1] if where else _docker.sanitize(node)
+            return alias, int(port or 80)
+
+        environment = dict(tester.environment(address))
+        return _run(cli, tester, image, argv, environment, info, found[0])
+    finally:
+        cli.close()
+
+
+def _labels(tester: TesterContainer) -> dict[str, str]:
+    return {
+        LABEL_RUN_ID: tester.run_id,
+        LABEL_NODE: f"tester-{tester.name}",
+        LABEL_OWNER_PID: str(os.getpid()),
+        _docker.LABEL_OWNER_HOST: socket.gethostname(),
+        _docker.LABEL_BACKEND: tester.backend,
+    }
+
+
+def _run(
+    cli: docker.DockerClient,
+    tester: TesterContainer,
+    image: str,
+    argv: list[str],
+    environment: dict[str, str],
+    info: Any,
+    network: str,
+) -> TesterContainerOutcome:
+    import docker as docker_sdk
+
+    workdir = Path(tester.workdir)
+    start = time.monotonic()
+    container = None
+    timed_out = False
+    exit_code: int | None = None
+    try:
+        try:
+            container = cli.containers.create(
+                image,
+                command=argv or None,
+                environment=environment,
+                volumes=[*_docker.host_mounts(info), f"{workdir}:{workdir}:rw"],
+                tmpfs={p: "" for p in info.tmpfs},
+                labels=_labels(tester),
+                network=network,
+                stdin_open=False,
+                tty=False,
+                init=True,
+                working_dir=str(tester.log_path.parent),
+                name=_docker.sanitize(f"{tester.run_id}-tester-{tester.name}-{os.getpid()}-{time.time_ns()}"),
+            )
+            container.start()
+        except docker_sdk.errors.APIError as exc:
+            message = f"tester {tester.name!r}: cannot start a container of {image}: {_message(exc)}"
+            return TesterContainerOutcome(None, False, 0.0, image, network, tuple(argv), message)
+        deadline = start + tester.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                with contextlib.suppress(docker_sdk.errors.APIError):
+                    container.kill()
+                break
+            try:
+                result = container.wait(timeout=max(0.1, min(WAIT_SLICE_S, left)))
+            except Exception:  # requests' read timeout: still running
+                continue
+            exit_code = int(result.get("StatusCode", -1))
+            break
+        with open(tester.log_path, "wb") as log:
+            for chunk in container.logs(stream=True, timestamps=True, stdout=True, stderr=True):
+                log.write(chunk)
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker_sdk.errors.APIError):
+                container.remove(force=True, v=True)
+    duration = time.monotonic() - start
+    return TesterContainerOutcome(
+        None if timed_out else exit_code, timed_out, duration, image, network, tuple(argv)
+    )
+
+
+def _message(exc: BaseException) -> str:
+    """The last line of an engine error, short enough for a report."""
+    text = str(exc).strip().splitlines()
+    return text[-1][:300] if text else type(exc).__name__
