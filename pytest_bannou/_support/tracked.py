@@ -112,12 +112,13 @@ def stop(data: Mapping[str, Any], grace: float = GRACE) -> list[str]:
     return lines
 
 
-def sweep(directory: Path, grace: float = GRACE) -> list[str]:
-    """Stop and forget the tracked groups in ``directory`` whose owning session is gone."""
+def sweep(directory: Path, grace: float = GRACE, *, owner_gone: bool = True) -> list[str]:
+    """Stop and forget the tracked groups in ``directory`` whose owning session is gone (every
+    group, with ``owner_gone=False``: the run itself is being removed)."""
     lines: list[str] = []
     for path in sorted(directory.glob("*.json")):
         data = read(path)
-        if data is None or owner_alive(data):
+        if data is None or (owner_gone and owner_alive(data)):
             continue
         lines += stop(data, grace)
         with contextlib.suppress(OSError):

@@ -30,6 +30,7 @@ from ..environment.runs import (
     run_directory,
     runs_root,
 )
+from ..environment.sweep import stop_run_testers, sweep
 from ..errors import BannouError
 from ._args import add_presets_dir, lines_arg, pairs, preset_library, replica_counts, run_id_arg, seconds_arg
 
@@ -212,8 +213,6 @@ def run_secrets(workdir: Path) -> set[str]:
 
 def _clean(args: argparse.Namespace) -> int:
     if args.all_stale:
-        from ..environment.sweep import sweep
-
         if args.run_id:
             raise BannouError("bannou-env clean: --all-stale and --run-id exclude each other; use one")
         names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
@@ -239,6 +238,8 @@ def _clean(args: argparse.Namespace) -> int:
             continue
         options = BackendOptions(run_id=args.run_id, workdir=workdir) if workdir is not None else None
         removed += registry.load(name).clean(args.run_id, options)
+    if args.run_id:
+        removed += stop_run_testers(args.run_id)  # its testers, whichever backend the run used
     for d, info in _runs(args.run_id):
         owner = _owner(info)
         if args.run_id or info.get("kept") or not pid_alive(owner):

@@ -112,6 +112,15 @@ def sweep_tracked(say: Callable[[str], None] | None = None) -> list[str]:
     return removed
 
 
+def stop_run_testers(run_id: str) -> list[str]:
+    """Stop every tracked tester of one run (``clean --run-id``, a crashed xdist worker), also
+    when the session that started it is still alive: its run is being removed."""
+    return [
+        f"run {run_id}: {line}"
+        for line in tracked.sweep(run_directory(run_id) / tracked.TRACKED_DIR, owner_gone=False)
+    ]
+
+
 def _tell(lines: list[str], say: Callable[[str], None] | None) -> list[str]:
     if say is not None:
         for line in lines:

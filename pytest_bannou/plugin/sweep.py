@@ -11,7 +11,7 @@ import pytest
 
 from ..backends.base import BackendOptions
 from ..environment.runs import RUN_INFO, new_run_id, run_directory
-from ..environment.sweep import backends_in_use, sweep
+from ..environment.sweep import backends_in_use, stop_run_testers, sweep
 
 WORKER_RUN_ID = "bannou_run_id"  # workerinput key: the run id the controller gave a worker
 
@@ -56,6 +56,8 @@ class SweepPlugin:
                 lines = [f"clean failed: {type(exc).__name__}: {exc}"]
             for line in lines:
                 self._say(f"worker {node.gateway.id} crashed; run {run_id} ({name}): {line}", crashed=True)
+        for line in stop_run_testers(run_id):
+            self._say(f"worker {node.gateway.id} crashed; {line}", crashed=True)
         with contextlib.suppress(OSError):  # the node logs stay; the run is no longer "in use"
             (run_directory(run_id) / RUN_INFO).unlink()
 

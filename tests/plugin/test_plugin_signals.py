@@ -156,7 +156,7 @@ def test_uses(bannou_env):
 """
 
 
-@pytest.mark.parametrize("how", ["clean-all-stale", "next-session"])
+@pytest.mark.parametrize("how", ["clean-all-stale", "clean-run-id", "next-session"])
 def test_sigkilled_session_tester_and_its_grandchild_are_swept(bp, monkeypatch, tmp_path, how):
     """A session SIGKILLed while its tester runs: the tester (own process group, which the kill
     does not reach) and its ``setsid`` grandchild are removed by ``bannou-env clean --all-stale``
@@ -184,14 +184,19 @@ def test_sigkilled_session_tester_and_its_grandchild_are_swept(bp, monkeypatch, 
         proc.kill()
         proc.wait()
         assert all(alive(p) for p in leftovers)  # SIGKILL reaches neither
-        if how == "clean-all-stale":
+        if how.startswith("clean"):
+            if how == "clean-all-stale":
+                which = ["--all-stale"]
+            else:  # the one run, by its id (the only run directory under the private runs root)
+                (run_dir,) = [d for d in private_tmp.glob("pytest-bannou-*/bannou-*") if d.is_dir()]
+                which = ["--run-id", run_dir.name]
             done = subprocess.run(
                 [
                     sys.executable,
                     "-c",
                     "from pytest_bannou.cli import main; raise SystemExit(main())",
                     "clean",
-                    "--all-stale",
+                    *which,
                 ],
                 capture_output=True,
                 text=True,
