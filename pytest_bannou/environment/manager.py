@@ -425,6 +425,7 @@ class EnvironmentManager:
                     "environment": env.key,
                     "preset": env.preset,
                     "nodes": list(env.nodes),
+                    "routing": env.topology.routing(),  # ``bannou-env logs RUN SERVICE``
                     "urls": env.urls(),
                     "owner_pid": os.getpid(),
                     "kept": kept,
