@@ -294,7 +294,9 @@ def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) ->
 class History:
     """Configuration versions of one environment: version 1 is the topology as deployed. The
     ``EnvironmentManager`` owns one per environment and moves it along with ``update`` and
-    ``rollback``; ``bannou-env update`` continues it for kept environments."""
+    ``rollback``; ``bannou-env update`` continues it for kept environments. When the manager
+    restores the environment to its preset for the next test it starts again at version 1 (the
+    changes were that test's, not the next one's)."""
 
     versions: list[tuple[int, Topology]] = field(default_factory=list)
 
