@@ -291,3 +291,77 @@ def test_cli_deploy_unknown_preset_is_one_message(library, capsys):
     assert cli_main(["deploy", "nosuch", "--presets-dir", str(library.directories[0])]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bannou-env: unknown preset 'nosuch'")
+
+
+# --- names: a node, an app id, or a service bannou knows; anything else is an error (issue 14) ----
+
+
+@pytest.fixture
+def builtin() -> PresetLibrary:
+    return PresetLibrary(dirs=[], include_builtin=True)
+
+
+def test_unknown_names_are_errors_and_act_on_no_node(manager, builtin):
+    env = manager.activate("split-auth", builtin.resolve("split-auth"))
+    before = _pids(env)
+    main_log = env.logs("bannou-main")
+    calls = {
+        "restart": lambda: env.restart("bannou-ath"),
+        "scale": lambda: env.scale("bannou-ath", 2),
+        "logs": lambda: env.logs("nosuchnode"),
+        "url": lambda: env.url("nosuchservice"),
+        "endpoint": lambda: env.endpoint("nosuchservice"),
+        "should_restart": lambda: env.should_restart("nosuchnode"),
+    }
+    for what, call in calls.items():
+        with pytest.raises(DeployError) as exc:
+            call()
+        message = exc.value.message
+        assert "preset 'split-auth': no node hosts" in message, what
+        assert "(not a node, app id or bannou service" in message, what
+        assert "nodes: bannou-main, bannou-auth" in message, what
+        assert "account (bannou-auth), auth (bannou-auth)" in message, what
+        assert "every other bannou service goes to bannou-main" in message, what
+    with pytest.raises(DeployError, match="did you mean 'bannou-auth'"):
+        env.restart("bannou-ath")
+    assert _pids(env) == before  # nothing restarted, nothing scaled
+    assert len(env.status()) == 2 and env.topology.node("bannou-main").replicas == 1
+    assert env.logs("bannou-main").startswith(main_log[:20])
+    # what bannou routes still resolves: nodes, app ids, hosted services, other bannou services
+    assert env.url("auth") == env.url("bannou-auth") == env.url("account")
+    assert env.url("bannou") == env.url("bannou-main") == env.url("character") == env.url()
+
+
+def test_url_of_a_service_on_monolith_is_the_main_node(manager, builtin):
+    env = manager.activate("monolith", builtin.resolve("monolith"))
+    assert env.node_for("auth") == env.node_for("game-session") == env.main_node == "bannou"
+    assert env.url("auth") == env.url()
+    with pytest.raises(DeployError, match=r"no node hosts 'nosuchservice' \(not a node, app id or bannou"):
+        env.url("nosuchservice")
+
+
+def test_node_for_without_a_default_node_uses_the_first_bannou_node(builtin):
+    topology = builtin.resolve("orchestrator")
+    assert topology.node_for("auth").name == topology.bannou_nodes[0].name
+    with pytest.raises(KeyError, match="nosuch"):
+        topology.node_for("nosuch")
+
+
+def test_cli_logs_of_an_unknown_node_is_an_error(builtin, capsys):
+    assert cli_main(["deploy", "split-auth"]) == 0
+    run_id = re.search(r"run id: (bannou-\S+)", capsys.readouterr().out).group(1)
+    try:
+        assert cli_main(["logs", run_id, "nosuchnode"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith(
+            f"bannou-env: run {run_id}: preset 'split-auth': no node hosts 'nosuchnode'"
+        )
+        assert "nodes: bannou-main, bannou-auth" in captured.err
+        assert cli_main(["logs", run_id, "bannou-auth"]) == 0
+        assert "GET /health" in capsys.readouterr().out
+        assert cli_main(["logs", run_id, "auth", "--tail", "3"]) == 0  # a service: the node hosting it
+        assert "GET /health" in capsys.readouterr().out
+    finally:
+        assert cli_main(["clean", "--run-id", run_id]) == 0
+    capsys.readouterr()

@@ -32,6 +32,7 @@ from ..environment.runs import (
 )
 from ..environment.sweep import stop_run_testers, sweep
 from ..errors import BannouError
+from ..topology.model import Topology
 from ._args import add_presets_dir, lines_arg, pairs, preset_library, replica_counts, run_id_arg, seconds_arg
 
 
@@ -193,13 +194,37 @@ def _logs(args: argparse.Namespace) -> int:
     info = read_run_info(workdir) or {}
     recorded = info.get("backend")
     backend_name = args.backend or (recorded if isinstance(recorded, str) else None) or "local"
+    node = _node_of(args.run_id, info, args.node)
     cls = registry.load(backend_name)
     backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir))
-    text = backend.logs(args.node, args.tail)
+    text = backend.logs(node, args.tail)
     if not text and not workdir.is_dir():
         raise BannouError(f"no run {args.run_id!r} under {runs_root()}; see `bannou-env status`")
+    if not text and not info:  # no record to check the name against, and nothing logged under it
+        raise BannouError(
+            f"run {args.run_id} has no log of a node {args.node!r} and no record of its nodes;"
+            " see `bannou-env status`"
+        )
     sys.stdout.write(mask_text(text, run_secrets(workdir)))
     return 0
+
+
+def _node_of(run_id: str, info: dict, name: str) -> str:
+    """The node a name means in a run (a node, an app id or a service, as bannou routes it);
+    a ``BannouError`` listing the nodes when it means none. Runs recorded without routing
+    (older versions) know their node names only."""
+    routing = info.get("routing")
+    if isinstance(routing, dict):
+        try:
+            return Topology.from_routing(routing).node_for(name).name
+        except KeyError as exc:
+            raise BannouError(f"run {run_id}: {exc.args[0]}") from None
+        except (TypeError, ValueError):  # a damaged record: fall back to the node names
+            pass
+    nodes = [str(n) for n in info.get("nodes") or ()]
+    if nodes and name not in nodes:
+        raise BannouError(f"run {run_id} has no node {name!r}; nodes: {', '.join(nodes)}")
+    return name
 
 
 def run_secrets(workdir: Path) -> set[str]:

@@ -87,7 +87,8 @@ class Environment:
         return self._manager.backend  # type: ignore[return-value]  # set once current
 
     def node_for(self, service_or_node: str) -> str:
-        """The node that hosts a service (or the node of that name / app id)."""
+        """The node of that name or app id, or the one bannou routes the service to; any other
+        name is a ``DeployError`` listing the nodes and services (never the main node)."""
         try:
             return self.topology.node_for(service_or_node).name
         except KeyError as exc:
@@ -96,13 +97,12 @@ class Environment:
     @property
     def main_node(self) -> str:
         """The node requests go to by default: the one with the default app id, else the first."""
-        for n in self.topology.bannou_nodes:
-            if n.app_id == self.topology.default_app_id:
-                return n.name
-        nodes = self.topology.bannou_nodes or self.topology.nodes
-        if not nodes:
+        main = self.topology.main_node
+        if main is not None:
+            return main.name
+        if not self.topology.nodes:
             raise DeployError(f"preset {self.preset!r} has no nodes")
-        return nodes[0].name
+        return self.topology.nodes[0].name
 
     def endpoint(self, service_or_node: str, port: int | None = None, replica: int = 0) -> Endpoint:
         return self.engine().endpoint(self.node_for(service_or_node), port, replica)

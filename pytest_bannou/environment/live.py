@@ -22,7 +22,7 @@ from ..errors import BannouError
 from ..messaging.session import LIVE_STATE, read_state
 from ..preset.schema import EnvironmentChange, NodeSpec
 from ..preset.validate import validate_plain
-from ..topology.contract import LAYERS, layer_env_name, service_env_name
+from ..topology.contract import layer_env_name, service_env_name
 from ..topology.model import HealthCheck, Node, Resources, Topology
 from .runs import ensure_run_directory
 
@@ -132,12 +132,7 @@ def _bannou_node(t: Topology, name: str) -> Node:
 
 
 def known_services(t: Topology) -> set[str]:
-    out = set(t.mappings)
-    for n in t.nodes:
-        out.update(n.services)
-    for services in LAYERS.values():
-        out.update(services)
-    return out
+    return set(t.known_services)
 
 
 def _replace_node(t: Topology, node: Node) -> Topology:
@@ -299,7 +294,9 @@ def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) ->
 class History:
     """Configuration versions of one environment: version 1 is the topology as deployed. The
     ``EnvironmentManager`` owns one per environment and moves it along with ``update`` and
-    ``rollback``; ``bannou-env update`` continues it for kept environments."""
+    ``rollback``; ``bannou-env update`` continues it for kept environments. When the manager
+    restores the environment to its preset for the next test it starts again at version 1 (the
+    changes were that test's, not the next one's)."""
 
     versions: list[tuple[int, Topology]] = field(default_factory=list)
 

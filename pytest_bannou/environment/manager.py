@@ -6,7 +6,9 @@ deployed on it. ``activate(key, topology)`` makes that environment current: the 
 deployed, the next ones are reached by applying the topology diff (or by teardown + deploy with
 ``transition="full"``). A failed activation tears down what was started and is remembered per
 key, so the remaining tests of that environment fail at once with the same message while the
-other environments still run. Live changes (``update``/``rollback``) go through the manager too:
+other environments still run. Activating the current environment again (the next test) first
+``restore``s it if a test changed it: back to the topology it was activated with, by the same
+incremental transition. Live changes (``update``/``rollback``) go through the manager too:
 it owns each environment's configuration ``History``. Teardown runs at session end, on SIGTERM
 (turned into ``KeyboardInterrupt`` so the caller's normal interrupt path runs) and, as a last
 resort, at exit.
@@ -74,6 +76,9 @@ class EnvironmentManager:
         self.records: dict[str, EnvRecord] = {}
         self.failures: dict[str, BannouError] = {}
         self._restart_base: int | None = None  # backend restarts when the current env became ready
+        # the current environment's topology as activated (its preset): what ``restore`` returns to
+        self._activated: Topology | None = None
+        self._unsure = False  # a change failed and so did its undo: the environment's state is unknown
         # reentrant: the interrupt path (KeyboardInterrupt from a signal, then teardown) may run
         # while the interrupted code of this same thread still holds it
         self._lock = threading.RLock()
@@ -143,6 +148,7 @@ class EnvironmentManager:
         with self._lock:
             self.backend = backend
             self.current = Environment(self, key, topology)
+            self._activated = None  # someone else's environment: not restored from here
             return self.current
 
     # --- activation -------------------------------------------------------------------------
@@ -155,26 +161,31 @@ class EnvironmentManager:
     def activate(self, key: str, topology: Topology, ready_timeout: float | None = None) -> Environment:
         """Make ``key`` the deployed environment and return it once every node is ready.
 
+        Already current: returned as it is, or first brought back to its preset if a test
+        changed it (``restore``); if that fails it is deployed again, as the same object.
         Raises the remembered ``BannouError`` at once if this key failed before.
         """
         with self._lock:
             if key in self.failures:
                 raise self.failures[key]
-            if self.current is not None and self.current.key == key:
-                return self.current
+            again = self.current if self.current is not None and self.current.key == key else None
+            if again is not None and self.restore(again):
+                return again
             backend = self._ensure_backend()
             rec = self.record(key, topology.preset)
             rec.backend = backend.name
             timeout = ready_timeout if ready_timeout is not None else self.options.ready_timeout
             start = time.monotonic()
             deadline = start + timeout
-            env = Environment(self, key, topology)
+            env = again if again is not None else Environment(self, key, topology)
+            env.topology = topology
             try:
                 self._switch(backend, env, rec, deadline, start)
             except BaseException as exc:
                 self._fail(env, rec, exc)
                 raise
             rec.activations += 1
+            self._activated, self._unsure = env.topology, False
             self._restart_base = self._restarts_now()
             rec.ready_time = time.monotonic() - start
             self._write_info()
@@ -216,6 +227,60 @@ class EnvironmentManager:
         self._wait(backend, env, deadline, changed_nodes(transition))
         self.messaging.ready(env, "topology-changed", [transition.summary()])
         self._say(f"ready in {time.monotonic() - start:.1f} s", True)
+
+    # --- restore: every test starts from its environment as the preset defines it -------------
+    def changed(self, env: Environment) -> bool:
+        """Whether ``env`` (the current environment) differs from the topology it was activated
+        with: a test called ``update``, ``scale``, ``restart(node, environment=...)``..."""
+        preset = self._activated
+        if env is not self.current or preset is None:
+            return False
+        return self._unsure or not (env.topology is preset or env.topology == preset)
+
+    def restore(self, env: Environment) -> bool:
+        """Bring the current environment back to the topology it was activated with if a test
+        changed it, by the transition used between presets (only changed nodes restart; a
+        mapping event when messaging is on); its configuration history starts again at
+        version 1. Unchanged, nothing happens (no transition, no probe). False when it could
+        not be brought back: it was torn down (``activate`` then deploys it again)."""
+        with self._lock:
+            if not self.changed(env):
+                return True
+            rec = self.record(env.key, env.preset)
+            preset = self._activated
+            assert preset is not None
+            start = time.monotonic()
+            transition = diff(env.topology, preset)
+            self._collect_restarts(env)
+            try:
+                if self._unsure:
+                    self._say(f"restoring {env.key} (a change failed and so did its undo)", False)
+                    raise DeployError("its state is unknown")
+                self._say(f"restoring {env.key} (a test changed it): {transition.summary()}", False)
+                self._move(env, self._ensure_backend(), env.topology, preset)
+                self.messaging.ready(env, "topology-changed", [f"restore {env.key}: {transition.summary()}"])
+            except Exception as exc:
+                self.messaging.failed(env, exc)
+                self._say(f"FAILED ({_message(exc)}); deploying it again", True)
+                self._teardown_current(quiet=True)
+                return False
+            elapsed = time.monotonic() - start
+            rec.restores += 1
+            rec.restore_time += elapsed
+            self._restart_base = self._restarts_now()
+            self._restart_history(env)
+            self._write_info()
+            self._say(f"ready in {elapsed:.1f} s", True)
+            return True
+
+    def _restart_history(self, env: Environment) -> None:
+        """After a restore, configuration version 1 again (the preset): what the next test
+        sees as ``config_version``, and where ``bannou-env update`` continues from."""
+        if env not in self._histories:  # never changed through update/rollback: nothing recorded
+            return
+        history = self._histories[env] = History([(1, env.topology)])
+        with contextlib.suppress(OSError):
+            save_history(self.options.workdir, history)
 
     def _wait(self, backend: Backend, env: Environment, deadline: float, nodes: list[str] | None) -> None:
         from ..health import wait as health
@@ -288,6 +353,7 @@ class EnvironmentManager:
                     self.messaging.ready(env, "topology-changed", [f"undo {'; '.join(changes)}"])
                 except Exception as again:
                     env.topology = old  # the configuration it is meant to be at; the error says it is not
+                    self._unsure = True  # so the next test gets it deployed again
                     raise DeployError(
                         f"environment {env.key!r}: change ({'; '.join(changes)}) failed: {error.message};"
                         f" going back to the previous configuration failed too: {_message(again)}"
@@ -363,6 +429,7 @@ class EnvironmentManager:
             backend.teardown()
         finally:
             self.current = None
+            self._activated, self._unsure = None, False
             if not quiet:
                 self._say(f"{time.monotonic() - start:.1f} s", True)
 
@@ -425,6 +492,7 @@ class EnvironmentManager:
                     "environment": env.key,
                     "preset": env.preset,
                     "nodes": list(env.nodes),
+                    "routing": env.topology.routing(),  # ``bannou-env logs RUN SERVICE``
                     "urls": env.urls(),
                     "owner_pid": os.getpid(),
                     "kept": kept,

@@ -22,6 +22,8 @@ class EnvRecord:
     ready_time: float | None = None  # from the start of the activation until every node was ready
     transitions: int = 0  # times this environment was reached by a diff transition
     node_restarts: int = 0
+    restores: int = 0  # times a test changed it and it was brought back to its preset
+    restore_time: float = 0.0  # seconds those restores took, together
     error: str | None = None
     outcomes: dict[str, int] = field(
         default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
@@ -32,6 +34,8 @@ class EnvRecord:
         self.activations += other.activations
         self.transitions += other.transitions
         self.node_restarts += other.node_restarts
+        self.restores += other.restores
+        self.restore_time += other.restore_time
         for k, v in other.outcomes.items():
             self.outcomes[k] = self.outcomes.get(k, 0) + v
         times = [t for t in (self.deploy_time, other.deploy_time) if t is not None]

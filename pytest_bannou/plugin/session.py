@@ -308,6 +308,16 @@ class BannouSession:
         item.stash[ACTIVE_ENV] = env
         return env
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Every test starts from its environment as the preset defines it: before any fixture
+        (of any scope) runs, the current environment is restored if an earlier test changed it
+        (``EnvironmentManager.restore``; an unchanged one costs nothing)."""
+        info = item.stash.get(ITEM_ENV, None)
+        current = self.manager.current
+        if info is not None and info.needs_env and current is not None and current.key == info.key:
+            self.environment_for(item)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
         rep = yield

@@ -33,6 +33,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "EXTENSIONS": ("testing",),
 }
 ALWAYS_ON_LAYER = "INFRASTRUCTURE"
+# every service bannou knows: what routes to the default app id unless a mapping says otherwise
+SERVICES: frozenset[str] = frozenset(s for services in LAYERS.values() for s in services)
 # services a preset enables that are in no layer (older names like ``accounts``) count as extensions
 UNLISTED_LAYER = "EXTENSIONS"
 

@@ -6,13 +6,14 @@ default applied; ``topology.diff`` compares two of them.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .contract import DEFAULT_APP_ID, HTTP_PORT_IN_CONTAINER
+from .contract import DEFAULT_APP_ID, HTTP_PORT_IN_CONTAINER, SERVICES
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -168,7 +169,9 @@ class Topology:
         return tuple(n for n in self.nodes if n.kind == "infrastructure")
 
     def node_for(self, service_or_node: str) -> Node:
-        """The node that hosts a service (through the mappings), or the node of that name/app id."""
+        """The node of that name or app id, else the node a service is routed to as bannou routes
+        it: its mapping, or (a bannou service nobody hosts explicitly) the main node. Any other
+        name is a ``KeyError`` listing the nodes and services: a typo never lands on a node."""
         for n in self.nodes:
             if n.name == service_or_node:
                 return n
@@ -177,16 +180,71 @@ class Topology:
             for n in self.nodes:
                 if n.app_id == service_or_node:
                     return n
-            app_id = self.default_app_id
+            main = self.main_node
+            if main is not None and service_or_node in self.known_services:
+                return main
+            raise KeyError(self._unknown_name(service_or_node))
         for n in self.bannou_nodes:
             if n.app_id == app_id:
                 return n
-        if self.bannou_nodes and service_or_node not in self.mappings:
-            # services nobody hosts explicitly are served by the default node, else the first one
-            return self.bannou_nodes[0]
         raise KeyError(
-            f"preset {self.preset!r}: no node hosts {service_or_node!r}; "
-            f"nodes: {', '.join(self.node_names)}; services: {', '.join(sorted(self.mappings)) or '(none)'}"
+            f"preset {self.preset!r}: service {service_or_node!r} is routed to app id {app_id!r},"
+            f" which no node has; nodes: {', '.join(self.node_names)}"
+        )
+
+    @property
+    def main_node(self) -> Node | None:
+        """The node bannou routes unmapped services to: the one with the default app id, else
+        (a preset without one) the first bannou node."""
+        for n in self.bannou_nodes:
+            if n.app_id == self.default_app_id:
+                return n
+        return self.bannou_nodes[0] if self.bannou_nodes else None
+
+    @property
+    def known_services(self) -> frozenset[str]:
+        """bannou's services plus any this topology names (older names a preset hosts)."""
+        named = {s for n in self.nodes for s in n.services}
+        return SERVICES | named | set(self.mappings)
+
+    def _unknown_name(self, name: str) -> str:
+        hosted = ", ".join(f"{s} ({self._host_name(s)})" for s in sorted(self.mappings))
+        main = self.main_node
+        others = f"; every other bannou service goes to {main.name}" if main is not None else ""
+        candidates = [*self.node_names, *(n.app_id for n in self.nodes), *sorted(self.known_services)]
+        close = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (
+            f"preset {self.preset!r}: no node hosts {name!r} (not a node, app id or bannou service{hint});"
+            f" nodes: {', '.join(self.node_names) or '(none)'};"
+            f" services: {hosted or '(none hosted on a node of its own)'}{others}"
+        )
+
+    def _host_name(self, service: str) -> str:
+        app_id = self.mappings[service]
+        return next((n.name for n in self.bannou_nodes if n.app_id == app_id), f"app id {app_id}")
+
+    def routing(self) -> dict[str, object]:
+        """What ``node_for`` needs, as JSON (the run record: ``bannou-env logs RUN SERVICE``)."""
+        return {
+            "preset": self.preset,
+            "nodes": [[n.name, n.app_id, n.kind] for n in self.nodes],
+            "mappings": dict(self.mappings),
+            "default_app_id": self.default_app_id,
+        }
+
+    @classmethod
+    def from_routing(cls, data: Mapping[str, object]) -> Topology:
+        """A topology with only the names ``routing()`` kept: enough to resolve names."""
+        nodes = tuple(
+            Node(name=str(name), app_id=str(app_id), kind=kind)  # type: ignore[arg-type]
+            for name, app_id, kind in data.get("nodes") or ()  # type: ignore[attr-defined]
+        )
+        return cls(
+            preset=str(data.get("preset", "")),
+            nodes=nodes,
+            mappings=dict(data.get("mappings") or {}),  # type: ignore[call-overload]
+            default_app_id=str(data.get("default_app_id") or DEFAULT_APP_ID),
         )
 
     def with_nodes(self, nodes: Iterable[Node]) -> Topology:

@@ -441,6 +441,42 @@ def test_bad_heartbeat_interval_option_is_a_usage_error(pytester: pytest.Pyteste
     result.stderr.fnmatch_lines(["*--bannou-heartbeat-interval*'soon' is not a number of seconds*"])
 
 
+# --- restore: the next test gets the preset back (issue 14) ---------------------------------------
+
+
+def test_the_next_activation_restores_what_a_test_changed(msg_env, manager, library, consume):
+    m = manager.messaging
+    events = consume(m.broker_url, MAPPINGS_TOPIC, DEPLOYMENT_TOPIC)
+    preset_topology = msg_env.topology
+    before = pids(msg_env)
+    msg_env.update([{"action": "move-service", "nodeName": "bannou-main", "services": ["auth"]}])
+    msg_env.update([{"action": "scale", "nodeName": "bannou-main", "replicas": 2}])
+    assert msg_env.config_version == 3
+    assert post(msg_env, "/auth/login").json()["appId"] == "bannou"
+    last = m.versions[-1]
+
+    again = manager.activate("msg-split", library.resolve("msg-split"))  # the next test
+
+    assert again is msg_env and msg_env.config_version == 1
+    assert msg_env.topology == preset_topology
+    mapping = events.until(MAPPINGS_TOPIC, lambda b: b["version"] > last)
+    assert mapping["mappings"]["auth"] == "bannou-auth"
+    deployment = events.until(
+        DEPLOYMENT_TOPIC, lambda b: any("restore msg-split" in c for c in b.get("changes") or ())
+    )
+    assert deployment["action"] == "topology-changed"
+    after = pids(msg_env)
+    assert len([k for k in after if k[0] == "bannou-main"]) == 1
+    for node in ("redis", "rabbitmq"):  # only the changed nodes were touched
+        assert after[(node, 0)] == before[(node, 0)]
+    assert post(msg_env, "/auth/login").json()["appId"] == "bannou-auth"
+    assert manager.records["msg-split"].restores == 1
+    with pytest.raises(ChangeError, match="nothing to roll back"):
+        msg_env.rollback()
+    assert manager.activate("msg-split", library.resolve("msg-split")) is msg_env  # unchanged: nothing
+    assert pids(msg_env) == after and manager.records["msg-split"].restores == 1
+
+
 # --- transitions (last: the shared environment moves on) ----------------------------------------
 
 
