@@ -360,7 +360,7 @@ class _Reaches(ast.NodeVisitor):
             annotation = ast.unparse(arg.annotation).strip("'\"") if arg.annotation else ""
             if arg.arg in ("self", "cls") or (own and annotation in (own, f"{own} | None")):
                 continue
-            if own and not arg.annotation and node.name.startswith("__") and node.name.endswith("__"):
+            if own and arg.arg == "other" and node.name.startswith("__") and node.name.endswith("__"):
                 continue  # __eq__(self, other) and friends compare with their own kind
             names.add(arg.arg)
         for inner in ast.walk(node):
