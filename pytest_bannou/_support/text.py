@@ -64,3 +64,10 @@ def utf8_strings(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [utf8_strings(v) for v in value]
     return value
+
+
+def short_error(exc: BaseException) -> str:
+    """The last line of ``exc``'s text (at most 300 characters), or its type's name: what went
+    wrong, short enough for a one-line message (an engine's errors carry whole HTTP bodies)."""
+    text = str(exc).strip().splitlines()
+    return text[-1][:300] if text else type(exc).__name__

@@ -11,7 +11,7 @@ from typing import Any
 from .._support.masking import mask_data, mask_text, topology_secrets
 from ..errors import PresetError
 from ..preset import PresetLibrary, json_schema, load_file, resolve
-from ..topology.model import Node, Topology, _jsonable
+from ..topology.model import Node, Topology, jsonable
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
 
 
@@ -163,7 +163,7 @@ def topology_dict(topo: Topology) -> dict[str, Any]:
         "mappings": dict(topo.mappings),
         "nodes": [n.spec() for n in topo.nodes],
         "testers": [
-            {**_jsonable(t), "environment": dict(t.environment)}  # type: ignore[dict-item]
+            {**jsonable(t), "environment": dict(t.environment)}  # type: ignore[dict-item]
             for t in topo.testers
         ],
     }

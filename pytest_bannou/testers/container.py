@@ -22,7 +22,7 @@ from ..topology.model import TesterSpec
 from .endpoints import endpoint_variables
 from .process import ProcessOutcome
 from .registry import get_parser
-from .runner import JUNIT_ENV, _safe, parse_outcome, setup_error
+from .runner import JUNIT_ENV, parse_outcome, safe_name, setup_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..environment.environment import Environment
@@ -49,8 +49,8 @@ def run_tester_container(
     get_parser(spec.format)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / f"tester-{_safe(spec.name)}.log"
-    junit_path = workdir / f"tester-{_safe(spec.name)}.junit.xml"
+    log_path = workdir / f"tester-{safe_name(spec.name)}.log"
+    junit_path = workdir / f"tester-{safe_name(spec.name)}.junit.xml"
     if junit_path.exists():
         junit_path.unlink()
     timeout = spec.timeout if deadline_s is None else min(spec.timeout, max(0.0, deadline_s))

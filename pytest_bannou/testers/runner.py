@@ -58,7 +58,8 @@ def tester_environment(
     return env
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A tester name as a file name (its log and JUnit file in the run directory)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "tester"
 
 
@@ -104,8 +105,8 @@ def run_tester(
     get_parser(spec.format)  # an unknown format fails before anything starts
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / f"tester-{_safe(spec.name)}.log"
-    junit_path = workdir / f"tester-{_safe(spec.name)}.junit.xml"
+    log_path = workdir / f"tester-{safe_name(spec.name)}.log"
+    junit_path = workdir / f"tester-{safe_name(spec.name)}.junit.xml"
     argv = tester_argv(spec, junit_path, workdir)
     env = tester_env(spec, environment, junit_path)
     timeout = spec.timeout if deadline_s is None else min(spec.timeout, max(0.0, deadline_s))

@@ -33,6 +33,7 @@ _EXPORTS = {
     "apply": "diff",
     "diff": "diff",
     "infra_node": "model",
+    "jsonable": "model",
     "layer_env_name": "contract",
     "service_env_name": "contract",
 }

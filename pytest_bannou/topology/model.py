@@ -101,9 +101,9 @@ class Node:
             "command": list(self.command) if self.command is not None else None,
             "ports": list(self.ports),
             "volumes": list(self.volumes),
-            "healthcheck": _jsonable(self.healthcheck),
+            "healthcheck": jsonable(self.healthcheck),
             "depends_on": list(self.depends_on),
-            "resources": _jsonable(self.resources),
+            "resources": jsonable(self.resources),
             "mesh_enabled": self.mesh_enabled,
             "infra_type": self.infra_type,
             "version": self.version,
@@ -261,11 +261,15 @@ def infra_node(topology: Topology, kind: str) -> Node | None:
     return None
 
 
-def _jsonable(obj: object) -> object:
+def jsonable(obj: object) -> object:
+    """``obj`` (dataclasses, tuples, plain values) as JSON-ready dicts and lists."""
     if obj is None:
         return None
     if hasattr(obj, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__}
+        return {k: jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__}
     if isinstance(obj, tuple):
-        return [_jsonable(x) for x in obj]
+        return [jsonable(x) for x in obj]
     return obj
+
+
+_jsonable = jsonable  # the name before the house (re-exported by ``pytest_bannou.topology``)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..._support.text import short_error
 from ...errors import BackendUnavailable, DeployError, NodeNotReady
 from ...topology.diff import Transition
 from ...topology.model import Node, Topology
@@ -378,7 +379,7 @@ class ComposeBackend(TesterContainers, _docker.EngineBackend):
             except docker_sdk.errors.NotFound:
                 pass
             except docker_sdk.errors.APIError as exc:
-                left.append(f"network {net['Name']} ({_docker._short(exc)})")
+                left.append(f"network {net['Name']} ({short_error(exc)})")
         for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
             problem = _docker.remove_volume(self.cli, vol["Name"])
             if problem:

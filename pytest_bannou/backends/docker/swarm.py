@@ -33,12 +33,12 @@ from ...topology.diff import Transition
 from ...topology.model import Node, Topology
 from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
-from .compose_file import add_mounts_and_healthcheck, render_text
+from .compose_file import render_text
 from .images import render_infos
+from .swarm_spec import render_stack, service_spec
 from .testers import TesterContainers
 
 SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
-NS = 1_000_000_000
 
 _TASK_STATES: dict[str, str] = {
     "new": "starting",
@@ -76,57 +76,6 @@ def name_prefix(options: BackendOptions, topology: Topology) -> str:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
         prefix = f"{prefix[:31].rstrip('-_')}-{digest}"
     return prefix
-
-
-def render_stack(
-    topology: Topology,
-    options: BackendOptions,
-    prefix: str,
-    images: Mapping[str, _docker.ImageInfo] | None = None,
-) -> dict[str, Any]:
-    """A ``docker stack deploy`` file equivalent to what ``SwarmBackend`` creates through the
-    SDK (host-mode ports, dnsrr, replicas, rolling updates, labels, read-only host mounts)."""
-    images = images or {}
-    labels = _docker.resource_labels(options, None, "swarm")
-    services: dict[str, Any] = {}
-    volumes: dict[str, Any] = {}
-    for node in topology.nodes:
-        image = _docker.image_for(node)
-        info = images.get(image)
-        svc: dict[str, Any] = {
-            "image": image,
-            "init": True,
-            "environment": _docker.node_environment(node),
-            "networks": {"default": {"aliases": [node.name]}},
-        }
-        if node.command:
-            svc["command"] = list(node.command)
-        if node.ports:
-            svc["ports"] = [
-                {"target": p, "protocol": "tcp", "mode": "host"} for p in dict.fromkeys(node.ports)
-            ]
-        add_mounts_and_healthcheck(svc, node, info, labels, volumes)
-        svc["deploy"] = {
-            "replicas": node.replicas,
-            "endpoint_mode": "dnsrr",
-            "labels": _docker.resource_labels(options, topology, "swarm", node.name),
-            "restart_policy": {"condition": "on-failure", "delay": "1s", "max_attempts": 3},
-            "update_config": {
-                "parallelism": 1,
-                "delay": "0s",
-                "failure_action": "pause",
-                "order": "start-first",
-            },
-        }
-        services[_docker.sanitize(node.name)] = svc
-    doc: dict[str, Any] = {
-        "version": "3.9",
-        "services": services,
-        "networks": {"default": {"driver": "overlay", "attachable": True, "labels": labels}},
-    }
-    if volumes:
-        doc["volumes"] = volumes
-    return doc
 
 
 class SwarmBackend(TesterContainers, _docker.EngineBackend):
@@ -168,88 +117,13 @@ class SwarmBackend(TesterContainers, _docker.EngineBackend):
         assert self.prefix
         return _docker.sanitize(f"{self.prefix}-{node}", 63)
 
-    # spec
-    def _spec(self, node: Node) -> dict[str, Any]:
-        assert self.topology is not None
-        image = _docker.image_for(node)
-        info = self._images.get(image)
-        labels = _docker.resource_labels(self.options, self.topology, self.name, node.name)
-        mounts: list[dict[str, Any]] = []
-        for spec in _docker.host_mounts(info) if info else []:
-            src, dst, _ = spec.split(":")
-            mounts.append({"Type": "bind", "Source": src, "Target": dst, "ReadOnly": True})
-        for path in info.tmpfs if info else ():
-            mounts.append({"Type": "tmpfs", "Target": path})
-        for spec in node.volumes:
-            parts = spec.split(":")
-            if len(parts) < 2:
-                where = f"preset {self.topology.preset!r}, node {node.name!r}"
-                raise DeployError(f"{where}: volume {spec!r} needs SOURCE:TARGET")
-            src, dst = parts[0], parts[1]
-            ro = len(parts) > 2 and "ro" in parts[2].split(",")
-            if src.startswith("/"):
-                mounts.append({"Type": "bind", "Source": src, "Target": dst, "ReadOnly": ro})
-            else:
-                vol = _docker.sanitize(f"{self.prefix}-{src}")
-                mounts.append(
-                    {"Type": "volume", "Source": vol, "Target": dst, "ReadOnly": ro,
-                     "VolumeOptions": {"Labels": labels}}
-                )  # fmt: skip
-        container: dict[str, Any] = {
-            "Image": image,
-            "Env": [f"{k}={v}" for k, v in _docker.node_environment(node).items()],
-            "Labels": labels,
-            "Mounts": mounts,
-            "Init": True,
-            "StopGracePeriod": 5 * NS,
-        }
-        if node.command:
-            container["Args"] = list(node.command)
-        hc = _docker.container_healthcheck(node, bool(info and info.local_build))
-        if hc:
-            container["Healthcheck"] = {
-                "Test": hc["test"],
-                "Interval": int(hc["interval"] * NS),
-                "Timeout": int(hc["timeout"] * NS),
-                "Retries": hc["retries"],
-                "StartPeriod": int(hc["start_period"] * NS),
-            }
-        task: dict[str, Any] = {
-            "ContainerSpec": container,
-            "RestartPolicy": {"Condition": "on-failure", "Delay": NS, "MaxAttempts": 3},
-            "Networks": [{"Target": self.network, "Aliases": [node.name]}],
-        }
-        if node.resources:
-            r = node.resources
-            res: dict[str, Any] = {}
-            if r.cpu_limit or r.memory_limit:
-                res["Limits"] = _resources(r.cpu_limit, r.memory_limit)
-            if r.cpu_request or r.memory_request:
-                res["Reservations"] = _resources(r.cpu_request, r.memory_request)
-            task["Resources"] = res
-        return {
-            "task_template": task,
-            "name": self._service_name(node.name),
-            "labels": labels,
-            "mode": {"Replicated": {"Replicas": node.replicas}},
-            "update_config": {
-                "Parallelism": 1,
-                "Delay": 0,
-                "FailureAction": "pause",
-                "Monitor": NS,
-                "Order": "start-first",
-            },
-            "endpoint_spec": {
-                "Mode": "dnsrr",
-                "Ports": [
-                    {"Protocol": "tcp", "TargetPort": p, "PublishMode": "host"}
-                    for p in dict.fromkeys(node.ports)
-                ],
-            },
-        }
-
     def _create(self, node: Node) -> None:
-        sid = self.cli.api.create_service(**self._spec(node))["ID"]
+        assert self.topology is not None and self.prefix is not None and self.network is not None
+        spec = service_spec(
+            node, self.topology, self.options, self._images, self.prefix, self.network,
+            self._service_name(node.name), self.name,
+        )  # fmt: skip
+        sid = self.cli.api.create_service(**spec)["ID"]
         self._services[node.name] = sid
 
     # lifecycle
@@ -482,15 +356,23 @@ class SwarmBackend(TesterContainers, _docker.EngineBackend):
         self._update(sid, lambda spec: spec.update(Mode={"Replicated": {"Replicas": replicas}}))
 
     def _update(self, sid: str, change: Callable[[dict[str, Any]], None]) -> None:
-        """Post the service's current spec with ``change`` applied and nothing else touched (the
-        SDK's ``update_service`` rewrites parts of the spec, which rolls every task)."""
-        api = self.cli.api
-        current = api.inspect_service(sid)
+        """Post the service's current spec with ``change`` applied and nothing else touched:
+        every part of the spec is passed as it is (``fetch_current_spec`` would re-read it with
+        the engine's defaults inserted, which changes the spec and rolls every task)."""
+        current = self.cli.api.inspect_service(sid)
         spec = current["Spec"]
         change(spec)
-        url = api._url("/services/{0}/update", sid)
-        resp = api._post_json(url, data=spec, params={"version": current["Version"]["Index"]})
-        api._raise_for_status(resp)
+        self.cli.api.update_service(
+            sid,
+            current["Version"]["Index"],
+            task_template=spec.get("TaskTemplate"),
+            name=spec.get("Name"),
+            labels=spec.get("Labels"),
+            mode=spec.get("Mode"),
+            update_config=spec.get("UpdateConfig"),
+            rollback_config=spec.get("RollbackConfig"),
+            endpoint_spec=spec.get("EndpointSpec"),
+        )
 
     # convergence
     def _started(self, nodes: Sequence[Node], deadline: float) -> None:
@@ -570,24 +452,6 @@ def _created(task: Mapping[str, Any]) -> str:
     raw = str(task.get("CreatedAt") or "").rstrip("Z")
     whole, _, frac = raw.partition(".")
     return f"{whole}.{frac:0<9}"
-
-
-def _resources(cpus: str | None, memory: str | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    if cpus:
-        value = float(cpus[:-1]) / 1000 if cpus.endswith("m") else float(cpus)
-        out["NanoCPUs"] = int(value * NS)
-    if memory:
-        out["MemoryBytes"] = _bytes(memory)
-    return out
-
-
-def _bytes(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    t = text.strip().lower().rstrip("b").rstrip("i")
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(float(t))
 
 
 def _task_status(node: str, replica: int, t: Mapping[str, Any], restarts: int = 0) -> ReplicaStatus:
