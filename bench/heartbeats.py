@@ -1,6 +1,6 @@
 """Benchmark: the heartbeat monitor (RabbitMQ -> HeartbeatMonitor -> Redis), issue 5.
 
-Starts a private redis-server and rabbitmq-server (tests/messaging/servers.py) and measures:
+Starts a private redis-server and rabbitmq-server (tests/support/messaging_servers.py) and measures:
 
 1. throughput, backlog: N heartbeats wait in a named queue bound to ``bannou.service-heartbeat``;
    a monitor starts on it; heartbeats/s from the monitor's start until all N are stored in Redis
@@ -35,14 +35,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "messaging"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
 import pika
-from servers import start_rabbitmq, start_redis
 
 from pytest_bannou.messaging.contract import EXCHANGE, HEARTBEAT_TOPIC, heartbeat_event
 from pytest_bannou.messaging.heartbeats import HeartbeatMonitor, connect_redis, heartbeat_healthy
 from pytest_bannou.reference.messaging import HeartbeatPublisher
+from tests.support.messaging_servers import start_rabbitmq, start_redis
 
 GOAL_RATE = 5000.0
 GOAL_DELAY_MS = 100.0

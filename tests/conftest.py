@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 # Imported before any in-process pytester run: pytester restores sys.modules after each inner
-# run, and PyYAML imported again beside its already-loaded C extension breaks the next run.
+# run, and PyYAML imported again beside its already-loaded C extension breaks the next run (the
+# helper module imports the rest of the plugin's modules for the same reason).
 import pytest_bannou.preset  # noqa: F401
+from tests.support.bannou_pytester import BannouPytester, bannou_pytester_fixture
 
 K8S_DIR = Path(__file__).resolve().parent / "k8s"
 CLUSTER_START_DEADLINE = float(os.environ.get("BANNOU_K8S_UP_DEADLINE", "1500"))
@@ -30,6 +33,13 @@ def _same_output_in_and_out_of_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     runs must print the same on a laptop and in CI."""
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("BUILD_NUMBER", raising=False)
+
+
+@pytest.fixture
+def bannou_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Iterator[BannouPytester]:
+    """Inner pytest sessions against small presets in a tmp dir (tests/support/bannou_pytester.py),
+    with the ``BANNOU_*`` option variables of the outer shell cleared."""
+    yield from bannou_pytester_fixture(pytester, monkeypatch)
 
 
 def _in_k8s(item: pytest.Item) -> bool:

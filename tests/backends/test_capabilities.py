@@ -8,7 +8,6 @@ import ast
 import time
 from pathlib import Path
 
-import fake_backend
 import pytest
 
 from pytest_bannou.backends import registry
@@ -16,13 +15,14 @@ from pytest_bannou.backends.base import BackendOptions
 from pytest_bannou.errors import DeployError
 from pytest_bannou.topology.diff import diff
 from pytest_bannou.topology.model import Node, Topology
+from tests.support import fake_backend
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_bannou"
 
 
 @pytest.fixture(autouse=True)
 def fake_registered(monkeypatch):
-    monkeypatch.setitem(registry.BUILTIN, "fake", "fake_backend:FakeBackend")
+    monkeypatch.setitem(registry.BUILTIN, "fake", "tests.support.fake_backend:FakeBackend")
     fake_backend.CALLS.clear()
     fake_backend.DEAD.clear()
 

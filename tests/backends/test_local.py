@@ -15,14 +15,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from backend_helpers import deploy_ready, node
-from conformance import BackendConformance
 
 from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node
+from tests.support.backends import deploy_ready, node
+from tests.support.conformance import BackendConformance
 
 
 def pid_alive(pid: int) -> bool:

@@ -4,18 +4,14 @@ container, network, volume or service behind (and remove it, by run id)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))  # conformance.py
-
-from backend_helpers import leak_checked_docker_client
-from docker_helpers import RUN_IDS
-
 from pytest_bannou.backends.docker import engine as _docker
+from tests.support.backends import leak_checked_docker_client
+from tests.support.docker_helpers import RUN_IDS
 
 ENGINE = _docker.engine_availability()
 

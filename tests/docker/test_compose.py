@@ -15,8 +15,6 @@ import time
 
 import pytest
 import yaml
-from backend_helpers import deploy_ready, node, topology_maker
-from docker_helpers import DockerConformance, new_run_id
 
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
 from pytest_bannou.backends.docker import compose
@@ -25,6 +23,8 @@ from pytest_bannou.backends.docker.compose import ComposeBackend, find_compose
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node
+from tests.support.backends import deploy_ready, node, topology_maker
+from tests.support.docker_helpers import DockerConformance, new_run_id
 
 COMPOSE = ComposeBackend.available()
 pytestmark = [

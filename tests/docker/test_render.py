@@ -9,12 +9,12 @@ import urllib.request
 
 import pytest
 import yaml
-from docker_helpers import new_run_id
 
 from pytest_bannou.backends.base import LABEL_OWNER_PID, LABEL_RUN_ID
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.compose import ComposeBackend, compose_command
 from pytest_bannou.cli import main
+from tests.support.docker_helpers import new_run_id
 
 COMPOSE = ComposeBackend.available()
 pytestmark = pytest.mark.usefixtures("local_images")

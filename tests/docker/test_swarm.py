@@ -7,14 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from backend_helpers import deploy_ready, node, topology_maker
-from docker_helpers import DockerConformance, new_run_id
 
 from pytest_bannou.backends.base import LABEL_NODE, LABEL_RUN_ID, Backend, BackendOptions
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.swarm import SwarmBackend, name_prefix
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
+from tests.support.backends import deploy_ready, node, topology_maker
+from tests.support.docker_helpers import DockerConformance, new_run_id
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm, pytest.mark.usefixtures("local_images", "swarm_ready")]
 topo = topology_maker("swarm-test", "s1")

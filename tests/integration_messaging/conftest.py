@@ -17,83 +17,15 @@ from pytest_bannou.environment.manager import EnvironmentManager
 from pytest_bannou.environment.runs import make_options
 from pytest_bannou.messaging.session import EnvMessaging, MessagingSettings
 from pytest_bannou.preset import PresetLibrary
+from tests.support import messaging_servers as servers
+from tests.support.messaging_presets import write_presets
 
-
-def _load_servers():
-    """tests/messaging/servers.py under the module name tests/messaging/conftest.py uses."""
-    import importlib.util
-    import sys
-
-    name = "bannou_messaging_servers"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "messaging" / "servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-servers = _load_servers()
-redis_server = servers.redis_server
+redis_server = servers.redis_server  # this directory's fixture
 Consumer = servers.Consumer
 
 SERVERS_MISSING = [b for b in ("redis-server", "epmd") if shutil.which(b) is None]
 if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() and shutil.which("rabbitmq-server") is None:
     SERVERS_MISSING.append("rabbitmq-server")
-
-INFRA = """
-  infrastructure:
-    redis:
-      enabled: true
-    rabbitmq:
-      enabled: true
-"""
-
-PRESETS = {
-    # split auth: bannou-main hosts everything, the mappings send account/auth to bannou-auth
-    "msg-split": """
-name: msg-split
-description: split auth with redis and rabbitmq
-topology:
-  nodes:
-    - name: bannou-main
-      appId: bannou
-    - name: bannou-auth
-      services: [account, auth]
-      healthcheck:
-        heartbeat: true
-        interval: 0.1
-        retries: 300
-"""
-    + INFRA,
-    # the same infrastructure, another node layout: reached from msg-split by a transition
-    "msg-mono": """
-name: msg-mono
-description: one node with redis and rabbitmq
-topology:
-  nodes:
-    - name: bannou-main
-      appId: bannou
-"""
-    + INFRA,
-    # no infrastructure: messaging only through the session's broker/Redis options
-    "plain": """
-name: plain
-description: one node, no infrastructure
-topology:
-  nodes:
-    - name: bannou-main
-      appId: bannou
-""",
-}
-
-
-def write_presets(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in PRESETS.items():
-        (directory / f"{name}.yaml").write_text(text)
-    return directory
 
 
 @pytest.fixture(scope="module")

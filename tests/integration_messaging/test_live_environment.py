@@ -25,7 +25,9 @@ from pytest_bannou.messaging.contract import (
 )
 from pytest_bannou.messaging.heartbeats import RedisUnreachable, connect_redis
 from pytest_bannou.messaging.session import EnvMessaging, MessagingNotConfigured, MessagingSettings
-from pytest_bannou.plugin.options import OPTIONS
+from tests.support.bannou_pytester import BannouPytester
+from tests.support.messaging_presets import write_presets
+from tests.support.messaging_servers import free_port
 
 STATUS = "BANNOU_REFERENCE_HEARTBEAT_STATUS"
 
@@ -337,7 +339,7 @@ def _manager(settings: MessagingSettings) -> EnvironmentManager:
 
 
 def test_unreachable_broker_is_a_clear_error_and_nothing_is_left(library, msg_env):
-    port = __import__("bannou_messaging_servers").free_port()
+    port = free_port()
     m = _manager(MessagingSettings(amqp_url=f"amqp://guest:secret@127.0.0.1:{port}/%2F", connect_deadline=2))
     try:
         with pytest.raises(BrokerUnreachable) as err:
@@ -350,7 +352,7 @@ def test_unreachable_broker_is_a_clear_error_and_nothing_is_left(library, msg_en
 
 
 def test_unreachable_redis_is_a_clear_error(library, msg_env, manager):
-    port = __import__("bannou_messaging_servers").free_port()
+    port = free_port()
     settings = MessagingSettings(
         amqp_url=manager.messaging.broker_url, redis_url=f"redis://127.0.0.1:{port}/0", connect_deadline=2
     )
@@ -400,12 +402,11 @@ def test_session_broker_and_redis_options(library, msg_env, manager, redis_serve
 
 
 def test_plugin_options_name_the_broker_and_redis(
-    pytester: pytest.Pytester, presets_dir, msg_env, manager, redis_server, monkeypatch
+    bannou_pytester: BannouPytester, msg_env, manager, redis_server, monkeypatch
 ):
-    for opt in OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
+    write_presets(bannou_pytester.presets)
     monkeypatch.setenv("BANNOU_REDIS_URL", redis_server.url)  # the env twin
-    pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         test_inner="""
         import pytest
 
@@ -418,13 +419,8 @@ def test_plugin_options_name_the_broker_and_redis(
             assert not bannou_env.should_restart("bannou-main").restart
         """
     )
-    result = pytester.runpytest_subprocess(
-        f"--bannou-presets-dir={presets_dir}",
-        f"--bannou-amqp-url={manager.messaging.broker_url}",
-        "--bannou-heartbeat-interval=0.2",
-        "-p",
-        "no:cacheprovider",
-        timeout=120,
+    result = bannou_pytester.run_subprocess(
+        f"--bannou-amqp-url={manager.messaging.broker_url}", "--bannou-heartbeat-interval=0.2", timeout=120
     )
     result.assert_outcomes(passed=1)
     client = connect_redis(redis_server.url)

@@ -5,12 +5,10 @@ which starts and removes its own infrastructure)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
-import pytest
 
 from pytest_bannou.environment.runs import runs_root
-from pytest_bannou.plugin.options import OPTIONS
+from tests.support.bannou_pytester import BannouPytester
+from tests.support.messaging_presets import write_presets
 
 INNER = """
 import time
@@ -50,19 +48,11 @@ def test_changes_and_rollback(bannou_env, bannou_http):
 
 
 def test_plugin_session_with_messaging_infrastructure(
-    pytester: pytest.Pytester, presets_dir: Path, infra_servers: None, monkeypatch: pytest.MonkeyPatch
+    bannou_pytester: BannouPytester, infra_servers: None
 ) -> None:
-    for opt in OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
-    pytester.makepyfile(test_inner=INNER)
-    result = pytester.runpytest_subprocess(
-        f"--bannou-presets-dir={presets_dir}",
-        "--bannou-heartbeat-interval=0.3",
-        "-p",
-        "no:cacheprovider",
-        "-v",
-        timeout=240,
-    )
+    write_presets(bannou_pytester.presets)
+    bannou_pytester.pytester.makepyfile(test_inner=INNER)
+    result = bannou_pytester.run_subprocess("--bannou-heartbeat-interval=0.3", "-v", timeout=240)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["bannou: deploying msg-split on local: 4 nodes ... ready in * s"])
     run_id = next(m.group(1) for line in result.outlines if (m := re.search(r"run id (bannou-[\w-]+)", line)))

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import InnerRuns, preset_yaml
 from pytest_bannou.backends.docker import engine as _docker
+from tests.support.bannou_pytester import BannouPytester
+from tests.support.testers import preset_yaml
 
 ENGINE = _docker.engine_availability()
 pytestmark = [
@@ -33,9 +34,9 @@ def docker_cli() -> Iterator:
     cli.close()
 
 
-def run_compose(tp: InnerRuns, docker_cli, *args: str) -> pytest.RunResult:
+def run_compose(bannou_pytester: BannouPytester, docker_cli, *args: str) -> pytest.RunResult:
     """An inner session on the compose backend; afterwards nothing of its run id may be left."""
-    result = tp.run("--bannou-backend=compose", *args, timeout=240)
+    result = bannou_pytester.run_subprocess("--bannou-backend=compose", *args, timeout=240)
     match = re.search(r"run id (bannou-[0-9a-f]+)", result.stdout.str())
     assert match, result.stdout.str()
     left = _docker.labelled_leftovers(docker_cli, match.group(1))
@@ -45,9 +46,11 @@ def run_compose(tp: InnerRuns, docker_cli, *args: str) -> pytest.RunResult:
     return result
 
 
-def test_test_http_on_compose_with_report(tp: InnerRuns, docker_cli) -> None:
-    report = tp.pytester.path / "report"
-    result = run_compose(tp, docker_cli, "--bannou-preset=test-http", f"--bannou-report={report}", "-v")
+def test_test_http_on_compose_with_report(bannou_pytester: BannouPytester, docker_cli) -> None:
+    report = bannou_pytester.pytester.path / "report"
+    result = run_compose(
+        bannou_pytester, docker_cli, "--bannou-preset=test-http", f"--bannou-report={report}", "-v"
+    )
     assert result.ret == 0, result.stdout.str()
     data = json.loads((report / "results.json").read_text())
     cases = [t for t in data["tests"] if t["kind"] == "tester"]
@@ -58,22 +61,24 @@ def test_test_http_on_compose_with_report(tp: InnerRuns, docker_cli) -> None:
     assert [p["backend"] for p in data["presets"]] == ["compose"]
 
 
-def test_test_edge_on_compose(tp: InnerRuns, docker_cli) -> None:
-    report = tp.pytester.path / "report"
-    result = run_compose(tp, docker_cli, "--bannou-preset=test-edge", f"--bannou-report={report}")
+def test_test_edge_on_compose(bannou_pytester: BannouPytester, docker_cli) -> None:
+    report = bannou_pytester.pytester.path / "report"
+    result = run_compose(
+        bannou_pytester, docker_cli, "--bannou-preset=test-edge", f"--bannou-report={report}"
+    )
     assert result.ret == 0, result.stdout.str()
     data = json.loads((report / "results.json").read_text())
     assert "tester::edge-tester::Health Check[test-edge]" in {t["nodeid"] for t in data["tests"]}
 
 
-def test_tester_container_sees_in_network_endpoints(tp: InnerRuns, docker_cli) -> None:
+def test_tester_container_sees_in_network_endpoints(bannou_pytester: BannouPytester, docker_cli) -> None:
     # the probe prints what it sees and fails, so its output is the failure text
     code = (
         "import json, os, sys; keys = ['BANNOU_HTTP_ENDPOINT', 'CONNECT_ENDPOINT', 'OPENRESTY_HOST', "
         "'OPENRESTY_PORT', 'RABBITMQ_HOST', 'DAEMON_MODE']; "
         "print('SEEN ' + json.dumps({k: os.environ.get(k) for k in keys})); sys.exit(3)"
     )
-    tp.preset(
+    bannou_pytester.preset(
         "probe",
         preset_yaml(
             "probe",
@@ -90,7 +95,7 @@ def test_tester_container_sees_in_network_endpoints(tp: InnerRuns, docker_cli) -
             """,
         ),
     )
-    result = run_compose(tp, docker_cli, "--bannou-preset=probe", "-rA")
+    result = run_compose(bannou_pytester, docker_cli, "--bannou-preset=probe", "-rA")
     assert result.ret == 1
     result.assert_outcomes(failed=2)
     line = next(ln for ln in result.outlines if "SEEN {" in ln)
@@ -103,8 +108,8 @@ def test_tester_container_sees_in_network_endpoints(tp: InnerRuns, docker_cli) -
     result.stdout.fnmatch_lines(["*exited with code 3*"])
 
 
-def test_missing_tester_image_and_timeout_on_compose(tp: InnerRuns, docker_cli) -> None:
-    tp.preset(
+def test_missing_tester_image_and_timeout_on_compose(bannou_pytester: BannouPytester, docker_cli) -> None:
+    bannou_pytester.preset(
         "faults",
         preset_yaml(
             "faults",
@@ -120,7 +125,7 @@ def test_missing_tester_image_and_timeout_on_compose(tp: InnerRuns, docker_cli) 
             """,
         ),
     )
-    result = run_compose(tp, docker_cli, "--bannou-preset=faults", "-rA")
+    result = run_compose(bannou_pytester, docker_cli, "--bannou-preset=faults", "-rA")
     assert result.ret == 1
     # ghost: (setup); sleeper: (timeout) only
     result.assert_outcomes(failed=2, errors=2)
@@ -130,11 +135,11 @@ def test_missing_tester_image_and_timeout_on_compose(tp: InnerRuns, docker_cli) 
 
 
 @pytest.mark.swarm
-def test_test_http_on_swarm(tp: InnerRuns, docker_cli) -> None:
+def test_test_http_on_swarm(bannou_pytester: BannouPytester, docker_cli) -> None:
     if (docker_cli.info().get("Swarm") or {}).get("LocalNodeState") != "active":
         pytest.skip("needs a Docker Engine in swarm mode: run `docker swarm init`")
-    report = tp.pytester.path / "report"
-    result = tp.run(
+    report = bannou_pytester.pytester.path / "report"
+    result = bannou_pytester.run_subprocess(
         "--bannou-backend=swarm", "--bannou-preset=test-http", f"--bannou-report={report}", timeout=240
     )
     match = re.search(r"run id (bannou-[0-9a-f]+)", result.stdout.str())

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, InnerRuns, preset_yaml
+from tests.support.bannou_pytester import BannouPytester
+from tests.support.testers import DATA, preset_yaml
 
 USES_ENV = """
     import pytest
@@ -21,11 +22,14 @@ USES_ENV = """
 """
 
 
-def replay(tp: InnerRuns, name: str, log: str, exit_code: int, fmt: str, timeout: str = "30s") -> None:
+def replay(
+    bannou_pytester: BannouPytester, name: str, log: str, exit_code: int, fmt: str, timeout: str = "30s"
+) -> None:
     """A preset whose tester prints a saved transcript and exits with ``exit_code``."""
-    shutil.copy(DATA / log, tp.pytester.path / log)
-    code = f"import sys; sys.stdout.write(open({str(tp.pytester.path / log)!r}, encoding='utf-8').read()); "
-    tp.preset(
+    transcript = bannou_pytester.pytester.path / log
+    shutil.copy(DATA / log, transcript)
+    code = f"import sys; sys.stdout.write(open({str(transcript)!r}, encoding='utf-8').read()); "
+    bannou_pytester.preset(
         name,
         preset_yaml(
             name,
@@ -44,11 +48,13 @@ def results(directory: Path) -> dict:
     return json.loads((directory / "results.json").read_text())
 
 
-def test_test_http_whole_path_with_report(tp: InnerRuns) -> None:
-    tp.pytester.makepyfile(test_http=USES_ENV.format(preset="test-http"))
-    report = tp.pytester.path / "report"
-    junit = tp.pytester.path / "pytest-junit.xml"
-    result = tp.run("--bannou-preset=test-http", f"--bannou-report={report}", f"--junitxml={junit}", "-v")
+def test_test_http_whole_path_with_report(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.pytester.makepyfile(test_http=USES_ENV.format(preset="test-http"))
+    report = bannou_pytester.pytester.path / "report"
+    junit = bannou_pytester.pytester.path / "pytest-junit.xml"
+    result = bannou_pytester.run_subprocess(
+        "--bannou-preset=test-http", f"--bannou-report={report}", f"--junitxml={junit}", "-v"
+    )
     outcomes = result.parseoutcomes()
     assert result.ret == 0, result.stdout.str()
     data = results(report)
@@ -91,10 +97,12 @@ def test_test_http_whole_path_with_report(tp: InnerRuns) -> None:
     )
 
 
-def test_test_edge_testers_only(tp: InnerRuns) -> None:
-    tp.pytester.makepyfile(test_edge=USES_ENV.format(preset="test-edge"))
-    report = tp.pytester.path / "out"
-    result = tp.run("--bannou-preset=test-edge", "--bannou-testers-only", f"--bannou-report={report}")
+def test_test_edge_testers_only(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.pytester.makepyfile(test_edge=USES_ENV.format(preset="test-edge"))
+    report = bannou_pytester.pytester.path / "out"
+    result = bannou_pytester.run_subprocess(
+        "--bannou-preset=test-edge", "--bannou-testers-only", f"--bannou-report={report}"
+    )
     assert result.ret == 0, result.stdout.str()
     outcomes = result.parseoutcomes()
     data = results(report)
@@ -104,10 +112,10 @@ def test_test_edge_testers_only(tp: InnerRuns) -> None:
     assert not [t for t in data["tests"] if t["nodeid"].startswith("test_edge.py")]
 
 
-def test_case_outcomes_crash_fail_and_not_run(tp: InnerRuns) -> None:
-    replay(tp, "crashy", "http_crash139.log", 139, "http-tester")
-    report = tp.pytester.path / "rep"
-    result = tp.run("--bannou-preset=crashy", f"--bannou-report={report}", "-rA")
+def test_case_outcomes_crash_fail_and_not_run(bannou_pytester: BannouPytester) -> None:
+    replay(bannou_pytester, "crashy", "http_crash139.log", 139, "http-tester")
+    report = bannou_pytester.pytester.path / "rep"
+    result = bannou_pytester.run_subprocess("--bannou-preset=crashy", f"--bannou-report={report}", "-rA")
     assert result.ret == 1
     # Auth.LoginFlow passed, Behavior.CompileAbml failed, the rest not run (skipped), the item failed
     result.assert_outcomes(passed=1, failed=2, skipped=1)
@@ -133,11 +141,11 @@ HOSTILE = (
 )
 
 
-def test_control_characters_from_a_tester_are_escaped(tp: InnerRuns) -> None:
-    log = tp.pytester.path / "hostile.log"
+def test_control_characters_from_a_tester_are_escaped(bannou_pytester: BannouPytester) -> None:
+    log = bannou_pytester.pytester.path / "hostile.log"
     log.write_bytes(HOSTILE.encode("utf-8", "surrogateescape"))
     code = f"import sys; sys.stdout.buffer.write(open({str(log)!r}, 'rb').read()); "
-    tp.preset(
+    bannou_pytester.preset(
         "hostile",
         preset_yaml(
             "hostile",
@@ -149,8 +157,10 @@ def test_control_characters_from_a_tester_are_escaped(tp: InnerRuns) -> None:
             """,
         ),
     )
-    report = tp.pytester.path / "rep"
-    result = tp.run("--bannou-preset=hostile", "--bannou-testers-only", f"--bannou-report={report}", "-rA")
+    report = bannou_pytester.pytester.path / "rep"
+    result = bannou_pytester.run_subprocess(
+        "--bannou-preset=hostile", "--bannou-testers-only", f"--bannou-report={report}", "-rA"
+    )
     out = result.stdout.str()
     assert result.ret == 1, out
     for raw in ("\x07", "\x08", "\x0c", "\x1b", "\r"):
@@ -163,10 +173,10 @@ def test_control_characters_from_a_tester_are_escaped(tp: InnerRuns) -> None:
     assert case["outcome"] == "failed" and "clear \\x1bc screen" in case["longrepr_summary"]
 
 
-def test_unclear_passes_with_a_visible_warning(tp: InnerRuns) -> None:
-    replay(tp, "shrug", "edge_unclear.log", 0, "edge-tester")
-    report = tp.pytester.path / "rep"
-    result = tp.run("--bannou-preset=shrug", f"--bannou-report={report}")
+def test_unclear_passes_with_a_visible_warning(bannou_pytester: BannouPytester) -> None:
+    replay(bannou_pytester, "shrug", "edge_unclear.log", 0, "edge-tester")
+    report = bannou_pytester.pytester.path / "rep"
+    result = bannou_pytester.run_subprocess("--bannou-preset=shrug", f"--bannou-report={report}")
     assert result.ret == 0
     result.assert_outcomes(passed=3, warnings=1)
     result.stdout.fnmatch_lines(["*warnings summary*", "*tester::replay*Meta Endpoints*unclear*"])
@@ -175,8 +185,8 @@ def test_unclear_passes_with_a_visible_warning(tp: InnerRuns) -> None:
     assert unclear["outcome"] == "unclear" and unclear["warnings"]
 
 
-def test_timeout_is_an_error_not_a_hang(tp: InnerRuns) -> None:
-    tp.preset(
+def test_timeout_is_an_error_not_a_hang(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.preset(
         "sleepy",
         preset_yaml(
             "sleepy",
@@ -189,26 +199,26 @@ def test_timeout_is_an_error_not_a_hang(tp: InnerRuns) -> None:
             """,
         ),
     )
-    result = tp.run("--bannou-preset=sleepy", "-rA", timeout=60)
+    result = bannou_pytester.run_subprocess("--bannou-preset=sleepy", "-rA", timeout=60)
     assert result.ret == 1
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(["*did not finish within 1 s and was killed*"])
     result.stdout.fnmatch_lines(["ERROR tester::sleeper::(timeout)[[]sleepy[]]*"])
 
 
-def test_stdin_waiting_tester_is_a_configuration_error(tp: InnerRuns) -> None:
-    shutil.copy(DATA / "http_menu.log", tp.pytester.path / "menu.log")
-    menu = tp.script(
+def test_stdin_waiting_tester_is_a_configuration_error(bannou_pytester: BannouPytester) -> None:
+    shutil.copy(DATA / "http_menu.log", bannou_pytester.pytester.path / "menu.log")
+    menu = bannou_pytester.script(
         "menu.py",
         f"""
         import sys, time
-        sys.stdout.write(open({str(tp.pytester.path / "menu.log")!r}, encoding="utf-8").read())
+        sys.stdout.write(open({str(bannou_pytester.pytester.path / "menu.log")!r}, encoding="utf-8").read())
         sys.stdout.flush()
         sys.stdin.read()  # stdin is closed for testers: this returns at once...
         time.sleep(120)  # ...so wait like a menu that never gets its answer
         """,
     )
-    tp.preset(
+    bannou_pytester.preset(
         "menu",
         preset_yaml(
             "menu",
@@ -221,22 +231,22 @@ def test_stdin_waiting_tester_is_a_configuration_error(tp: InnerRuns) -> None:
             """,
         ),
     )
-    result = tp.run("--bannou-preset=menu", "-rA", timeout=60)
+    result = bannou_pytester.run_subprocess("--bannou-preset=menu", "-rA", timeout=60)
     assert result.ret == 1
     out = result.stdout.str()
     assert "did not finish within 1 s and was killed" in out
     assert "DAEMON_MODE" in out  # the menu hint: a configuration error, not a slow test
 
 
-def test_garbage_output_is_a_clear_error(tp: InnerRuns) -> None:
-    noise = tp.script(
+def test_garbage_output_is_a_clear_error(bannou_pytester: BannouPytester) -> None:
+    noise = bannou_pytester.script(
         "noise.py",
         """
         import sys
         sys.stdout.buffer.write(bytes(range(256)) * 50 + b"\\nzzz \\xff\\xfe not a test line\\n")
         """,
     )
-    tp.preset(
+    bannou_pytester.preset(
         "garbage",
         preset_yaml(
             "garbage",
@@ -248,7 +258,7 @@ def test_garbage_output_is_a_clear_error(tp: InnerRuns) -> None:
             """,
         ),
     )
-    result = tp.run("--bannou-preset=garbage", "-rA")
+    result = bannou_pytester.run_subprocess("--bannou-preset=garbage", "-rA")
     assert result.ret == 1
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(
@@ -256,8 +266,8 @@ def test_garbage_output_is_a_clear_error(tp: InnerRuns) -> None:
     )
 
 
-def test_empty_output_is_a_clear_error(tp: InnerRuns) -> None:
-    tp.preset(
+def test_empty_output_is_a_clear_error(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.preset(
         "silent",
         preset_yaml(
             "silent",
@@ -269,14 +279,14 @@ def test_empty_output_is_a_clear_error(tp: InnerRuns) -> None:
             """,
         ),
     )
-    result = tp.run("--bannou-preset=silent", "-rA")
+    result = bannou_pytester.run_subprocess("--bannou-preset=silent", "-rA")
     assert result.ret == 1
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(["*tester::mute::(no results)[[]silent[]]*", "*the tester printed nothing*"])
 
 
-def test_a_50_mb_log_gives_a_bounded_result(tp: InnerRuns) -> None:
-    tp.preset(
+def test_a_50_mb_log_gives_a_bounded_result(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.preset(
         "loud",
         preset_yaml(
             "loud",
@@ -288,8 +298,8 @@ def test_a_50_mb_log_gives_a_bounded_result(tp: InnerRuns) -> None:
             """,
         ),
     )
-    report = tp.pytester.path / "rep"
-    result = tp.run("--bannou-preset=loud", f"--bannou-report={report}", "-rA")
+    report = bannou_pytester.pytester.path / "rep"
+    result = bannou_pytester.run_subprocess("--bannou-preset=loud", f"--bannou-report={report}", "-rA")
     assert result.ret == 1
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(["*tester::loud::(no results)[[]loud[]]*"])
@@ -298,8 +308,8 @@ def test_a_50_mb_log_gives_a_bounded_result(tp: InnerRuns) -> None:
     assert case["outcome"] == "error" and len(case["longrepr_summary"]) <= 8000
 
 
-def test_image_only_tester_on_local_backend_says_how_to_fix(tp: InnerRuns) -> None:
-    tp.preset(
+def test_image_only_tester_on_local_backend_says_how_to_fix(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.preset(
         "imageonly",
         preset_yaml(
             "imageonly",
@@ -311,14 +321,14 @@ def test_image_only_tester_on_local_backend_says_how_to_fix(tp: InnerRuns) -> No
             """,
         ),
     )
-    result = tp.run("--bannou-preset=imageonly", "-rA")
+    result = bannou_pytester.run_subprocess("--bannou-preset=imageonly", "-rA")
     assert result.ret == 1
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*tester 'upstream' on imageonly*has no `command`*container backend*"])
 
 
-def test_missing_program_is_a_setup_error(tp: InnerRuns) -> None:
-    tp.preset(
+def test_missing_program_is_a_setup_error(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.preset(
         "noprog",
         preset_yaml(
             "noprog",
@@ -330,13 +340,13 @@ def test_missing_program_is_a_setup_error(tp: InnerRuns) -> None:
             """,
         ),
     )
-    result = tp.run("--bannou-preset=noprog", "-rA")
+    result = bannou_pytester.run_subprocess("--bannou-preset=noprog", "-rA")
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(["*cannot start tester 'ghost': /nonexistent/tester-binary*"])
 
 
-def test_unknown_format_names_the_preset_file(tp: InnerRuns) -> None:
-    path = tp.preset(
+def test_unknown_format_names_the_preset_file(bannou_pytester: BannouPytester) -> None:
+    path = bannou_pytester.preset(
         "badfmt",
         preset_yaml(
             "badfmt",
@@ -348,16 +358,16 @@ def test_unknown_format_names_the_preset_file(tp: InnerRuns) -> None:
             """,
         ),
     )
-    result = tp.run("--bannou-preset=badfmt")
+    result = bannou_pytester.run_subprocess("--bannou-preset=badfmt")
     assert result.ret == 4  # usage error at collection, nothing deployed
     assert str(path) in result.stderr.str() + result.stdout.str()
     assert "tap" in result.stderr.str() + result.stdout.str()
     assert "deploying" not in result.stdout.str()
 
 
-def test_endpoints_and_environment_reach_the_tester(tp: InnerRuns) -> None:
-    seen_file = tp.pytester.path / "seen.json"
-    probe = tp.script(
+def test_endpoints_and_environment_reach_the_tester(bannou_pytester: BannouPytester) -> None:
+    seen_file = bannou_pytester.pytester.path / "seen.json"
+    probe = bannou_pytester.script(
         "probe.py",
         f"""
         import json, os
@@ -367,7 +377,7 @@ def test_endpoints_and_environment_reach_the_tester(tp: InnerRuns) -> None:
             json.dump({{k: os.environ.get(k) for k in keys}}, f)
         """,
     )
-    tp.preset(
+    bannou_pytester.preset(
         "probe",
         preset_yaml(
             "probe",
@@ -387,7 +397,7 @@ def test_endpoints_and_environment_reach_the_tester(tp: InnerRuns) -> None:
             """,
         ),
     )
-    tp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         test_probe="""
         import pytest
 
@@ -396,7 +406,7 @@ def test_endpoints_and_environment_reach_the_tester(tp: InnerRuns) -> None:
             print("MAIN-URL", bannou_env.url("main"), "END")
         """
     )
-    result = tp.run("-s", "-rA", "--bannou-testers=auto")
+    result = bannou_pytester.run_subprocess("-s", "-rA", "--bannou-testers=auto")
     assert result.ret == 0, result.stdout.str()
     out = result.stdout.str()
     main_url = out[out.index("MAIN-URL ") + 9 : out.index(" END")]
@@ -409,9 +419,9 @@ def test_endpoints_and_environment_reach_the_tester(tp: InnerRuns) -> None:
     assert seen["FROM_PRESET"] == "yes"
 
 
-def test_tester_selection_rules(tp: InnerRuns, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tester_selection_rules(bannou_pytester: BannouPytester, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("one", "two"):
-        tp.preset(
+        bannou_pytester.preset(
             name,
             preset_yaml(
                 name,
@@ -423,7 +433,7 @@ def test_tester_selection_rules(tp: InnerRuns, monkeypatch: pytest.MonkeyPatch) 
                 """,
             ),
         )
-    tp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         test_sel="""
         import pytest
 
@@ -440,32 +450,32 @@ def test_tester_selection_rules(tp: InnerRuns, monkeypatch: pytest.MonkeyPatch) 
         """
     )
     # auto, no --bannou-preset: presets with selected tests, plain environments only
-    auto = tp.run("--collect-only", "-q")
+    auto = bannou_pytester.run_subprocess("--collect-only", "-q")
     assert "tester::ok[one]" in auto.stdout.str()
     assert "tester::ok[two]" not in auto.stdout.str()
     assert "tester::ok[one[env:X=1]]" not in auto.stdout.str()
     # always: derived environments too
-    always = tp.run("--collect-only", "-q", "--bannou-testers=always")
+    always = bannou_pytester.run_subprocess("--collect-only", "-q", "--bannou-testers=always")
     assert "tester::ok[one[env:X=1]]" in always.stdout.str()
     # --bannou-preset names the presets, tests or not
-    named = tp.run("--collect-only", "-q", "--bannou-preset=two")
+    named = bannou_pytester.run_subprocess("--collect-only", "-q", "--bannou-preset=two")
     assert "tester::ok[two]" in named.stdout.str() and "tester::ok[one]" not in named.stdout.str()
-    never = tp.run("--collect-only", "-q", "--bannou-testers=never")
+    never = bannou_pytester.run_subprocess("--collect-only", "-q", "--bannou-testers=never")
     assert "tester::" not in never.stdout.str()
     # the tester runs after the preset's own tests (end of its group in the plan)
-    plan = tp.run("--bannou-plan=json")
+    plan = bannou_pytester.run_subprocess("--bannou-plan=json")
     text = plan.stdout.str()
     order = json.JSONDecoder().raw_decode(text, text.index("{"))[0]["order"]
     assert order.index("tester::ok[one]") > order.index("test_sel.py::test_one")
     # the environment-variable twin of --bannou-testers-only
     monkeypatch.setenv("BANNOU_TESTERS_ONLY", "1")
-    only = tp.run("-q")
+    only = bannou_pytester.run_subprocess("-q")
     assert only.ret == 0, only.stdout.str()
     only.assert_outcomes(passed=2, deselected=3)
 
 
-def test_xdist_workers_give_one_report(tp: InnerRuns) -> None:
-    tp.pytester.makepyfile(
+def test_xdist_workers_give_one_report(bannou_pytester: BannouPytester) -> None:
+    bannou_pytester.pytester.makepyfile(
         test_par="""
         import pytest
 
@@ -480,8 +490,8 @@ def test_xdist_workers_give_one_report(tp: InnerRuns) -> None:
             assert bannou_http.get("/health").status_code == 200
         """
     )
-    report = tp.pytester.path / "xrep"
-    result = tp.run("-n", "2", f"--bannou-report={report}", timeout=180)
+    report = bannou_pytester.pytester.path / "xrep"
+    result = bannou_pytester.run_subprocess("-n", "2", f"--bannou-report={report}", timeout=180)
     assert result.ret == 0, result.stdout.str()
     assert sorted(p.name for p in report.iterdir()) == ["junit.xml", "report.html", "results.json"]
     data = results(report)

@@ -5,19 +5,13 @@ pod that is not terminating (and delete it, by run id)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "backends"))  # conformance.py
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # k8s_support.py
-
-import k8s_support
-
 from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import LABEL_RUN_ID, BackendOptions
+from tests.support import k8s as k8s_support
 
 
 @pytest.fixture(scope="session")

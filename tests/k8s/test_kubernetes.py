@@ -16,8 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conformance import BackendConformance
-from k8s_support import NODE_IMAGE, deadline, node, options, topo
 
 from pytest_bannou.backends import kubernetes as k8s
 from pytest_bannou.backends.base import (
@@ -34,6 +32,8 @@ from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.diff import diff
 from pytest_bannou.topology.model import HealthCheck, Node, Resources
+from tests.support.conformance import BackendConformance
+from tests.support.k8s import NODE_IMAGE, deadline, node, options, topo
 
 pytestmark = [
     pytest.mark.timeout(240),

@@ -1,35 +1,19 @@
-"""Fixtures of the messaging tests: private redis-server / rabbitmq-server (see servers.py), a
+"""Fixtures of the messaging tests: private redis-server / rabbitmq-server (see
+tests/support/messaging_servers.py), a
 clean Redis client per test, and a raw AMQP consumer bound to exchange ``bannou``."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from pytest_bannou.messaging.heartbeats import connect_redis
+from tests.support import messaging_servers as servers
+from tests.support.messaging_servers import Consumer, RabbitMQServer, RedisServer
 
-
-def _load_servers():
-    """servers.py under a unique module name: a plain ``import servers`` would collide with
-    other test directories' modules of that name (tests/ has no packages)."""
-    name = "bannou_messaging_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("servers.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_servers = _load_servers()
-RabbitMQServer, RedisServer = _servers.RabbitMQServer, _servers.RedisServer
-rabbitmq_server, redis_server = _servers.rabbitmq_server, _servers.redis_server
-Consumer = _servers.Consumer
+rabbitmq_server, redis_server = servers.rabbitmq_server, servers.redis_server  # this directory's fixtures
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import time
 import uuid
 
 import pytest
-from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
 from pytest_bannou.messaging.broker import EventPublisher, connect_broker
@@ -24,6 +23,7 @@ from pytest_bannou.messaging.contract import (
     redact,
 )
 from pytest_bannou.topology.model import Node, Topology
+from tests.support.messaging_servers import free_port
 
 
 def split_auth() -> Topology:

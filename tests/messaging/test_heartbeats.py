@@ -8,7 +8,6 @@ import time
 
 import pika
 import pytest
-from bannou_messaging_servers import free_port
 
 from pytest_bannou.messaging.contract import (
     EXCHANGE,
@@ -26,6 +25,7 @@ from pytest_bannou.messaging.heartbeats import (
     heartbeat_healthy,
 )
 from pytest_bannou.topology.model import Node
+from tests.support.messaging_servers import free_port
 
 
 class Clock:

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from bannou_messaging_servers import free_port
 
 from pytest_bannou.errors import BannouError
 from pytest_bannou.messaging.broker import EventPublisher
@@ -28,6 +27,7 @@ from pytest_bannou.reference.messaging import (
     forward,
     parse_mesh_endpoints,
 )
+from tests.support.messaging_servers import free_port
 
 # -- heartbeat publisher --------------------------------------------------------------------------
 

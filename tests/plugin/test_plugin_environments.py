@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_bannou.environment.runs import read_run_info, run_directory
-
-from .conftest import deploy_lines
+from tests.support.bannou_pytester import deploy_lines
 
 
 def _pids_alive(pids: list[int]) -> list[int]:
@@ -29,8 +28,8 @@ def _pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def test_fixtures_route_requests_to_the_hosting_node(bp):
-    bp.pytester.makepyfile(
+def test_fixtures_route_requests_to_the_hosting_node(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import httpx
         import pytest
@@ -67,13 +66,13 @@ def test_fixtures_route_requests_to_the_hosting_node(bp):
             assert len([s for s in bannou_env.status() if s.node == "authn"]) == 2
         """
     )
-    result = bp.run("-v")
+    result = bannou_pytester.run("-v")
     result.assert_outcomes(passed=2)
     assert len(deploy_lines(result)) == 1
 
 
-def test_transition_restarts_only_changed_nodes(bp):
-    bp.pytester.makepyfile(
+def test_transition_restarts_only_changed_nodes(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -96,7 +95,7 @@ def test_transition_restarts_only_changed_nodes(bp):
             assert set(pids) == {"main"}
         """
     )
-    result = bp.run("-v", "--bannou-no-batch")
+    result = bannou_pytester.run("-v", "--bannou-no-batch")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
@@ -118,8 +117,8 @@ def test_transition_restarts_only_changed_nodes(bp):
     )
 
 
-def test_full_transition_tears_down_and_redeploys(bp):
-    bp.pytester.makepyfile(
+def test_full_transition_tears_down_and_redeploys(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -132,7 +131,7 @@ def test_full_transition_tears_down_and_redeploys(bp):
             pass
         """
     )
-    result = bp.run("--bannou-transition=full", "-v")
+    result = bannou_pytester.run("--bannou-transition=full", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -143,8 +142,8 @@ def test_full_transition_tears_down_and_redeploys(bp):
     )
 
 
-def test_failing_test_gets_log_and_status_sections(bp):
-    bp.pytester.makepyfile(
+def test_failing_test_gets_log_and_status_sections(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -154,7 +153,7 @@ def test_failing_test_gets_log_and_status_sections(bp):
             assert False, "boom"
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -177,8 +176,8 @@ def test_failing_test_gets_log_and_status_sections(bp):
         shutil.rmtree(workdir)
 
 
-def test_node_that_exits_errors_its_tests_and_other_presets_still_run(bp):
-    bp.pytester.makepyfile(
+def test_node_that_exits_errors_its_tests_and_other_presets_still_run(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -195,7 +194,7 @@ def test_node_that_exits_errors_its_tests_and_other_presets_still_run(bp):
             assert bannou_http.get("/health").status_code == 200
         """
     )
-    result = bp.run("--bannou-no-batch", "-rE")
+    result = bannou_pytester.run("--bannou-no-batch", "-rE")
     result.assert_outcomes(passed=1, errors=2)
     out = result.stdout.str()
     # one message: node, reason, its last log lines; no traceback into the plugin
@@ -208,8 +207,8 @@ def test_node_that_exits_errors_its_tests_and_other_presets_still_run(bp):
     result.stdout.fnmatch_lines(["bannou: deploying broken on local: 1 node ... FAILED (torn down in * s)"])
 
 
-def test_node_never_ready_errors_after_ready_timeout(bp):
-    bp.pytester.makepyfile(
+def test_node_never_ready_errors_after_ready_timeout(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -218,22 +217,22 @@ def test_node_never_ready_errors_after_ready_timeout(bp):
             pass
         """
     )
-    result = bp.run("--bannou-ready-timeout=1.5")
+    result = bannou_pytester.run("--bannou-ready-timeout=1.5")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*preset 'slow': node 'sleeper' on backend local is not ready*"])
     assert "Traceback" not in result.stdout.str()
 
 
-def test_unknown_default_preset_is_one_usage_error(bp):
-    bp.pytester.makeini("[pytest]\nbannou_default_preset = nosuch\n")
-    bp.pytester.makepyfile("def test_env(bannou_env):\n    pass\n")
-    result = bp.run()
+def test_unknown_default_preset_is_one_usage_error(bannou_pytester):
+    bannou_pytester.pytester.makeini("[pytest]\nbannou_default_preset = nosuch\n")
+    bannou_pytester.pytester.makepyfile("def test_env(bannou_env):\n    pass\n")
+    result = bannou_pytester.run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: test_*::test_env: unknown preset 'nosuch'; known presets: *"])
 
 
-def test_hooks_are_called(bp):
-    bp.pytester.makeconftest(
+def test_hooks_are_called(bannou_pytester):
+    bannou_pytester.pytester.makeconftest(
         """
         EVENTS = []
 
@@ -251,7 +250,7 @@ def test_hooks_are_called(bp):
             print("EVENTS", EVENTS)
         """
     )
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -264,7 +263,7 @@ def test_hooks_are_called(bp):
             pass
         """
     )
-    result = bp.run("-s")
+    result = bannou_pytester.run("-s")
     result.assert_outcomes(passed=2)
     expected = (
         "('configure', True), ('ready', 'alpha'), ('ready', 'gamma'), ('before_teardown', 'gamma', True)"
@@ -272,8 +271,8 @@ def test_hooks_are_called(bp):
     result.stdout.fnmatch_lines([f"EVENTS [[]{expected}[]]"])
 
 
-def test_keep_leaves_the_environment_and_clean_removes_it(bp):
-    bp.pytester.makepyfile(
+def test_keep_leaves_the_environment_and_clean_removes_it(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -282,7 +281,7 @@ def test_keep_leaves_the_environment_and_clean_removes_it(bp):
             pass
         """
     )
-    result = bp.run_subprocess("--bannou-keep")
+    result = bannou_pytester.run_subprocess("--bannou-keep")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
@@ -326,8 +325,8 @@ def test_keep_leaves_the_environment_and_clean_removes_it(bp):
     assert not run_directory(run_id).exists()
 
 
-def test_teardown_leaves_no_process(bp):
-    bp.pytester.makepyfile(
+def test_teardown_leaves_no_process(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import json, os, pytest
 
@@ -337,9 +336,9 @@ def test_teardown_leaves_no_process(bp):
                 json.dump({"pids": [int(s.id) for s in bannou_env.status()], "run_id": bannou_env.run_id}, f)
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     result.assert_outcomes(passed=1)
-    data = json.loads((bp.pytester.path / "pids.json").read_text())
+    data = json.loads((bannou_pytester.pytester.path / "pids.json").read_text())
     pids = data["pids"]
     assert len(pids) == 3
     assert not run_directory(data["run_id"]).exists()  # a clean run leaves no run directory
@@ -348,15 +347,15 @@ def test_teardown_leaves_no_process(bp):
     assert os.getpid() not in pids
 
 
-def test_ini_local_command_runs_bannou_nodes(bp):
-    script = bp.pytester.makepyfile(
+def test_ini_local_command_runs_bannou_nodes(bannou_pytester):
+    script = bannou_pytester.pytester.makepyfile(
         wrapper="import os, runpy\n"
         "os.environ['BANNOU_APP_ID'] = 'custom'\n"
         "runpy.run_module('pytest_bannou.reference.node', run_name='__main__')\n"
     )
     command = f"{sys.executable} {script}"
-    bp.pytester.makeini(f"[pytest]\nbannou_local_command = {command}\n")
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makeini(f"[pytest]\nbannou_local_command = {command}\n")
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -365,11 +364,11 @@ def test_ini_local_command_runs_bannou_nodes(bp):
             assert bannou_http.get("/health").json()["appId"] == "custom"
         """
     )
-    bp.run().assert_outcomes(passed=1)
+    bannou_pytester.run().assert_outcomes(passed=1)
 
 
-def test_progress_lines_hidden_with_qq(bp):
-    bp.pytester.makepyfile(
+def test_progress_lines_hidden_with_qq(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -378,16 +377,16 @@ def test_progress_lines_hidden_with_qq(bp):
             pass
         """
     )
-    result = bp.run("-qq")
+    result = bannou_pytester.run("-qq")
     assert result.ret == 0
     assert "bannou:" not in result.stdout.str()
     assert "bannou environments" not in result.stdout.str()
-    result = bp.run("-q")
+    result = bannou_pytester.run("-q")
     assert len(deploy_lines(result)) == 1
 
 
-def test_failed_teardown_is_reported_and_fails_the_run(bp):
-    bp.pytester.makeconftest(
+def test_failed_teardown_is_reported_and_fails_the_run(bannou_pytester):
+    bannou_pytester.pytester.makeconftest(
         """
         from pytest_bannou.backends.local.backend import LocalBackend
         from pytest_bannou.errors import DeployError
@@ -405,7 +404,7 @@ def test_failed_teardown_is_reported_and_fails_the_run(bp):
             LocalBackend.teardown = ORIGINAL
         """
     )
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -414,7 +413,7 @@ def test_failed_teardown_is_reported_and_fails_the_run(bp):
             pass
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 
-def test_marker_is_registered_and_strict_markers_clean(bp):
-    bp.pytester.makepyfile(
+def test_marker_is_registered_and_strict_markers_clean(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -15,14 +15,14 @@ def test_marker_is_registered_and_strict_markers_clean(bp):
             pass
         """
     )
-    result = bp.run("--strict-markers")
+    result = bannou_pytester.run("--strict-markers")
     result.assert_outcomes(passed=1)
-    result = bp.pytester.runpytest("--markers")
+    result = bannou_pytester.pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.preset(*names, environment=None, replicas=None): *"])
 
 
-def test_function_class_and_module_markers_closest_wins(bp):
-    bp.pytester.makepyfile(
+def test_function_class_and_module_markers_closest_wins(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -45,23 +45,23 @@ def test_function_class_and_module_markers_closest_wins(bp):
                 assert bannou_preset == "gamma"
         """
     )
-    result = bp.run("-v")
+    result = bannou_pytester.run("-v")
     result.assert_outcomes(passed=4)
 
 
-def test_unmarked_tests_use_the_default_preset_ini(bp):
-    bp.pytester.makeini("[pytest]\nbannou_default_preset = gamma\n")
-    bp.pytester.makepyfile(
+def test_unmarked_tests_use_the_default_preset_ini(bannou_pytester):
+    bannou_pytester.pytester.makeini("[pytest]\nbannou_default_preset = gamma\n")
+    bannou_pytester.pytester.makepyfile(
         """
         def test_default(bannou_preset):
             assert bannou_preset == "gamma"
         """
     )
-    bp.run().assert_outcomes(passed=1)
+    bannou_pytester.run().assert_outcomes(passed=1)
 
 
-def test_several_names_parametrize_with_preset_ids(bp):
-    bp.pytester.makepyfile(
+def test_several_names_parametrize_with_preset_ids(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -78,7 +78,7 @@ def test_several_names_parametrize_with_preset_ids(bp):
             assert bannou_preset == "beta"
         """
     )
-    result = bp.run("--collect-only", "-q")
+    result = bannou_pytester.run("--collect-only", "-q")
     result.stdout.fnmatch_lines(
         [
             "test_several_names_parametrize_with_preset_ids.py::test_x[[]alpha[]]",
@@ -88,11 +88,11 @@ def test_several_names_parametrize_with_preset_ids(bp):
             "test_several_names_parametrize_with_preset_ids.py::test_single",
         ]
     )
-    bp.run().assert_outcomes(passed=5)
+    bannou_pytester.run().assert_outcomes(passed=5)
 
 
-def test_several_cli_presets_parametrize_unmarked_environment_tests(bp):
-    bp.pytester.makepyfile(
+def test_several_cli_presets_parametrize_unmarked_environment_tests(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         def test_env(bannou_preset, bannou_env):
             assert bannou_env.preset == bannou_preset
@@ -101,7 +101,7 @@ def test_several_cli_presets_parametrize_unmarked_environment_tests(bp):
             pass
         """
     )
-    result = bp.run("--collect-only", "-q", "--bannou-preset=alpha", "--bannou-preset=gamma")
+    result = bannou_pytester.run("--collect-only", "-q", "--bannou-preset=alpha", "--bannou-preset=gamma")
     result.stdout.fnmatch_lines(
         [
             "*::test_env[[]alpha[]]",
@@ -111,8 +111,8 @@ def test_several_cli_presets_parametrize_unmarked_environment_tests(bp):
     )
 
 
-def test_unknown_preset_is_a_collection_error_listing_known_presets(bp):
-    bp.pytester.makepyfile(
+def test_unknown_preset_is_a_collection_error_listing_known_presets(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -124,7 +124,7 @@ def test_unknown_preset_is_a_collection_error_listing_known_presets(bp):
             pass
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         [
@@ -147,8 +147,8 @@ def test_unknown_preset_is_a_collection_error_listing_known_presets(bp):
         ("preset('x' * 300)", "is 300 characters long; a preset name is a file name of at most"),
     ],
 )
-def test_bad_marker_arguments_are_collection_errors_naming_the_test(bp, marker, message):
-    bp.pytester.makepyfile(
+def test_bad_marker_arguments_are_collection_errors_naming_the_test(bannou_pytester, marker, message):
+    bannou_pytester.pytester.makepyfile(
         f"""
         import pytest
 
@@ -157,7 +157,7 @@ def test_bad_marker_arguments_are_collection_errors_naming_the_test(bp, marker, 
             pass
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     out = result.stdout.str()
     assert "::test_bad: " in out
@@ -165,9 +165,11 @@ def test_bad_marker_arguments_are_collection_errors_naming_the_test(bp, marker, 
     assert "Traceback" not in out
 
 
-def test_bad_preset_file_is_a_collection_error_with_file_and_line(bp):
-    (bp.presets / "bad.yaml").write_text("name: bad\ntopology:\n  nodes:\n    - name: x\n      replcas: 2\n")
-    bp.pytester.makepyfile(
+def test_bad_preset_file_is_a_collection_error_with_file_and_line(bannou_pytester):
+    (bannou_pytester.presets / "bad.yaml").write_text(
+        "name: bad\ntopology:\n  nodes:\n    - name: x\n      replcas: 2\n"
+    )
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -176,13 +178,13 @@ def test_bad_preset_file_is_a_collection_error_with_file_and_line(bp):
             pass
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*::test_bad_file: *bad.yaml:5:*replcas*"])
 
 
-def test_keyword_overrides_make_a_derived_environment(bp):
-    bp.pytester.makepyfile(
+def test_keyword_overrides_make_a_derived_environment(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -195,13 +197,13 @@ def test_keyword_overrides_make_a_derived_environment(bp):
             assert len([s for s in bannou_env.status() if s.node == "authn"]) == 2
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["bannou: deploying beta[[]env:FOO=1;replicas:authn=2[]] on local: 2 nodes*"])
 
 
-def test_override_naming_an_unknown_node_is_a_usage_error(bp):
-    bp.pytester.makepyfile(
+def test_override_naming_an_unknown_node_is_a_usage_error(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -210,14 +212,14 @@ def test_override_naming_an_unknown_node_is_a_usage_error(bp):
             pass
         """
     )
-    result = bp.run()
+    result = bannou_pytester.run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "nosuch" in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
 
 
-def test_one_function_in_two_classes_gets_each_class_marker(bp):
-    bp.pytester.makepyfile(
+def test_one_function_in_two_classes_gets_each_class_marker(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -235,11 +237,11 @@ def test_one_function_in_two_classes_gets_each_class_marker(bp):
             test_which = _check
         """
     )
-    bp.run().assert_outcomes(passed=2)
+    bannou_pytester.run().assert_outcomes(passed=2)
 
 
-def test_marker_added_by_a_collection_hook_is_seen(bp):
-    bp.pytester.makeconftest(
+def test_marker_added_by_a_collection_hook_is_seen(bannou_pytester):
+    bannou_pytester.pytester.makeconftest(
         """
         import pytest
 
@@ -250,7 +252,7 @@ def test_marker_added_by_a_collection_hook_is_seen(bp):
                     item.add_marker(pytest.mark.preset("gamma"))
         """
     )
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -263,4 +265,4 @@ def test_marker_added_by_a_collection_hook_is_seen(bp):
             assert bannou_preset == "alpha"
         """
     )
-    bp.run().assert_outcomes(passed=2)
+    bannou_pytester.run().assert_outcomes(passed=2)

@@ -149,8 +149,8 @@ def test_duration_backend_options_reach_the_backend_as_seconds():
         ),
     ],
 )
-def test_bad_durations_are_one_usage_error_line(bp, args, line):
-    bp.pytester.makepyfile(
+def test_bad_durations_are_one_usage_error_line(bannou_pytester, args, line):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -159,68 +159,68 @@ def test_bad_durations_are_one_usage_error_line(bp, args, line):
             pass
         """
     )
-    result = bp.run_subprocess(*args, timeout=120)
+    result = bannou_pytester.run_subprocess(*args, timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([line])
     assert len([ln for ln in result.stderr.lines if ln.strip()]) == 1, result.stderr.lines
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
-def test_header_names_backend_and_presets_from_cli_env_and_ini(bp, monkeypatch):
-    bp.pytester.makepyfile(HEADER_TEST)
-    bp.pytester.makeini("[pytest]\nbannou_preset = alpha\nbannou_backend = local\n")
-    result = bp.run()
+def test_header_names_backend_and_presets_from_cli_env_and_ini(bannou_pytester, monkeypatch):
+    bannou_pytester.pytester.makepyfile(HEADER_TEST)
+    bannou_pytester.pytester.makeini("[pytest]\nbannou_preset = alpha\nbannou_backend = local\n")
+    result = bannou_pytester.run()
     result.stdout.fnmatch_lines(["bannou: backend local, presets alpha, run id bannou-*"])
     monkeypatch.setenv("BANNOU_PRESET", "beta,gamma")
-    result = bp.run()
+    result = bannou_pytester.run()
     result.stdout.fnmatch_lines(["bannou: backend local, presets beta, gamma, run id bannou-*"])
-    result = bp.run("--bannou-preset=gamma")
+    result = bannou_pytester.run("--bannou-preset=gamma")
     result.stdout.fnmatch_lines(["bannou: backend local, presets gamma, run id bannou-*"])
     assert result.ret == 0
 
 
-def test_default_header_without_presets(bp):
-    bp.pytester.makepyfile(HEADER_TEST)
-    result = bp.run()
+def test_default_header_without_presets(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(HEADER_TEST)
+    result = bannou_pytester.run()
     result.stdout.fnmatch_lines(
         ["bannou: backend local, presets as marked (unmarked: monolith), run id bannou-*"]
     )
 
 
-def test_bad_option_value_is_a_usage_error_without_traceback(bp):
-    bp.pytester.makepyfile(HEADER_TEST)
-    result = bp.run("--bannou-ready-timeout=abc")
+def test_bad_option_value_is_a_usage_error_without_traceback(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(HEADER_TEST)
+    result = bannou_pytester.run("--bannou-ready-timeout=abc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --bannou-ready-timeout: 'abc' is not a number of seconds*"])
     assert "Traceback" not in result.stderr.str()
 
 
-def test_unknown_backend_is_one_clear_message(bp):
-    bp.pytester.makepyfile(
+def test_unknown_backend_is_one_clear_message(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         def test_uses_env(bannou_env):
             pass
         """
     )
-    result = bp.run("--bannou-backend=nope", "--bannou-preset=alpha")
+    result = bannou_pytester.run("--bannou-backend=nope", "--bannou-preset=alpha")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: unknown backend 'nope'; known backends: local*"])
     assert "Traceback" not in result.stderr.str()
 
 
-def test_unavailable_backend_does_not_matter_for_tests_without_environment(bp):
-    bp.pytester.makepyfile(HEADER_TEST)
-    result = bp.run("--bannou-backend=nope")
+def test_unavailable_backend_does_not_matter_for_tests_without_environment(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(HEADER_TEST)
+    result = bannou_pytester.run("--bannou-backend=nope")
     assert result.ret == 0
 
 
-def test_ini_presets_dir_is_relative_to_the_ini_file(bp):
-    other = bp.pytester.mkdir("more")
+def test_ini_presets_dir_is_relative_to_the_ini_file(bannou_pytester):
+    other = bannou_pytester.pytester.mkdir("more")
     (other / "delta.yaml").write_text(
-        (Path(bp.presets) / "alpha.yaml").read_text().replace("name: alpha", "name: delta")
+        (Path(bannou_pytester.presets) / "alpha.yaml").read_text().replace("name: alpha", "name: delta")
     )
-    bp.pytester.makeini("[pytest]\nbannou_presets_dir = more\n")
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makeini("[pytest]\nbannou_presets_dir = more\n")
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -229,20 +229,20 @@ def test_ini_presets_dir_is_relative_to_the_ini_file(bp):
             assert bannou_preset == "delta"
         """
     )
-    result = bp.pytester.runpytest("-p", "no:cacheprovider")
+    result = bannou_pytester.pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
-def test_help_lists_every_option(bp):
-    result = bp.pytester.runpytest("--help")
+def test_help_lists_every_option(bannou_pytester):
+    result = bannou_pytester.pytester.runpytest("--help")
     for opt in opts.OPTIONS:
         if opt.flag:
             assert opt.flag in result.stdout.str()
         result.stdout.fnmatch_lines([f"*{opt.ini}*"])
 
 
-def test_unknown_cli_preset_is_a_usage_error(bp):
-    bp.pytester.makepyfile(
+def test_unknown_cli_preset_is_a_usage_error(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -251,7 +251,7 @@ def test_unknown_cli_preset_is_a_usage_error(bp):
             pass
         """
     )
-    result = bp.run("--bannou-preset=alhpa")
+    result = bannou_pytester.run("--bannou-preset=alhpa")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["ERROR: --bannou-preset alhpa: unknown preset 'alhpa'; known presets: alpha, *"]
@@ -272,14 +272,14 @@ def test_backend_options_are_key_value_pairs_from_cli_env_or_ini():
         _resolve(cli={"bannou_backend_option": ["novalue"]})
 
 
-def test_backend_options_reach_the_backend(bp):
-    bp.pytester.makeconftest(
+def test_backend_options_reach_the_backend(bannou_pytester):
+    bannou_pytester.pytester.makeconftest(
         """
         def pytest_bannou_configure_backend(config, options):
             print("EXTRA", sorted(options.extra.items()))
         """
     )
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -288,7 +288,9 @@ def test_backend_options_reach_the_backend(bp):
             pass
         """
     )
-    result = bp.run("-s", "--bannou-backend-option", "grace_period=1", "--bannou-backend-option", "x=y")
+    result = bannou_pytester.run(
+        "-s", "--bannou-backend-option", "grace_period=1", "--bannou-backend-option", "x=y"
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["EXTRA [[]('grace_period', '1'), ('x', 'y')[]]"])
 
@@ -317,10 +319,10 @@ def test_objects_created_during_the_session_are_still_collected():
 
 
 @pytest.mark.parametrize("disable", [(), ("--bannou-no-gc-freeze",)], ids=["default", "no-gc-freeze"])
-def test_gc_freeze_at_session_start_unless_disabled(bp, disable):
+def test_gc_freeze_at_session_start_unless_disabled(bannou_pytester, disable):
     """In a subprocess: the freeze is once per process, and this process may have frozen already."""
-    bp.pytester.makepyfile(test_gc=GC_PROBE)
-    result = bp.run_subprocess("-s", "-q", *disable)
+    bannou_pytester.pytester.makepyfile(test_gc=GC_PROBE)
+    result = bannou_pytester.run_subprocess("-s", "-q", *disable)
     result.assert_outcomes(passed=2)
     frozen = int(next(line for line in result.outlines if "frozen=" in line).split("frozen=")[1].split()[0])
     if disable:

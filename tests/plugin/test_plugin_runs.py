@@ -31,11 +31,11 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return base / f"pytest-bannou-{os.getuid()}"
 
 
-def test_a_world_writable_runs_root_stops_the_deploy_with_what_to_do(bp, root):
+def test_a_world_writable_runs_root_stops_the_deploy_with_what_to_do(bannou_pytester, root):
     root.mkdir()
     root.chmod(0o777)
-    bp.pytester.makepyfile(USES_ENV)
-    result = bp.run_subprocess(timeout=120)
+    bannou_pytester.pytester.makepyfile(USES_ENV)
+    result = bannou_pytester.run_subprocess(timeout=120)
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR, out
     result.stderr.fnmatch_lines(
@@ -46,16 +46,16 @@ def test_a_world_writable_runs_root_stops_the_deploy_with_what_to_do(bp, root):
     assert list(root.iterdir()) == []  # nothing written into it
 
 
-def test_a_session_that_deploys_nothing_does_not_need_the_runs_root(bp, root):
+def test_a_session_that_deploys_nothing_does_not_need_the_runs_root(bannou_pytester, root):
     root.mkdir()
     root.chmod(0o777)
-    bp.pytester.makepyfile("def test_plain():\n    pass\n")
-    result = bp.run_subprocess(timeout=120)
+    bannou_pytester.pytester.makepyfile("def test_plain():\n    pass\n")
+    result = bannou_pytester.run_subprocess(timeout=120)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
 
 
-def test_the_run_directory_of_a_session_is_private(bp, root):
-    bp.pytester.makepyfile(
+def test_the_run_directory_of_a_session_is_private(bannou_pytester, root):
+    bannou_pytester.pytester.makepyfile(
         USES_ENV
         + """
 
@@ -67,6 +67,6 @@ def test_2(bannou_env):
           oct(stat.S_IMODE(os.stat(d / RUN_INFO).st_mode)))
 """
     )
-    result = bp.run_subprocess("-s", "--bannou-preset=alpha", timeout=180)
+    result = bannou_pytester.run_subprocess("-s", "--bannou-preset=alpha", timeout=180)
     result.stdout.fnmatch_lines(["*MODES 0o700 0o700 0o600*"])
     assert result.ret == 0

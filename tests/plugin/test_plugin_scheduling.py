@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import deploy_lines
+from tests.support.bannou_pytester import deploy_lines
 
 SUITE = """
 import pytest
@@ -35,10 +35,10 @@ def test_b2(bannou_env):
 
 
 @pytest.fixture
-def suite(bp):
-    bp.pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
-    bp.pytester.makepyfile(test_suite=SUITE)
-    return bp
+def suite(bannou_pytester):
+    bannou_pytester.pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+    bannou_pytester.pytester.makepyfile(test_suite=SUITE)
+    return bannou_pytester
 
 
 def _plan(result: pytest.RunResult) -> dict:
@@ -145,9 +145,9 @@ def test_plan_json_deploys_nothing_and_matches_no_batch(suite):
     assert unbatched["batched"] is False
 
 
-def test_plan_with_no_tests_exits_zero(bp):
-    bp.pytester.makepyfile("def helper():\n    pass\n")
-    result = bp.run("--bannou-plan")
+def test_plan_with_no_tests_exits_zero(bannou_pytester):
+    bannou_pytester.pytester.makepyfile("def helper():\n    pass\n")
+    result = bannou_pytester.run("--bannou-plan")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["bannou plan: 0 tests, 0 environments*"])
 
@@ -163,8 +163,8 @@ def test_plan_hook_receives_the_plan(suite):
     result.stdout.fnmatch_lines(["HOOK deploys 2 order 5"])
 
 
-def test_tests_without_environment_are_not_delayed(bp):
-    bp.pytester.makepyfile(
+def test_tests_without_environment_are_not_delayed(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
         import pytest
 
@@ -180,7 +180,7 @@ def test_tests_without_environment_are_not_delayed(bp):
             assert bannou_preset == "gamma"
         """
     )
-    result = bp.run("-v")
+    result = bannou_pytester.run("-v")
     result.assert_outcomes(passed=3)
     out = result.stdout.str()
     # the plain test ran before anything was deployed; gamma is never deployed

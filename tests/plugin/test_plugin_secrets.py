@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BannouPytester, deploy_lines
+from tests.support.bannou_pytester import BannouPytester, deploy_lines
 
 FIRST = "hunter2-first-value"
 SECOND = "hunter2-other-value"
@@ -42,12 +42,12 @@ def assert_nowhere(secrets: tuple[str, ...], output: str, files: list[Path]) -> 
 
 
 def test_secret_marker_overrides_are_masked_in_keys_and_stay_distinct(
-    bp: BannouPytester, monkeypatch: pytest.MonkeyPatch
+    bannou_pytester: BannouPytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the values come from the environment: the test's own source (shown by pytest) holds none
     monkeypatch.setenv("FIRST_SECRET", FIRST)
     monkeypatch.setenv("SECOND_SECRET", SECOND)
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         """
         import os
         import pytest
@@ -62,9 +62,9 @@ def test_secret_marker_overrides_are_masked_in_keys_and_stay_distinct(
             assert False, "deliberate: the failure shows the environment's status section"
         """
     )
-    report = bp.pytester.path / "report"
-    junit = bp.pytester.path / "pytest-junit.xml"
-    result = bp.run("-v", "-rA", f"--bannou-report={report}", f"--junitxml={junit}")
+    report = bannou_pytester.pytester.path / "report"
+    junit = bannou_pytester.pytester.path / "pytest-junit.xml"
+    result = bannou_pytester.run("-v", "-rA", f"--bannou-report={report}", f"--junitxml={junit}")
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str() + result.stderr.str()
     assert_nowhere((FIRST, SECOND), output, [junit, *files_under(report)])
@@ -73,10 +73,12 @@ def test_secret_marker_overrides_are_masked_in_keys_and_stay_distinct(
     assert "results.json" in {p.name for p in files_under(report)}
 
 
-def test_secrets_masked_in_sections_tester_output_reports_and_cli_logs(bp: BannouPytester) -> None:
-    loud = bp.pytester.path / "loud_node.py"
+def test_secrets_masked_in_sections_tester_output_reports_and_cli_logs(
+    bannou_pytester: BannouPytester,
+) -> None:
+    loud = bannou_pytester.pytester.path / "loud_node.py"
     loud.write_text(LOUD_NODE)
-    (bp.presets / "loud.yaml").write_text(
+    (bannou_pytester.presets / "loud.yaml").write_text(
         textwrap.dedent(
             f"""
             name: loud
@@ -95,16 +97,16 @@ def test_secrets_masked_in_sections_tester_output_reports_and_cli_logs(bp: Banno
             """
         )
     )
-    bp.pytester.makepyfile(
+    bannou_pytester.pytester.makepyfile(
         """
         def test_fails(bannou_env):
             bannou_env.status()
             assert False, "deliberate"
         """
     )
-    report = bp.pytester.path / "report"
-    junit = bp.pytester.path / "pytest-junit.xml"
-    result = bp.run_subprocess(
+    report = bannou_pytester.pytester.path / "report"
+    junit = bannou_pytester.pytester.path / "pytest-junit.xml"
+    result = bannou_pytester.run_subprocess(
         "-rA", "--bannou-preset=loud", "--bannou-keep", f"--bannou-report={report}", f"--junitxml={junit}"
     )
     output = result.stdout.str() + result.stderr.str()

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from proc_helpers import alive, carrying
 
 from pytest_bannou.backends.local.backend import STATE_DIR_ENV, LocalBackend
+from tests.support.procs import alive, carrying
 
 MID_TEST = """
 import json, os, time, pytest
@@ -46,13 +46,13 @@ def _wait_for(predicate, timeout: float = 90.0):
     raise AssertionError("timed out waiting for the inner pytest run")
 
 
-def _start(bp, monkeypatch, source: str, *args: str) -> tuple[subprocess.Popen, Path]:
-    bp.pytester.makepyfile(test_sig=source)
-    state_dir = bp.pytester.mkdir("local-state")
+def _start(bannou_pytester, monkeypatch, source: str, *args: str) -> tuple[subprocess.Popen, Path]:
+    bannou_pytester.pytester.makepyfile(test_sig=source)
+    state_dir = bannou_pytester.pytester.mkdir("local-state")
     monkeypatch.setenv(STATE_DIR_ENV, str(state_dir))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *bp.args(*args), "test_sig.py"],
-        cwd=bp.pytester.path,
+        [sys.executable, "-m", "pytest", *bannou_pytester.args(*args), "test_sig.py"],
+        cwd=bannou_pytester.pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -81,10 +81,10 @@ def _finish(proc: subprocess.Popen) -> str:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_test_tears_everything_down(bp, monkeypatch, sig):
-    proc, _ = _start(bp, monkeypatch, MID_TEST)
+def test_signal_mid_test_tears_everything_down(bannou_pytester, monkeypatch, sig):
+    proc, _ = _start(bannou_pytester, monkeypatch, MID_TEST)
     try:
-        ready = bp.pytester.path / "ready.json"
+        ready = bannou_pytester.pytester.path / "ready.json"
         _wait_for(lambda: ready.exists() or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()[0]
         state = json.loads(ready.read_text())
@@ -100,8 +100,8 @@ def test_signal_mid_test_tears_everything_down(bp, monkeypatch, sig):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_deploy_tears_the_half_started_environment_down(bp, monkeypatch, sig):
-    proc, state_dir = _start(bp, monkeypatch, MID_DEPLOY, "--bannou-ready-timeout=100")
+def test_signal_mid_deploy_tears_the_half_started_environment_down(bannou_pytester, monkeypatch, sig):
+    proc, state_dir = _start(bannou_pytester, monkeypatch, MID_DEPLOY, "--bannou-ready-timeout=100")
     try:
         index = _wait_for(lambda: list(state_dir.glob("*.json")) or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()[0]

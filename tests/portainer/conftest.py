@@ -1,26 +1,23 @@
-"""Portainer tests: a stand-in Portainer (``standin.py``) on 127.0.0.1 in front of the real Docker
-Engine and the real Compose v2 binary. Skip (with how to get them) when either is missing. After
-the session, fail if the stand-in answered anything its OpenAPI document does not allow, if a
-stack is left, or if a run id these tests created left a labelled resource (removed by run id)."""
+"""Portainer tests: a stand-in Portainer (tests/support/portainer_standin.py) on 127.0.0.1 in
+front of the real Docker Engine and the real Compose v2 binary. Skip (with how to get them)
+when either is missing. After the session, fail if the stand-in answered anything its OpenAPI
+document does not allow, if a stack is left, or if a run id these tests created left a labelled
+resource (removed by run id)."""
 
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pytest_bannou.backends.docker import engine as _docker
+from pytest_bannou.errors import BackendUnavailable
+from tests.support.backends import leak_checked_docker_client
+from tests.support.portainer_standin import DOCUMENT, RUN_IDS, PortainerStandIn
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "backends"))  # conformance.py
-sys.path.insert(0, str(HERE))  # standin.py
-
-from backend_helpers import leak_checked_docker_client  # noqa: E402
-from standin import DOCUMENT, RUN_IDS, PortainerStandIn  # noqa: E402
-
-from pytest_bannou.backends.docker import engine as _docker  # noqa: E402
-from pytest_bannou.errors import BackendUnavailable  # noqa: E402
 
 ENGINE = _docker.engine_availability()
 

@@ -15,9 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from backend_helpers import deploy_ready, node, topology_maker
-from conformance import BackendConformance
-from standin import OpenAPI, PortainerStandIn, UnixHTTPConnection, new_run_id
 
 from pytest_bannou.backends.base import LABEL_RUN_ID, Backend, BackendOptions
 from pytest_bannou.backends.docker import engine as _docker
@@ -29,6 +26,9 @@ from pytest_bannou.backends.registry import load
 from pytest_bannou.errors import BackendUnavailable, DeployError
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import Resources
+from tests.support.backends import deploy_ready, node, topology_maker
+from tests.support.conformance import BackendConformance
+from tests.support.portainer_standin import OpenAPI, PortainerStandIn, UnixHTTPConnection, new_run_id
 
 topo = topology_maker("portainer-test", "h1")
 

@@ -2,8 +2,8 @@
 
 An inner run of ``TWO_ENVS`` deploys one preset, runs its tests, transitions to the other preset
 (its only node is recreated), runs those tests and tears down. ``phase_of`` says where a run is
-from the events the inner conftest writes (see ``conftest.CONFTEST``), so a loop can aim a signal
-at a random moment inside a chosen phase and report the phase it actually hit.
+from the events the inner conftest writes (see ``tests.support.reliability.CONFTEST``), so a
+loop can aim a signal at a random moment inside a chosen phase and report the phase it hit.
 
 - ``interrupt_loop``: SIGINT (Ctrl-C: the whole foreground process group) or SIGTERM (the pytest
   process) per run, aimed round robin at deploy, tests, transition and teardown; after each run
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .conftest import DEADLINE, Project, alive, carrying, finish
+from tests.support.reliability import DEADLINE, Project, alive, carrying, finish
 
 PHASES = ("deploy", "tests", "transition", "teardown")
 TEARDOWN_PAUSE = 0.3  # the inner conftest pauses this long when teardown begins

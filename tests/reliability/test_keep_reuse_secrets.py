@@ -12,7 +12,7 @@ import uuid
 
 import yaml
 
-from .conftest import alive
+from tests.support.reliability import alive
 
 ONE = """
 import pytest

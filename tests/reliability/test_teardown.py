@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
+from tests.support.reliability import alive, carrying, wait_for
+
 from . import faults
-from .conftest import alive, carrying, wait_for
 
 HANGS = """
 import time, pytest

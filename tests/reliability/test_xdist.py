@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from .conftest import carrying
+from tests.support.reliability import carrying
 
 pytest.importorskip("xdist", reason="pip install pytest-xdist")
 
@@ -147,7 +147,7 @@ def test_two_sessions_at_once_on_the_same_presets_do_not_cross_talk(project):
     project.write("test_many.py", TESTS)
     first = project.start("-n2", "-q", "-p", "no:cacheprovider")
     second = project.start("-n2", "-q", "-p", "no:cacheprovider")
-    from .conftest import finish
+    from tests.support.reliability import finish
 
     finish(first)
     finish(second)

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tester_helpers import DATA
+
+from tests.support.testers import DATA
 
 SERVERS = Path(__file__).parent / "servers.py"
 NODE_MODULE = Path(__file__).parents[2] / "pytest_bannou" / "reference" / "node.py"

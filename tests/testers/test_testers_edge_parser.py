@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tester_helpers import read
-
 from pytest_bannou.testers import get_parser
 from pytest_bannou.testers.edge_tester import not_run_name
 from pytest_bannou.testers.model import EXIT_STATUS_CASE, INCOMPLETE_CASE, NO_RESULTS_CASE, SETUP_CASE
+from tests.support.testers import read
 
 P = get_parser("edge-tester")
 

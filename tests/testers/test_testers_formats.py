@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tester_helpers import read
 
 from pytest_bannou import testers
 from pytest_bannou.errors import BannouError
@@ -17,6 +16,7 @@ from pytest_bannou.testers.interactive import looks_interactive
 from pytest_bannou.testers.junit_writer import to_junit
 from pytest_bannou.testers.lines import clean, iter_lines, split_lines
 from pytest_bannou.testers.model import CaseResult, TesterRun
+from tests.support.testers import read
 
 
 def test_clean_strips_transport_noise_and_reads_timestamps():

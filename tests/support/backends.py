@@ -1,5 +1,4 @@
-"""Helpers the backend test modules share (tests/backends, tests/docker, tests/portainer put
-this directory on sys.path; a module name of its own, since ``conftest`` is ambiguous there)."""
+"""Helpers the backend test modules share (tests/backends, tests/docker, tests/portainer)."""
 
 from __future__ import annotations
 

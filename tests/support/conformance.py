@@ -4,11 +4,13 @@ A backend's test module subclasses ``BackendConformance`` (the class has no ``Te
 it is not collected on its own) and overrides the factory methods: ``create_backend`` always,
 ``make_node`` to set images or commands, ``assert_gone`` to check the engine directly (no PIDs,
 no containers). Every node runs the reference node (``pytest_bannou.reference.node``), configured
-through its environment only, so the same cases work for processes and containers.
+through its environment only, so the same cases work for processes and containers; ``exec``
+cases run ``exec_python`` (the host's /usr is mounted into the local images).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -18,7 +20,7 @@ import httpx
 import pytest
 
 from pytest_bannou.backends.base import Backend, BackendOptions
-from pytest_bannou.errors import NodeNotReady
+from pytest_bannou.errors import DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.diff import diff
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
@@ -26,6 +28,7 @@ from pytest_bannou.topology.model import HealthCheck, Node, Topology
 
 class BackendConformance:
     ready_timeout = 60.0
+    exec_python = "/usr/bin/python3"  # an interpreter in the node's context (process or container)
 
     # --- factory methods subclasses override ---------------------------------------------
     def create_backend(self, options: BackendOptions) -> Backend:
@@ -95,6 +98,16 @@ class BackendConformance:
 
     def ids(self, backend: Backend, node: str) -> dict[int, str]:
         return {s.replica: s.id for s in backend.status() if s.node == node}
+
+    def exec_health(self, backend: Backend, node: str, replica: int) -> dict:
+        """``/health`` of the node's replica, fetched from inside it through ``exec``."""
+        code = (
+            "import os, urllib.request as u; port = os.environ.get('HTTP_WEB_HOST_PORT') or '80'; "
+            "print(u.urlopen(f'http://127.0.0.1:{port}/health', timeout=5).read().decode())"
+        )
+        result = backend.exec(node, [self.exec_python, "-c", code], timeout=30, replica=replica)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
 
     def two_nodes(self) -> Topology:
         return self.make_topology(
@@ -241,3 +254,35 @@ class BackendConformance:
         assert any(abandoned.run_id in line for line in removed)
         self.assert_gone(abandoned, ids)
         assert type(abandoned).clean(run_id=abandoned.run_id, options=abandoned.options) == []
+
+    def test_exec_exit_code_output_and_timeout(self, backend: Backend) -> None:
+        """Command healthchecks run through ``exec``: the node's environment, stdout and stderr,
+        the exit code, and 124 when the command outlives its timeout (without waiting for it)."""
+        self.deploy_ready(backend, self.make_topology("conformance-exec", self.make_node("ex")))
+        py = self.exec_python
+        ok = backend.exec("ex", [py, "-c", "import os; print('hello', os.environ['BANNOU_APP_ID'])"])
+        assert (ok.exit_code, ok.output.strip()) == (0, "hello ex")
+        bad = backend.exec(
+            "ex", [py, "-c", "import sys; print('out'); sys.stderr.write('boom\\n'); sys.exit(4)"]
+        )
+        assert bad.exit_code == 4 and "out" in bad.output and "boom" in bad.output
+        started = time.monotonic()
+        slow = backend.exec("ex", [py, "-c", "import time; time.sleep(60)"], timeout=1.5)
+        assert slow.exit_code == 124 and "timed out" in slow.output
+        assert time.monotonic() - started < 30, "exec waited for the command instead of its timeout"
+
+    def test_exec_runs_in_the_chosen_replica_and_names_unknown_ones(self, backend: Backend) -> None:
+        self.deploy_ready(
+            backend, self.make_topology("conformance-exec-replicas", self.make_node("ex", replicas=2))
+        )
+        seen = []
+        for replica in (0, 1):
+            inside = self.exec_health(backend, "ex", replica)
+            outside = self.get(backend, "ex", "/health", replica=replica).json()
+            assert (inside["pid"], inside["node"]) == (outside["pid"], outside["node"])
+            seen.append((inside["pid"], inside["node"]))
+        assert seen[0] != seen[1], "both replica indexes ran the command in the same replica"
+        with pytest.raises(DeployError, match="nope"):
+            backend.exec("nope", [self.exec_python, "-c", "pass"])
+        with pytest.raises(DeployError, match="replica 5"):
+            backend.exec("ex", [self.exec_python, "-c", "pass"], replica=5)

@@ -1,16 +1,14 @@
-"""Run ids of the docker tests and their shared conformance base (a module of its own:
-``conftest`` is ambiguous on sys.path, tests/backends has one too). The session fixture in
-conftest checks each run id for leftovers."""
+"""Run ids of the docker tests and their shared conformance base. The session fixture in
+tests/docker/conftest.py checks each run id for leftovers."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
 
-from conformance import BackendConformance
-
 from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.backends.docker import engine as _docker
+from tests.support.conformance import BackendConformance
 
 RUN_IDS: set[str] = set()
 

@@ -6,9 +6,8 @@ also gets its own epmd on a private port, started by us, so nothing system-wide 
 
 The plain ``start_*`` functions are usable from benchmarks; ``redis_server`` and
 ``rabbitmq_server`` are session-scoped pytest fixtures built on them; ``Consumer`` reads what is
-published to exchange ``bannou``. Other test directories
-reuse them by loading this file the way tests/messaging/conftest.py does (module name
-``bannou_messaging_servers``, since ``servers`` alone collides with tests/testers/servers.py).
+published to exchange ``bannou``. A conftest.py that imports the fixtures offers them to its
+directory (tests/messaging, tests/integration_messaging).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""Helpers shared by the Kubernetes tests (a module of its own: ``conftest`` names collide
-between test directories)."""
+"""Helpers shared by the Kubernetes tests."""
 
 from __future__ import annotations
 
