@@ -4,8 +4,8 @@ main node (``bannou_http``; the ``Environment`` calls are in tests/test_environm
 from __future__ import annotations
 
 
-def test_bannou_http_of_an_unknown_name_is_an_error(bp):
-    bp.pytester.makepyfile(
+def test_bannou_http_of_an_unknown_name_is_an_error(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         """
 import pytest
 from pytest_bannou.errors import DeployError
@@ -29,7 +29,7 @@ def test_an_unknown_name_fails_the_test_with_one_message(bannou_env):
     bannou_env.restart("mian")
 """
     )
-    result = bp.run_subprocess("-p", "no:randomly", timeout=300)
+    result = bannou_pytester.run_subprocess("-p", "no:randomly", timeout=300)
     result.assert_outcomes(passed=1, failed=1)
     message = "preset 'beta': no node hosts 'mian' (not a node, app id or bannou service; did you mean 'main'"
     result.stdout.fnmatch_lines([f"*DeployError: {message}*"])

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from .conftest import deploy_lines
+from tests.support.bannou_pytester import deploy_lines
 
 HELPERS = """
 import pytest
@@ -42,8 +42,8 @@ def restore_lines(result: pytest.RunResult) -> list[str]:
     return [line for line in result.outlines if line.startswith("bannou: restoring ")]
 
 
-def test_changes_of_one_test_do_not_leak_into_the_next(bp):
-    bp.pytester.makepyfile(
+def test_changes_of_one_test_do_not_leak_into_the_next(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         HELPERS
         + """
 def test_1_update(bannou_env):
@@ -90,7 +90,7 @@ def test_5_after_rollback(bannou_env):
         bannou_env.rollback()
 """
     )
-    result = bp.run_subprocess("-p", "no:randomly", "-v", timeout=300)
+    result = bannou_pytester.run_subprocess("-p", "no:randomly", "-v", timeout=300)
     result.assert_outcomes(passed=5)
     assert len(deploy_lines(result)) == 1
     lines = restore_lines(result)
@@ -101,8 +101,8 @@ def test_5_after_rollback(bannou_env):
     assert "recreate authn" in lines[0] and "scale main" in lines[1] and "recreate authn" in lines[2]
 
 
-def test_a_suite_that_changes_nothing_pays_nothing(bp):
-    bp.pytester.makepyfile(
+def test_a_suite_that_changes_nothing_pays_nothing(bannou_pytester):
+    bannou_pytester.pytester.makepyfile(
         HELPERS
         + """
 def test_1(bannou_env):
@@ -124,7 +124,7 @@ def test_4_no_environment():
     pass
 """
     )
-    result = bp.run_subprocess("-p", "no:randomly", timeout=300)
+    result = bannou_pytester.run_subprocess("-p", "no:randomly", timeout=300)
     result.assert_outcomes(passed=4)
     assert len(deploy_lines(result)) == 1
     assert restore_lines(result) == []

@@ -157,20 +157,25 @@ def test_uses(bannou_env):
 
 
 @pytest.mark.parametrize("how", ["clean-all-stale", "clean-run-id", "next-session"])
-def test_sigkilled_session_tester_and_its_grandchild_are_swept(bp, monkeypatch, tmp_path, how):
+def test_sigkilled_session_tester_and_its_grandchild_are_swept(bannou_pytester, monkeypatch, tmp_path, how):
     """A session SIGKILLed while its tester runs: the tester (own process group, which the kill
     does not reach) and its ``setsid`` grandchild are removed by ``bannou-env clean --all-stale``
     or by the next session's sweep, like the nodes."""
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir(mode=0o700)
     monkeypatch.setenv("TMPDIR", str(private_tmp))  # a runs root of its own: the sweep sees only this
-    monkeypatch.setenv(STATE_DIR_ENV, str(bp.pytester.mkdir("local-state")))
-    pids_dir = bp.pytester.mkdir("pids")
-    (bp.presets / "tracked.yaml").write_text(TESTER_PRESET.replace("{dir}", str(pids_dir)))
-    bp.pytester.makepyfile(test_uses=USES_ALPHA)
+    monkeypatch.setenv(STATE_DIR_ENV, str(bannou_pytester.pytester.mkdir("local-state")))
+    pids_dir = bannou_pytester.pytester.mkdir("pids")
+    (bannou_pytester.presets / "tracked.yaml").write_text(TESTER_PRESET.replace("{dir}", str(pids_dir)))
+    bannou_pytester.pytester.makepyfile(test_uses=USES_ALPHA)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *bp.args("--bannou-backend=local", "--bannou-preset=tracked")],
-        cwd=bp.pytester.path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *bannou_pytester.args("--bannou-backend=local", "--bannou-preset=tracked"),
+        ],
+        cwd=bannou_pytester.pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -205,7 +210,7 @@ def test_sigkilled_session_tester_and_its_grandchild_are_swept(bp, monkeypatch, 
             assert done.returncode == 0, done.stdout + done.stderr
             out = done.stdout
         else:
-            result = bp.run_subprocess("--bannou-backend=local", "test_uses.py", timeout=180)
+            result = bannou_pytester.run_subprocess("--bannou-backend=local", "test_uses.py", timeout=180)
             assert result.ret == 0, result.stdout.str()
             out = result.stdout.str()
         _wait_for(lambda: not any(alive(p) for p in leftovers), timeout=30)

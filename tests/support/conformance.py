@@ -215,6 +215,11 @@ class BackendConformance:
             self.make_node("sleepy", environment={"BANNOU_REFERENCE_STARTUP_DELAY": "600"}),
         )
         backend.deploy(topo, time.monotonic() + self.ready_timeout)
+        # the node has printed its first line (a loaded engine may take a while to start it), so
+        # the logs the error carries must show it
+        end = time.monotonic() + self.ready_timeout
+        while "starting" not in backend.logs("sleepy") and time.monotonic() < end:
+            time.sleep(0.1)
         with pytest.raises(NodeNotReady) as info:
             health.wait_ready(backend, topo, time.monotonic() + 1.5)
         assert info.value.node == "sleepy"
