@@ -9,6 +9,21 @@ from __future__ import annotations
 
 import pytest
 
+CREATED: dict[str, int] = {}  # demo_account instances per environment
+
+
+@pytest.fixture(scope="module")
+def demo_account(bannou_http):
+    """Module-scoped on an environment: made once per environment this module's tests run in,
+    when the environment first serves one of them, and torn down before that environment is
+    moved to the next preset or removed (the environment fixtures are one per environment)."""
+    key = bannou_http.env.key
+    CREATED[key] = CREATED.get(key, 0) + 1
+    response = bannou_http("account").post("/account/create", json={"name": "demo"})
+    assert response.status_code == 200
+    yield {"env": key, "created": response.json()}
+    assert bannou_http.get("/health").status_code == 200  # still up when the fixture ends
+
 
 def test_plain_unit_test_needs_no_environment():
     """Uses no bannou fixture: never waits for a deployment and keeps its place."""
@@ -49,6 +64,14 @@ def test_account_service_answers_in_both_topologies(bannou_preset, bannou_http):
     """Two presets: collected as ``[monolith]`` and ``[split-auth]``, each run in its batch."""
     response = bannou_http("account").post("/account/get", json={"id": 1})
     assert response.status_code == 200, f"{bannou_preset}: {response.text}"
+
+
+@pytest.mark.preset("monolith", "split-auth")
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_module_fixture_is_one_per_environment(demo_account, bannou_env, attempt):
+    """Each preset sees its own ``demo_account``, made once for all of its tests here."""
+    assert demo_account["env"] == bannou_env.key
+    assert CREATED[bannou_env.key] == 1
 
 
 @pytest.mark.preset("test-http")

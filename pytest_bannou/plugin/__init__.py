@@ -17,7 +17,7 @@ from . import gc_policy
 from . import hooks as newhooks
 from . import options as opts
 from . import report as report_plugin
-from .fixtures import bannou_env, bannou_http, bannou_preset  # noqa: F401  (registers the fixtures)
+from .fixtures import bannou_env, bannou_http, bannou_key, bannou_preset  # noqa: F401  (registers the fixtures)
 from .markers import (  # noqa: F401  (public names of the old plugin module)
     ENV_FIXTURES,
     ITEM_ENV,

@@ -3,6 +3,11 @@
 A test that requests ``bannou_env`` or ``bannou_http`` (directly or through another fixture)
 runs in an environment: the first such test of an environment deploys it, the next environment
 is reached by a transition. Tests that request neither are never delayed by a deployment.
+
+The three are session-scoped with one instance per environment (``env_scope``), so a fixture of
+any scope can build on them: ``@pytest.fixture(scope="module") def client(bannou_http)`` is set
+up when the environment first serves a test of that module and torn down before the
+environment is moved or removed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..environment.environment import Environment
+from .env_scope import KEY_FIXTURE
 from .session import session_of
 
 if TYPE_CHECKING:  # httpx is imported on first use: collection does not pay for it
@@ -21,15 +27,34 @@ if TYPE_CHECKING:  # httpx is imported on first use: collection does not pay for
 DEFAULT_TIMEOUT = 10.0
 
 
-@pytest.fixture
-def bannou_preset(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(scope="session", name=KEY_FIXTURE)
+def bannou_key(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The environment key of the tests being run (hidden: an indirect parameter the plugin
+    gives every test that uses an environment fixture). Its instance per key is what makes
+    the environment fixtures, and the fixtures built on them, one per environment."""
+    bs = session_of(request.config)
+    # the test's own key: the parameter is what pytest caches by, but a marker added after
+    # parametrization (a collection hook) may name another environment; EnvFixtures compares
+    # this key before each test (and stands in where there is no parameter: pytest < 8.4)
+    key = bs.item_env(bs.current_item).key
+    bs.env_fixtures.opened(key, request)
+    try:
+        yield key
+    finally:
+        bs.env_fixtures.closed(request)
+
+
+@pytest.fixture(scope="session")
+def bannou_preset(request: pytest.FixtureRequest, _bannou_key: str) -> str:
     """The preset name of the current test (from its ``preset`` marker, ``--bannou-preset`` or
-    ini ``bannou_default_preset``). Parametrized tests get their parameter instead."""
-    return session_of(request.config).item_env(request.node).preset
+    ini ``bannou_default_preset``); a test marked with several presets gets each in turn.
+    One value per environment: fixtures of any scope may use it."""
+    bs = session_of(request.config)
+    return bs.item_env(bs.current_item).preset
 
 
-@pytest.fixture
-def bannou_env(request: pytest.FixtureRequest) -> Environment:
+@pytest.fixture(scope="session")
+def bannou_env(request: pytest.FixtureRequest, _bannou_key: str) -> Environment:
     """The environment of the current test, deployed (or transitioned to) on first use.
 
     ``.preset``, ``.key``, ``.topology``, ``.backend``, ``.nodes``, ``.url(service_or_node,
@@ -38,8 +63,11 @@ def bannou_env(request: pytest.FixtureRequest) -> Environment:
     ``.heartbeats()``, ``.should_restart(node)``, ``.update(changes)``, ``.rollback()``,
     ``.config_version``.
     If the environment cannot be deployed the test errors with one message (no traceback).
+    One instance per environment, so fixtures of any scope may use it; every test still finds
+    its environment as its preset defines it.
     """
-    return session_of(request.config).environment_for(request.node)
+    bs = session_of(request.config)
+    return bs.environment_for(bs.current_item)
 
 
 class BannouHttp:
@@ -47,7 +75,9 @@ class BannouHttp:
 
     - ``bannou_http("auth")`` -> an ``httpx.Client`` whose ``base_url`` is the node hosting the
       ``auth`` service (a node name or app id works too); the same client is returned for the
-      same target, and every client is closed after the test.
+      same target. One ``BannouHttp`` per environment: its clients (and their cookies) are
+      shared by the tests and fixtures of that environment and closed when it is moved or
+      removed; a client with settings of its own is ``bannou_http("auth", cookies={})``.
     - ``bannou_http.get("/health")`` (also ``post``, ``put``, ``patch``, ``delete``, ``head``,
       ``options``, ``request``) -> a request to the main node (the one with the default app id).
     - ``bannou_http.client`` -> the main node's client; ``bannou_http.url("auth")`` its base URL.
@@ -63,7 +93,7 @@ class BannouHttp:
         import httpx
 
         target = self.env.node_for(service_or_node) if service_or_node else self.env.main_node
-        if client_kwargs:  # custom settings: a client of its own, still closed after the test
+        if client_kwargs:  # custom settings: a client of its own, closed with the environment
             client = httpx.Client(base_url=self.env.url(target), **{**self._defaults, **client_kwargs})
             self._extra.append(client)
             return client
@@ -110,10 +140,11 @@ class BannouHttp:
         self._extra.clear()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def bannou_http(bannou_env: Environment) -> Iterator[BannouHttp]:
     """HTTP clients routed to the node hosting a service: ``bannou_http("auth").post(...)``;
-    ``bannou_http.get("/health")`` goes to the main node. See ``BannouHttp``."""
+    ``bannou_http.get("/health")`` goes to the main node. See ``BannouHttp``. One instance per
+    environment: fixtures of any scope may use it."""
     http = BannouHttp(bannou_env)
     try:
         yield http

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,10 @@ from ..errors import BannouError
 from ..messaging.session import EnvMessaging, MessagingSettings
 from ..topology.model import Topology
 from . import options as opts
+from .env_scope import HIDDEN_PARAM, KEY_FIXTURE, EnvFixtures
 from .markers import ITEM_ENV, ClosestMarker, ItemEnv, MarkerError, derived_key, parse_marker, uses_env
 from .terminal import Progress, failure_sections, print_uncaptured
-from .testers import add_tester_items
+from .testers import CASE_ATTR, add_tester_items
 from .xdist import matrix
 
 if TYPE_CHECKING:  # imported on first use: a session that deploys nothing does not pay for them
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # imported on first use: a session that deploys nothing does 
 
 ACTIVE_ENV = pytest.StashKey[Environment]()
 SESSION = pytest.StashKey["BannouSession"]()
+COLLECTED_AT = pytest.StashKey[int]()  # an item's index in collection order
 
 
 def session_of(config: pytest.Config) -> BannouSession:
@@ -43,7 +46,12 @@ def session_of(config: pytest.Config) -> BannouSession:
 
 
 def count_outcome(outcomes: dict[str, int], report: pytest.TestReport) -> None:
-    """One phase report counted in an environment's passed/failed/skipped/error columns."""
+    """One phase report counted in an environment's passed/failed/skipped/error columns; a
+    tester case counts once in ``tester_cases`` (its tester item is the test)."""
+    if getattr(report, CASE_ATTR, None) is not None:
+        if report.when == "teardown":
+            outcomes["tester_cases"] = outcomes.get("tester_cases", 0) + 1
+        return
     if report.when == "call":
         key = "passed" if report.passed else "failed" if report.failed else "skipped"
     elif report.when == "setup":
@@ -73,6 +81,10 @@ class BannouSession:
         self.item_keys: dict[str, str] = {}
         self.kept: Environment | None = None
         self.teardown_error: str | None = None
+        self.env_fixtures = EnvFixtures()  # the environment fixtures alive now (env_scope)
+        self.current_item: pytest.Item | None = None  # the item being set up or run
+        self._key_presets: dict[str, str] = {}
+        self._collected = 0
         self.progress = Progress(config, self.mask)
         workerinput = getattr(config, "workerinput", None) or {}
         options = make_options(
@@ -152,6 +164,9 @@ class BannouSession:
 
     # --- collection ---------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Give a test its environment(s) as the ``_bannou_key`` parameter (``env_scope``):
+        several presets parametrize it (ids: the preset names), a single one is a hidden
+        parameter, so that the environment fixtures are one instance per environment."""
         nodeid = metafunc.definition.nodeid
         marker = self._closest_marker(metafunc.definition)
         if marker is not None:
@@ -164,16 +179,31 @@ class BannouSession:
                 error = exc.message if exc.message.startswith(nodeid) else f"{nodeid}: {exc.message}"
             if error is not None:  # outside the except block: no chained exception in the report
                 pytest.fail(error, pytrace=False)
-            names = list(spec.names)
+            envs = [(n, derived_key(n, spec.environment, spec.replicas)) for n in spec.names]
         elif uses_env(metafunc.fixturenames) and len(self.settings.presets) > 1:
-            names = list(self.settings.presets)
+            envs = [(n, n) for n in self.settings.presets]
         else:
+            name = self.settings.presets[0] if self.settings.presets else self.settings.default_preset
+            envs = [(name, name)]
+        keys = [sys.intern(key) for _, key in envs]  # pytest < 8.2 compares cache keys with ``is``
+        for name, key in zip((n for n, _ in envs), keys, strict=True):
+            self._key_presets.setdefault(key, name)
+        if KEY_FIXTURE not in metafunc.fixturenames:
+            if len(envs) > 1:  # no environment fixture: the marker still parametrizes the test
+                metafunc.fixturenames.append(KEY_FIXTURE)
+                metafunc.parametrize(KEY_FIXTURE, keys, ids=[n for n, _ in envs])
             return
-        if len(names) < 2:
+        if len(envs) > 1:
+            ids: list[Any] = [n for n, _ in envs]
+        elif HIDDEN_PARAM is not None:
+            ids = [HIDDEN_PARAM]
+        else:  # no hidden ids: left unparametrized, EnvFixtures switches instances itself
             return
-        if "bannou_preset" not in metafunc.fixturenames:
-            metafunc.fixturenames.append("bannou_preset")  # the marker parametrizes every test
-        metafunc.parametrize("bannou_preset", names, ids=names)
+        metafunc.parametrize(KEY_FIXTURE, keys, ids=ids, indirect=True, scope="session")
+
+    def preset_of(self, key: str) -> str:
+        """The preset of an environment key (a derived key names its preset first)."""
+        return self._key_presets.get(key) or key.split("[", 1)[0]
 
     def item_env(self, item: pytest.Item) -> ItemEnv:
         info = item.stash.get(ITEM_ENV, None)
@@ -181,7 +211,9 @@ class BannouSession:
             return info
         marker = self._closest_marker(item)
         callspec = getattr(item, "callspec", None)
-        param = callspec.params.get("bannou_preset") if callspec is not None else None
+        params = callspec.params if callspec is not None else {}
+        key_param = params.get(KEY_FIXTURE)
+        param = self.preset_of(key_param) if key_param is not None else params.get("bannou_preset")
         needs = uses_env(getattr(item, "fixturenames", ()))
         if marker is not None:
             spec = parse_marker(marker, item.nodeid)
@@ -189,6 +221,8 @@ class BannouSession:
             key = derived_key(name, spec.environment, spec.replicas)
             fields: tuple[Any, ...] = (name, key, needs, True, spec.environment, spec.replicas)
         else:
+            if key_param is not None and len(self.settings.presets) < 2:
+                param = None  # a hidden parameter: not a parametrized test
             if param is not None:
                 name = param
             elif self.settings.presets:
@@ -202,10 +236,17 @@ class BannouSession:
         item.stash[ITEM_ENV] = info
         return info
 
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        item.stash[COLLECTED_AT] = self._collected
+        self._collected += 1
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        # pytest groups tests by their session-scoped ``_bannou_key`` parameter; the plan
+        # starts from the collection order instead (--bannou-no-batch keeps it as it is)
+        items.sort(key=lambda it: it.stash.get(COLLECTED_AT, self._collected))
         wanted = set(self.settings.presets)
         for name in self.settings.presets:  # a typo must not silently deselect everything
             try:
@@ -237,6 +278,7 @@ class BannouSession:
         seen: set[str] = set()
         checked: set[int] = set()
         item_keys = self.item_keys
+        deployed = {info.key for info in infos if info.needs_env}
         for i, (item, info) in enumerate(zip(items, infos, strict=True)):
             nodeid = item.nodeid
             pid = nodeid if nodeid not in seen else f"{nodeid}#{i}"
@@ -254,11 +296,19 @@ class BannouSession:
                     checked.add(id(info))
                 env = info.key
                 item_keys[nodeid] = env
+            elif info.key in deployed and self.is_member(item, info):
+                env = item_keys[nodeid] = info.key  # a test of that environment: run with it
             plan_items.append(PlanItem(pid, env))
         plan = make_plan(plan_items, self.topologies, batch=self.settings.batch)
         by_id = dict(zip(ids, items, strict=True))
         items[:] = [by_id[i] for i in plan.order]
         return plan
+
+    @staticmethod
+    def is_member(item: pytest.Item, info: ItemEnv) -> bool:
+        """Whether ``item`` is one of "the tests of" its preset (plan, matrix and summary count
+        the same ones): it carries the preset marker or uses a bannou fixture."""
+        return info.marked or info.needs_env or KEY_FIXTURE in getattr(item, "fixturenames", ())
 
     # --- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -269,8 +319,8 @@ class BannouSession:
         if self.settings.matrix:
             pairs = [
                 (i.preset, self.library.resolve(i.preset).required_backends)
-                for i in map(self.item_env, session.items)
-                if i.marked or i.needs_env
+                for item, i in zip(session.items, map(self.item_env, session.items), strict=True)
+                if self.is_member(item, i)
             ]
             print_uncaptured(self.config, json.dumps(matrix(pairs)))
             return True
@@ -308,14 +358,17 @@ class BannouSession:
         item.stash[ACTIVE_ENV] = env
         return env
 
-    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Every test starts from its environment as the preset defines it: before any fixture
-        (of any scope) runs, the current environment is restored if an earlier test changed it
-        (``EnvironmentManager.restore``; an unchanged one costs nothing)."""
-        info = item.stash.get(ITEM_ENV, None)
-        current = self.manager.current
-        if info is not None and info.needs_env and current is not None and current.key == info.key:
+        """Before the test's fixtures (after skip marks; pytest's own setup, which runs them, is
+        called after this plugin's): finish the fixtures of the environment the test moves away
+        from, then activate its own (``env_scope``), restored to its preset if an earlier test
+        changed it (``EnvironmentManager.activate``; an unchanged one costs nothing)."""
+        self.current_item = item
+        info = self.item_env(item)
+        uses_key = KEY_FIXTURE in getattr(item, "fixturenames", ())
+        if info.needs_env or uses_key:
+            self.env_fixtures.close_unless(info.key)
+        if info.needs_env and uses_key:
             self.environment_for(item)
 
     @pytest.hookimpl(wrapper=True)
@@ -336,6 +389,10 @@ class BannouSession:
         only_print = self.settings.plan is not None or self.settings.matrix
         if only_print and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK
+        try:  # fixtures built on an environment end before it (an interrupted run: still alive)
+            self.env_fixtures.close()
+        except Exception as exc:  # a fixture's teardown failed: the environment still goes
+            self.teardown_error = f"teardown of the environment fixtures failed: {exc!r}"
         try:
             clean_run = session.testsfailed == 0 and not any(r.error for r in self.manager.records.values())
             keep = self.settings.keep or (self.settings.keep_on_failure and not clean_run)

@@ -31,6 +31,7 @@ TABLE_HEADER = (
     "errors",
     "transitions",
     "restarts",
+    "tester cases",
 )
 
 
@@ -139,6 +140,7 @@ def table(records: Iterable[EnvRecord]) -> list[str]:
                 str(r.outcomes["error"]),
                 str(r.transitions),
                 str(r.node_restarts),
+                str(r.outcomes.get("tester_cases", 0)),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]

@@ -23,6 +23,11 @@ Which testers run (``--bannou-testers``):
   (``@pytest.mark.preset("p", environment=...)``) run their preset's testers too.
 
 ``--bannou-testers-only`` deselects pytest's own tests and keeps the tester items.
+
+In ``auto`` mode ``-k`` and ``-m`` select tester items by their ids like any test
+(``-k "not tester"``, ``-k http-tester``); ``always`` adds them whatever ``-k``/``-m`` say,
+``never`` leaves them out. The collection line says how many were added: each reports one
+result per case, so pytest's final counts are larger than ``collected N items``.
 """
 
 from __future__ import annotations
@@ -130,6 +135,8 @@ def add_tester_items(
             continue  # the plugin reports it for the tests (or the --bannou-preset) that name it
         for spec in topology.testers:
             new.append(TesterItem.for_spec(session, spec, info, topology, bs))
+    if bs.settings.testers == "auto":
+        select_like_tests(new, config)
     if bs.settings.testers_only:
         others = [i for i in items if not isinstance(i, TesterItem)]
         if others:
@@ -137,6 +144,23 @@ def add_tester_items(
         items[:] = new
     else:
         items.extend(new)
+
+
+def select_like_tests(items: list[pytest.Item], config: pytest.Config) -> None:
+    """Apply ``-k`` and ``-m`` to ``items`` as pytest applies them to collected tests (tester
+    items are added after pytest's own selection, which has already run)."""
+    from _pytest.mark import deselect_by_keyword, deselect_by_mark
+
+    deselect_by_keyword(items, config)
+    deselect_by_mark(items, config)
+
+
+def count_line(items: Iterable[pytest.Item]) -> str | None:
+    """``bannou: 2 tester items (...)`` for the collection line; None without tester items."""
+    n = sum(isinstance(i, TesterItem) for i in items)
+    if not n:
+        return None
+    return f"bannou: {n} tester item{'s' * (n != 1)} (cases are reported one result each)"
 
 
 # --- the item ---------------------------------------------------------------------------------
@@ -298,6 +322,9 @@ class TesterReporter:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
+
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> str | None:
+        return count_line(items)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:

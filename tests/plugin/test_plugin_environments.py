@@ -110,7 +110,8 @@ def test_transition_restarts_only_changed_nodes(bannou_pytester):
     result.stdout.fnmatch_lines(
         [
             "*bannou environments*",
-            "env * backend * deploy * ready * passed * failed * skipped * errors * transitions * restarts",
+            "env * backend * deploy * ready * passed * failed * skipped * errors * transitions * restarts"
+            " * tester cases",
             "alpha * local * s * s * 1 * 0 * 0 * 0 * 0 * 0",
             "beta * local * s * s * 1 * 0 * 0 * 0 * 1 * 0",
         ]
