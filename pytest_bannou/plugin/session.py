@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # imported on first use: a session that deploys nothing does 
 
 ACTIVE_ENV = pytest.StashKey[Environment]()
 SESSION = pytest.StashKey["BannouSession"]()
+ENV_ERROR = pytest.StashKey[str]()  # why a test's marked environment cannot be made
 
 
 def session_of(config: pytest.Config) -> BannouSession:
@@ -211,7 +212,8 @@ class BannouSession:
             try:
                 self.check_preset(name)
             except BannouError as exc:
-                raise pytest.UsageError(f"--bannou-preset {name}: {exc.message}") from None
+                where = opts.where("bannou_preset", self.settings.sources.get("bannou_preset", "cli"), name)
+                raise pytest.UsageError(f"{where}: {exc.message}") from None
         infos = [self.item_env(item) for item in items]  # once per item; the loops below reuse it
         if wanted:
             keep = [not (info.marked and info.preset not in wanted) for info in infos]
@@ -236,6 +238,7 @@ class BannouSession:
         ids: list[str] = []
         seen: set[str] = set()
         checked: set[int] = set()
+        bad: dict[int, str | None] = {}
         item_keys = self.item_keys
         for i, (item, info) in enumerate(zip(items, infos, strict=True)):
             nodeid = item.nodeid
@@ -245,20 +248,45 @@ class BannouSession:
             env = None
             if info.needs_env:
                 if id(info) not in checked:  # once per environment, not per test
-                    try:
-                        self.check_preset(info.preset)
-                        self.topology(info)
-                    except BannouError as exc:
-                        raise pytest.UsageError(f"{nodeid}: {exc.message}") from None
-                    self.manager.record(info.key, info.preset)
+                    bad[id(info)] = self._check_environment(nodeid, info)
                     checked.add(id(info))
-                env = info.key
-                item_keys[nodeid] = env
+                if bad[id(info)] is None:
+                    env = info.key
+                    item_keys[nodeid] = env
+                else:  # its tests fail at setup, naming the marker; the others run
+                    item.stash[ENV_ERROR] = bad[id(info)]
             plan_items.append(PlanItem(pid, env))
         plan = make_plan(plan_items, self.topologies, batch=self.settings.batch)
         by_id = dict(zip(ids, items, strict=True))
         items[:] = [by_id[i] for i in plan.order]
         return plan
+
+    def _check_environment(self, nodeid: str, info: ItemEnv) -> str | None:
+        """The environment of ``info`` resolved (and recorded); the message why it cannot be when
+        the fault is in a marker's overrides, which fails only that marker's tests. A preset
+        that cannot load at all stops the session (``UsageError``)."""
+        error = None
+        try:
+            self.check_preset(info.preset)
+            self.topology(info)
+        except BannouError as exc:
+            error = exc.message
+        if error is None:
+            self.manager.record(info.key, info.preset)
+            return None
+        if not (info.environment or info.replicas):
+            raise pytest.UsageError(f"{nodeid}: {error}")
+        return self.mask(
+            f"{nodeid}: @pytest.mark.preset({info.preset!r}, ...) overrides give environment "
+            f"{info.key}, which cannot be made: {error}"
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A test whose marker makes an environment that cannot be made errors here, alone."""
+        error = item.stash.get(ENV_ERROR, None)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
 
     # --- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
