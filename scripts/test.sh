@@ -47,6 +47,27 @@ fi
 .venv/bin/python -m pytest -rs "$@"
 rc=$?
 
+# The declared minimum, tested too: a second virtualenv with the lowest versions pyproject.toml
+# allows (scripts/constraints-min.txt: pytest 7.4, its pluggy and xdist) runs the plugin's own
+# pytest-facing tests (about 3 minutes; bounded so that it cannot eat CI's time). Skipped when
+# arguments select tests (a developer's focused run) or BANNOU_SKIP_MIN_PYTEST is set.
+if [ "$#" = 0 ] && [ -z "${BANNOU_SKIP_MIN_PYTEST:-}" ]; then
+  log "the plugin's tests on the lowest supported versions (.venv-min)"
+  python3 -m venv .venv-min
+  .venv-min/bin/python -m pip install -q --upgrade pip >/dev/null
+  if .venv-min/bin/python -m pip install -q -c scripts/constraints-min.txt -e '.[test]'; then
+    .venv-min/bin/python -m pip list 2>/dev/null | grep -iE '^(pytest|pluggy|pytest-xdist|pydantic) ' >&2
+    timeout 900 .venv-min/bin/python -m pytest -rs -p no:cacheprovider \
+      tests/plugin tests/integration_testers/test_tester_items.py tests/test_runs.py
+    min_rc=$?
+    [ "$min_rc" = 0 ] || log "the tests on the lowest supported versions failed (exit $min_rc)"
+  else
+    log "pip install of the lowest supported versions failed"
+    min_rc=1
+  fi
+  [ "$rc" != 0 ] || rc=$min_rc
+fi
+
 if [ "$started_cluster" = 1 ]; then
   log "stopping the kubernetes cluster"
   # wait for a background start still running, then stop what it started

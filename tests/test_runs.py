@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,46 @@ def test_ensure_run_directory_is_private_and_checks_the_runs_root(root):
     with pytest.raises(BannouError, match="chmod 700"):
         environment.ensure_run_directory(environment.run_directory("bannou-0000abce"))
     assert not (root / "bannou-0000abce").exists()
+
+
+# --- run directories are pruned like pytest's basetemp -------------------------------------------
+
+
+def _old_run(root: Path, run_id: str, age: float, **files: str) -> Path:
+    d = root / run_id
+    d.mkdir(mode=0o700)
+    (d / "local").mkdir()
+    (d / "local" / "main.log").write_text("log")
+    for name, text in files.items():
+        (d / name.replace("_", ".")).write_text(text)
+    then = time.time() - age
+    for p in [d / "local" / "main.log", d / "local", *(d / n.replace("_", ".") for n in files), d]:
+        os.utime(p, (then, then))
+    return d
+
+
+def test_prune_keeps_the_newest_finished_runs_and_never_kept_recorded_or_live_ones(root):
+    environment.runs_root()
+    finished = [_old_run(root, f"bannou-0000000{i}", age=3600 * (i + 1)) for i in range(5)]
+    kept = _old_run(root, "bannou-1000000a", 99999, environment_json=json.dumps({"kept": True}))
+    live = _old_run(root, "bannou-1000000b", 99999, **{f"in-use_{os.getpid()}": ""})
+    dead = _old_run(root, "bannou-1000000c", 99999, **{"in-use_999999999": ""})
+    current = _old_run(root, "bannou-1000000d", 99999)
+    recent = _old_run(root, "bannou-1000000e", 5)
+
+    removed = environment.runs.prune_run_directories(keep=3, current=current.name, grace=600)
+
+    assert sorted(removed) == sorted([finished[3], finished[4], dead])
+    for d in [*finished[:3], kept, live, current, recent]:
+        assert d.is_dir(), d
+    assert (kept / "environment.json").is_file()
+
+
+def test_mark_in_use_names_this_process(root):
+    environment.runs_root()
+    d = root / "bannou-2000000a"
+    marker = environment.runs.mark_in_use(d)
+    assert marker.name == f"in-use.{os.getpid()}"
+    assert environment.runs.in_use(d)
+    marker.unlink()
+    assert not environment.runs.in_use(d)

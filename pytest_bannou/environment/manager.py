@@ -417,6 +417,7 @@ class EnvironmentManager:
             return
         start = time.monotonic()
         label = env.key if env is not None else "environment"
+        quiet = quiet or env is None  # nothing deployed here (e.g. --bannou-reuse attached): no line
         if env is not None:
             self._collect_restarts(env)
             if self._before_teardown is not None:

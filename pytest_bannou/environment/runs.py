@@ -13,14 +13,17 @@ import json
 import os
 import re
 import secrets
+import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._support.ci import CI_JOBS, ci_job_id
 from .._support.files import atomic_write
+from .._support.pids import pid_alive
 from ..backends.base import BackendOptions
 from ..errors import BannouError
 
@@ -162,6 +165,80 @@ def read_run_info(workdir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# --- in use, and pruning ---------------------------------------------------------------------
+# A run directory outlives its session only when something needs it: a kept environment, a run
+# whose environment is still recorded as running (the sweep and `bannou-env clean` read that),
+# or the node logs of a failed run. The logs are pruned as pytest prunes its basetemp: the
+# newest KEEP_FINISHED_RUNS finished runs of this user stay, older ones go.
+KEEP_FINISHED_RUNS = 3
+IN_USE_PREFIX = "in-use."  # + pid: a live process (a session, an xdist worker) uses the run
+OWNER_PID_FILE = "owner.pid"  # environment.sweep's marker of the process owning a shared run
+PRUNE_GRACE = 600.0  # seconds: a run touched this recently is never pruned (a session still
+# starting, or one of a plugin version that wrote no in-use marker)
+
+
+def mark_in_use(workdir: Path, pid: int | None = None) -> Path:
+    """Mark ``workdir`` as used by ``pid`` (default: this process) for as long as it lives, so
+    that another session's pruning leaves it alone."""
+    ensure_run_directory(workdir)
+    path = workdir / f"{IN_USE_PREFIX}{pid or os.getpid()}"
+    path.touch(mode=0o600)
+    return path
+
+
+def in_use(workdir: Path) -> bool:
+    """Whether a live process marked ``workdir`` in use (``mark_in_use``, the sweep's owner file
+    or the run record's owner)."""
+    pids = []
+    with contextlib.suppress(OSError):
+        for entry in workdir.iterdir():
+            if entry.name.startswith(IN_USE_PREFIX) and entry.name[len(IN_USE_PREFIX) :].isdigit():
+                pids.append(int(entry.name[len(IN_USE_PREFIX) :]))
+    with contextlib.suppress(OSError, ValueError):
+        pids.append(int((workdir / OWNER_PID_FILE).read_text().strip() or 0))
+    return any(pid_alive(pid) for pid in pids)
+
+
+def _last_touched(workdir: Path) -> float:
+    """The newest modification time in ``workdir`` (its entries and theirs, not deeper)."""
+    newest = 0.0
+    with contextlib.suppress(OSError):
+        newest = workdir.stat().st_mtime
+        for entry in workdir.iterdir():
+            with contextlib.suppress(OSError):
+                newest = max(newest, entry.lstat().st_mtime)
+                if entry.is_dir() and not entry.is_symlink():
+                    for sub in entry.iterdir():
+                        with contextlib.suppress(OSError):
+                            newest = max(newest, sub.lstat().st_mtime)
+    return newest
+
+
+def prune_run_directories(
+    keep: int = KEEP_FINISHED_RUNS, current: str | None = None, grace: float = PRUNE_GRACE
+) -> list[Path]:
+    """Remove the run directories of finished runs but the ``keep`` newest; return the removed.
+
+    Finished: no run record (``environment.json`` is removed at teardown; kept runs and runs
+    that died holding an environment keep theirs, for ``bannou-env clean``), not in use by a
+    live process, not ``current``, and untouched for ``grace`` seconds. Never follows a symlink."""
+    now = time.time()
+    finished = []
+    for d in run_directories():
+        if d.name == current or (d / RUN_INFO).exists() or in_use(d):
+            continue
+        touched = _last_touched(d)
+        if now - touched >= grace:
+            finished.append((touched, d))
+    finished.sort(reverse=True)
+    removed = []
+    for _, d in finished[keep:]:
+        shutil.rmtree(d, ignore_errors=True)
+        if not d.exists():
+            removed.append(d)
+    return removed
 
 
 def make_options(

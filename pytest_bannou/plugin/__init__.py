@@ -29,6 +29,7 @@ from .markers import (  # noqa: F401  (public names of the old plugin module)
     parse_marker,
     preset_marker_signature,
 )
+from .runs import RunsPlugin
 from .session import ACTIVE_ENV, SESSION, BannouSession, session_of
 from .sharing import ReusePlugin, SharingPlugin
 from .sweep import SweepPlugin
@@ -65,6 +66,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     try:
+        opts.check_ini(config.getini)
         settings = opts.resolve(config.getoption, config.getini)
     except BannouError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -85,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     pm.register(SharingPlugin(config, session), "bannou-sharing")
     pm.register(ReusePlugin(config, session), "bannou-reuse")
     pm.register(SweepPlugin(config, session), "bannou-sweep")
+    pm.register(RunsPlugin(), "bannou-runs")
     pm.register(TesterReporter(session), "bannou-testers")
     report_plugin.register(config, session)
 

@@ -311,12 +311,24 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)  # dest -> "cli" | "env" | "ini" | "default"
 
 
+# the ini default of the options where an empty value means nothing (``bannou_default_preset =``):
+# pytest hands back the default for a key not written, "" for one written empty
+UNSET_INI = "\x00unset"
+
+
+def _empty_is_error(opt: Option) -> bool:
+    """Whether an ini key written empty is a mistake (its option has a non-empty default)."""
+    return opt.kind in ("str", "choice", "float") and opt.default not in ("", None)
+
+
 def register(parser: Any) -> None:
     """Add the CLI options and ini keys to pytest's ``parser`` (group "bannou")."""
     group = parser.getgroup("bannou", "bannou test environments (pytest-bannou)")
     for opt in OPTIONS:
         ini_type = {"list": "args", "paths": "paths", "bool": "bool"}.get(opt.kind, "string")
         ini_default = {"list": [], "paths": [], "bool": False}.get(opt.kind, "")
+        if _empty_is_error(opt):
+            ini_default = UNSET_INI
         parser.addini(opt.ini, f"{opt.help} [env {opt.env}]", type=ini_type, default=ini_default)
         if opt.flag is None:
             continue
@@ -348,6 +360,27 @@ def register(parser: Any) -> None:
                 metavar=opt.metavar,
                 help=help_text,
             )
+
+
+def check_ini(getini: Callable[[str], Any]) -> None:
+    """``OptionError`` for an ini key written with no value whose option has a default
+    (``bannou_default_preset =`` would otherwise silently mean monolith). Needs pytest's
+    ``getini`` with the defaults ``register`` gave; an empty environment variable counts as unset."""
+    for opt in OPTIONS:
+        if _empty_is_error(opt) and getini(opt.ini) == "":
+            raise OptionError(
+                f"ini key {opt.ini} is empty: give it a value (default {opt.default!r}) or remove the line"
+            )
+
+
+def where(dest: str, source: str, value: Any = None) -> str:
+    """Where the value of option ``dest`` came from, as the user wrote it: ``--bannou-preset nope``,
+    ``environment variable BANNOU_PRESET=nope`` or ``ini key bannou_preset = nope``."""
+    opt = next(o for o in OPTIONS if o.dest == dest)
+    text = _where(opt, source)
+    if value is None:
+        return text
+    return {"cli": f"{text} {value}", "env": f"{text}={value}", "ini": f"{text} = {value}"}.get(source, text)
 
 
 def resolve(
@@ -438,7 +471,7 @@ def _raw(
     if env is not None and env.strip() != "":
         return env, "env"
     ini = getini(opt.ini)
-    if ini not in (None, "", [], False):
+    if ini not in (None, "", [], False, UNSET_INI):
         return ini, "ini"
     return opt.default, "default"
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # imported on first use: a session that deploys nothing does 
 ACTIVE_ENV = pytest.StashKey[Environment]()
 SESSION = pytest.StashKey["BannouSession"]()
 COLLECTED_AT = pytest.StashKey[int]()  # an item's index in collection order
+ENV_ERROR = pytest.StashKey[str]()  # why a test's marked environment cannot be made
 
 
 def session_of(config: pytest.Config) -> BannouSession:
@@ -252,7 +253,8 @@ class BannouSession:
             try:
                 self.check_preset(name)
             except BannouError as exc:
-                raise pytest.UsageError(f"--bannou-preset {name}: {exc.message}") from None
+                where = opts.where("bannou_preset", self.settings.sources.get("bannou_preset", "cli"), name)
+                raise pytest.UsageError(f"{where}: {exc.message}") from None
         infos = [self.item_env(item) for item in items]  # once per item; the loops below reuse it
         if wanted:
             keep = [not (info.marked and info.preset not in wanted) for info in infos]
@@ -277,6 +279,7 @@ class BannouSession:
         ids: list[str] = []
         seen: set[str] = set()
         checked: set[int] = set()
+        bad: dict[int, str | None] = {}
         item_keys = self.item_keys
         deployed = {info.key for info in infos if info.needs_env}
         for i, (item, info) in enumerate(zip(items, infos, strict=True)):
@@ -287,15 +290,13 @@ class BannouSession:
             env = None
             if info.needs_env:
                 if id(info) not in checked:  # once per environment, not per test
-                    try:
-                        self.check_preset(info.preset)
-                        self.topology(info)
-                    except BannouError as exc:
-                        raise pytest.UsageError(f"{nodeid}: {exc.message}") from None
-                    self.manager.record(info.key, info.preset)
+                    bad[id(info)] = self._check_environment(nodeid, info)
                     checked.add(id(info))
-                env = info.key
-                item_keys[nodeid] = env
+                if bad[id(info)] is None:
+                    env = info.key
+                    item_keys[nodeid] = env
+                else:  # its tests fail at setup, naming the marker; the others run
+                    item.stash[ENV_ERROR] = bad[id(info)]
             elif info.key in deployed and self.is_member(item, info):
                 env = item_keys[nodeid] = info.key  # a test of that environment: run with it
             plan_items.append(PlanItem(pid, env))
@@ -309,6 +310,26 @@ class BannouSession:
         """Whether ``item`` is one of "the tests of" its preset (plan, matrix and summary count
         the same ones): it carries the preset marker or uses a bannou fixture."""
         return info.marked or info.needs_env or KEY_FIXTURE in getattr(item, "fixturenames", ())
+
+    def _check_environment(self, nodeid: str, info: ItemEnv) -> str | None:
+        """The environment of ``info`` resolved (and recorded); the message why it cannot be when
+        the fault is in a marker's overrides, which fails only that marker's tests. A preset
+        that cannot load at all stops the session (``UsageError``)."""
+        error = None
+        try:
+            self.check_preset(info.preset)
+            self.topology(info)
+        except BannouError as exc:
+            error = exc.message
+        if error is None:
+            self.manager.record(info.key, info.preset)
+            return None
+        if not (info.environment or info.replicas):
+            raise pytest.UsageError(f"{nodeid}: {error}")
+        return self.mask(
+            f"{nodeid}: @pytest.mark.preset({info.preset!r}, ...) overrides give environment "
+            f"{info.key}, which cannot be made: {error}"
+        )
 
     # --- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -363,6 +384,9 @@ class BannouSession:
         called after this plugin's): finish the fixtures of the environment the test moves away
         from, then activate its own (``env_scope``), restored to its preset if an earlier test
         changed it (``EnvironmentManager.activate``; an unchanged one costs nothing)."""
+        error = item.stash.get(ENV_ERROR, None)
+        if error is not None:  # a marker whose environment cannot be made: its tests error, alone
+            pytest.fail(error, pytrace=False)
         self.current_item = item
         info = self.item_env(item)
         uses_key = KEY_FIXTURE in getattr(item, "fixturenames", ())

@@ -46,6 +46,15 @@ class SessionView(Protocol):
     def secrets(self) -> set[str]: ...
 
 
+def verbosity(config: pytest.Config) -> int:
+    """pytest's verbosity (``-v`` +1, ``-q`` -1): ``Config.get_verbosity`` since pytest 8,
+    ``config.option.verbose`` on the older pytest 7.4 this plugin supports."""
+    get = getattr(config, "get_verbosity", None)
+    if get is not None:
+        return int(get())
+    return int(getattr(config.option, "verbose", 0) or 0)
+
+
 @contextlib.contextmanager
 def uncaptured(config: pytest.Config) -> Iterator[None]:
     """pytest's capture off for a moment: progress and printed plans reach the terminal."""
@@ -65,16 +74,24 @@ def print_uncaptured(config: pytest.Config, text: str) -> None:
 
 class Progress:
     """``bannou: deploying ... ready in 0.2 s`` lines between pytest's own (the manager's
-    ``progress`` callback); registered as a plugin to know which test line is open."""
+    ``progress`` callback); registered as a plugin to know which test line is open.
+
+    A finished progress line always ends with a newline, and pytest's own line is written again
+    below it as pytest would have (the file name, or with ``-v`` the test's location), so that
+    what follows (``.``, ``PASSED``, a test's output under ``-s``) lands where it belongs. With
+    ``-q`` pytest writes no file names: the dots just go on below ours."""
 
     def __init__(self, config: pytest.Config, mask: Callable[[str], str]) -> None:
         self.config = config
         self.mask = mask
         self._partial = False
         self._current_nodeid: str | None = None
+        self._verbose_prefix: str | None = None  # the test's line as pytest -v wrote it
+        self._quiet_line_open = False  # -q: pytest's dots are on the current line
 
     def __call__(self, text: str, done: bool) -> None:
-        if self.config.get_verbosity() <= -2:
+        level = verbosity(self.config)
+        if level <= -2:
             return
         text = self.mask(text)
         tr = self.config.pluginmanager.getplugin("terminalreporter")
@@ -84,25 +101,47 @@ class Progress:
                 sys.stderr.flush()
                 return
             if not done:
-                tr.ensure_newline()
+                self._start_line(tr, level)
                 tr.write(f"bannou: {text}", flush=True)
                 self._partial = True
                 return
-            tr.write(f" ... {text}" if self._partial else f"bannou: ... {text}", flush=True)
+            if not self._partial:
+                self._start_line(tr, level)
+            if text or not self._partial:  # "" ends a line that said all there was to say
+                tr.write(f" ... {text}" if self._partial else f"bannou: ... {text}", flush=True)
             self._partial = False
-            # leave the line open: pytest's next write starts a new line (verbose: the test's
-            # line again; otherwise the file's progress line is resumed below ours)
-            if self._current_nodeid and self.config.get_verbosity() <= 0:
-                tr.currentfspath = None
-                tr.write_fspath_result(self._current_nodeid, "")
-            else:
-                tr.currentfspath = -2
+            self._resume(tr, level)
 
+    def _start_line(self, tr: Any, level: int) -> None:
+        """Begin our line below whatever pytest left open."""
+        if level < 0 and self._quiet_line_open:
+            tr.write("\n")
+            self._quiet_line_open = False
+        else:
+            tr.ensure_newline()
+
+    def _resume(self, tr: Any, level: int) -> None:
+        """End our line and give pytest its line back."""
+        tr.currentfspath = None
+        if self._current_nodeid is not None and level == 0:
+            tr.write_fspath_result(self._current_nodeid, "")  # a newline, then "test_a.py " again
+            return
+        tr.write("\n", flush=True)
+        if self._current_nodeid is not None and level > 0 and self._verbose_prefix is not None:
+            tr.write(self._verbose_prefix, flush=True)  # "test_a.py::test_1 " again
+            tr.currentfspath = self._verbose_prefix
+
+    @pytest.hookimpl(trylast=True)  # after pytest's terminal reporter wrote the test's line
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self._current_nodeid = nodeid
+        tr = self.config.pluginmanager.getplugin("terminalreporter")
+        prefix = getattr(tr, "currentfspath", None)
+        self._verbose_prefix = prefix if isinstance(prefix, str) else None
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
         self._current_nodeid = None
+        self._verbose_prefix = None
+        self._quiet_line_open = True
 
 
 def failure_sections(env: Environment, secrets: Iterable[str]) -> list[tuple[str, str]]:
@@ -169,7 +208,7 @@ class TerminalPlugin:
         records = [
             r for r in manager.records.values() if r.activations or r.error or any(r.outcomes.values())
         ]
-        if records and tr.config.get_verbosity() > -2:
+        if records and verbosity(tr.config) > -2:
             tr.write_sep("=", "bannou environments")
             for line in table(records):
                 tr.write_line(line)

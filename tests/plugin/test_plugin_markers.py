@@ -202,7 +202,9 @@ def test_keyword_overrides_make_a_derived_environment(bannou_pytester):
     result.stdout.fnmatch_lines(["bannou: deploying beta[[]env:FOO=1;replicas:authn=2[]] on local: 2 nodes*"])
 
 
-def test_override_naming_an_unknown_node_is_a_usage_error(bannou_pytester):
+def test_override_naming_an_unknown_node_errors_the_tests_of_its_marker(bannou_pytester):
+    # issue 14 point 7: no longer a usage error that stops the session (the others run:
+    # test_plugin_output.py::test_a_bad_replicas_override_fails_only_the_tests_of_its_marker)
     bannou_pytester.pytester.makepyfile(
         """
         import pytest
@@ -213,9 +215,10 @@ def test_override_naming_an_unknown_node_is_a_usage_error(bannou_pytester):
         """
     )
     result = bannou_pytester.run()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "nosuch" in result.stderr.str()
-    assert "Traceback" not in result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(errors=1)
+    assert "nosuch" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_one_function_in_two_classes_gets_each_class_marker(bannou_pytester):
