@@ -34,6 +34,7 @@ from ...topology.model import Node, Topology
 from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import render_text
+from .faults import DockerFaults
 from .images import render_infos
 from .swarm_spec import render_stack, service_spec
 from .testers import TesterContainers
@@ -78,7 +79,7 @@ def name_prefix(options: BackendOptions, topology: Topology) -> str:
     return prefix
 
 
-class SwarmBackend(TesterContainers, _docker.EngineBackend):
+class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
     name: ClassVar[str] = "swarm"
     aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)
 
@@ -278,6 +279,15 @@ class SwarmBackend(TesterContainers, _docker.EngineBackend):
                 f"swarm service {self._service_name(node)}: no replica {replica} (replicas: {known})"
             )
         return tasks[replica]
+
+    def _fault_containers(self, node: str, replica: int | None) -> list[str]:
+        tasks = [self._task(node, replica)] if replica is not None else list(self._tasks(node).values())
+        found = (((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID") for t in tasks)
+        return [cid for cid in found if cid]
+
+    def _fault_network(self) -> str:
+        assert self.network is not None
+        return self.network
 
     # inspection
     def status(self) -> list[ReplicaStatus]:
