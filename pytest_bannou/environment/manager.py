@@ -281,6 +281,8 @@ class EnvironmentManager:
         backend, log = env.engine(), self.record(env.key, env.preset).faults
         with self._lock:
             inject(self.faults, backend, FaultEvent(action, node, replica), log, self._say, env.key)
+            if action in ("resume", "reconnect"):  # the test continues with the node answering
+                self.wait_ready(env, [node])
 
     def _undo_faults(self) -> None:
         """End the faults made on the current environment; if that fails, it is torn down."""

@@ -289,6 +289,13 @@ class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         assert self.network is not None
         return self.network
 
+    def reconnect_node(self, node: str) -> None:
+        """A task cut off its network loses its published ports for good (connecting it again
+        does not bring them back): the node's tasks are replaced instead, a rolling restart."""
+        net = self._fault_network()
+        if any(net not in self._networks(cid) for cid in self._fault_containers(node, None)):
+            self.restart(node)
+
     # inspection
     def status(self) -> list[ReplicaStatus]:
         if self.topology is None:
