@@ -30,8 +30,9 @@ an engine (built-in or registered through the ``pytest_bannou.backends`` entry p
 the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
 (``render``), messaging and testers (``peer_address``, ``tester_network`` with
 ``run_tester_container``) and xdist sharing
-(``attach_info``). Callers only ever call these methods; nothing outside ``backends/`` imports
-an engine module.
+(``attach_info``) and fault injection (``kill_node``, ``pause_node``/``resume_node``,
+``disconnect_node``/``reconnect_node``). Callers only ever call these methods; nothing outside
+``backends/`` imports an engine module.
 """
 
 from __future__ import annotations
@@ -343,6 +344,43 @@ class Backend(ABC):
         raise BackendUnavailable(
             f"backend {cls.name!r} cannot run tester containers (its tester_network() is "
             f"{cls.tester_network()!r}); give tester {tester.name!r} a `command` to run it as a process"
+        )
+
+    # fault injection (``Environment.kill``/``pause``/...): one method per fault, a default that
+    # names the backends that can; an engine overrides the ones it has
+    fault_backends: ClassVar[Mapping[str, str]] = {
+        "kill": "local, compose, swarm, kubernetes, portainer",  # what overrides each below
+        "pause": "local, compose, swarm, portainer",
+        "disconnect": "compose, swarm, portainer",
+    }
+
+    def kill_node(self, node: str, replica: int | None = None) -> None:
+        """Kill the node's replica (every replica when None) at once, as SIGKILL does; the
+        engine's own restart behaviour (Swarm, Kubernetes) is left to act."""
+        raise self.fault_unsupported("kill")
+
+    def pause_node(self, node: str) -> None:
+        """Freeze every replica of the node without ending it (SIGSTOP, ``docker pause``)."""
+        raise self.fault_unsupported("pause")
+
+    def resume_node(self, node: str) -> None:
+        """Undo ``pause_node``; a node that is not paused is left as it is."""
+        raise self.fault_unsupported("pause")
+
+    def disconnect_node(self, node: str) -> None:
+        """Cut the node off from its peers and from the tests (it keeps running)."""
+        raise self.fault_unsupported("disconnect")
+
+    def reconnect_node(self, node: str) -> None:
+        """Undo ``disconnect_node``; a node that is connected is left as it is."""
+        raise self.fault_unsupported("disconnect")
+
+    def fault_unsupported(self, fault: str, why: str = "") -> BackendUnavailable:
+        """The error for a fault this engine cannot make, naming the backends that can."""
+        reason = f" ({why})" if why else ""
+        return BackendUnavailable(
+            f"fault {fault!r} is not supported by the {self.name} backend{reason}; backends that "
+            f"can: {self.fault_backends.get(fault, 'none')}"
         )
 
     def attach_info(self) -> dict[str, object]:

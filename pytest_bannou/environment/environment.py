@@ -8,12 +8,15 @@ few public things it needs (the manager implements them), so the two modules for
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
 from ..backends.base import Backend, Endpoint, ReplicaStatus
 from ..errors import BannouError, DeployError
+from ..health.wait import poll_until
+from ..messaging.contract import MessagingError
 from ..topology.model import Topology
 from .record import format_status
 
@@ -40,6 +43,8 @@ class EnvironmentHost(Protocol):
     def rollback(self, env: Environment) -> int: ...
 
     def config_version(self, env: Environment) -> int: ...
+
+    def fault(self, env: Environment, action: str, node: str, replica: int | None = None) -> None: ...
 
 
 class Environment:
@@ -171,6 +176,76 @@ class Environment:
         self._update_node(name, replicas=replicas)
         self._manager.wait_ready(self, nodes=[name])
         self._manager.messaging.ready(self, "completed", [f"scale {name} to {replicas}"])
+
+    # --- fault injection (pytest_bannou.environment.faults; the backend's kill_node ...) -------
+    def kill(self, node: str, replica: int | None = None) -> None:
+        """Kill the node's replica (every replica when None) at once; an engine that restarts
+        by itself (Swarm, Kubernetes) shows it as a restart in ``status()``. Killed nodes that
+        are not back are restarted before the next test."""
+        self._manager.fault(self, "kill", self.node_for(node), replica)
+
+    def pause(self, node: str) -> None:
+        """Freeze the node (SIGSTOP, ``docker pause``): it stops answering and its heartbeats
+        stop, without exiting. Resumed before the next test at the latest."""
+        self._manager.fault(self, "pause", self.node_for(node))
+
+    def resume(self, node: str) -> None:
+        self._manager.fault(self, "resume", self.node_for(node))
+
+    def disconnect(self, node: str) -> None:
+        """Cut the node off from its peers and from the tests (Docker: off the environment's
+        network). Reconnected before the next test at the latest."""
+        self._manager.fault(self, "disconnect", self.node_for(node))
+
+    def reconnect(self, node: str) -> None:
+        self._manager.fault(self, "reconnect", self.node_for(node))
+
+    @contextlib.contextmanager
+    def paused(self, node: str) -> Iterator[None]:
+        """``with bannou_env.paused("auth"):`` the node is paused inside, resumed on exit (also
+        when the block fails)."""
+        self.pause(node)
+        try:
+            yield
+        finally:
+            self.resume(node)
+
+    @contextlib.contextmanager
+    def disconnected(self, node: str) -> Iterator[None]:
+        """``with bannou_env.disconnected("auth"):`` cut off inside, reconnected on exit."""
+        self.disconnect(node)
+        try:
+            yield
+        finally:
+            self.reconnect(node)
+
+    def wait_for_heartbeat(self, node: str, status: str = "healthy", timeout: float = 30.0) -> Any:
+        """Wait until the heartbeat monitor's store has ``status`` for the node's app id; with
+        ``unavailable``, no heartbeat at all (expired or stale) counts too. Returns the restart
+        policy's ``RestartDecision`` then; ``MessagingError`` at the deadline."""
+        app_id = self.topology.node(self.node_for(node)).app_id
+        messaging = self._manager.messaging
+        seen: list[Any] = []
+
+        def check() -> Any:
+            decision = messaging.should_restart(app_id)
+            seen[:] = [decision]
+            stale = (
+                decision.last_seen is not None and time.time() - decision.last_seen > messaging.settings.ttl
+            )
+            current = None if stale else decision.status
+            if current == status or (status == "unavailable" and current is None):
+                return decision
+            return None
+
+        def timed_out() -> Any:
+            last = seen[0].reason if seen else "no answer"
+            raise MessagingError(
+                f"node {node!r} (app id {app_id!r}) did not reach heartbeat status {status!r} within"
+                f" {timeout:g}s; last: {last}"
+            )
+
+        return poll_until(check, time.monotonic() + timeout, 0.1, timed_out)
 
     def _update_node(
         self, name: str, *, environment: Mapping[str, str] | None = None, replicas: int | None = None

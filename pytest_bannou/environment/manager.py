@@ -36,6 +36,7 @@ from ..messaging.session import EnvMessaging
 from ..topology.diff import Action, Transition, diff
 from ..topology.model import Topology
 from .environment import Environment
+from .faults import ActiveFaults, FaultEvent, inject, undo_all
 from .live import ChangeError, History, TopologyChange, as_change, change_topology, save_history
 from .record import EnvRecord
 from .runs import RUN_INFO, ensure_run_directory, write_run_info
@@ -79,6 +80,7 @@ class EnvironmentManager:
         # the current environment's topology as activated (its preset): what ``restore`` returns to
         self._activated: Topology | None = None
         self._unsure = False  # a change failed and so did its undo: the environment's state is unknown
+        self.faults = ActiveFaults()  # faults a test made on the current environment, undone before the next
         # reentrant: the interrupt path (KeyboardInterrupt from a signal, then teardown) may run
         # while the interrupted code of this same thread still holds it
         self._lock = threading.RLock()
@@ -168,6 +170,7 @@ class EnvironmentManager:
         with self._lock:
             if key in self.failures:
                 raise self.failures[key]
+            self._undo_faults()  # before a restore or a transition: every test starts without faults
             again = self.current if self.current is not None and self.current.key == key else None
             if again is not None and self.restore(again):
                 return again
@@ -272,6 +275,22 @@ class EnvironmentManager:
             self._write_info()
             self._say(f"ready in {elapsed:.1f} s", True)
             return True
+
+    def fault(self, env: Environment, action: str, node: str, replica: int | None = None) -> None:
+        """Make or end a fault on ``node`` of ``env`` (``environment.faults``)."""
+        backend, log = env.engine(), self.record(env.key, env.preset).faults
+        with self._lock:
+            inject(self.faults, backend, FaultEvent(action, node, replica), log, self._say, env.key)
+            if action in ("resume", "reconnect"):  # the test continues with the node answering
+                self.wait_ready(env, [node])
+
+    def _undo_faults(self) -> None:
+        """End the faults made on the current environment; if that fails, it is torn down."""
+        env, backend = self.current, self.backend
+        if env is not None and backend is not None and self.faults:
+            log = self.record(env.key, env.preset).faults
+            if not undo_all(self.faults, backend, log, lambda n: self.wait_ready(env, n), self._say, env.key):
+                self._teardown_current(quiet=True)
 
     def _restart_history(self, env: Environment) -> None:
         """After a restore, configuration version 1 again (the preset): what the next test
@@ -426,6 +445,7 @@ class EnvironmentManager:
         if not quiet:
             self._say(f"teardown {label}", False)
         self.messaging.stop()  # before the broker it talks to goes away
+        self.faults.resume_paused(backend)  # a frozen process never blocks teardown
         try:
             backend.teardown()
         finally:
@@ -459,6 +479,7 @@ class EnvironmentManager:
 
     def _teardown(self, keep: bool, remove_workdir: bool) -> Environment | None:
         if keep and self.current is not None:
+            self._undo_faults()  # kept as its preset defines it
             with contextlib.suppress(OSError):  # ``bannou-env update``/``rollback`` continue from it
                 save_history(self.options.workdir, self.history(self.current))
             self.messaging.keep(self.current)

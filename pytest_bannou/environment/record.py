@@ -25,6 +25,7 @@ class EnvRecord:
     restores: int = 0  # times a test changed it and it was brought back to its preset
     restore_time: float = 0.0  # seconds those restores took, together
     error: str | None = None
+    faults: list[dict[str, object]] = field(default_factory=list)  # FaultEvent.to_json(), in order
     outcomes: dict[str, int] = field(
         default_factory=lambda: {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
     )
@@ -43,6 +44,7 @@ class EnvRecord:
         times = [t for t in (self.ready_time, other.ready_time) if t is not None]
         self.ready_time = max(times) if times else None
         self.error = self.error or other.error
+        self.faults = sorted([*self.faults, *other.faults], key=lambda f: float(f.get("at") or 0))  # type: ignore[arg-type]
 
 
 def format_status(statuses: Sequence[ReplicaStatus]) -> str:

@@ -432,9 +432,10 @@ def read_state(workdir: Path) -> dict[str, Any]:
 
 def settings_from(values: Mapping[str, Any]) -> MessagingSettings:
     """From resolved option values (``bannou_amqp_url``, ``bannou_redis_url``,
-    ``bannou_heartbeat_interval``)."""
+    ``bannou_heartbeat_interval``, ``bannou_degraded_threshold``)."""
     return MessagingSettings(
         amqp_url=values.get("bannou_amqp_url") or None,
         redis_url=values.get("bannou_redis_url") or None,
         heartbeat_interval=float(values.get("bannou_heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL),
+        degraded_threshold=float(values.get("bannou_degraded_threshold") or DEFAULT_DEGRADED_THRESHOLD),
     )

@@ -37,7 +37,12 @@ from .terminal import LOG_TAIL, TerminalPlugin  # noqa: F401
 from .testers import TesterReporter
 from .xdist import DistributionPlugin
 
-MESSAGING_OPTIONS = ("bannou_amqp_url", "bannou_redis_url", "bannou_heartbeat_interval")
+MESSAGING_OPTIONS = (
+    "bannou_amqp_url",
+    "bannou_redis_url",
+    "bannou_heartbeat_interval",
+    "bannou_degraded_threshold",
+)
 
 __all__ = ["ACTIVE_ENV", "SESSION", "BannouSession", "session_of"]
 

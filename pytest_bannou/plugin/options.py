@@ -282,6 +282,16 @@ OPTIONS: tuple[Option, ...] = (
         "seconds between the heartbeats of the nodes (BANNOU_HEARTBEAT_INTERVAL of every node; default 1)",
         metavar="SECONDS",
     ),
+    Option(
+        "bannou_degraded_threshold",
+        "--bannou-degraded-threshold",
+        "bannou_degraded_threshold",
+        "BANNOU_DEGRADED_THRESHOLD",
+        "float",
+        300.0,
+        "seconds a node may report degraded before the restart policy says restart (default 300, bannou's)",
+        metavar="SECONDS",
+    ),
 )
 
 

@@ -52,6 +52,8 @@ def log_times(text: str, marker: str) -> list[datetime]:
 
 
 class TestLocalConformance(BackendConformance):
+    faults = frozenset({"kill", "pause"})
+
     def create_backend(self, options: BackendOptions) -> Backend:
         return LocalBackend(options, grace=1.0)
 

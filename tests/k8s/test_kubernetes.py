@@ -53,6 +53,7 @@ def core_api(kubeconfig: str):
 @pytest.mark.usefixtures("k8s_images")
 class TestKubernetesConformance(BackendConformance):
     ready_timeout = 60.0
+    faults = frozenset({"kill"})  # no pod freezer; no NetworkPolicy-enforcing CNI assumed
 
     @pytest.fixture(autouse=True)
     def _cluster(self, kubeconfig: str) -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from pytest_bannou.backends.base import Backend, BackendOptions
-from pytest_bannou.errors import DeployError, NodeNotReady
+from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.diff import diff
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
@@ -29,6 +29,7 @@ from pytest_bannou.topology.model import HealthCheck, Node, Topology
 class BackendConformance:
     ready_timeout = 60.0
     exec_python = "/usr/bin/python3"  # an interpreter in the node's context (process or container)
+    faults = frozenset({"kill", "pause", "disconnect"})  # the faults this backend can make
 
     # --- factory methods subclasses override ---------------------------------------------
     def create_backend(self, options: BackendOptions) -> Backend:
@@ -291,3 +292,78 @@ class BackendConformance:
             backend.exec("nope", [self.exec_python, "-c", "pass"])
         with pytest.raises(DeployError, match="replica 5"):
             backend.exec("ex", [self.exec_python, "-c", "pass"], replica=5)
+
+    # --- faults (Backend.kill_node, pause_node/resume_node, disconnect_node/reconnect_node) ---
+    def fault_topology(self) -> Topology:
+        return self.make_topology("conformance-faults", self.make_node("auth", app_id="bannou-auth"))
+
+    def answers(self, backend: Backend, node: str, timeout: float = 2.0) -> bool:
+        """Whether the node answers ``/health`` within ``timeout`` seconds."""
+        try:
+            url = backend.endpoint(node).url() + "/health"
+            return httpx.get(url, timeout=timeout).status_code == 200
+        except (httpx.HTTPError, DeployError):
+            return False
+
+    def wait_for(self, condition, what: str, timeout: float | None = None) -> None:
+        end = time.monotonic() + (timeout or self.ready_timeout)
+        while not condition():
+            assert time.monotonic() < end, f"timed out waiting until {what}"
+            time.sleep(0.2)
+
+    def test_fault_kill_shows_in_status(self, backend: Backend) -> None:
+        self.deploy_ready(backend, self.fault_topology())
+        (before,) = [s for s in backend.status() if s.node == "auth"]
+        with pytest.raises(DeployError, match="nope"):
+            backend.kill_node("nope")
+        backend.kill_node("auth", replica=0)
+
+        def shows_it() -> bool:
+            now = [s for s in backend.status() if s.node == "auth"]
+            return any(s.state == "exited" or s.restarts > before.restarts for s in now)
+
+        self.wait_for(shows_it, f"status() shows auth exited or restarted: {backend.status()}")
+
+    def test_fault_pause_then_resume(self, backend: Backend) -> None:
+        if "pause" not in self.faults:
+            pytest.skip(f"{backend.name} cannot pause (test_fault_unsupported_is_a_clear_error)")
+        self.deploy_ready(backend, self.fault_topology())
+        url = backend.endpoint("auth").url() + "/health"
+        backend.pause_node("auth")
+        try:
+            with pytest.raises(httpx.TimeoutException):
+                httpx.get(url, timeout=1.5)
+            assert [s.state for s in backend.status() if s.node == "auth"] != ["exited"]
+        finally:
+            backend.resume_node("auth")
+        self.wait_for(lambda: self.answers(backend, "auth"), "auth answers after resume")
+        backend.resume_node("auth")  # not paused: nothing happens
+
+    def test_fault_disconnect_then_reconnect(self, backend: Backend) -> None:
+        if "disconnect" not in self.faults:
+            pytest.skip(f"{backend.name} cannot disconnect (test_fault_unsupported_is_a_clear_error)")
+        self.deploy_ready(backend, self.fault_topology())
+        backend.disconnect_node("auth")
+        try:
+            self.wait_for(lambda: not self.answers(backend, "auth"), "auth is unreachable", 30)
+        finally:
+            backend.reconnect_node("auth")
+        self.wait_for(lambda: self.answers(backend, "auth"), "auth answers after reconnect")
+        backend.reconnect_node("auth")  # connected: nothing happens
+
+    def test_fault_unsupported_is_a_clear_error(self, backend: Backend) -> None:
+        calls = {
+            "kill": [lambda: backend.kill_node("auth")],
+            "pause": [lambda: backend.pause_node("auth"), lambda: backend.resume_node("auth")],
+            "disconnect": [lambda: backend.disconnect_node("auth"), lambda: backend.reconnect_node("auth")],
+        }
+        unsupported = [kind for kind in calls if kind not in self.faults]
+        if not unsupported:
+            pytest.skip(f"{backend.name} makes every fault")
+        for kind in unsupported:
+            for call in calls[kind]:
+                with pytest.raises(BackendUnavailable) as info:
+                    call()
+                message = info.value.message
+                assert f"fault {kind!r} is not supported by the {backend.name} backend" in message
+                assert "backends that can: " in message and backend.name not in message.split("can: ")[1]

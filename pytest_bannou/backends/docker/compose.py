@@ -52,6 +52,7 @@ from .compose_file import (
     replica_statuses,
 )
 from .compose_file import service_name as _service
+from .faults import DockerFaults
 from .images import render_infos
 from .testers import TesterContainers
 
@@ -160,7 +161,7 @@ def compose_command() -> ComposeCommand:
 
 
 # --- the backend -------------------------------------------------------------------------------------
-class ComposeBackend(TesterContainers, _docker.EngineBackend):
+class ComposeBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
     name: ClassVar[str] = "compose"
     aliases: ClassVar[tuple[str, ...]] = ("docker-compose",)
 
@@ -245,6 +246,15 @@ class ComposeBackend(TesterContainers, _docker.EngineBackend):
                 f"(replicas: {sorted(reps) or 'none'})"
             )
         return reps[replica]
+
+    def _fault_containers(self, node: str, replica: int | None) -> list[str]:
+        if replica is not None:
+            return [self._container(node, replica)["Id"]]
+        self._require(node)
+        return [c["Id"] for c in self._replicas(node).values()]
+
+    def _fault_network(self) -> str:
+        return f"{self.project}_default"
 
     # lifecycle
     def deploy(self, topology: Topology, deadline: float) -> None:

@@ -34,6 +34,7 @@ from ...topology.model import Node, Topology
 from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import render_text
+from .faults import DockerFaults
 from .images import render_infos
 from .swarm_spec import render_stack, service_spec
 from .testers import TesterContainers
@@ -78,7 +79,7 @@ def name_prefix(options: BackendOptions, topology: Topology) -> str:
     return prefix
 
 
-class SwarmBackend(TesterContainers, _docker.EngineBackend):
+class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
     name: ClassVar[str] = "swarm"
     aliases: ClassVar[tuple[str, ...]] = ("docker-swarm",)
 
@@ -278,6 +279,22 @@ class SwarmBackend(TesterContainers, _docker.EngineBackend):
                 f"swarm service {self._service_name(node)}: no replica {replica} (replicas: {known})"
             )
         return tasks[replica]
+
+    def _fault_containers(self, node: str, replica: int | None) -> list[str]:
+        tasks = [self._task(node, replica)] if replica is not None else list(self._tasks(node).values())
+        found = (((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID") for t in tasks)
+        return [cid for cid in found if cid]
+
+    def _fault_network(self) -> str:
+        assert self.network is not None
+        return self.network
+
+    def reconnect_node(self, node: str) -> None:
+        """A task cut off its network loses its published ports for good (connecting it again
+        does not bring them back): the node's tasks are replaced instead, a rolling restart."""
+        net = self._fault_network()
+        if any(net not in self._networks(cid) for cid in self._fault_containers(node, None)):
+            self.restart(node)
 
     # inspection
     def status(self) -> list[ReplicaStatus]:

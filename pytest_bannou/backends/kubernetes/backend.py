@@ -55,6 +55,7 @@ from ..base import (
 )
 from ..docker import engine as _docker
 from .connection import REQUEST_TIMEOUT, Connection, api_error, availability, call_raw, check_cluster, connect
+from .faults import KubernetesFaults
 from .manifests import (
     ImageMeta,
     local_image_meta,
@@ -92,7 +93,7 @@ from .pods import (
 from .portforward import Forwarder, pod_forwarder
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(KubernetesFaults, Backend):
     name: ClassVar[str] = "kubernetes"
     aliases: ClassVar[tuple[str, ...]] = ("k8s",)
 
@@ -484,7 +485,7 @@ class KubernetesBackend(Backend):
         out: list[ReplicaStatus] = []
         for node, pods in self._by_node(self._pods()).items():
             for i, pod in enumerate(pods):
-                out.append(pod_status(node, i, pod))
+                out.append(self.with_kills(pod_status(node, i, pod)))
         return out
 
     def endpoint(self, node: str, port: int | None = None, replica: int = 0) -> Endpoint:

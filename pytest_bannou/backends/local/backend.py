@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -74,6 +75,7 @@ class LocalBackend(Backend):
         self._replicas: dict[str, list[_Replica]] = {}
         self._lock = threading.RLock()
         self._old_ports: dict[str, list[dict[int, int]]] = {}  # of nodes being recreated
+        self._paused: set[tuple[str, int]] = set()  # (node, replica) stopped by pause_node
 
     # --- capability -----------------------------------------------------------------------
     @classmethod
@@ -140,6 +142,9 @@ class LocalBackend(Backend):
     def teardown(self) -> None:
         with self._lock:
             everything = [r for reps in self._replicas.values() for r in reps]
+            for name in {name for name, _ in self._paused}:  # a stopped group ignores SIGTERM
+                with contextlib.suppress(DeployError):
+                    self.resume_node(name)
             processes.stop_many(everything, self.grace)
             processes.kill_marked(self.session, self.grace, exclude={os.getpid()})
             for r in everything:
@@ -234,6 +239,40 @@ class LocalBackend(Backend):
             self._spawn(node, fresh)
             reps[r.index] = fresh
         self._save_state()
+
+    # --- faults (``Backend.kill_node`` ...): signals to the replica's process group ----------
+    def kill_node(self, node: str, replica: int | None = None) -> None:
+        with self._lock:
+            for r in self._fault_replicas(node, replica):
+                processes.kill_replica(r, self.session)
+                self._paused.discard((node, r.index))
+
+    def pause_node(self, node: str) -> None:
+        with self._lock:
+            for r in self._fault_replicas(node, None):
+                if processes.signal_replica(r, self.session, signal.SIGSTOP):
+                    self._paused.add((node, r.index))
+
+    def resume_node(self, node: str) -> None:
+        with self._lock:
+            for r in self._fault_replicas(node, None):
+                processes.signal_replica(r, self.session, signal.SIGCONT)
+                self._paused.discard((node, r.index))
+
+    def disconnect_node(self, node: str) -> None:
+        raise self.fault_unsupported("disconnect", "its processes share this host's network")
+
+    def reconnect_node(self, node: str) -> None:
+        raise self.fault_unsupported("disconnect", "its processes share this host's network")
+
+    def _fault_replicas(self, node: str, replica: int | None) -> list[_Replica]:
+        self._node(node)
+        reps = self._replicas.get(node, [])
+        if replica is None:
+            return list(reps)
+        if not 0 <= replica < len(reps):
+            raise DeployError(f"local backend: node {node!r} has {len(reps)} replicas, no replica {replica}")
+        return [reps[replica]]
 
     def _set_node(self, node: Node) -> None:
         super()._set_node(node)

@@ -183,3 +183,19 @@ def group_is_ours(pgid: int, session: str, recorded_start: str | None) -> bool:
     carries the session's marker and (when recorded) has the start time the state file names.
     Without ``/proc`` nothing can be proven, so only a live group of a session is accepted."""
     return marked_group_is_ours(pgid, SESSION_ENV, session, recorded_start)
+
+
+def signal_replica(r: Replica, session: str, sig: int) -> bool:
+    """Send ``sig`` to the replica's process group only when it is proven ours (marker and
+    recorded start time, ``group_is_ours``); False when the group is gone or not ours."""
+    if r.proc is None or r.proc.poll() is not None or not group_is_ours(r.pgid, session, r.start):
+        return False
+    signal_group(r.pgid, sig)
+    return True
+
+
+def kill_replica(r: Replica, session: str) -> None:
+    """SIGKILL the replica's group (a fault: no grace) and reap the leader."""
+    if signal_replica(r, session, signal.SIGKILL) and r.proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            r.proc.wait(timeout=KILL_WAIT)

@@ -57,6 +57,7 @@ from ..docker.compose_file import (
 )
 from ..docker.compose_file import service_name as _service
 from .client import PortainerClient, PortainerError, demux, stack_owner, sweep
+from .faults import PortainerFaults
 from .settings import PortainerSettings
 
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
@@ -74,7 +75,7 @@ def _is_loopback(host: str) -> bool:
 
 
 # --- the backend -----------------------------------------------------------------------------------------
-class PortainerBackend(Backend):
+class PortainerBackend(PortainerFaults, Backend):
     name: ClassVar[str] = "portainer"
 
     def __init__(self, options: BackendOptions) -> None:
