@@ -110,3 +110,18 @@ def test_the_installed_wheel_finds_its_builtin_presets(wheel, tmp_path):
     ).stdout.splitlines()
     assert out[0] == str(site / "pytest_bannou" / "_builtin_presets")
     assert "monolith" in out[1].split(",")
+
+
+def test_the_docs_install_from_the_repository_pyproject_names():
+    """README, CONTRIBUTING and the CI example use one repository URL: pyproject's Source."""
+    import re
+    import tomllib
+
+    source = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Source"]
+    readme = (ROOT / "README.md").read_text()
+    assert f'pip install "pytest-bannou[docker,xdist] @ git+{source}"' in readme
+    assert "pip wheel --no-deps . -w dist" in readme
+    for doc in ("README.md", "CONTRIBUTING.md", "examples/ci/bannou-matrix.yml", "CHANGELOG.md"):
+        urls = set(re.findall(r"https://github\.com/[\w.-]+/pytest-bannou", (ROOT / doc).read_text()))
+        assert urls <= {source}, (doc, urls)
+    assert "pip install pytest-bannou\n" not in readme  # not on the index yet
