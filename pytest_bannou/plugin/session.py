@@ -27,7 +27,7 @@ from ..topology.model import Topology
 from . import options as opts
 from .env_scope import HIDDEN_PARAM, KEY_FIXTURE, EnvFixtures
 from .markers import ITEM_ENV, ClosestMarker, ItemEnv, MarkerError, derived_key, parse_marker, uses_env
-from .terminal import Progress, failure_sections, print_uncaptured
+from .terminal import Progress, failure_sections, print_collection_errors, print_uncaptured
 from .testers import CASE_ATTR, add_tester_items
 from .xdist import matrix
 
@@ -79,6 +79,7 @@ class BannouSession:
         self._overrides: dict[str, tuple[Any, ...]] = {}  # key -> the overrides it was made from
         self.topologies: dict[str, Topology] = {}
         self.plan: Plan | None = None
+        self.collect_errors: list[pytest.CollectReport] = []  # failed collection reports
         self.item_keys: dict[str, str] = {}
         self.kept: Environment | None = None
         self.teardown_error: str | None = None
@@ -237,6 +238,10 @@ class BannouSession:
         item.stash[ITEM_ENV] = info
         return info
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:  # for --bannou-matrix/--bannou-plan, which must fail loudly on stderr
+            self.collect_errors.append(report)
+
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         item.stash[COLLECTED_AT] = self._collected
         self._collected += 1
@@ -335,8 +340,11 @@ class BannouSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
         printing = self.settings.matrix or self.settings.plan is not None
+        if printing and self.collect_errors:
+            option = "--bannou-matrix" if self.settings.matrix else "--bannou-plan"
+            print_collection_errors(self.config, option, self.collect_errors, self.mask)
         if printing and session.testsfailed and not session.config.option.continue_on_collection_errors:
-            return None  # pytest reports the collection errors and stops
+            return None  # pytest stops with "Interrupted: N errors during collection" (exit 2)
         if self.settings.matrix:
             pairs = [
                 (i.preset, self.library.resolve(i.preset).required_backends)

@@ -10,6 +10,7 @@ file lock and the others attach, and the controller removes what is left at sess
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import time
 from collections.abc import Mapping
@@ -43,6 +44,16 @@ RUN_ID_KEY = "bannou_shared_run_id"
 WORKERS_KEY = "bannou_workers"
 
 
+def require_filelock() -> None:
+    """Shared mode takes file locks: without ``filelock`` (the ``xdist`` extra) it is a usage
+    error naming the extra, before anything is deployed. Found, not imported (see ``_lock``)."""
+    if importlib.util.find_spec("filelock") is None:
+        raise pytest.UsageError(
+            "--bannou-share=session needs filelock, which is not installed; "
+            "install the xdist extra: pip install 'pytest-bannou[xdist]'"
+        )
+
+
 class SharingPlugin:
     """Shared environments across xdist workers (registered as ``bannou-sharing``)."""
 
@@ -64,6 +75,8 @@ class SharingPlugin:
         self.torn_down: list[str] = []
         if not self.enabled:
             return
+        if self.is_controller or self.run_id:
+            require_filelock()
         if self.is_controller:
             self.run_id = new_run_id()
             write_owner(self.run_id)

@@ -72,6 +72,29 @@ def print_uncaptured(config: pytest.Config, text: str) -> None:
         sys.stdout.flush()
 
 
+def print_collection_errors(
+    config: pytest.Config, option: str, reports: Iterable[pytest.CollectReport], mask: Callable[[str], str]
+) -> None:
+    """``--bannou-matrix``/``--bannou-plan`` after collection errors: say so on stderr, so a CI
+    step that keeps stdout (the JSON) still shows why it failed. Without pytest's terminal
+    (``-p no:terminal``) nothing else reports them: each error is written out in full."""
+    reports = list(reports)
+    count = f"{len(reports)} error{'s' if len(reports) != 1 else ''}"
+    what = "matrix" if option == "--bannou-matrix" else "plan"
+    outcome = (
+        f"the {what} leaves those files out"
+        if config.option.continue_on_collection_errors
+        else f"no {what} printed"
+    )
+    lines = [f"bannou: {option}: {count} during collection, {outcome}"]
+    if config.pluginmanager.getplugin("terminalreporter") is None:
+        for report in reports:
+            lines += [f"ERROR collecting {report.nodeid or report.fspath}", report.longreprtext.rstrip()]
+    with uncaptured(config):
+        sys.stderr.write(mask("\n".join(lines)) + "\n")
+        sys.stderr.flush()
+
+
 class Progress:
     """``bannou: deploying ... ready in 0.2 s`` lines between pytest's own (the manager's
     ``progress`` callback); registered as a plugin to know which test line is open.

