@@ -59,6 +59,7 @@ class EnvironmentManager:
         before_teardown: Callable[[Environment], None] | None = None,
         configure_backend: Callable[[BackendOptions], None] | None = None,
         messaging: Any = None,
+        on_failed: Callable[[Environment, str, float], None] | None = None,
     ) -> None:
         self.backend_request = backend
         self.options = options
@@ -67,6 +68,7 @@ class EnvironmentManager:
         self._on_ready = on_ready
         self._before_teardown = before_teardown
         self._configure_backend = configure_backend
+        self._on_failed = on_failed  # (environment, error, seconds until it failed): the report
         if messaging is None:  # broker/heartbeats/mapping events, active for presets with rabbitmq
             messaging = EnvMessaging(workdir=options.workdir)
         self.messaging = messaging
@@ -86,6 +88,7 @@ class EnvironmentManager:
         self._old_handlers: dict[int, Any] = {}
         self._interrupted: int | None = None  # the signal _on_signal turned into KeyboardInterrupt
         self._tearing_down = False
+        self._wrote_info = False  # the run info is this manager's to remove (several share a run)
         self._atexit = False
         self._closed = False
 
@@ -138,6 +141,7 @@ class EnvironmentManager:
             on_ready=self._on_ready,
             before_teardown=self._before_teardown,
             configure_backend=self._configure_backend,
+            on_failed=self._on_failed,
         )
         other.backend = resolve_backend(self.backend_request)(options)
         return other
@@ -182,7 +186,7 @@ class EnvironmentManager:
             try:
                 self._switch(backend, env, rec, deadline, start)
             except BaseException as exc:
-                self._fail(env, rec, exc)
+                self._fail(env, rec, exc, start)
                 raise
             rec.activations += 1
             self._activated, self._unsure = env.topology, False
@@ -378,8 +382,9 @@ class EnvironmentManager:
         if changed:
             self.wait_ready(env, nodes=changed)
 
-    def _fail(self, env: Environment, rec: EnvRecord, exc: BaseException) -> None:
-        """Tear down after a failed activation; remember a user-facing failure for the key."""
+    def _fail(self, env: Environment, rec: EnvRecord, exc: BaseException, start: float) -> None:
+        """Tear down after a failed activation; remember a user-facing failure for the key and
+        report it (``on_failed``: a failed deploy is an environment of the report too)."""
         if isinstance(exc, BannouError):
             rec.error = exc.message
             self.failures[env.key] = exc
@@ -388,6 +393,9 @@ class EnvironmentManager:
             rec.error = err.message
             self.failures[env.key] = err
         self.messaging.failed(env, exc)
+        if self._on_failed is not None and rec.error is not None:
+            with contextlib.suppress(Exception):
+                self._on_failed(env, rec.error, time.monotonic() - start)
         start = time.monotonic()
         try:
             self._teardown_current(quiet=True)
@@ -432,6 +440,17 @@ class EnvironmentManager:
             self._activated, self._unsure = None, False
             if not quiet:
                 self._say(f"{time.monotonic() - start:.1f} s", True)
+
+    def release(self) -> None:
+        """Tear the current environment down and stay usable: a session whose next environment
+        runs on another backend (one environment is up at a time; its run info goes with it)."""
+        with self._lock:
+            if self.current is None or self._closed:
+                return
+            try:
+                self._teardown_current()
+            finally:
+                self._remove_info()
 
     def teardown(self, keep: bool = False, remove_workdir: bool = False) -> Environment | None:
         """End of session: tear the current environment down (or, with ``keep``, leave it running
@@ -501,8 +520,12 @@ class EnvironmentManager:
                     **({"attach": _attach_info(self.backend, env)} if kept and self.backend else {}),
                 },
             )
+            self._wrote_info = True
 
     def _remove_info(self) -> None:
+        if not self._wrote_info:  # another manager of the run wrote it (or nobody did)
+            return
+        self._wrote_info = False
         with contextlib.suppress(OSError):
             (self.options.workdir / RUN_INFO).unlink()
 

@@ -38,3 +38,9 @@ def pytest_bannou_before_teardown(environment: Environment) -> None:
 @pytest.hookspec()
 def pytest_bannou_plan(plan: Plan) -> None:
     """Called after collection with the ``scheduling.Plan`` the session will follow."""
+
+
+@pytest.hookspec()
+def pytest_bannou_environment_failed(environment: Environment, error: str, seconds: float) -> None:
+    """Called when an environment failed to deploy (or to be reached by a transition), before
+    what was started is torn down: ``error`` says why, ``seconds`` how long the attempt took."""
