@@ -442,8 +442,7 @@ class EnvironmentManager:
                 self._say(f"{time.monotonic() - start:.1f} s", True)
 
     def release(self) -> None:
-        """Tear the current environment down and stay usable: a session whose next environment
-        runs on another backend (one environment is up at a time; its run info goes with it)."""
+        """Tear the current environment down, stay usable: the next one runs on another backend."""
         with self._lock:
             if self.current is None or self._closed:
                 return

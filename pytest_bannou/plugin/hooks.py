@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 @pytest.hookspec()
 def pytest_bannou_configure_backend(config: pytest.Config, options: BackendOptions) -> None:
-    """Called once per session before the backend is created, with its ``BackendOptions``
-    (mutable dataclass): set ``options.extra``, ``options.local_command`` ... here."""
+    """Called once per backend a session uses (usually one; ``--bannou-backend=auto`` may use
+    several), before it is created, with its ``BackendOptions`` (mutable dataclass): set
+    ``options.extra``, ``options.local_command`` ... here."""
 
 
 @pytest.hookspec()
