@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from ..errors import BackendUnavailable
@@ -15,8 +17,10 @@ __all__ = [
     "AUTO_ORDER",
     "BUILTIN",
     "ENTRY_POINT_GROUP",
+    "Choice",
     "availability",
     "canonical",
+    "choose",
     "find",
     "in_use",
     "known_names",
@@ -104,3 +108,48 @@ def find(name: str) -> type[Backend] | None:
         return load(name)
     except BackendUnavailable:
         return None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where one preset runs in a session: a canonical backend name, or None and why not
+    (its tests are skipped with that reason)."""
+
+    backend: str | None
+    reason: str = ""
+
+
+def choose(
+    request: str,
+    required: Sequence[str],
+    preset: str,
+    check: Callable[[str], Availability] = availability,
+) -> Choice:
+    """The backend ``preset`` (whose ``requiredBackends`` are ``required``) runs on under
+    ``--bannou-backend=request``. An explicit backend the preset does not allow: skipped.
+    ``auto``: the first of ``required`` that ``check`` finds available (no requirement: the
+    first available of AUTO_ORDER, as ``resolve`` picks); none available: skipped with why."""
+    name = canonical(request)
+    needs = list(dict.fromkeys(canonical(b) for b in required))
+    wanted = " or ".join(needs)
+    if name != AUTO:
+        if needs and name not in needs:
+            return Choice(
+                None,
+                f"preset {preset!r} needs backend {wanted} (requiredBackends), this session runs on "
+                f"{name}; select one with --bannou-backend={needs[0]} or --bannou-backend=auto",
+            )
+        return Choice(name)
+    reasons = []
+    for candidate in needs or AUTO_ORDER:
+        avail = check(candidate)
+        if avail:
+            return Choice(candidate)
+        reasons.append(f"{candidate}: {avail.reason}")
+    if not needs:
+        return Choice(AUTO)  # the session's own backend reports that nothing is available
+    return Choice(
+        None,
+        f"preset {preset!r} needs backend {wanted} (requiredBackends) and none is available here: "
+        + "; ".join(reasons),
+    )

@@ -22,7 +22,6 @@ import atexit
 import contextlib
 import os
 import shutil
-import signal
 import threading
 import time
 import weakref
@@ -41,12 +40,13 @@ from .live import ChangeError, History, TopologyChange, as_change, change_topolo
 from .record import EnvRecord
 from .runs import RUN_INFO, ensure_run_directory, write_run_info
 from .sharing import describe
+from .signals import SignalGuard
 
 Progress = Callable[[str, bool], None]  # (text, done): done False starts a line, True ends it
 """Progress callback: ``("deploying x on local: 3 nodes", False)`` then ``("ready in 1.4 s", True)``."""
 
 
-class EnvironmentManager:
+class EnvironmentManager(SignalGuard):
     """Owns the backend instance and the current environment of one session."""
 
     def __init__(
@@ -60,6 +60,7 @@ class EnvironmentManager:
         before_teardown: Callable[[Environment], None] | None = None,
         configure_backend: Callable[[BackendOptions], None] | None = None,
         messaging: Any = None,
+        on_failed: Callable[[Environment, str, float], None] | None = None,
     ) -> None:
         self.backend_request = backend
         self.options = options
@@ -68,6 +69,7 @@ class EnvironmentManager:
         self._on_ready = on_ready
         self._before_teardown = before_teardown
         self._configure_backend = configure_backend
+        self._on_failed = on_failed  # (environment, error, seconds until it failed): the report
         if messaging is None:  # broker/heartbeats/mapping events, active for presets with rabbitmq
             messaging = EnvMessaging(workdir=options.workdir)
         self.messaging = messaging
@@ -88,6 +90,7 @@ class EnvironmentManager:
         self._old_handlers: dict[int, Any] = {}
         self._interrupted: int | None = None  # the signal _on_signal turned into KeyboardInterrupt
         self._tearing_down = False
+        self._wrote_info = False  # the run info is this manager's to remove (several share a run)
         self._atexit = False
         self._closed = False
 
@@ -140,6 +143,7 @@ class EnvironmentManager:
             on_ready=self._on_ready,
             before_teardown=self._before_teardown,
             configure_backend=self._configure_backend,
+            on_failed=self._on_failed,
         )
         other.backend = resolve_backend(self.backend_request)(options)
         return other
@@ -185,7 +189,7 @@ class EnvironmentManager:
             try:
                 self._switch(backend, env, rec, deadline, start)
             except BaseException as exc:
-                self._fail(env, rec, exc)
+                self._fail(env, rec, exc, start)
                 raise
             rec.activations += 1
             self._activated, self._unsure = env.topology, False
@@ -397,8 +401,9 @@ class EnvironmentManager:
         if changed:
             self.wait_ready(env, nodes=changed)
 
-    def _fail(self, env: Environment, rec: EnvRecord, exc: BaseException) -> None:
-        """Tear down after a failed activation; remember a user-facing failure for the key."""
+    def _fail(self, env: Environment, rec: EnvRecord, exc: BaseException, start: float) -> None:
+        """Tear down after a failed activation; remember a user-facing failure for the key and
+        report it (``on_failed``: a failed deploy is an environment of the report too)."""
         if isinstance(exc, BannouError):
             rec.error = exc.message
             self.failures[env.key] = exc
@@ -407,6 +412,9 @@ class EnvironmentManager:
             rec.error = err.message
             self.failures[env.key] = err
         self.messaging.failed(env, exc)
+        if self._on_failed is not None and rec.error is not None:
+            with contextlib.suppress(Exception):
+                self._on_failed(env, rec.error, time.monotonic() - start)
         start = time.monotonic()
         try:
             self._teardown_current(quiet=True)
@@ -453,6 +461,16 @@ class EnvironmentManager:
             self._activated, self._unsure = None, False
             if not quiet:
                 self._say(f"{time.monotonic() - start:.1f} s", True)
+
+    def release(self) -> None:
+        """Tear the current environment down, stay usable: the next one runs on another backend."""
+        with self._lock:
+            if self.current is None or self._closed:
+                return
+            try:
+                self._teardown_current()
+            finally:
+                self._remove_info()
 
     def teardown(self, keep: bool = False, remove_workdir: bool = False) -> Environment | None:
         """End of session: tear the current environment down (or, with ``keep``, leave it running
@@ -523,50 +541,14 @@ class EnvironmentManager:
                     **({"attach": _attach_info(self.backend, env)} if kept and self.backend else {}),
                 },
             )
+            self._wrote_info = True
 
     def _remove_info(self) -> None:
+        if not self._wrote_info:  # another manager of the run wrote it (or nobody did)
+            return
+        self._wrote_info = False
         with contextlib.suppress(OSError):
             (self.options.workdir / RUN_INFO).unlink()
-
-    # --- signals ----------------------------------------------------------------------------
-    def install_signals(self) -> None:
-        """SIGTERM -> ``KeyboardInterrupt`` (the caller's interrupt path tears down); SIGINT is
-        already a ``KeyboardInterrupt``. Only from the main thread; restored at teardown."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        sigs = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        for sig in sigs:
-            with contextlib.suppress(ValueError, OSError):
-                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
-
-    def shield_signals(self) -> None:
-        """During teardown: SIGINT/SIGTERM/SIGHUP are ignored (the process is already on its way
-        out, and an interrupted teardown is what leaks); ``restore_signals`` undoes it."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        for sig in sigs:
-            with contextlib.suppress(ValueError, OSError):
-                previous = signal.signal(sig, signal.SIG_IGN)
-                self._old_handlers.setdefault(sig, previous)
-
-    def restore_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig, handler in self._old_handlers.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, handler)
-        self._old_handlers.clear()
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        """Only what is safe inside a signal handler: remember the signal and raise
-        ``KeyboardInterrupt`` into the interrupted code, once. No lock, no I/O, no handler
-        changes: the interrupted code may hold any lock, and teardown runs afterwards, in order,
-        on the caller's interrupt path (``teardown`` shields it from further signals)."""
-        if self._interrupted is not None or self._tearing_down:
-            return  # a second signal, or one while teardown runs: the way out is already taken
-        self._interrupted = signum
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
     # --- progress ---------------------------------------------------------------------------
     def say(self, text: str, done: bool) -> None:

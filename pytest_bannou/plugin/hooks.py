@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 @pytest.hookspec()
 def pytest_bannou_configure_backend(config: pytest.Config, options: BackendOptions) -> None:
-    """Called once per session before the backend is created, with its ``BackendOptions``
-    (mutable dataclass): set ``options.extra``, ``options.local_command`` ... here."""
+    """Called once per backend a session uses (usually one; ``--bannou-backend=auto`` may use
+    several), before it is created, with its ``BackendOptions`` (mutable dataclass): set
+    ``options.extra``, ``options.local_command`` ... here."""
 
 
 @pytest.hookspec()
@@ -38,3 +39,9 @@ def pytest_bannou_before_teardown(environment: Environment) -> None:
 @pytest.hookspec()
 def pytest_bannou_plan(plan: Plan) -> None:
     """Called after collection with the ``scheduling.Plan`` the session will follow."""
+
+
+@pytest.hookspec()
+def pytest_bannou_environment_failed(environment: Environment, error: str, seconds: float) -> None:
+    """Called when an environment failed to deploy (or to be reached by a transition), before
+    what was started is torn down: ``error`` says why, ``seconds`` how long the attempt took."""

@@ -113,6 +113,21 @@ class ReportPlugin:
         )
         self.deployed.add(env.key)
 
+    def pytest_bannou_environment_failed(self, environment: Any, error: str, seconds: float) -> None:
+        env, now = environment, time.time()
+        self._end_teardowns(now - seconds)
+        self.collector.preset_failed(
+            env.key,
+            env.preset,
+            self._masked(error),
+            preset_hash=env.topology.preset_hash,
+            backend=env.backend,
+            nodes=list(env.nodes),
+            t_start=now - seconds,
+            t_end=now,
+        )
+        self.deployed.add(env.key)  # its teardown and tests (failed at setup) are on the timeline
+
     def pytest_bannou_before_teardown(self, environment: Any) -> None:
         if environment.key in self.deployed:
             self.teardown_started[environment.key] = time.time()

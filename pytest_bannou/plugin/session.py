@@ -1,8 +1,16 @@
 """The state of one pytest session, kept in ``config.stash`` (``session_of(config)``).
 
 ``BannouSession`` owns the presets loaded so far, each test's environment (``ItemEnv``), the
-plan, the ``EnvironmentManager`` and the per-environment records; it is also the plugin object
-(``bannou-session``) whose hooks collect, plan, activate environments and tear them down.
+plan, the ``EnvironmentManager`` of each backend in use and the per-environment records; it is
+also the plugin object (``bannou-session``) whose hooks collect, plan, activate environments and
+tear them down.
+
+Backends: each environment runs on the backend ``backends.registry.choose`` picks for its
+preset's ``requiredBackends`` under ``--bannou-backend`` (``auto``: per preset); a preset that
+cannot run on it has its tests skipped with the reason. ``manager`` is the session's own
+backend's manager (the common case: the only one); another backend gets its own manager on
+first use, sharing the run id, run directory and records. One environment is up at a time:
+activating one on another backend first releases the others.
 """
 
 from __future__ import annotations
@@ -11,12 +19,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
+from ..backends.base import Availability, BackendOptions
+from ..backends.registry import AUTO, availability, canonical, choose
 from ..environment.environment import Environment
 from ..environment.manager import EnvironmentManager
 from ..environment.record import EnvRecord
@@ -96,18 +106,79 @@ class BannouSession:
             worker=workerinput.get("workerid", ""),
             extra=settings.backend_options,
         )
-        self.manager = EnvironmentManager(
-            settings.backend,
+        self._options = options
+        self._messaging = messaging or MessagingSettings()
+        self.manager = self._new_manager(settings.backend, options)
+        self.managers: dict[str, EnvironmentManager] = {}  # other backends in use -> their managers
+        self.backends: dict[str, str] = {}  # environment key -> the backend it runs on
+        self.skips: dict[str, str] = {}  # environment key -> why its tests are skipped
+        self._available: dict[str, Availability] = {}
+        self._primary: str | None = None
+        # tried before the session's own deploy (sharing, --bannou-reuse): (key, topology) -> env
+        self.attachers: list[Callable[[str, Topology], Environment | None]] = []
+
+    # --- backends -----------------------------------------------------------------------------
+    def _new_manager(self, request: str, options: BackendOptions) -> EnvironmentManager:
+        config = self.config
+        return EnvironmentManager(
+            request,
             options,
-            transition=settings.transition,
+            transition=self.settings.transition,
             progress=self.progress,
             on_ready=lambda env: config.hook.pytest_bannou_environment_ready(environment=env),
             before_teardown=lambda env: config.hook.pytest_bannou_before_teardown(environment=env),
             configure_backend=lambda o: config.hook.pytest_bannou_configure_backend(config=config, options=o),
-            messaging=EnvMessaging(messaging or MessagingSettings(), options.workdir),
+            messaging=EnvMessaging(self._messaging, options.workdir),
+            on_failed=lambda env, error, seconds: config.hook.pytest_bannou_environment_failed(
+                environment=env, error=error, seconds=seconds
+            ),
         )
-        # tried before the session's own deploy (sharing, --bannou-reuse): (key, topology) -> env
-        self.attachers: list[Callable[[str, Topology], Environment | None]] = []
+
+    def _check(self, name: str) -> Availability:
+        """A backend's availability, asked once per session (Docker, kubeconfig ... are slow)."""
+        if name not in self._available:
+            self._available[name] = availability(name)
+        return self._available[name]
+
+    @property
+    def primary_backend(self) -> str:
+        """The backend ``manager`` runs on (``auto``: the first available, as it resolves it)."""
+        if self._primary is None:
+            name = canonical(self.settings.backend)
+            if name == AUTO:
+                name = choose(AUTO, (), "", self._check).backend or AUTO
+            self._primary = name
+        return self._primary
+
+    def choose_backend(self, key: str, topology: Topology) -> str | None:
+        """The backend environment ``key`` runs on (once per key), or None: its tests are skipped
+        (``skips[key]`` says why)."""
+        if key not in self.backends and key not in self.skips:
+            choice = choose(self.settings.backend, topology.required_backends, topology.preset, self._check)
+            if choice.backend is None:
+                self.skips[key] = choice.reason
+            else:
+                self.backends[key] = self.primary_backend if choice.backend == AUTO else choice.backend
+        return self.backends.get(key)
+
+    def manager_for(self, backend: str) -> EnvironmentManager:
+        """The manager of ``backend`` (created on first use, with the session's run)."""
+        if backend in (AUTO, self.primary_backend):
+            return self.manager
+        manager = self.managers.get(backend)
+        if manager is None:
+            options = replace(self._options, extra=dict(self._options.extra))
+            manager = self.managers[backend] = self._new_manager(backend, options)
+            manager.records = self.manager.records  # one summary table, one report
+        return manager
+
+    def manager_of(self, key: str) -> EnvironmentManager:
+        """The manager of the backend environment ``key`` runs on."""
+        return self.manager_for(self.backends.get(key, AUTO))
+
+    def all_managers(self) -> list[EnvironmentManager]:
+        """Every manager of the session, the session's own first."""
+        return [self.manager, *self.managers.values()]
 
     def _progress(self, text: str, done: bool) -> None:
         """The progress line (kept for plugins written against the old name)."""
@@ -287,6 +358,14 @@ class BannouSession:
         bad: dict[int, str | None] = {}
         item_keys = self.item_keys
         deployed = {info.key for info in infos if info.needs_env}
+        for item, info in zip(items, infos, strict=True):
+            if info.needs_env and id(info) not in checked:  # once per environment, not per test
+                checked.add(id(info))
+                bad[id(info)] = self._check_environment(item.nodeid, info)
+                if bad[id(info)] is None:
+                    self.manager.record(info.key, info.preset).backend = (
+                        self.choose_backend(info.key, self.topology(info)) or "-"
+                    )
         for i, (item, info) in enumerate(zip(items, infos, strict=True)):
             nodeid = item.nodeid
             pid = nodeid if nodeid not in seen else f"{nodeid}#{i}"
@@ -294,9 +373,6 @@ class BannouSession:
             ids.append(pid)
             env = None
             if info.needs_env:
-                if id(info) not in checked:  # once per environment, not per test
-                    bad[id(info)] = self._check_environment(nodeid, info)
-                    checked.add(id(info))
                 if bad[id(info)] is None:
                     env = info.key
                     item_keys[nodeid] = env
@@ -304,8 +380,12 @@ class BannouSession:
                     item.stash[ENV_ERROR] = bad[id(info)]
             elif info.key in deployed and self.is_member(item, info):
                 env = item_keys[nodeid] = info.key  # a test of that environment: run with it
+            if env in self.skips:  # requiredBackends: not on this session's backend
+                item.add_marker(pytest.mark.skip(reason=self.mask(self.skips[env])))
             plan_items.append(PlanItem(pid, env))
-        plan = make_plan(plan_items, self.topologies, batch=self.settings.batch)
+        plan = make_plan(
+            plan_items, self.topologies, batch=self.settings.batch, backends=self.backends, skipped=self.skips
+        )
         by_id = dict(zip(ids, items, strict=True))
         items[:] = [by_id[i] for i in plan.order]
         return plan
@@ -347,7 +427,7 @@ class BannouSession:
             return None  # pytest stops with "Interrupted: N errors during collection" (exit 2)
         if self.settings.matrix:
             pairs = [
-                (i.preset, self.library.resolve(i.preset).required_backends)
+                (i.preset, self.library.resolve(i.preset).required_backends, self.backends.get(i.key))
                 for item, i in zip(session.items, map(self.item_env, session.items), strict=True)
                 if self.is_member(item, i)
             ]
@@ -365,7 +445,8 @@ class BannouSession:
             return True
         if self.plan is not None and self.plan.groups and not session.config.option.collectonly:
             try:
-                self.manager.prepare()
+                for name in dict.fromkeys(self.backends.get(g.env, AUTO) for g in self.plan.groups):
+                    self.manager_for(name).prepare()
             except BannouError as exc:
                 raise pytest.UsageError(exc.message) from None
         return None
@@ -379,7 +460,11 @@ class BannouSession:
             attached = (attach(info.key, topo) for attach in self.attachers)
             env = next((e for e in attached if e is not None), None)
             if env is None:
-                env = self.manager.activate(info.key, topo)
+                manager = self.manager_of(info.key)
+                for other in self.all_managers():  # one environment up at a time
+                    if other is not manager:
+                        other.release()
+                env = manager.activate(info.key, topo)
         except BannouError as exc:
             error = exc.message
         if error is not None:  # outside the except block: one message, no chained exception
@@ -425,14 +510,18 @@ class BannouSession:
             self.env_fixtures.close()
         except Exception as exc:  # a fixture's teardown failed: the environment still goes
             self.teardown_error = f"teardown of the environment fixtures failed: {exc!r}"
-        try:
-            clean_run = session.testsfailed == 0 and not any(r.error for r in self.manager.records.values())
-            keep = self.settings.keep or (self.settings.keep_on_failure and not clean_run)
-            self.kept = self.manager.teardown(keep=keep, remove_workdir=clean_run)
-        except BannouError as exc:  # the engine failed to remove something: say what, fail the run
-            self.teardown_error = exc.message
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        clean_run = session.testsfailed == 0 and not any(r.error for r in self.manager.records.values())
+        keep = self.settings.keep or (self.settings.keep_on_failure and not clean_run)
+        # the last made first: each manager puts back the signal handlers it found; the run
+        # directory they share goes with the session's own manager, last, if nothing is kept
+        for manager in reversed(self.all_managers()):
+            remove = clean_run and manager is self.manager and self.kept is None
+            try:
+                self.kept = manager.teardown(keep=keep, remove_workdir=remove) or self.kept
+            except BannouError as exc:  # the engine failed to remove something: say what, fail the run
+                self.teardown_error = exc.message
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # pytest-xdist worker: the controller prints the summary
@@ -451,4 +540,5 @@ class BannouSession:
 
     def close(self) -> None:
         if self.kept is None:
-            self.manager.teardown()
+            for manager in reversed(self.all_managers()):
+                manager.teardown()

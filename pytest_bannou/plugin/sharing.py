@@ -191,7 +191,7 @@ class SharingPlugin:
 
     def _deploy(self, key: str, name: str, topology: Topology, path: Path) -> Environment:
         options = self._options(name)
-        manager = self.session.manager.sibling(options)  # no atexit/signal teardown:
+        manager = self.session.manager_of(key).sibling(options)  # no atexit/signal teardown:
         options.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the controller removes it
         base = {"key": key, "preset": topology.preset, "preset_hash": topology.preset_hash}
         base |= {"backend": manager.backend.name, "owner": self.worker, "owner_pid": os.getpid()}

@@ -9,7 +9,7 @@ under ``bannou/durations``; the mean of the known presets, else 1 s, when unknow
 worker is free, which balances the presets across workers. An explicit ``--dist load`` (or any
 other mode) is left alone; shared mode (``bannou_share = session``) keeps ``load``.
 
-``--bannou-matrix`` prints ``{"include": [{"preset", "backends", "tests"}, ...]}`` for a CI
+``--bannou-matrix`` prints ``{"include": [{"preset", "backends", "tests", "backend"}, ...]}`` for a CI
 matrix (``matrix()``) and exits without deploying anything.
 
 No module-level pytest import: the hooks are methods of a plugin object the pytest glue
@@ -72,15 +72,28 @@ def mean_durations(totals: Mapping[str, tuple[float, int]]) -> dict[str, float]:
     return {k: round(s / n, 4) for k, (s, n) in totals.items() if n > 0}
 
 
-def matrix(entries: Iterable[tuple[str, Iterable[str]]]) -> dict[str, list[dict[str, Any]]]:
-    """``{"include": [{"preset": name, "backends": [...], "tests": n}, ...]}`` from one
-    ``(preset, required backends)`` pair per selected test, presets sorted by name."""
+def matrix(
+    entries: Iterable[tuple[str, Iterable[str]] | tuple[str, Iterable[str], str | None]],
+) -> dict[str, list[dict[str, Any]]]:
+    """``{"include": [{"preset": name, "backends": [...], "tests": n, "backend": b}, ...]}``
+    from one ``(preset, required backends[, backend])`` entry per selected test, presets sorted
+    by name: ``backends`` are its ``requiredBackends`` (empty: any), ``backend`` the one this
+    session's ``--bannou-backend`` runs it on (null: its tests are skipped here)."""
     counts: dict[str, int] = {}
     backends: dict[str, list[str]] = {}
-    for preset, required in entries:
+    chosen: dict[str, str | None] = {}
+    for preset, required, *backend in entries:
         counts[preset] = counts.get(preset, 0) + 1
         backends.setdefault(preset, list(required))
-    return {"include": [{"preset": p, "backends": backends[p], "tests": counts[p]} for p in sorted(counts)]}
+        if backend:
+            chosen.setdefault(preset, backend[0])
+    return {
+        "include": [
+            {"preset": p, "backends": backends[p], "tests": counts[p]}
+            | ({"backend": chosen[p]} if p in chosen else {})
+            for p in sorted(counts)
+        ]
+    }
 
 
 def _explicit_dist(config: Any) -> bool:

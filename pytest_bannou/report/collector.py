@@ -188,6 +188,35 @@ class ReportCollector:
                 record.timeline.append(TimelineEvent("ready", start, start + ready_s))
             return record
 
+    def preset_failed(
+        self,
+        env_key: str,
+        preset: str,
+        error: str,
+        *,
+        preset_hash: str = "",
+        backend: str | None = None,
+        nodes: Iterable[str] = (),
+        t_start: float | None = None,
+        t_end: float | None = None,
+    ) -> PresetRecord:
+        """Record an environment that failed to deploy: listed with its error, its attempt a
+        ``deploy failed`` phase of the timeline."""
+        with self._lock:
+            report = self._need()
+            record = self._presets.get(env_key)
+            if record is None:
+                record = PresetRecord(env_key=env_key, preset=preset, backend=backend or report.backend)
+                self._presets[env_key] = record
+            record.preset_hash = preset_hash or record.preset_hash
+            record.nodes = list(dict.fromkeys([*record.nodes, *nodes]))
+            record.error = error
+            end = t_end if t_end is not None else self._clock()
+            record.timeline.append(
+                TimelineEvent("deploy failed", t_start if t_start is not None else end, end)
+            )
+            return record
+
     def event(self, env_key: str, event: str, t_start: float, t_end: float) -> None:
         """Add one phase (``tests``, ``tester:http-tester`` ...) to an environment's timeline."""
         with self._lock:

@@ -39,6 +39,7 @@ TIMELINE_COLOURS = {
     "transition": "#8e5cc4",
     "tests": "#6c9a3a",
     "teardown": "#8a8f98",
+    "deploy failed": "#c0392b",
 }
 TESTER_COLOUR = "#d9822b"
 OTHER_COLOUR = "#b0a46a"
@@ -344,6 +345,8 @@ def _render_presets(report: RunReport) -> list[str]:
             f'<td class="num">{fmt_s(p.teardown_s)}</td><td>{transitions}</td>'
             f"<td>{escape(restarts)}</td><td>{escape(results) or '-'}</td></tr>"
         )
+        if p.error:  # a failed deploy: its error under its row
+            out.append(f'<tr class="env-error"><td colspan="11"><pre>{escape(p.error)}</pre></td></tr>')
     out.append("</tbody></table></section>")
     return out
 

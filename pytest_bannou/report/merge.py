@@ -83,6 +83,7 @@ def combine_presets(records: Sequence[PresetRecord]) -> PresetRecord:
         transitions=_ordered_union([r.transitions for r in records]),
         restarts=restarts,
         timeline=timeline,
+        error=_first(r.error for r in records),
     )
 
 

@@ -47,6 +47,8 @@ class PresetRecord:
     #: node name -> number of restarts during the run
     restarts: dict[str, int] = field(default_factory=dict)
     timeline: list[TimelineEvent] = field(default_factory=list)
+    #: why it failed to deploy (None: it deployed); a failed one is still listed, with its attempt
+    error: str | None = None
 
 
 @dataclass

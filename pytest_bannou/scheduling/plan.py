@@ -4,6 +4,10 @@ Every environment switch costs node starts and stops (``topology.diff(a, b).cost
 tests that need the same environment run together, in the order ``scheduling.order`` finds
 (smallest total cost; exact up to ``exhaustive_limit`` environments, greedy beyond).
 
+Environments on several backends (``--bannou-backend=auto`` picks one per preset): the plan
+runs each backend's environments together (a switch tears the last one down and deploys from
+nothing); environments whose preset cannot run on the session's backend are listed as skipped.
+
 Pure module: no pytest, no I/O. The plugin passes only the selected items, so an environment
 whose tests are all deselected (``-k``, ``-m``, ``--deselect``, ``--lf``) is never in the plan.
 """
@@ -22,6 +26,7 @@ __all__ = [
     "Plan",
     "PlanGroup",
     "PlanItem",
+    "PlanSkip",
     "cost_of",
     "greedy_order",
     "make_plan",
@@ -46,6 +51,8 @@ class PlanGroup:
     topology: Topology
     item_ids: tuple[str, ...]
     transition: Transition  # from the previous group's topology (or from nothing) to this one
+    backend: str = ""  # the backend it runs on ("": not known to the plan)
+    released: Transition | None = None  # the previous backend's environment torn down first
 
     @property
     def node_starts(self) -> int:
@@ -57,6 +64,15 @@ class PlanGroup:
 
 
 @dataclass(frozen=True)
+class PlanSkip:
+    """An environment whose tests are skipped: its preset cannot run on the backend."""
+
+    env: str
+    item_ids: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """The run order and what each environment switch costs; printable before any deploy."""
 
@@ -64,6 +80,7 @@ class Plan:
     order: tuple[str, ...]
     batched: bool
     teardown: Transition  # from the last group's topology to nothing
+    skipped: tuple[PlanSkip, ...] = ()
 
     @property
     def deploys(self) -> int:
@@ -77,12 +94,14 @@ class Plan:
     @property
     def transition_cost(self) -> int:
         """Node starts + stops over the whole session, final teardown included."""
-        return sum(g.transition.cost for g in self.groups) + self.teardown.cost
+        released = sum(g.released.cost for g in self.groups if g.released is not None)
+        return sum(g.transition.cost for g in self.groups) + released + self.teardown.cost
 
     @property
     def unscheduled(self) -> int:
         """Tests that need no environment (they keep their place in ``order``)."""
-        return len(self.order) - sum(len(g.item_ids) for g in self.groups)
+        grouped = sum(len(g.item_ids) for g in self.groups) + sum(len(s.item_ids) for s in self.skipped)
+        return len(self.order) - grouped
 
     def to_text(self) -> str:
         mode = "batched by environment" if self.batched else "pytest order (--bannou-no-batch)"
@@ -94,12 +113,18 @@ class Plan:
             nodes = len(g.topology.nodes)
             tests = len(g.item_ids)
             label = g.env if g.env == g.preset else f"{g.env} (preset {g.preset})"
+            label += f" on {g.backend}" if g.backend else ""
+            if g.released is not None:
+                lines.append(f"teardown before the switch to {g.backend}: {g.released.summary()}")
             lines.append(
                 f"{i}. {label} ({nodes} node{'s' * (nodes != 1)}, {tests} test{'s' * (tests != 1)}): "
                 f"{g.transition.summary()}"
             )
         if self.groups:
             lines.append(f"teardown: {self.teardown.summary()}")
+        for skip in self.skipped:
+            tests = len(skip.item_ids)
+            lines.append(f"skipped: {skip.env} ({tests} test{'s' * (tests != 1)}): {skip.reason}")
         if self.unscheduled:
             lines.append(f"tests needing no environment, left in place: {self.unscheduled}")
         lines.append(
@@ -122,13 +147,16 @@ class Plan:
                 {
                     "env": g.env,
                     "preset": g.preset,
+                    **({"backend": g.backend} if g.backend else {}),
                     "preset_hash": g.topology.preset_hash,
                     "tests": list(g.item_ids),
                     "transition": _actions(g.transition),
                     "node_starts": g.node_starts,
+                    **({"released": _actions(g.released)} if g.released is not None else {}),
                 }
                 for g in self.groups
             ],
+            "skipped": [{"env": s.env, "tests": list(s.item_ids), "reason": s.reason} for s in self.skipped],
             "teardown": _actions(self.teardown),
             "deploys": self.deploys,
             "node_starts": self.node_starts,
@@ -148,13 +176,24 @@ def make_plan(
     batch: bool = True,
     start: Topology | None = None,
     exhaustive_limit: int = 8,
+    backends: Mapping[str, str] | None = None,
+    skipped: Mapping[str, str] | None = None,
 ) -> Plan:
     """Group ``items`` by environment and order them; ``batch=False`` keeps pytest's order.
 
     Items without an environment keep their index in ``order``; the others fill the remaining
     slots. Without batching, every run of consecutive items of one environment (items that need
     none do not interrupt a run: the deployed environment simply stays) is its own activation.
+    ``backends`` (env -> backend) groups the environments by backend; ``skipped`` (env -> why)
+    environments are not deployed, their items keep their place like those that need none.
     """
+    backend_of = (backends or {}).get
+    skips = skipped or {}
+    skipped_ids: dict[str, list[str]] = {}
+    for it in items:
+        if it.env in skips:
+            skipped_ids.setdefault(it.env, []).append(it.id)
+    planned = [it if it.env not in skips else PlanItem(it.id, None) for it in items]
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -166,14 +205,18 @@ def make_plan(
     runs: list[tuple[str, list[str]]] = []
     if batch:
         by_env: dict[str, list[str]] = {}
-        for it in items:
+        for it in planned:
             if it.env is not None:
                 by_env.setdefault(it.env, []).append(it.id)
-        present = {env: topologies[env] for env in by_env}  # first appearance order
-        for env in order_environments(present, start=start, exhaustive_limit=exhaustive_limit):
-            runs.append((env, by_env[env]))
+        parts: dict[str, dict[str, Topology]] = {}  # backend -> its environments, first appearance order
+        for env in by_env:
+            parts.setdefault(backend_of(env, ""), {})[env] = topologies[env]
+        for i, present in enumerate(parts.values()):
+            first = start if i == 0 else None
+            for env in order_environments(present, start=first, exhaustive_limit=exhaustive_limit):
+                runs.append((env, by_env[env]))
     else:
-        for it in items:
+        for it in planned:
             if it.env is None:
                 continue
             if runs and runs[-1][0] == it.env:
@@ -187,11 +230,16 @@ def make_plan(
     current = start
     for env, run_ids in runs:
         topology = topologies[env]
+        backend = backend_of(env, "")
+        released = None
+        if groups and backend != groups[-1].backend:  # another engine: the last one goes first
+            released, previous, current = diff(current, None), None, None
         if (previous, env) not in transitions:
             transitions[previous, env] = diff(current, topology)
-        groups.append(PlanGroup(env, topology, tuple(run_ids), transitions[previous, env]))
+        groups.append(PlanGroup(env, topology, tuple(run_ids), transitions[previous, env], backend, released))
         previous, current = env, topology
 
     env_ids = iter(i for g in groups for i in g.item_ids)
-    order = tuple(it.id if it.env is None else next(env_ids) for it in items)
-    return Plan(tuple(groups), order, batch, diff(current, None))
+    order = tuple(it.id if it.env is None else next(env_ids) for it in planned)
+    skips_out = tuple(PlanSkip(env, tuple(ids), skips[env]) for env, ids in skipped_ids.items())
+    return Plan(tuple(groups), order, batch, diff(current, None), skips_out)

@@ -42,9 +42,9 @@ def test_plan_matrix_and_summary_count_the_same_tests(bannou_pytester):
         "test_a.py::test_marked_only",
     ]
     matrix = _json(bannou_pytester.run("--bannou-matrix"))
-    assert matrix["include"] == [{"preset": "alpha", "backends": [], "tests": 3}]
+    assert matrix["include"] == [{"preset": "alpha", "backends": [], "tests": 3, "backend": "local"}]
     text = bannou_pytester.run("--bannou-plan").stdout.str()
-    assert "1. alpha (1 node, 3 tests)" in text
+    assert "1. alpha on local (1 node, 3 tests)" in text
     assert "tests needing no environment, left in place: 1" in text
     result = bannou_pytester.run()
     result.assert_outcomes(passed=4)

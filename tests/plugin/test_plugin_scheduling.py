@@ -121,8 +121,8 @@ def test_plan_text_deploys_nothing(suite):
     result.stdout.fnmatch_lines(
         [
             "bannou plan: 5 tests, 2 environments, batched by environment",
-            "1. alpha (1 node, 2 tests): start main",
-            "2. beta (2 nodes, 2 tests): start authn",
+            "1. alpha on local (1 node, 2 tests): start main",
+            "2. beta on local (2 nodes, 2 tests): start authn",
             "teardown: stop main, authn",
             "*no environment*1*",
             "deploys: 2, node starts: 2, *",

@@ -52,16 +52,16 @@ def test_matrix_lists_presets_with_backends_and_counts_without_deploying(project
     assert code == 0, out
     assert json.loads(out.strip()) == {
         "include": [
-            {"preset": "blue", "backends": ["local", "compose"], "tests": 1},
-            {"preset": "gold", "backends": [], "tests": 1},
-            {"preset": "green", "backends": [], "tests": 1},
-            {"preset": "red", "backends": [], "tests": 3},
+            {"preset": "blue", "backends": ["local", "compose"], "tests": 1, "backend": "local"},
+            {"preset": "gold", "backends": [], "tests": 1, "backend": "local"},
+            {"preset": "green", "backends": [], "tests": 1, "backend": "local"},
+            {"preset": "red", "backends": [], "tests": 3, "backend": "local"},
         ]
     }
     assert project.deploys() == []
     code, out = project.run("--bannou-matrix", "-n2", "--bannou-preset=red", "-q")  # xdist off
     assert code == 0, out
-    assert _matrix(out) == {"include": [{"preset": "red", "backends": [], "tests": 3}]}
+    assert _matrix(out) == {"include": [{"preset": "red", "backends": [], "tests": 3, "backend": "local"}]}
     assert project.deploys() == []
 
 
