@@ -38,7 +38,7 @@ from ..topology.model import Topology
 from .environment import Environment
 from .live import ChangeError, History, TopologyChange, as_change, change_topology, save_history
 from .record import EnvRecord
-from .runs import RUN_INFO, ensure_run_directory, write_run_info
+from .runs import RUN_INFO, current_directory, ensure_run_directory, write_run_info
 from .sharing import describe
 
 Progress = Callable[[str, bool], None]  # (text, done): done False starts a line, True ends it
@@ -59,8 +59,12 @@ class EnvironmentManager:
         before_teardown: Callable[[Environment], None] | None = None,
         configure_backend: Callable[[BackendOptions], None] | None = None,
         messaging: Any = None,
+        project: str | os.PathLike[str] | None = None,
     ) -> None:
         self.backend_request = backend
+        # the project the run belongs to (pytest's rootdir; default the working directory), so
+        # ``bannou-env clean``/``status`` in a checkout tell its runs from other checkouts'
+        self.project = os.fspath(project) if project else current_directory()
         self.options = options
         self.transition_mode = transition
         self._progress = progress
@@ -138,6 +142,7 @@ class EnvironmentManager:
             on_ready=self._on_ready,
             before_teardown=self._before_teardown,
             configure_backend=self._configure_backend,
+            project=self.project,
         )
         other.backend = resolve_backend(self.backend_request)(options)
         return other
@@ -495,6 +500,7 @@ class EnvironmentManager:
                     "routing": env.topology.routing(),  # ``bannou-env logs RUN SERVICE``
                     "urls": env.urls(),
                     "owner_pid": os.getpid(),
+                    "project": self.project,
                     "kept": kept,
                     "updated": time.time(),
                     "preset_hash": env.topology.preset_hash,
