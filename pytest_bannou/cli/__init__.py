@@ -2,6 +2,9 @@
 
 Each command group lives in its own module exposing ``register(subparsers)``; a module's
 handlers return an exit code. ``BannouError`` is printed as one message, never a traceback.
+Exit statuses: 0 done, 1 the thing asked about is wrong (a preset, a run), 2 the command line is
+wrong (argparse's errors and ``UsageError``), 130 interrupted, 141 (128 + SIGPIPE, as other
+tools) when whoever read the output stopped reading (``bannou-env ... | head``).
 """
 
 from __future__ import annotations
@@ -9,10 +12,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from ..errors import BannouError
+
+EXIT_PIPE_CLOSED = 128 + getattr(signal, "SIGPIPE", 13)
 
 # command-group modules, each with register(subparsers) -> None
 COMMAND_MODULES = (
@@ -28,8 +36,11 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bannou-env",
-        description="Deploy, inspect and clean bannou test environments (presets).",
+        description="Deploy, inspect and clean bannou test environments (presets). Settings the "
+        "pytest plugin has (presets directories, backend, ...) come from the flags, the BANNOU_* "
+        "variables, or the pytest configuration of the project around the current directory.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -53,17 +64,43 @@ def _escaping_output() -> None:
                 stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
+def version() -> str:
+    """The installed distribution's version (the package's own when run from a source tree)."""
+    try:
+        return metadata.version("pytest-bannou")
+    except metadata.PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _escaping_output()
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
-    except BannouError as exc:
-        print(f"bannou-env: {exc}", file=sys.stderr)
-        return 1
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        try:
+            code = int(args.handler(args) or 0)
+        except BannouError as exc:
+            print(f"bannou-env: {exc}", file=sys.stderr)
+            code = getattr(exc, "exit_status", 1)  # 2 for ``_args.UsageError``
+        sys.stdout.flush()  # inside the try: a reader gone shows here, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE_CLOSED
+
+
+def _silence_stdout() -> None:
+    """The reader of our output is gone: point stdout at devnull so that the flush at exit does
+    not raise again (the way Python's documentation on SIGPIPE recommends)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (an in-process test)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

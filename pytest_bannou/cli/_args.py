@@ -1,5 +1,8 @@
 """Arguments several commands share: preset directories, KEY=VALUE overrides, and the checked
-argument types (run ids, durations, line counts) that turn bad values into usage errors (exit 2)."""
+argument types (run ids, durations, line counts) that turn bad values into usage errors (exit 2).
+
+Settings the pytest plugin also has are taken as it takes them: the flag, else the environment
+variable, else the project's pytest configuration (``project.find_project``), else the default."""
 
 from __future__ import annotations
 
@@ -10,21 +13,57 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..environment.runs import RunIdError, check_run_id
-from ..errors import BannouError
+from ..errors import BannouError, PresetError
 from ..preset import PresetLibrary, dirs_from_env
 from ..preset.durations import parse_duration
+from .project import Project, find_project
 
-PRESETS_DIR_HELP = "preset directory searched before BANNOU_PRESETS_DIR and the built-in library (repeatable)"
+PRESETS_DIR_HELP = (
+    "preset directory searched before BANNOU_PRESETS_DIR (or the project's bannou_presets_dir ini "
+    "setting) and the built-in library (repeatable)"
+)
+PRESETS_DIR_ALIASES = ("--dir",)  # older spellings, still accepted, no longer shown
 
 
-def add_presets_dir(parser: argparse.ArgumentParser, flag: str = "--dir") -> None:
-    parser.add_argument(flag, action="append", default=[], metavar="DIR", help=PRESETS_DIR_HELP)
+class UsageError(BannouError):
+    """The command line itself is wrong (exit status 2, as argparse's own errors)."""
+
+    exit_status = 2
 
 
-def preset_library(given: Iterable[str], *extra: Path) -> PresetLibrary:
-    """Search path: ``extra``, the given directories, ``BANNOU_PRESETS_DIR``, the built-ins."""
-    dirs = [*extra, *(Path(d) for d in given), *dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))]
-    return PresetLibrary(dirs)
+def add_presets_dir(parser: argparse.ArgumentParser) -> None:
+    """``--presets-dir DIR``: the one name for preset directories, as in ``--bannou-presets-dir``."""
+    parser.add_argument(
+        "--presets-dir", dest="presets_dir", action="append", default=[], metavar="DIR", help=PRESETS_DIR_HELP
+    )
+    for alias in PRESETS_DIR_ALIASES:
+        parser.add_argument(alias, dest="presets_dir", action="append", help=argparse.SUPPRESS)
+
+
+def preset_library(given: Iterable[str], *extra: Path, project: Project | None = None) -> PresetLibrary:
+    """Search path: ``extra``, the given directories, ``BANNOU_PRESETS_DIR`` or else the
+    project's ``bannou_presets_dir``, the built-ins."""
+    first = [*extra, *(Path(d) for d in given)]
+    from_env = dirs_from_env(os.environ.get("BANNOU_PRESETS_DIR"))
+    if from_env:
+        return PresetLibrary([*first, *from_env])
+    project = project or find_project()
+    configured = project.paths("bannou_presets_dir")
+    try:
+        PresetLibrary(configured, include_builtin=False)
+    except PresetError as exc:
+        raise BannouError(f"{project.where('bannou_presets_dir')}: {exc}") from None
+    return PresetLibrary([*first, *configured])
+
+
+def setting(given: str | None, env: str, key: str, default: str, project: Project | None = None) -> str:
+    """A setting the plugin also has: the flag, the environment variable, the ini key, the default."""
+    if given is not None:
+        return given
+    value = os.environ.get(env, "").strip()
+    if value:
+        return value
+    return (project or find_project()).string(key) or default
 
 
 def pairs(values: Iterable[str], what: str) -> dict[str, str]:
@@ -33,7 +72,7 @@ def pairs(values: Iterable[str], what: str) -> dict[str, str]:
     for v in values:
         key, sep, value = v.partition("=")
         if not sep or not key:
-            raise BannouError(f"{what} {v!r} must look like KEY=VALUE")
+            raise UsageError(f"{what} {v!r} must look like KEY=VALUE")
         out[key] = value
     return out
 
@@ -44,7 +83,7 @@ def replica_counts(values: Iterable[str]) -> dict[str, int]:
     for node, count in pairs(values, "--replicas").items():
         n = whole_number(count)
         if n is None:
-            raise BannouError(f"--replicas {node}={count}: the count must be a whole number >= 0")
+            raise UsageError(f"--replicas {node}={count}: the count must be a whole number >= 0")
         counts[node] = n
     return counts
 

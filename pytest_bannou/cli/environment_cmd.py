@@ -23,17 +23,30 @@ from ..backends.base import BackendOptions
 from ..environment.live import load_history
 from ..environment.manager import EnvironmentManager, resolve_backend
 from ..environment.runs import (
+    RUN_ID_PATTERN,
     RUN_INFO,
     make_options,
     read_run_info,
     run_directories,
     run_directory,
+    run_project,
     runs_root,
 )
-from ..environment.sweep import stop_run_testers, sweep
+from ..environment.sweep import spared, stop_run_testers, sweep
 from ..errors import BannouError
 from ..topology.model import Topology
-from ._args import add_presets_dir, lines_arg, pairs, preset_library, replica_counts, run_id_arg, seconds_arg
+from ._args import (
+    UsageError,
+    add_presets_dir,
+    lines_arg,
+    pairs,
+    preset_library,
+    replica_counts,
+    run_id_arg,
+    seconds_arg,
+    setting,
+)
+from .project import ConfigError, Project, find_project
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,11 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("preset", metavar="PRESET")
     deploy.add_argument(
         "--backend",
-        default=os.environ.get("BANNOU_BACKEND", "local"),
+        default=None,
         metavar="NAME",
-        help="backend name or auto (default: $BANNOU_BACKEND or local)",
+        help="backend name or auto (default: $BANNOU_BACKEND, the project's bannou_backend, or local)",
     )
-    add_presets_dir(deploy, "--presets-dir")
+    add_presets_dir(deploy)
     deploy.add_argument(
         "--env",
         action="append",
@@ -66,18 +79,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="replica override for one node (repeatable)",
     )
     deploy.add_argument(
-        "--ready-timeout", type=seconds_arg, default=BackendOptions.ready_timeout, metavar="SECONDS"
+        "--ready-timeout",
+        type=seconds_arg,
+        default=None,
+        metavar="SECONDS",
+        help="default: $BANNOU_READY_TIMEOUT, the project's bannou_ready_timeout, or "
+        f"{BackendOptions.ready_timeout:g}",
     )
     deploy.add_argument(
         "--local-command",
-        default=os.environ.get("BANNOU_LOCAL_COMMAND", ""),
+        default=None,
         metavar="COMMAND",
-        help="command for bannou nodes on the local backend",
+        help="command for bannou nodes on the local backend (default: $BANNOU_LOCAL_COMMAND or the "
+        "project's bannou_local_command)",
     )
     deploy.set_defaults(handler=_deploy)
 
     status = subparsers.add_parser(
-        "status", help="environments left running (kept or deployed) and their health"
+        "status",
+        help="environments left running (kept or deployed) and their health",
+        description="Lists every run; those recorded by another project (another checkout) are "
+        "marked as such.",
     )
     status.add_argument("--run-id", type=run_id_arg, metavar="RUN_ID", help="only this run")
     status.set_defaults(handler=_status)
@@ -91,9 +113,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     clean = subparsers.add_parser(
         "clean",
-        help="remove what a run (or every dead session) left behind",
-        description="Without --run-id, removes the resources of every session whose owner process "
-        "is gone (environments kept with --bannou-keep or deployed with `bannou-env deploy` count).",
+        help="remove what a run (or this project's dead sessions) left behind",
+        description="Without --run-id, removes the runs of the current project (the pytest rootdir "
+        "around the current directory) whose session is gone, kept ones (--bannou-keep, "
+        "`bannou-env deploy`) included, and lists what `--all-stale` would remove besides.",
     )
     clean.add_argument("--run-id", type=run_id_arg, metavar="RUN_ID")
     clean.add_argument(
@@ -114,18 +137,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _deploy(args: argparse.Namespace) -> int:
     environment = pairs(args.env, "--env")
     replicas = replica_counts(args.replicas)
-    topology = preset_library(args.presets_dir).resolve(
+    project = find_project()
+    topology = preset_library(args.presets_dir, project=project).resolve(
         args.preset, environment=environment or None, replicas=replicas or None
     )
+    backend = setting(args.backend, "BANNOU_BACKEND", "bannou_backend", "local", project)
     options = make_options(
-        ready_timeout=args.ready_timeout,
-        local_command=shlex.split(args.local_command) if args.local_command else None,
+        ready_timeout=_ready_timeout(args.ready_timeout, project),
+        local_command=_local_command(args.local_command, project),
     )
 
     def progress(text: str, done: bool) -> None:
         print(f" ... {text}" if done else text, end="\n" if done else "", flush=True)
 
-    manager = EnvironmentManager(args.backend, options, progress=progress)
+    manager = EnvironmentManager(backend, options, progress=progress, project=project.rootdir)
     try:
         env = manager.activate(args.preset, topology)
         manager.teardown(keep=True)
@@ -138,6 +163,27 @@ def _deploy(args: argparse.Namespace) -> int:
     print(f"logs:   bannou-env logs {env.run_id} NODE")
     print(f"remove: bannou-env clean --run-id {env.run_id} --backend {env.backend}")
     return 0
+
+
+def _ready_timeout(given: float | None, project: Project) -> float:
+    if given is not None:
+        return given
+    text = setting(None, "BANNOU_READY_TIMEOUT", "bannou_ready_timeout", "", project)
+    if not text:
+        return BackendOptions.ready_timeout
+    try:
+        return seconds_arg(text)
+    except argparse.ArgumentTypeError as exc:
+        where = "BANNOU_READY_TIMEOUT" if os.environ.get("BANNOU_READY_TIMEOUT", "").strip() else None
+        raise BannouError(f"{where or project.where('bannou_ready_timeout')}: {exc}") from None
+
+
+def _local_command(given: str | None, project: Project) -> list[str] | None:
+    text = setting(given, "BANNOU_LOCAL_COMMAND", "bannou_local_command", "", project)
+    try:
+        return shlex.split(text) if text else None
+    except ValueError as exc:
+        raise UsageError(f"local command {text!r}: cannot split it: {exc}; quote paths with spaces") from None
 
 
 def _run_dir(run_id: str) -> Path:
@@ -169,14 +215,28 @@ def _status(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no environments{f' for run {args.run_id}' if args.run_id else ''} under {runs_root()}")
         return 1 if args.run_id else 0
+    try:
+        project: Project | None = find_project()
+    except ConfigError as exc:  # status still lists the runs, without telling projects apart
+        print(f"bannou-env: {exc}", file=sys.stderr)
+        project = None
     for _d, info in runs:
         owner = _owner(info)
         who = "kept" if info.get("kept") else (f"in use by pid {owner}" if pid_alive(owner) else "orphaned")
-        print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who})")
+        where = f" [{_elsewhere(info, project)}]" if project and _elsewhere(info, project) else ""
+        print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who}){where}")
         urls = info.get("urls")
         for node, url in (urls if isinstance(urls, dict) else {}).items():
             print(f"  {node}: {url} {_health(url)}")
     return 0
+
+
+def _elsewhere(info: dict, project: Project) -> str:
+    """How a run of another project is marked ("" for a run of ``project``)."""
+    where = run_project(info)
+    if where is None:
+        return "project unknown"
+    return "" if project.contains(where) else f"other checkout: {where}"
 
 
 def _health(url: object) -> str:
@@ -239,43 +299,109 @@ def run_secrets(workdir: Path) -> set[str]:
 def _clean(args: argparse.Namespace) -> int:
     if args.all_stale:
         if args.run_id:
-            raise BannouError("bannou-env clean: --all-stale and --run-id exclude each other; use one")
+            raise UsageError("bannou-env clean: --all-stale and --run-id exclude each other; use one")
         names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
         removed = sweep(names, say=print)
         if not removed:
             print("nothing stale to remove")
         return 0
-    # checked before anything is removed: the run id's directory, the runs root this user owns
-    workdir = _run_dir(args.run_id) if args.run_id else None
-    if workdir is None:
-        runs_root()
-    if args.backend == "all":
-        names = registry.known_names()
-    else:
+    if args.backend != "all":
         resolve_backend(args.backend)  # a clear error when it cannot run here
-        names = [registry.canonical(args.backend)]
+    names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
+    if args.run_id:
+        return _clean_one(args.run_id, args.backend, names)
+    return _clean_project(find_project(), names)
+
+
+def _clean_one(run_id: str, backend: str, names: list[str]) -> int:
+    """``clean --run-id``: everything of one run, on every backend asked for."""
+    workdir = _run_dir(run_id)  # checked before anything is removed
     removed: list[str] = []
     for name in names:
         avail = registry.availability(name)
         if not avail:
-            if args.backend != "all":
+            if backend != "all":
                 print(f"{name}: skipped ({avail.reason})", file=sys.stderr)
             continue
-        options = BackendOptions(run_id=args.run_id, workdir=workdir) if workdir is not None else None
-        removed += registry.load(name).clean(args.run_id, options)
-    if args.run_id:
-        removed += stop_run_testers(args.run_id)  # its testers, whichever backend the run used
-    for d, info in _runs(args.run_id):
-        owner = _owner(info)
-        if args.run_id or info.get("kept") or not pid_alive(owner):
-            with contextlib.suppress(OSError):
-                (d / RUN_INFO).unlink()
-                removed.append(f"removed run record {d / RUN_INFO}")
-            if args.run_id:
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(f"removed run directory {d}")
+        removed += registry.load(name).clean(run_id, BackendOptions(run_id=run_id, workdir=workdir))
+    removed += stop_run_testers(run_id)  # its testers, whichever backend the run used
+    removed += _remove_run(workdir)
     for line in removed:
         print(line)
     if not removed:
-        print(f"nothing to remove{f' for run {args.run_id}' if args.run_id else ''}")
+        print(f"nothing to remove for run {run_id}")
     return 0
+
+
+def _clean_project(project: Project, names: list[str]) -> int:
+    """``clean`` alone: the runs this project recorded whose session is gone (kept ones too);
+    then what ``--all-stale`` would remove besides, without removing it."""
+    removed: list[str] = []
+    cleaned: set[str] = set()
+    for d, info in _runs(None):
+        where = run_project(info)
+        if where is None or not project.contains(where):
+            continue
+        if not info.get("kept") and pid_alive(_owner(info)):
+            continue  # its session still runs
+        recorded = info.get("backend")
+        if isinstance(recorded, str) and recorded in registry.known_names() and recorded not in names:
+            continue  # recorded on another backend than the one asked for
+        backends = [recorded] if recorded in names else names
+        for name in backends:
+            if registry.availability(name):
+                options = BackendOptions(run_id=d.name, workdir=d)
+                removed += [
+                    f"run {d.name} ({name}): {line}" for line in registry.load(name).clean(d.name, options)
+                ]
+        removed += stop_run_testers(d.name)
+        removed += _remove_run(d)
+        cleaned.add(d.name)
+    for line in removed:
+        print(line)
+    if not cleaned:
+        print(f"nothing of this project ({project.rootdir}) to remove")
+    _tell_all_stale(names, cleaned, project)
+    return 0
+
+
+def _remove_run(workdir: Path) -> list[str]:
+    removed = []
+    with contextlib.suppress(OSError):
+        (workdir / RUN_INFO).unlink()
+        removed.append(f"removed run record {workdir / RUN_INFO}")
+    if workdir.is_dir():
+        shutil.rmtree(workdir, ignore_errors=True)
+        removed.append(f"removed run directory {workdir}")
+    return removed
+
+
+def _tell_all_stale(names: list[str], cleaned: set[str], project: Project) -> None:
+    """What ``clean --all-stale`` (the sweep) would remove that ``clean`` left: the dead runs
+    the backends find, other projects' and those without a record, kept ones spared."""
+    lines: dict[str, str] = {}
+    for name in names:
+        if not registry.availability(name):
+            continue
+        try:
+            dead = registry.load(name).dead_runs()
+        except Exception as exc:  # looking must not fail the clean that was asked for
+            lines[name] = f"{name}: cannot tell ({type(exc).__name__}: {exc})"
+            continue
+        if dead is None:
+            lines[name] = f"{name}: whatever it finds of dead sessions (it cannot name their runs)"
+            continue
+        for run_id in sorted(dead - cleaned):
+            if RUN_ID_PATTERN.fullmatch(run_id) and run_id not in lines and spared(run_id) is None:
+                lines[run_id] = f"run {run_id} on {name} ({_whose(run_id, project)})"
+    if lines:
+        print("`bannou-env clean --all-stale` would also remove:")
+        for line in lines.values():
+            print(f"  {line}")
+
+
+def _whose(run_id: str, project: Project) -> str:
+    info = read_run_info(run_directory(run_id))
+    if info is None:
+        return "no run record"
+    return f"{info.get('environment')}, {_elsewhere(info, project) or 'this project'}"

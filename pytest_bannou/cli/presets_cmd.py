@@ -67,9 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def library(args: argparse.Namespace, *extra: Path) -> PresetLibrary:
-    """Search path: extra dirs, --dir, BANNOU_PRESETS_DIR, then the built-in library."""
+    """Search path: extra dirs, --presets-dir, BANNOU_PRESETS_DIR or the project's
+    bannou_presets_dir, then the built-in library."""
     # the directory of a file that does not exist: loading the file says so, not the search path
-    return preset_library(args.dir, *(d for d in extra if d.is_dir()))
+    return preset_library(args.presets_dir, *(d for d in extra if d.is_dir()))
 
 
 def _is_path(target: str) -> bool:

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    topology = preset_library(args.dir).resolve(
+    topology = preset_library(args.presets_dir).resolve(
         args.preset, environment=pairs(args.env, "--env"), replicas=replica_counts(args.replicas)
     )
     options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())

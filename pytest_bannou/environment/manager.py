@@ -38,7 +38,7 @@ from .environment import Environment
 from .faults import ActiveFaults, FaultEvent, inject, undo_all
 from .live import ChangeError, History, TopologyChange, as_change, change_topology, save_history
 from .record import EnvRecord
-from .runs import RUN_INFO, ensure_run_directory, write_run_info
+from .runs import RUN_INFO, current_directory, ensure_run_directory, write_run_info
 from .sharing import describe
 from .signals import SignalGuard
 
@@ -61,8 +61,12 @@ class EnvironmentManager(SignalGuard):
         configure_backend: Callable[[BackendOptions], None] | None = None,
         messaging: Any = None,
         on_failed: Callable[[Environment, str, float], None] | None = None,
+        project: str | os.PathLike[str] | None = None,
     ) -> None:
         self.backend_request = backend
+        # the project the run belongs to (pytest's rootdir; default the working directory), so
+        # ``bannou-env clean``/``status`` in a checkout tell its runs from other checkouts'
+        self.project = os.fspath(project) if project else current_directory()
         self.options = options
         self.transition_mode = transition
         self._progress = progress
@@ -144,6 +148,7 @@ class EnvironmentManager(SignalGuard):
             before_teardown=self._before_teardown,
             configure_backend=self._configure_backend,
             on_failed=self._on_failed,
+            project=self.project,
         )
         other.backend = resolve_backend(self.backend_request)(options)
         return other
@@ -535,6 +540,7 @@ class EnvironmentManager(SignalGuard):
                     "routing": env.topology.routing(),  # ``bannou-env logs RUN SERVICE``
                     "urls": env.urls(),
                     "owner_pid": os.getpid(),
+                    "project": self.project,
                     "kept": kept,
                     "updated": time.time(),
                     "preset_hash": env.topology.preset_hash,

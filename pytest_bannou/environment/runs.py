@@ -159,6 +159,23 @@ def write_run_info(workdir: Path, info: Mapping[str, Any]) -> None:
     atomic_write(workdir / RUN_INFO, json.dumps(dict(info), indent=2, sort_keys=True))
 
 
+def current_directory() -> str:
+    """The working directory, where a run records its project when it is given none ("" when
+    the directory is gone)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
+
+
+def run_project(info: Mapping[str, Any]) -> Path | None:
+    """The project directory a run record names (None: an older or damaged record)."""
+    project = info.get("project")
+    if not isinstance(project, str) or "\0" in project or not os.path.isabs(project):
+        return None
+    return Path(project)
+
+
 def read_run_info(workdir: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((workdir / RUN_INFO).read_text())

@@ -129,6 +129,7 @@ class BannouSession:
             before_teardown=lambda env: config.hook.pytest_bannou_before_teardown(environment=env),
             configure_backend=lambda o: config.hook.pytest_bannou_configure_backend(config=config, options=o),
             messaging=EnvMessaging(self._messaging, options.workdir),
+            project=config.rootpath,  # bannou-env clean/status tell this project's runs apart
             on_failed=lambda env, error, seconds: config.hook.pytest_bannou_environment_failed(
                 environment=env, error=error, seconds=seconds
             ),

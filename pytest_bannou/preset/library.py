@@ -49,7 +49,7 @@ def _check_dir(d: Path) -> None:
         Problem(
             Location(str(d)),
             f"preset directory {what}; create it or fix the path "
-            "(--bannou-presets-dir, BANNOU_PRESETS_DIR or bannou-env --dir)",
+            "(--bannou-presets-dir, BANNOU_PRESETS_DIR, bannou_presets_dir or bannou-env --presets-dir)",
         )
     )
 

@@ -48,7 +48,7 @@ def test_show_file_path_and_errors(tmp_path, write, capsys):
     assert json.loads(capsys.readouterr().out)["preset"] == "p"
     assert main(["presets", "show", "no-such-preset"]) == 1
     assert "unknown preset 'no-such-preset'" in capsys.readouterr().err
-    assert main(["presets", "show", "monolith", "--replicas", "bannou=x"]) == 1
+    assert main(["presets", "show", "monolith", "--replicas", "bannou=x"]) == 2  # a usage error
     assert "--replicas bannou=x" in capsys.readouterr().err
 
 

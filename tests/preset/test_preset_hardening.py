@@ -240,7 +240,7 @@ def test_a_presets_dir_that_does_not_exist_is_an_error(tmp_path):
         PresetLibrary([missing])
     assert str(err.value) == (
         f"{missing}: preset directory does not exist; create it or fix the path "
-        "(--bannou-presets-dir, BANNOU_PRESETS_DIR or bannou-env --dir)"
+        "(--bannou-presets-dir, BANNOU_PRESETS_DIR, bannou_presets_dir or bannou-env --presets-dir)"
     )
     afile = tmp_path / "file.yaml"
     afile.write_text("x: 1\n")
