@@ -46,7 +46,10 @@ def _in_k8s(item: pytest.Item) -> bool:
     return K8S_DIR in Path(str(item.path)).resolve().parents
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """After every other reordering (the plugin's own batching included): k8s last."""
+    yield
     items.sort(key=_in_k8s)  # stable: everything else keeps its order
 
 
