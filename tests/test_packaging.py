@@ -79,6 +79,7 @@ def test_optional_dependencies_only_with_their_extra(wheel):
     assert sorted(r.split(">=")[0].lower() for r in plain) == [
         "httpx",
         "pluggy",
+        "psutil",
         "pydantic",
         "pytest",
         "pyyaml",

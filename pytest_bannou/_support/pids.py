@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from pathlib import Path
+
+from .processes import is_zombie
 
 
 def pid_alive(pid: int) -> bool:
@@ -18,7 +18,4 @@ def pid_alive(pid: int) -> bool:
         return False
     except (PermissionError, OverflowError):
         return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
-    return True
+    return not is_zombie(pid)

@@ -3,11 +3,11 @@
 Every process the plugin starts on this machine (a local node replica, a tester) leads its own
 session and process group and carries a *marker* in its environment: a variable whose value is
 made for that one session or tester. A process is only ever signalled when it can be proven
-ours: it still carries the marker with that value and its start time (``/proc/PID/stat`` field
-22, clock ticks after boot) is the one recorded when it was spawned, or, for a descendant found
-by its marker (a ``setsid`` grandchild left the group), not earlier than the recorded start of
-what started it. Linux ``/proc`` where available, plain signals elsewhere. Shared by the local
-backend (``backends.local.processes``) and the testers (``testers.process``).
+ours: it still carries the marker with that value and its start time is the one recorded when
+it was spawned, or, for a descendant found by its marker (a ``setsid`` grandchild left the
+group), not earlier than the recorded start of what started it. Environments, start times and
+states come from ``psutil`` (Linux, macOS, the BSDs); process groups from ``os.getpgid``.
+Shared by the local backend (``backends.local.processes``) and the testers (``testers.process``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
+
+import psutil
+
+_LINUX = sys.platform.startswith("linux")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if _LINUX else 100
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -27,43 +32,55 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (index 0 = state, field 3)."""
+def _process(pid: int) -> psutil.Process | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid)
+    except (psutil.Error, ValueError, OverflowError):
         return None
-    return raw[raw.rfind(")") + 2 :].split()
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie (gone, or not yet reaped); False when it cannot be told."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, ValueError, OverflowError):
+        return False
 
 
 def start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: when the process started, in clock ticks after boot."""
-    stat = proc_stat(pid)
-    return stat[19] if stat else None
-
-
-def has_proc() -> bool:
-    return Path("/proc/self/environ").exists()
+    """When ``pid`` started, as recorded in state files. On Linux the clock ticks after boot
+    (``/proc/PID/stat`` field 22, the value earlier versions recorded): unlike a wall-clock time
+    it does not move when the system clock is set. Elsewhere psutil's creation time."""
+    for _ in range(3):
+        boot = psutil.boot_time() if _LINUX else 0.0
+        process = _process(pid)
+        if process is None:
+            return None
+        try:
+            created = process.create_time()
+        except psutil.Error:
+            return None
+        if not _LINUX:
+            return f"{created:.6f}"
+        if psutil.boot_time() == boot:  # the clock was not set between: the ticks are exact
+            return str(round((created - boot) * _CLOCK_TICKS))
+    return None
 
 
 def live_groups(pgids: set[int]) -> set[int]:
     """Which of ``pgids`` still have a process that is not a zombie."""
-    if not Path("/proc/self/stat").exists():
-        alive = set()
-        for pgid in pgids:
-            try:
-                os.killpg(pgid, 0)
-                alive.add(pgid)
-            except (ProcessLookupError, PermissionError):
-                pass
+    alive: set[int] = set()
+    if not pgids:
         return alive
-    alive = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for process in psutil.process_iter():
+        try:
+            pgid = os.getpgid(process.pid)
+            if pgid in pgids and pgid not in alive and process.status() != psutil.STATUS_ZOMBIE:
+                alive.add(pgid)
+        except (psutil.Error, OSError):
             continue
-        stat = proc_stat(int(entry.name))
-        if stat and stat[0] != "Z" and int(stat[2]) in pgids:
-            alive.add(int(stat[2]))
     return alive
 
 
@@ -73,7 +90,7 @@ def _started_before(pid: int, not_before: str | None) -> bool:
         return False
     started = start_time(pid)
     try:
-        return started is None or int(started) < int(not_before)
+        return started is None or float(started) < float(not_before)
     except ValueError:
         return True
 
@@ -83,26 +100,22 @@ def carries(pid: int, variable: str, value: str, not_before: str | None = None) 
     ``not_before`` is given, did not start before that start time)."""
     if not value:
         return False
-    marker = f"{variable}={value}".encode()
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+    process = _process(pid)
+    if process is None:
         return False
-    stat = proc_stat(pid)
-    if not stat or stat[0] == "Z" or marker not in environ.split(b"\0"):
+    try:
+        if process.environ().get(variable) != value or process.status() == psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.Error:  # gone, or another user's
         return False
     return not _started_before(pid, not_before)
 
 
 def marked(variable: str, value: str, not_before: str | None = None) -> list[int]:
     """Live processes carrying ``variable=value`` (ours, so safe to kill)."""
-    if not value or not has_proc():
+    if not value:
         return []
-    return [
-        int(e.name)
-        for e in os.scandir("/proc")
-        if e.name.isdigit() and carries(int(e.name), variable, value, not_before)
-    ]
+    return [p for p in psutil.pids() if carries(p, variable, value, not_before)]
 
 
 def kill_all_marked(
@@ -129,12 +142,9 @@ def kill_all_marked(
 
 def marked_group_is_ours(pgid: int, variable: str, value: str, recorded_start: str | None) -> bool:
     """Whether process group ``pgid`` may be signalled: its leader still runs, carries
-    ``variable=value`` and (when recorded) has the start time the state file names. Without
-    ``/proc`` nothing can be proven, so only a live group of a known marker is accepted."""
+    ``variable=value`` and (when recorded) has the start time the state file names."""
     if pgid <= 1 or not value:
         return False
-    if not has_proc():
-        return bool(live_groups({pgid}))
     if not carries(pgid, variable, value):
         return False
     return recorded_start is None or start_time(pgid) == recorded_start

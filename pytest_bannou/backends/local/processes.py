@@ -3,9 +3,8 @@
 Every replica is the leader of its own session and process group; every process carries the
 backend session's marker (``SESSION_ENV``) in its environment, so a process is only ever signalled
 when it can be proven ours: it still carries the marker and, where the state file recorded it,
-its start time (``/proc/PID/stat`` field 22) is the one it had when it was spawned. Linux
-``/proc`` where available, plain signals elsewhere: the primitives are in
-``_support.processes``, shared with the testers.
+its start time is the one it had when it was spawned (psutil: Linux, macOS, the BSDs). The
+primitives are in ``_support.processes``, shared with the testers.
 """
 
 from __future__ import annotations
@@ -20,14 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..._support.processes import (  # noqa: F401 (re-exported: callers use processes.X)
+from ..._support.processes import (  # callers also use these as processes.X
     carries,
-    has_proc,
     kill_all_marked,
     live_groups,
     marked,
     marked_group_is_ours,
-    proc_stat,
     signal_group,
     start_time,
 )
@@ -52,7 +49,7 @@ class Replica:
     log_path: Path
     proc: subprocess.Popen | None = None  # leader of its own session and process group
     restarts: int = 0
-    start: str | None = None  # the leader's start time (/proc/PID/stat field 22)
+    start: str | None = None  # the leader's start time (_support.processes.start_time)
 
     @property
     def pid(self) -> int:
@@ -180,8 +177,7 @@ def kill_marked(session: str, grace: float, exclude: set[int]) -> list[int]:
 
 def group_is_ours(pgid: int, session: str, recorded_start: str | None) -> bool:
     """Whether process group ``pgid`` may be signalled for ``session``: its leader still runs,
-    carries the session's marker and (when recorded) has the start time the state file names.
-    Without ``/proc`` nothing can be proven, so only a live group of a session is accepted."""
+    carries the session's marker and (when recorded) has the start time the state file names."""
     return marked_group_is_ours(pgid, SESSION_ENV, session, recorded_start)
 
 
