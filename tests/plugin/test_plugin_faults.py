@@ -137,3 +137,29 @@ def test_faults_are_in_the_report(bannou_pytester, tmp_path):
         assert [f.env_key for f in preset.faults] == [preset.env_key] * 4
     assert all(f.env_key == t.preset for t in across.tests for f in t.faults)
     assert "beta@job2: fault pause authn by" in render_html(across)
+
+
+def test_faults_in_the_report_under_xdist(bannou_pytester, tmp_path):
+    """A worker's faults reach the controller's merged results.json, under the test that made them."""
+    from pytest_bannou.report import read_json
+
+    bannou_pytester.pytester.makepyfile(REPORTED)
+    out = tmp_path / "report"
+    result = bannou_pytester.run_subprocess(
+        "-p", "no:randomly", "-n", "2", "--bannou-report", str(out), timeout=300
+    )
+    result.assert_outcomes(passed=2)
+    report = read_json(out / "results.json")
+    made = {t.nodeid.split("::")[-1]: [(f.action, f.node) for f in t.faults] for t in report.tests}
+    assert made == {
+        "test_1_pause_and_kill": [("pause", "authn"), ("resume", "authn"), ("kill", "main")],
+        "test_2_no_faults": [],
+    }
+    faults = [f for p in report.presets for f in p.faults if not f.undo]
+    assert [(f.action, f.test.split("::")[-1]) for f in faults] == [
+        ("pause", "test_1_pause_and_kill"),
+        ("resume", "test_1_pause_and_kill"),
+        ("kill", "test_1_pause_and_kill"),
+    ]
+    html = (out / "report.html").read_text()
+    assert html.count('<path class="fault"') == sum(len(p.faults) for p in report.presets)
