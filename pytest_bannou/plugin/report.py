@@ -6,6 +6,9 @@ write results.json, junit.xml and report.html at the end.
 - environments from the plugin's own hooks: ``pytest_bannou_environment_ready`` (deploy and ready
   durations from the ``EnvRecord``), ``pytest_bannou_before_teardown`` (teardown timing); the
   ``tests`` and ``tester:NAME`` phases of each environment's timeline from the reports' times;
+- faults (``EnvRecord.faults``, appended by the manager as they are made): those new during a
+  test's phases are the test's own (listed under its result); at the end every environment's
+  faults, each naming the test that made it, become its timeline's markers;
 - under pytest-xdist each worker writes a partial report into DIR (under the controller's run
   id, passed in ``workerinput``); the controller merges them, removes them and writes the one
   set of files. Without xdist the session writes the files itself.
@@ -22,7 +25,7 @@ import pytest
 
 from .._support.ci import ci_job_name
 from .._support.masking import mask_text
-from ..report import ReportCollector, TestRecord, merge_partials, write_partial, write_report
+from ..report import FaultRecord, ReportCollector, TestRecord, merge_partials, write_partial, write_report
 from .testers import CASE_ATTR, RUN_ATTR
 
 if TYPE_CHECKING:  # the session registers this plugin: it is passed in, never imported back
@@ -54,6 +57,20 @@ def _longrepr_text(report: pytest.TestReport) -> str:
         return str(longrepr)
 
 
+def _fault(data: dict[str, Any], env_key: str, test: str | None) -> FaultRecord:
+    """An ``EnvRecord.faults`` entry (``FaultEvent.to_json()``) as the report lists it."""
+    replica = data.get("replica")
+    return FaultRecord(
+        action=str(data["action"]),
+        node=str(data["node"]),
+        at=float(data["at"]),
+        replica=int(replica) if replica is not None else None,
+        undo=bool(data.get("undo")),
+        env_key=env_key,
+        test=test,
+    )
+
+
 class ReportPlugin:
     """Collects one process's results; writes (or, on an xdist worker, hands over) the report."""
 
@@ -72,6 +89,8 @@ class ReportPlugin:
         self.teardown_started: dict[str, float] = {}
         self.tests_span: dict[str, list[float]] = {}
         self.tester_spans: list[tuple[str, str, float, float]] = []
+        self.fault_seen: dict[str, int] = {}  # env key -> faults of its record already attributed
+        self.fault_tests: dict[tuple[str, int], str] = {}  # (env key, index in its faults) -> nodeid
         self.written: dict[str, Path] = {}
         self.error: str | None = None
 
@@ -137,6 +156,28 @@ class ReportPlugin:
             self.collector.preset_torn_down(key, max(0.0, end - started), t_end=end)
         self.teardown_started.clear()
 
+    # --- faults -------------------------------------------------------------------------------
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        """Faults made before the test starts (between tests, in the plugin's undoing) are not its own."""
+        self.fault_seen = {key: len(rec.faults) for key, rec in self.bs.manager.records.items()}
+
+    def _new_faults(self, nodeid: str) -> list[FaultRecord]:
+        """The faults ``nodeid`` made since the last look (the plugin's undoing excluded)."""
+        made = []
+        for key, rec in self.bs.manager.records.items():
+            start = self.fault_seen.get(key, 0)
+            for i, data in enumerate(rec.faults[start:], start):
+                if not data.get("undo"):
+                    self.fault_tests[(key, i)] = nodeid
+                    made.append(_fault(data, key, nodeid))
+            self.fault_seen[key] = len(rec.faults)
+        return sorted(made, key=lambda f: f.at)
+
+    def _env_faults(self, key: str) -> list[FaultRecord]:
+        rec = self.bs.manager.records.get(key)
+        faults = rec.faults if rec else []
+        return [_fault(data, key, self.fault_tests.get((key, i))) for i, data in enumerate(faults)]
+
     # --- results ------------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.controller:
@@ -174,6 +215,7 @@ class ReportPlugin:
             report.duration,
             self._masked(_longrepr_text(report)) if report.outcome != "passed" else None,
             wasxfail=hasattr(report, "wasxfail"),
+            faults=self._new_faults(report.nodeid),
         )
 
     def _masked(self, text: str) -> str:
@@ -193,6 +235,8 @@ class ReportPlugin:
         for key, (t0, t1) in self.tests_span.items():
             if key in self.deployed:
                 self.collector.event(key, "tests", t0, t1)
+        for key in sorted(self.deployed):
+            self.collector.faults(key, self._env_faults(key))
         report = self.collector.finish()
         report.backend = self.bs.manager.backend_name
         try:

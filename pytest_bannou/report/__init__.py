@@ -17,6 +17,7 @@ from .merge import merge_reports
 from .model import (
     OUTCOMES,
     SCHEMA_VERSION,
+    FaultRecord,
     PresetRecord,
     RunReport,
     TestRecord,
@@ -48,6 +49,7 @@ __all__ = [
     "REPORT_HTML",
     "RESULTS_JSON",
     "SCHEMA_VERSION",
+    "FaultRecord",
     "PresetRecord",
     "ReportCollector",
     "ReportFileError",

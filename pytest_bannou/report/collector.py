@@ -7,6 +7,7 @@
     collector.record_phase(nodeid, "monolith", when, outcome, duration, longrepr, wasxfail)
     collector.tester_run(tester_run, "monolith")    # every case of a parsed tester run
     collector.test_result(TestRecord(...))         # any fully formed result
+    collector.faults("monolith", [FaultRecord("pause", "auth", at=t1, test=nodeid)])
     collector.preset_torn_down("monolith", teardown_s=0.8)
     write_report(collector.finish(), directory)
 
@@ -29,7 +30,16 @@ from typing import Protocol
 from ..errors import BannouError
 from .json_io import read_json, write_json
 from .merge import merge_reports
-from .model import KINDS, OUTCOMES, PresetRecord, RunReport, TestRecord, TimelineEvent, tester_nodeid
+from .model import (
+    KINDS,
+    OUTCOMES,
+    FaultRecord,
+    PresetRecord,
+    RunReport,
+    TestRecord,
+    TimelineEvent,
+    tester_nodeid,
+)
 
 #: longest failure text kept per result; the head and the tail survive (where the error is)
 LONGREPR_LIMIT = 8000
@@ -236,6 +246,12 @@ class ReportCollector:
             restarts = self._preset(env_key).restarts
             restarts[node] = restarts.get(node, 0) + 1
 
+    def faults(self, env_key: str, faults: Iterable[FaultRecord]) -> None:
+        """Add faults made on (or undone in) ``env_key``: its timeline's markers, in time order."""
+        with self._lock:
+            record = self._preset(env_key)
+            record.faults = sorted([*record.faults, *faults], key=lambda f: f.at)
+
     def preset_torn_down(self, env_key: str, teardown_s: float, t_end: float | None = None) -> None:
         with self._lock:
             record = self._preset(env_key)
@@ -281,8 +297,11 @@ class ReportCollector:
         longrepr: str | None = None,
         wasxfail: bool = False,
         warnings: Iterable[str] = (),
+        faults: Iterable[FaultRecord] = (),
     ) -> None:
         """Feed one pytest phase report (setup/call/teardown); the result is final after teardown.
+
+        ``faults`` are those the test made during this phase (listed under the result).
 
         A test whose teardown never arrives (a crash) is still reported by ``finish()``.
         """
@@ -303,6 +322,7 @@ class ReportCollector:
                     f"{pending.longrepr_summary}\n--- {when} ---\n{longrepr}"
                 )
             pending.warnings.extend(w for w in warnings if w not in pending.warnings)
+            pending.faults.extend(faults)
             pending.outcome = outcome_from_phases(phases)
             if when == "teardown":
                 self._tests[key] = self._pending.pop(key)

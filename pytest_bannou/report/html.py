@@ -17,7 +17,7 @@ from pathlib import Path
 from .._support.files import atomic_write
 from .._support.text import xml_text
 from .merge import OUTCOME_RANK
-from .model import NO_PRESET, OUTCOMES, PresetRecord, RunReport, TestRecord, matrix_row
+from .model import NO_PRESET, OUTCOMES, FaultRecord, PresetRecord, RunReport, TestRecord, matrix_row
 
 #: CSS class, symbol and label per outcome
 OUTCOME_STYLE: dict[str, tuple[str, str, str]] = {
@@ -42,6 +42,7 @@ TIMELINE_COLOURS = {
     "deploy failed": "#c0392b",
 }
 TESTER_COLOUR = "#d9822b"
+FAULT_COLOUR = "#c0392b"  # a fault's marker on its environment's lane (an undo: hollow)
 OTHER_COLOUR = "#b0a46a"
 
 CSS = """
@@ -284,6 +285,8 @@ def _render_matrix(report: RunReport, budget: _Budget) -> list[str]:
                 continue
             cls, sym, label = OUTCOME_STYLE.get(test.outcome, ("x", "?", test.outcome))
             title = f"{label} · {fmt_s(test.duration)}"
+            if test.faults:  # the faults it made, also marked on its environment's timeline
+                title += " · faults: " + ", ".join(f.label() for f in test.faults)
             text = test.longrepr_summary.strip()
             warn = test.warnings
             if test.outcome == "passed" and not warn:
@@ -359,11 +362,12 @@ def timeline_colour(event: str) -> str:
 
 def render_timeline_svg(report: RunReport) -> str:
     """One lane per environment, its phases as bars on the run's time axis (inline SVG)."""
-    lanes = [p for p in report.presets if p.timeline]
+    lanes = [p for p in report.presets if p.timeline or p.faults]
     if not lanes:
         return "<p>No deploy timeline was recorded.</p>"
-    starts = [ev.t_start for p in lanes for ev in p.timeline] + [report.started_at]
-    ends = [ev.t_end for p in lanes for ev in p.timeline]
+    faults = [f.at for p in lanes for f in p.faults]
+    starts = [ev.t_start for p in lanes for ev in p.timeline] + [report.started_at, *faults]
+    ends = [ev.t_end for p in lanes for ev in p.timeline] + faults
     if report.finished_at:
         ends.append(report.finished_at)
     t0, t1 = min(starts), max(ends)
@@ -394,6 +398,7 @@ def render_timeline_svg(report: RunReport) -> str:
                 f'width="{w:.1f}" height="{lane_h - 8}" rx="2" fill="{timeline_colour(ev.event)}">'
                 f"<title>{escape(label)}</title></rect>"
             )
+        out.extend(_fault_marker(preset.env_key, f, x(f.at), y + 2, f.at - t0) for f in preset.faults)
     axis_y = top + lane_h * len(lanes) + 4
     out.append(f'<line x1="{label_w}" y1="{axis_y}" x2="{label_w + plot_w}" y2="{axis_y}" stroke="#888"/>')
     for k in range(6):
@@ -409,9 +414,24 @@ def render_timeline_svg(report: RunReport) -> str:
     return "".join(out)
 
 
+def _fault_marker(env_key: str, fault: FaultRecord, x: float, y: float, offset: float) -> str:
+    """A downward triangle on the lane at the fault's time; its title names the fault."""
+    by = f" by {fault.test}" if fault.test else ""
+    title = f"{env_key}: fault {fault.label()}{by} at {fmt_s(offset)}"
+    fill = "#fff" if fault.undo else FAULT_COLOUR
+    return (
+        f'<path class="fault" data-fault="{escape(fault.action)}" d="M{x - 5:.1f} {y:.1f}h10l-5 9z" '
+        f'fill="{fill}" stroke="{FAULT_COLOUR}" stroke-width="1.5"><title>{escape(title)}</title></path>'
+    )
+
+
 def _legend(report: RunReport) -> str:
     events: Iterable[str] = dict.fromkeys(ev.event for p in report.presets for ev in p.timeline)
     items = [f'<span><i style="background:{timeline_colour(e)}"></i>{escape(e)}</span>' for e in events]
+    if any(p.faults for p in report.presets):
+        items.append(
+            f'<span><i style="background:{FAULT_COLOUR}"></i>fault (hollow: undone by the plugin)</span>'
+        )
     return f'<p class="legend">{"".join(items)}</p>' if items else ""
 
 

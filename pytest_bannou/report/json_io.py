@@ -19,7 +19,7 @@ from typing import Any
 from .._support.files import atomic_write
 from .._support.text import utf8_strings
 from ..errors import BannouError
-from .model import SCHEMA_VERSION, PresetRecord, RunReport, TestRecord, TimelineEvent
+from .model import SCHEMA_VERSION, FaultRecord, PresetRecord, RunReport, TestRecord, TimelineEvent
 
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 
@@ -47,14 +47,22 @@ def from_dict(data: dict[str, Any], source: str = "<results>") -> RunReport:
     validate(data, source)
     presets = [
         PresetRecord(
-            **{k: v for k, v in p.items() if k != "timeline"},
+            **{k: v for k, v in p.items() if k not in ("timeline", "faults")},
             timeline=[TimelineEvent(e["event"], e["t_start"], e["t_end"]) for e in p.get("timeline", [])],
+            faults=_faults(p),
         )
         for p in data["presets"]
     ]
-    tests = [TestRecord(**t) for t in data["tests"]]
+    tests = [
+        TestRecord(**{k: v for k, v in t.items() if k != "faults"}, faults=_faults(t)) for t in data["tests"]
+    ]
     rest = {k: v for k, v in data.items() if k not in ("presets", "tests")}
     return RunReport(presets=presets, tests=tests, **rest)
+
+
+def _faults(data: dict[str, Any]) -> list[FaultRecord]:
+    """The ``faults`` of a preset or test (absent in files written before faults were recorded)."""
+    return [FaultRecord(**f) for f in data.get("faults", [])]
 
 
 def dumps(report: RunReport) -> str:

@@ -9,6 +9,8 @@ Rules, chosen so that the result does not depend on the order of the inputs:
 - Across runs, environments are never combined: an env_key used by more than one run is
   renamed ``<env_key>@<ci_job>`` (or ``@<run_id>`` when jobs are unnamed or share a name) and
   that run's tests follow the rename, so every job's presets are kept.
+- Faults (on an environment, under a test) are the union of the inputs' in time order; a
+  renamed environment's faults name its new key.
 - Two results for the same (nodeid, env_key) collapse into one: the worst outcome wins
   (error > failed > unclear > passed > skipped > not_run), ties broken by content; when the
   outcomes disagree the kept result gets a warning listing all of them, so nothing is hidden.
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 
 from ..errors import BannouError
-from .model import SCHEMA_VERSION, PresetRecord, RunReport, TestRecord
+from .model import SCHEMA_VERSION, FaultRecord, PresetRecord, RunReport, TestRecord
 
 OUTCOME_PRECEDENCE = ("error", "failed", "unclear", "passed", "skipped", "not_run")
 OUTCOME_RANK = {name: i for i, name in enumerate(OUTCOME_PRECEDENCE)}
@@ -61,6 +63,16 @@ def _first(values: Iterable):
     return next((v for v in values if v not in (None, "")), None)
 
 
+def _fault_union(lists: Iterable[list[FaultRecord]]) -> list[FaultRecord]:
+    """Every fault once (the same fault reported by two inputs is one), in time order."""
+    unique = {fault for faults in lists for fault in faults}
+    return sorted(unique, key=lambda f: (f.at, f.env_key or "", f.node, f.action, f.test or ""))
+
+
+def _renamed(faults: list[FaultRecord], renames: dict[str, str]) -> list[FaultRecord]:
+    return [replace(f, env_key=renames.get(f.env_key, f.env_key)) if f.env_key else f for f in faults]
+
+
 def combine_presets(records: Sequence[PresetRecord]) -> PresetRecord:
     """One environment seen by several processes of the same run -> one record."""
     first = records[0]
@@ -84,6 +96,7 @@ def combine_presets(records: Sequence[PresetRecord]) -> PresetRecord:
         restarts=restarts,
         timeline=timeline,
         error=_first(r.error for r in records),
+        faults=_fault_union(r.faults for r in records),
     )
 
 
@@ -98,6 +111,7 @@ def pick_result(candidates: Sequence[tuple[TestRecord, str]]) -> TestRecord:
     ranked = sorted(candidates, key=key)
     kept = replace(ranked[0][0])
     kept.warnings = list(dict.fromkeys(w for record, _ in ranked for w in record.warnings))
+    kept.faults = _fault_union(record.faults for record, _ in ranked)
     outcomes = {record.outcome for record, _ in ranked}
     if len(outcomes) > 1:
         seen = ", ".join(f"{record.outcome} ({source})" for record, source in ranked)
@@ -157,6 +171,7 @@ def merge_reports(reports: Sequence[RunReport]) -> RunReport:
         for key, records in env_records[rid].items():
             combined = combine_presets(records)
             combined.env_key = renames[rid].get(key, key)
+            combined.faults = _renamed(combined.faults, renames[rid])
             presets.append(combined)
 
     results: dict[tuple[str, str | None], list[tuple[TestRecord, str]]] = {}
@@ -164,7 +179,10 @@ def merge_reports(reports: Sequence[RunReport]) -> RunReport:
         label = report.ci_job or report.worker or report.run_id
         for test in report.tests:
             preset = renames[report.run_id].get(test.preset, test.preset) if test.preset else None
-            results.setdefault((test.nodeid, preset), []).append((replace(test, preset=preset), label))
+            faults = _renamed(test.faults, renames[report.run_id])
+            results.setdefault((test.nodeid, preset), []).append(
+                (replace(test, preset=preset, faults=faults), label)
+            )
     tests = [pick_result(candidates) for candidates in results.values()]
 
     sources: list[str] = []

@@ -30,6 +30,31 @@ class TimelineEvent(NamedTuple):
     t_end: float
 
 
+#: fault actions a report lists: what a test did, and the plugin's undoing (``restart``: a killed
+#: node the engine did not bring back by itself)
+FAULT_ACTIONS: tuple[str, ...] = ("kill", "pause", "resume", "disconnect", "reconnect", "restart")
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One fault made on (or undone in) an environment: listed under the test that made it and
+    marked on its environment's timeline."""
+
+    action: str
+    node: str
+    at: float  # epoch seconds
+    replica: int | None = None
+    #: made by the plugin to end a test's faults (before the next test, at teardown), not by a test
+    undo: bool = False
+    env_key: str | None = None
+    #: nodeid of the test that made it (None: the plugin's undo, or made outside a test)
+    test: str | None = None
+
+    def label(self) -> str:
+        which = f"[{self.replica}]" if self.replica is not None else ""
+        return f"{self.action} {self.node}{which}" + (" (undo)" if self.undo else "")
+
+
 @dataclass
 class PresetRecord:
     """One deployed environment: a preset on a backend, identified in the run by ``env_key``."""
@@ -49,6 +74,8 @@ class PresetRecord:
     timeline: list[TimelineEvent] = field(default_factory=list)
     #: why it failed to deploy (None: it deployed); a failed one is still listed, with its attempt
     error: str | None = None
+    #: faults made on it and their undoing, in time order (the timeline's markers)
+    faults: list[FaultRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +92,8 @@ class TestRecord:
     kind: str = "pytest"
     tester: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: the faults this test made (``bannou_env.kill/pause/...``), in time order
+    faults: list[FaultRecord] = field(default_factory=list)
 
 
 @dataclass

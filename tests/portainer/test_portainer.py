@@ -47,6 +47,8 @@ def stack_names(standin: PortainerStandIn) -> set[str]:
 
 # --- the shared cases ---
 class TestPortainerConformance(BackendConformance):
+    faults = frozenset({"kill", "pause", "disconnect"})  # backends/portainer/faults.py, via the Docker proxy
+
     @pytest.fixture(autouse=True)
     def _portainer(self, standin, api_key_extra):
         self.standin = standin

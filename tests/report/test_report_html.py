@@ -154,3 +154,25 @@ def test_every_cell_failing_with_long_texts_stays_bounded(big_report_factory):
     assert sum(len(t.longrepr_summary) for t in report.tests) > 60_000_000
     assert len(html) < DETAIL_BUDGET + 8000 * 2000, len(html)
     assert "the full text is in results.json" in html
+
+
+def test_faults_are_markers_on_their_environments_lane(sample_report, parse_html):
+    from pytest_bannou.report import FaultRecord
+
+    monolith = sample_report.presets[0]
+    deploy = monolith.timeline[0]
+    kill = FaultRecord("kill", "auth", at=deploy.t_end + 0.5, env_key="monolith", test="t.py::test_<kill>")
+    undo = FaultRecord("restart", "auth", at=deploy.t_end + 1.0, undo=True, env_key="monolith")
+    monolith.faults = [kill, undo]
+    sample_report.tests[0].faults = [kill]
+    doc = parse_html(render_html(sample_report))
+    (svg,) = doc.find_all("svg")
+    marks = svg.find_all("path", "fault")
+    assert [m.attrs["data-fault"] for m in marks] == ["kill", "restart"]
+    titles = [m.get_text() for m in marks]
+    assert titles[0].startswith("monolith: fault kill auth by t.py::test_<kill> at ")
+    assert titles[1].startswith("monolith: fault restart auth (undo) at ")
+    lane_y = float(svg.find_all("rect", "ev")[0].attrs["y"])
+    assert all(abs(float(m.attrs["d"].split()[1].split("h")[0]) - lane_y) < 4 for m in marks)
+    assert "fault (hollow: undone by the plugin)" in doc.get_text()
+    assert any("faults: kill auth" in (td.attrs.get("title") or "") for td in doc.find_all("td"))

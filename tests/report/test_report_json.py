@@ -172,3 +172,25 @@ def test_tester_nodeid_and_matrix_row():
     assert matrix_row("t.py::test_d[monolith]", "monolith@job-a", "monolith") == "t.py::test_d"
     assert matrix_row("t.py::test_e", None) == "t.py::test_e"
     assert matrix_row("tester::h::Case A[monolith]", "monolith") == "tester::h::Case A"
+
+
+def test_faults_round_trip_and_are_checked_by_the_schema(tmp_path, sample_report):
+    from pytest_bannou.report import FaultRecord
+
+    fault = FaultRecord(
+        "kill", "auth", at=sample_report.started_at + 1, replica=0, env_key="monolith", test="t::a"
+    )
+    sample_report.presets[0].faults = [fault, FaultRecord("restart", "auth", at=fault.at + 1, undo=True)]
+    sample_report.tests[0].faults = [fault]
+    path = write_json(sample_report, tmp_path / "results.json")
+    assert read_json(path) == sample_report
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tests"][0]["faults"][0]["action"] = "explode"
+    with pytest.raises(
+        ReportFileError, match=r"field tests\[0\]\.faults\[0\]\.action: \"explode\" is not one of kill"
+    ):
+        validate(data)
+    # a file written before faults were recorded still reads (no version bump)
+    for part in (*data["presets"], *data["tests"]):
+        part.pop("faults", None)
+    validate(data)

@@ -144,3 +144,26 @@ def test_tests_of_an_unrecorded_environment_are_renamed_too(report_factory):
 def test_nothing_to_merge_is_a_clear_error():
     with pytest.raises(BannouError, match="no reports to merge"):
         merge_reports([])
+
+
+def test_faults_survive_merges_once_and_follow_renames(report_factory):
+    from pytest_bannou.report import FaultRecord
+
+    base = report_factory(run_id="run-1", ci_job="job-a")
+    key = base.presets[0].env_key
+    fault = FaultRecord("pause", "auth", at=base.started_at + 2, env_key=key, test=base.tests[0].nodeid)
+    base.presets[0].faults = [fault]
+    base.tests[0].faults = [fault]
+    workers = [replace(base, worker="gw0"), replace(base, worker="gw1", tests=[])]
+    merged = merge_reports(workers)
+    assert merged.presets[0].faults == [fault]  # the same fault from two partials: once
+    assert merged.tests[0].faults == [fault]
+    assert merge_reports(list(reversed(workers))) == merged
+    other = replace(base, run_id="run-2", ci_job="job-b")
+    across = merge_reports([base, other])
+    renamed = {p.env_key: p.faults for p in across.presets if p.faults}
+    assert {k: [f.env_key for f in v] for k, v in renamed.items()} == {
+        f"{key}@job-a": [f"{key}@job-a"],
+        f"{key}@job-b": [f"{key}@job-b"],
+    }
+    assert sorted(f.env_key for t in across.tests for f in t.faults) == [f"{key}@job-a", f"{key}@job-b"]
