@@ -101,7 +101,9 @@ def test_the_matrix_step_hands_on_the_matrix(tmp_path):
     (tmp_path / "test_good.py").write_text(GOOD)
     code, output, stderr = _run_matrix_step(tmp_path)
     assert code == 0, stderr
-    assert output == 'matrix={"include": [{"preset": "monolith", "backends": [], "tests": 1}]}\n'
+    assert output == (
+        'matrix={"include": [{"preset": "monolith", "backends": [], "tests": 1, "backend": "local"}]}\n'
+    )
 
 
 def test_the_workflow_uses_extras_builds_images_and_sets_permissions():
