@@ -417,6 +417,16 @@ class BannouSession:
             f"{info.key}, which cannot be made: {error}"
         )
 
+    def _matrix_backend(self, info: ItemEnv) -> str | None:
+        """The backend the matrix names for ``info``'s preset: chosen like a deployed one's, also
+        for a preset whose tests only carry its marker (None: skipped here, or it cannot load)."""
+        if info.key in self.backends or info.key in self.skips:
+            return self.backends.get(info.key)
+        try:
+            return self.choose_backend(info.key, self.topology(info))
+        except BannouError:
+            return None
+
     # --- running ------------------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
@@ -428,7 +438,7 @@ class BannouSession:
             return None  # pytest stops with "Interrupted: N errors during collection" (exit 2)
         if self.settings.matrix:
             pairs = [
-                (i.preset, self.library.resolve(i.preset).required_backends, self.backends.get(i.key))
+                (i.preset, self.library.resolve(i.preset).required_backends, self._matrix_backend(i))
                 for item, i in zip(session.items, map(self.item_env, session.items), strict=True)
                 if self.is_member(item, i)
             ]

@@ -59,5 +59,5 @@ def test_rendered_stack_file_publishes_host_mode_ports(capsys):
 
 
 def test_bad_override_is_a_one_line_error(capsys):
-    assert main(["render", "monolith", "--env", "NO_EQUALS_SIGN"]) == 1
+    assert main(["render", "monolith", "--env", "NO_EQUALS_SIGN"]) == 2  # a usage error (issue 16: exit 2)
     assert "--env 'NO_EQUALS_SIGN' must look like KEY=VALUE" in capsys.readouterr().err

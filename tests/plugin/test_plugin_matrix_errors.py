@@ -57,5 +57,7 @@ def test_a_good_suite_still_prints_only_the_matrix(bannou_pytester):
     bannou_pytester.pytester.makepyfile(test_good=GOOD)
     result = bannou_pytester.run_subprocess("--bannou-matrix", "-p", "no:terminal")
     assert result.ret == 0, result.stderr.str()
-    assert result.stdout.str().strip() == '{"include": [{"preset": "alpha", "backends": [], "tests": 1}]}'
+    assert result.stdout.str().strip() == (
+        '{"include": [{"preset": "alpha", "backends": [], "tests": 1, "backend": "local"}]}'
+    )
     assert result.stderr.str().strip() == ""
