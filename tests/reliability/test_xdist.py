@@ -116,8 +116,9 @@ def test_shared_mode_deploys_once_for_every_worker_and_tears_down_after_the_last
         urls[row["preset"]].add(row["url"])
     assert all(len(u) == 1 for u in urls.values())  # every worker used the same environment
     shared_pids = {p for d in deploys for p in d["pids"]}
+    # gone, whoever removed them: the last worker (its progress line goes to its own stderr,
+    # which xdist may not show) or the controller ("removed by the controller")
     assert shared_pids and not any(carrying(d["run_id"]) for d in deploys)
-    assert "removed by the controller" in out or "teardown" in out
     assert project.leftovers() == {}
 
 
