@@ -5,8 +5,7 @@ the others: the package stays free of import circles."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._support.lazy import lazy_exports
 
 _EXPORTS = {
     "ALWAYS_ON_LAYER": "contract",
@@ -38,11 +37,4 @@ _EXPORTS = {
     "service_env_name": "contract",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
