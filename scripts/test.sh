@@ -53,7 +53,7 @@ CHECK_JSONSCHEMA=.venv/bin/check-jsonschema bash scripts/check-workflows.sh ||
 rc=$?
 
 # The declared minimum, tested too: a second virtualenv with the lowest versions pyproject.toml
-# allows (scripts/constraints-min.txt: pytest 7.4, its pluggy and xdist) runs the plugin's own
+# allows (scripts/constraints-min.txt: pytest 8.4, its pluggy and xdist) runs the plugin's own
 # pytest-facing tests (about 3 minutes; bounded so that it cannot eat CI's time). Skipped when
 # arguments select tests (a developer's focused run) or BANNOU_SKIP_MIN_PYTEST is set.
 if [ "$#" = 0 ] && [ -z "${BANNOU_SKIP_MIN_PYTEST:-}" ]; then

@@ -250,8 +250,12 @@ class LocalBackend(Backend):
     def pause_node(self, node: str) -> None:
         with self._lock:
             for r in self._fault_replicas(node, None):
-                if processes.signal_replica(r, self.session, signal.SIGSTOP):
-                    self._paused.add((node, r.index))
+                if not processes.signal_replica(r, self.session, signal.SIGSTOP):
+                    raise DeployError(
+                        f"local: cannot pause node {node!r} replica {r.index}: its process group is"
+                        " gone or no longer proven this session's (marker and start time)"
+                    )
+                self._paused.add((node, r.index))
 
     def resume_node(self, node: str) -> None:
         with self._lock:
