@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import pytest
 
 from .._support.masking import mask_text, topology_secrets
+from .._support.names import file_name
 from .._support.tracked import TRACKED_DIR
 from ..backends import registry
 from ..environment.environment import Environment
@@ -402,7 +403,7 @@ def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
     """Run ``spec`` against ``env``: in a container on the environment's network, run by its
     backend, when the backend has one (``Backend.tester_network`` and
     ``Backend.run_tester_container``), else as a process."""
-    workdir = run_dir / "testers" / _safe(env.key)
+    workdir = run_dir / "testers" / file_name(env.key, fallback="env")
     backend = registry.find(env.backend)
     if backend is not None and backend.tester_network() is not None:
         return run_tester_container(spec, env, backend.run_tester_container, workdir=workdir)
@@ -413,7 +414,3 @@ def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
         run_id=env.run_id,
         state_dir=run_dir / TRACKED_DIR,  # where the sweep looks if this session dies
     )
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "env"

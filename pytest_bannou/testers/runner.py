@@ -13,12 +13,12 @@ A tester that outlives its deadline is killed with its whole process group and r
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .._support.names import file_name
 from ..errors import BannouError
 from ..topology.model import TesterSpec
 from .interactive import DAEMON_HINT, looks_interactive
@@ -60,7 +60,7 @@ def tester_environment(
 
 def safe_name(name: str) -> str:
     """A tester name as a file name (its log and JUnit file in the run directory)."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "tester"
+    return file_name(name, fallback="tester")
 
 
 def tester_argv(spec: TesterSpec, junit_path: Path, workdir: Path) -> list[str]:
