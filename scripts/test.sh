@@ -54,7 +54,7 @@ rc=$?
 
 # The declared minimum, tested too: a second virtualenv with the lowest versions pyproject.toml
 # allows (scripts/constraints-min.txt: pytest 8.4, its pluggy and xdist) runs the plugin's own
-# pytest-facing tests (about 3 minutes; bounded so that it cannot eat CI's time). Skipped when
+# pytest-facing tests (about 4 minutes on 2 cores; bounded so that it cannot eat CI's time). Skipped when
 # arguments select tests (a developer's focused run) or BANNOU_SKIP_MIN_PYTEST is set.
 if [ "$#" = 0 ] && [ -z "${BANNOU_SKIP_MIN_PYTEST:-}" ]; then
   log "the plugin's tests on the lowest supported versions (.venv-min)"
