@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts the engines the test suite talks to: Docker Engine (+ single-node swarm),
-# redis-server, rabbitmq-server, socat, chromium. Debian + root only; idempotent; every wait has
-# a deadline. The tests start their own private Redis/RabbitMQ instances on free ports: this
-# script only installs the binaries.
+# redis-server, rabbitmq-server, mariadb-server (MySQL), nginx (the ingress), socat, chromium.
+# Debian + root only; idempotent; every wait has a deadline. The tests start their own private
+# Redis/RabbitMQ/MySQL/nginx instances on free ports: this script only installs the binaries.
 set -euo pipefail
 
 log() { printf '[setup-engines] %s\n' "$*" >&2; }
@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ] || [ ! -f /etc/debian_version ]; then
   exit 0
 fi
 
-packages=(docker.io redis-server rabbitmq-server socat chromium)
+packages=(docker.io redis-server rabbitmq-server mariadb-server nginx socat chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
