@@ -348,7 +348,8 @@ def clean_by_label(cli: docker.DockerClient, run_id: str | None) -> list[str]:
                 with contextlib.suppress(not_found):
                     svc.remove()
                     removed.append(f"service {svc.name} (run id {labels[LABEL_RUN_ID]})")
-    containers = [c for c in cli.containers.list(all=True, filters=flt) if owned(c.labels, run_id)]
+    listed = cli.containers.list(all=True, filters=flt, ignore_removed=True)  # gone meanwhile: skipped
+    containers = [c for c in listed if owned(c.labels, run_id)]
 
     def rm(c: Any) -> None:
         with contextlib.suppress(not_found):
@@ -415,7 +416,8 @@ def dead_runs() -> set[str]:
     cli = client()
     try:
         flt = {"label": LABEL_RUN_ID}
-        labelled: list[dict[str, str]] = [c.labels for c in cli.containers.list(all=True, filters=flt)]
+        listed = cli.containers.list(all=True, filters=flt, ignore_removed=True)
+        labelled: list[dict[str, str]] = [c.labels for c in listed]
         labelled += [n.attrs.get("Labels") or {} for n in cli.networks.list(filters=flt)]
         labelled += [v.attrs.get("Labels") or {} for v in cli.volumes.list(filters=flt)]
         with contextlib.suppress(Exception):  # not a swarm manager: no services
@@ -441,7 +443,7 @@ def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:
     import docker as docker_sdk
 
     flt = {"label": f"{LABEL_RUN_ID}={run_id}"}
-    found = [f"container {c.name}" for c in cli.containers.list(all=True, filters=flt)]
+    found = [f"container {c.name}" for c in cli.containers.list(all=True, filters=flt, ignore_removed=True)]
     found += [f"network {n.name}" for n in cli.networks.list(filters=flt)]
     found += [f"volume {v.name}" for v in cli.volumes.list(filters=flt)]
     with contextlib.suppress(docker_sdk.errors.APIError):

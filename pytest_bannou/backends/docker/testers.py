@@ -45,7 +45,7 @@ class TesterContainers:
 def node_address(cli: docker.DockerClient, run_id: str, node: str) -> tuple[str, str] | None:
     """(network, alias) of a running container of ``node`` in run ``run_id`` (None: none found)."""
     flt = {"label": [f"{LABEL_RUN_ID}={run_id}", f"{LABEL_NODE}={node}"], "status": "running"}
-    for c in cli.containers.list(filters=flt):
+    for c in cli.containers.list(filters=flt, ignore_removed=True):
         networks = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
         for net, info in networks.items():
             if net in IGNORED_NETWORKS:
