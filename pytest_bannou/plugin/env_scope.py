@@ -1,17 +1,15 @@
 """One instance of the environment fixtures per environment, for fixtures of any scope.
 
 ``bannou_env``, ``bannou_http`` and ``bannou_preset`` are session-scoped fixtures that depend on
-the hidden fixture ``_bannou_key``, which every test using them gets as an indirect,
-session-scoped parameter (the environment key; its id is hidden for single-environment tests, so
-node ids do not change). pytest then keeps one instance per environment: when the next test
-needs another environment, pytest finishes ``_bannou_key`` and with it everything that depends
-on it (the environment fixtures and the user's class/module/package/session fixtures built on
-them), before the plugin moves the environment.
+the hidden session fixture ``_bannou_key`` (the environment key of the test being run). It is
+not a parameter: pytest would then make an instance per test parameter, and a parameter on every
+test was most of the plugin's collection time. Instead ``EnvFixtures`` finishes ``_bannou_key``
+before a test of another environment, and pytest with it everything that depends on it (the
+environment fixtures and the user's class/module/package/session fixtures built on them),
+before the plugin moves the environment; the next test makes them again for its own.
 
-``EnvFixtures`` is the plugin's side of that: where pytest does not see the switch (a tester
-item moving the environment, pytest older than 8.4 without hidden parameter ids, the end of an
-interrupted session), the plugin finishes the fixtures of the old environment itself, before
-the environment goes away.
+A test marked with several presets is one test per environment: a direct parameter
+``ENV_PARAM`` whose ids are the preset names (``test_x[alpha]``, ``test_x[beta]``).
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ from typing import Any
 import pytest
 
 KEY_FIXTURE = "_bannou_key"
-#: pytest >= 8.4: a parameter that does not show in the test id (None on older pytest)
-HIDDEN_PARAM: Any = getattr(pytest, "HIDDEN_PARAM", None)
+#: the direct parameter of a test marked with several presets (its value: the environment key)
+ENV_PARAM = "_bannou_environment"
 
 
 class EnvFixtures:

@@ -35,7 +35,7 @@ from ..errors import BannouError
 from ..messaging.session import EnvMessaging, MessagingSettings
 from ..topology.model import Topology
 from . import options as opts
-from .env_scope import HIDDEN_PARAM, KEY_FIXTURE, EnvFixtures
+from .env_scope import ENV_PARAM, KEY_FIXTURE, EnvFixtures
 from .markers import ITEM_ENV, ClosestMarker, ItemEnv, MarkerError, derived_key, parse_marker, uses_env
 from .terminal import Progress, failure_sections, print_collection_errors, print_uncaptured
 from .testers import CASE_ATTR, add_tester_items
@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # imported on first use: a session that deploys nothing does 
 
 ACTIVE_ENV = pytest.StashKey[Environment]()
 SESSION = pytest.StashKey["BannouSession"]()
-COLLECTED_AT = pytest.StashKey[int]()  # an item's index in collection order
 ENV_ERROR = pytest.StashKey[str]()  # why a test's marked environment cannot be made
 
 
@@ -96,7 +95,6 @@ class BannouSession:
         self.env_fixtures = EnvFixtures()  # the environment fixtures alive now (env_scope)
         self.current_item: pytest.Item | None = None  # the item being set up or run
         self._key_presets: dict[str, str] = {}
-        self._collected = 0
         self.progress = Progress(config, self.mask)
         workerinput = getattr(config, "workerinput", None) or {}
         options = make_options(
@@ -238,9 +236,9 @@ class BannouSession:
 
     # --- collection ---------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """Give a test its environment(s) as the ``_bannou_key`` parameter (``env_scope``):
-        several presets parametrize it (ids: the preset names), a single one is a hidden
-        parameter, so that the environment fixtures are one instance per environment."""
+        """Check a test's presets; a test of several environments becomes one test per
+        environment (the ``ENV_PARAM`` parameter, ids: the preset names). The environment
+        fixtures are one instance per environment either way (``env_scope``)."""
         nodeid = metafunc.definition.nodeid
         marker = self._closest_marker(metafunc.definition)
         if marker is not None:
@@ -259,21 +257,14 @@ class BannouSession:
         else:
             name = self.settings.presets[0] if self.settings.presets else self.settings.default_preset
             envs = [(name, name)]
-        keys = [sys.intern(key) for _, key in envs]  # pytest < 8.2 compares cache keys with ``is``
+        keys = [sys.intern(key) for _, key in envs]
         for name, key in zip((n for n, _ in envs), keys, strict=True):
             self._key_presets.setdefault(key, name)
-        if KEY_FIXTURE not in metafunc.fixturenames:
-            if len(envs) > 1:  # no environment fixture: the marker still parametrizes the test
-                metafunc.fixturenames.append(KEY_FIXTURE)
-                metafunc.parametrize(KEY_FIXTURE, keys, ids=[n for n, _ in envs])
-            return
-        if len(envs) > 1:
-            ids: list[Any] = [n for n, _ in envs]
-        elif HIDDEN_PARAM is not None:
-            ids = [HIDDEN_PARAM]
-        else:  # no hidden ids: left unparametrized, EnvFixtures switches instances itself
-            return
-        metafunc.parametrize(KEY_FIXTURE, keys, ids=ids, indirect=True, scope="session")
+        if len(envs) > 1:  # one test per environment, ids the preset names
+            metafunc.fixturenames.append(ENV_PARAM)
+            metafunc.parametrize(ENV_PARAM, keys, ids=[n for n, _ in envs])
+        # a single environment is not a parameter (one per test was most of the plugin's
+        # collection time): EnvFixtures finishes the old environment's fixtures when it moves
 
     def preset_of(self, key: str) -> str:
         """The preset of an environment key (a derived key names its preset first)."""
@@ -286,7 +277,7 @@ class BannouSession:
         marker = self._closest_marker(item)
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
-        key_param = params.get(KEY_FIXTURE)
+        key_param = params.get(ENV_PARAM)
         param = self.preset_of(key_param) if key_param is not None else params.get("bannou_preset")
         needs = uses_env(getattr(item, "fixturenames", ()))
         if marker is not None:
@@ -295,8 +286,6 @@ class BannouSession:
             key = derived_key(name, spec.environment, spec.replicas)
             fields: tuple[Any, ...] = (name, key, needs, True, spec.environment, spec.replicas)
         else:
-            if key_param is not None and len(self.settings.presets) < 2:
-                param = None  # a hidden parameter: not a parametrized test
             if param is not None:
                 name = param
             elif self.settings.presets:
@@ -314,17 +303,10 @@ class BannouSession:
         if report.failed:  # for --bannou-matrix/--bannou-plan, which must fail loudly on stderr
             self.collect_errors.append(report)
 
-    def pytest_itemcollected(self, item: pytest.Item) -> None:
-        item.stash[COLLECTED_AT] = self._collected
-        self._collected += 1
-
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        # pytest groups tests by their session-scoped ``_bannou_key`` parameter; the plan
-        # starts from the collection order instead (--bannou-no-batch keeps it as it is)
-        items.sort(key=lambda it: it.stash.get(COLLECTED_AT, self._collected))
         wanted = set(self.settings.presets)
         for name in self.settings.presets:  # a typo must not silently deselect everything
             try:

@@ -208,3 +208,24 @@ def test_summary_with_xdist_merges_the_workers_records(suite):
             "beta * local * 2 * 0 * 0 * 0 *",
         ]
     )
+
+
+def test_batching_starts_from_the_order_other_plugins_gave(suite):
+    # a reordering plugin (pytest-randomly, --ff, a conftest) runs before the plugin's batching:
+    # its order is where the plan starts, so beta, first after the reversal, is deployed first
+    suite.pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_collection_modifyitems(items):
+            items.reverse()
+        """
+    )
+    result = suite.run("-v")
+    result.assert_outcomes(passed=5)
+    assert [line.split(":")[1].strip() for line in deploy_lines(result)] == [
+        "deploying beta on local",
+        "transition to alpha",
+    ]
+    result.stdout.fnmatch_lines(["*::test_b2 PASSED*", "*::test_b1 PASSED*", "*::test_a2 PASSED*"])
