@@ -38,3 +38,18 @@ def test_a_container_removed_while_listed_does_not_fail_the_sweep(vanishing, doc
     assert _docker.clean_by_label(docker_client, vanishing) == []
     assert _docker.labelled_leftovers(docker_client, vanishing) == []  # what the engine still says
     assert vanishing not in _docker.dead_runs()
+
+
+def test_containers_of_kubernetes_pods_are_left_to_the_kubernetes_backend(docker_client, local_images):
+    # dockershim gives a pod's containers the pod's labels, run id included: a Docker sweep
+    # must not remove them (the kubelet would fight it; the namespace is the Kubernetes
+    # backend's to remove), whether its owner is gone or the run id is named
+    run_id = new_run_id()
+    labels = {LABEL_RUN_ID: run_id, LABEL_OWNER_PID: "999999999", _docker.KUBELET_LABEL: "bannou-x"}
+    container = docker_client.containers.create("bannou:latest", labels=labels)
+    try:
+        assert run_id not in _docker.dead_runs()
+        assert _docker.clean_by_label(docker_client, run_id) == []
+        container.reload()  # still there
+    finally:
+        container.remove(force=True)

@@ -322,11 +322,20 @@ def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | Non
 
 
 # --- clean-up ----------------------------------------------------------------------------------------
+#: a label dockershim puts on the containers of a Kubernetes pod (they carry the pod's labels,
+#: run id included): the Kubernetes backend owns those, through their namespace
+KUBELET_LABEL = "io.kubernetes.pod.namespace"
+
+
+def kubelet_managed(labels: Mapping[str, str]) -> bool:
+    return KUBELET_LABEL in labels
+
+
 def owned(labels: Mapping[str, str] | None, run_id: str | None) -> bool:
     """Whether ``clean(run_id)`` removes a resource with these labels: it carries ``run_id``
     (or, when None, any run id whose owner session is gone)."""
     labels = labels or {}
-    if LABEL_RUN_ID not in labels:
+    if LABEL_RUN_ID not in labels or kubelet_managed(labels):
         return False
     if run_id is not None:
         return labels[LABEL_RUN_ID] == run_id
@@ -424,7 +433,9 @@ def dead_runs() -> set[str]:
             labelled += [s.attrs.get("Spec", {}).get("Labels") or {} for s in cli.services.list(filters=flt)]
     finally:
         cli.close()
-    return {labels[LABEL_RUN_ID] for labels in labelled if not owner_alive(labels)}
+    return {
+        labels[LABEL_RUN_ID] for labels in labelled if not kubelet_managed(labels) and not owner_alive(labels)
+    }
 
 
 def without_owner(obj: Any) -> Any:
