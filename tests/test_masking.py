@@ -74,3 +74,26 @@ def test_a_masked_value_with_its_hash_is_left_as_it_is():
     # derived environment keys carry "******#<hash>" so that two secrets stay two environments
     text = "deploying alpha[env:DB_PASSWORD=******#1a2b3c] and DB_PASSWORD=s3"
     assert mask_text(text, []) == "deploying alpha[env:DB_PASSWORD=******#1a2b3c] and DB_PASSWORD=******"
+
+
+def test_bannou_test_set_up_secrets_are_masked():
+    """What bannou's .env.test.* files hold (issue 15): JWT secret, passwords, salts, API keys
+    and the MySQL connection string's password."""
+    env = {
+        "AUTH_JWT_SECRET": "ci-edge-test-jwt-secret-key-2025",
+        "ADMIN_PASSWORD": "admin-test-password-2025",
+        "CONNECT_SERVER_SALT": "ci-edge-test-server-salt",
+        "AUTH_STEAM_API_KEY": "test-steam-api-key",
+        "STATE_MYSQL_CONNECTION_STRING": "Server=mysql;Port=3306;Database=bannou;User=guest;Password=pw-9;",
+        "ADMIN_USERNAME": "admin@admin.test.local",
+    }
+    masked = mask_environment(env)
+    assert masked["STATE_MYSQL_CONNECTION_STRING"].endswith(f"Password={MASK};")
+    assert {k for k, v in masked.items() if v == MASK} == set(env) - {
+        "STATE_MYSQL_CONNECTION_STRING",
+        "ADMIN_USERNAME",
+    }
+    assert masked["ADMIN_USERNAME"] == "admin@admin.test.local"
+    found = masking.secret_values(env)
+    text = "login admin with admin-test-password-2025, salt ci-edge-test-server-salt, db pw-9"
+    assert mask_text(text, found) == f"login admin with {MASK}, salt {MASK}, db {MASK}"

@@ -1,8 +1,9 @@
 """Masking of secret environment values wherever the plugin prints or writes an environment.
 
 A key looks secret when one of its ``_``/``-``/``.``-separated words (or its camel-case humps)
-is PASSWORD, PASSWD, PWD, PASS, TOKEN, SECRET, KEY, APIKEY, CREDS or CREDENTIAL(S):
-``MYSQL_ROOT_PASSWORD``, ``authToken``, ``AWS_SECRET_ACCESS_KEY``, ``AUTH_PASS``, ``GIT_CREDS``;
+is PASSWORD, PASSWD, PWD, PASS, TOKEN, SECRET, KEY, APIKEY, CREDS, CREDENTIAL(S) or SALT:
+``MYSQL_ROOT_PASSWORD``, ``authToken``, ``AWS_SECRET_ACCESS_KEY``, ``AUTH_PASS``, ``GIT_CREDS``,
+``CONNECT_SERVER_SALT`` (bannou's session-hashing salt);
 or when a word *ends* with PASSWORD, PASSWD, SECRET, TOKEN, APIKEY, PRIVATEKEY or CREDENTIALS
 (``ADMINPASSWORD``, ``SSH_PRIVATEKEY``). Otherwise whole words only, so ``KEYCLOAK_URL``,
 ``MONKEY`` or ``TOKENIZER_MODE`` stay readable. The values of such keys are replaced by ``MASK``
@@ -29,7 +30,7 @@ from typing import Any
 MASK = "******"
 SECRET_WORDS = frozenset(
     {"PASSWORD", "PASSWD", "PWD", "PASS", "TOKEN", "SECRET", "KEY", "APIKEY", "CREDENTIAL", "CREDENTIALS"}
-    | {"CREDS", "PRIVATEKEY", "PASSPHRASE"}
+    | {"CREDS", "PRIVATEKEY", "PASSPHRASE", "SALT"}
 )
 # a word ending with one of these is secret too (ADMINPASSWORD, SSH_PRIVATEKEY, DBSECRET)
 SECRET_SUFFIXES = (

@@ -69,6 +69,11 @@ def test_test_edge_on_compose(bannou_pytester: BannouPytester, docker_cli) -> No
     assert result.ret == 0, result.stdout.str()
     data = json.loads((report / "results.json").read_text())
     assert "tester::edge-tester::Health Check[test-edge]" in {t["nodeid"] for t in data["tests"]}
+    # the tester container's WebSocket round trip through CONNECT_ENDPOINT (bannou:80/connect)
+    ws = next(
+        t for t in data["tests"] if t["nodeid"] == "tester::edge-tester::WebSocket Connect - Echo[test-edge]"
+    )
+    assert ws["outcome"] == "passed"
 
 
 def test_tester_container_sees_in_network_endpoints(bannou_pytester: BannouPytester, docker_cli) -> None:
