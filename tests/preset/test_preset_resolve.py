@@ -131,7 +131,7 @@ def test_infrastructure_nodes(write):
     assert infra["redis"].image == "redis:7.2" and infra["redis"].version == "7.2"
     assert infra["rabbitmq"].image == "rabbitmq:3.12-management" and infra["rabbitmq"].ports == (5672, 15672)
     assert infra["minio"].image == "minio/minio:latest"
-    assert infra["ingress"].image == "openresty/openresty:alpine" and infra["ingress"].ports == (8080,)
+    assert infra["ingress"].image == "openresty/openresty:1.21.4.2-0-alpine" and infra["ingress"].ports == (8080,)
     assert infra["etcd"].environment == {"X": "1"}
     for node in infra.values():
         assert (node.kind, node.app_id, node.infra_type, node.mesh_enabled) == (
