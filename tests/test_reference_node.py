@@ -208,3 +208,67 @@ def test_startup_line_is_flushed_immediately():
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+# --- the WebSocket at /connect --------------------------------------------------------------
+
+
+def ws_url(node: Running, path: str = "/connect") -> str:
+    return f"ws://127.0.0.1:{node.port}{path}"
+
+
+def test_websocket_at_connect_welcomes_echoes_pongs_and_closes_cleanly(run_node):
+    import json
+
+    from websockets.sync.client import connect
+
+    node = run_node(
+        BANNOU_APP_ID="bannou-edge", BANNOU_SERVICES_ENABLED="false", CONNECT_SERVICE_ENABLED="true"
+    )
+    with connect(ws_url(node), proxy=None, open_timeout=30) as ws:
+        welcome = json.loads(ws.recv(timeout=30))
+        assert welcome["type"] == "welcome" and welcome["service"] == "connect"
+        assert welcome["appId"] == "bannou-edge" and welcome["services"] == [*INFRA, "connect"]
+        ws.send("héllo")
+        assert ws.recv(timeout=30) == "héllo"
+        ws.send(b"\x00\xff\x10")
+        assert ws.recv(timeout=30) == b"\x00\xff\x10"
+        ws.send(["frag", "mented"])  # one message in three frames comes back whole
+        assert ws.recv(timeout=30) == "fragmented"
+        assert ws.ping(b"p").wait(30)
+    assert ws.close_code == 1000
+    # plain HTTP on the same path still answers like any enabled service (the testers' routing check)
+    assert httpx.post(node.url + "/connect/ping", json={}).json()["service"] == "connect"
+    node.proc.send_signal(signal.SIGTERM)
+    rest = node.proc.stdout.read()
+    assert re.search(r"GET /connect 101 \S+ms websocket closed \(code 1000\), 3 message\(s\) echoed", rest)
+
+
+def test_websocket_upgrade_refused_where_connect_is_not_enabled(run_node):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    node = run_node(BANNOU_SERVICES_ENABLED="false", AUTH_SERVICE_ENABLED="true")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(node), proxy=None, open_timeout=30)
+    assert refused.value.response.status_code == 404
+    assert b"service 'connect' is not enabled" in refused.value.response.body
+    # an upgrade on another path of an enabled service is an ordinary request, not a WebSocket
+    with pytest.raises(InvalidStatus) as other:
+        connect(ws_url(node, "/auth/socket"), proxy=None, open_timeout=30)
+    assert other.value.response.status_code == 200
+
+
+def test_invalid_websocket_handshake_is_a_400_and_the_node_keeps_serving(run_node):
+    import socket
+
+    node = run_node(BANNOU_SERVICES_ENABLED="false", CONNECT_SERVICE_ENABLED="true")
+    with socket.create_connection(("127.0.0.1", node.port), timeout=30) as sock:
+        # Upgrade and Connection, but no Sec-WebSocket-Key / Version: not a valid RFC 6455 handshake
+        sock.sendall(b"GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"Sec-WebSocket-Key" in answer
+    assert httpx.get(node.url + "/health").status_code == 200

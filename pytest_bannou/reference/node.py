@@ -7,6 +7,8 @@ everything can be deployed and tested without bannou's own images:
   0 picks a free port, printed in the startup line);
 - ``GET /health`` -> 200 ``{status, appId, services, node, pid, uptime}``;
 - ``GET|POST /{service}/...`` -> 200 echo for enabled services, JSON 404 for the others;
+- a WebSocket at ``/connect`` when ``connect`` is enabled (welcome message, echo, ping/pong,
+  clean close: see ``reference.websocket``); an upgrade elsewhere is an ordinary request;
 - service enablement read the way bannou's plugin loader reads it (see ``enabled_services``);
 - ``BANNOU_REFERENCE_STARTUP_DELAY`` (seconds from process start until it binds) and
   ``BANNOU_REFERENCE_EXIT_CODE`` (exit with that code after the delay) for readiness tests;
@@ -33,6 +35,8 @@ from urllib.parse import urlsplit
 from ..topology.contract import ALWAYS_ON_LAYER, DEFAULT_APP_ID, LAYERS, UNLISTED_LAYER
 
 DEFAULT_PORT = 80
+CONNECT_SERVICE = "connect"
+CONNECT_PATH = "/connect"
 
 
 def env_key(service: str) -> str:
@@ -45,6 +49,12 @@ def _flag(value: str | None) -> bool | None:
     if value is None or not value.strip():
         return None
     return value.strip().lower() == "true"
+
+
+def is_upgrade(upgrade: str | None, connection: str | None) -> bool:
+    """Whether a request asks for a WebSocket (``Upgrade: websocket``, ``Connection: upgrade``)."""
+    tokens = {t.strip().lower() for t in (connection or "").split(",")}
+    return (upgrade or "").strip().lower() == "websocket" and "upgrade" in tokens
 
 
 def layer_of(service: str) -> str:
@@ -133,6 +143,11 @@ class NodeApp:
             return self.health()
         return self.service_request(parts[0], request)
 
+    def serves_websocket(self, path: str) -> bool:
+        """``/connect`` is a WebSocket where the ``connect`` service runs (else a JSON 404, or
+        whatever the forwarder answers, like any request for a service not hosted here)."""
+        return path.rstrip("/") == CONNECT_PATH and CONNECT_SERVICE in self.services
+
     def index(self) -> Response:
         return Response(200, {"appId": self.app_id, "services": self.services, "health": "/health"})
 
@@ -207,6 +222,11 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         url = urlsplit(self.path)
+        if self.app.serves_websocket(url.path) and is_upgrade(
+            self.headers.get("Upgrade"), self.headers.get("Connection")
+        ):
+            self._websocket(url.path, started)
+            return
         request = Request(self.command, url.path, url.query, self._read_body(), dict(self.headers.items()))
         response = self.app.handle(request)
         payload = json.dumps(response.body).encode()
@@ -217,6 +237,19 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
         ms = (time.monotonic() - started) * 1000
         log(f"{self.command} {url.path} {response.status} {ms:.1f}ms")
+
+    def _websocket(self, path: str, started: float) -> None:
+        """Hand the connection to ``reference.websocket`` (imported on the first upgrade only)."""
+        from . import websocket
+
+        self.close_connection = True  # the socket is the WebSocket's until it closes
+        head = websocket.raw_request(self.requestline, self.headers.items())
+        greeting = websocket.welcome(self.app.app_id, self.app.node, self.app.services)
+        log(f"{self.command} {path} upgrade")
+        shut = websocket.shutdown_writer(self.connection)
+        session = websocket.serve(head, greeting, self.rfile, self.wfile, shut)
+        ms = (time.monotonic() - started) * 1000
+        log(f"{self.command} {path} {session.status} {ms:.1f}ms {session.describe()}")
 
     def _read_body(self) -> object:
         length = int(self.headers.get("Content-Length") or 0)

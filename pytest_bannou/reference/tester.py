@@ -9,10 +9,14 @@ format (see testers-format.md) so the same parsers read both.
 Checks (HTTP, with httpx): ``/health`` answers; every service ``/health`` lists answers 200 on
 ``POST /{service}/ping``; a known service the node does not list is not served by this node;
 each service in ``BANNOU_EXPECT_SERVICES`` (comma list) answers, from whichever app id routes it
-(split routing).
+(split routing). edge-tester adds a WebSocket round trip through ``CONNECT_ENDPOINT`` (with
+``websockets``): the upgrade, the node's welcome message, a text and a binary echo, ping/pong and
+a clean close, each step within ``WS_DEADLINE_S``.
 
 Endpoint: ``BANNOU_HTTP_ENDPOINT`` (http-tester, default ``http://localhost:5012``);
-``OPENRESTY_HOST``/``OPENRESTY_PORT`` or ``CONNECT_ENDPOINT`` (edge-tester). Readiness wait:
+``OPENRESTY_HOST``/``OPENRESTY_PORT`` or ``CONNECT_ENDPOINT`` (edge-tester; its WebSocket goes
+to ``CONNECT_ENDPOINT``, bannou's ``host:port/connect`` or a ``ws://``/``wss://`` URL, else to
+``/connect`` on the HTTP endpoint). Readiness wait:
 ``BANNOU_TESTER_WAIT`` seconds (default 60). Like upstream, without ``DAEMON_MODE=true`` or
 ``--daemon`` it shows an interactive menu and waits on stdin.
 
@@ -29,13 +33,17 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from .ws_check import WebSocketFailure, round_trip
 
 FORMATS = ("http-tester", "edge-tester")
 DEFAULT_WAIT_S = 60.0
 REQUEST_TIMEOUT_S = 5.0
+WS_DEADLINE_S = 15.0  # the whole WebSocket case: upgrade, welcome, echoes, ping, close
+WEBSOCKET_CASE = "WebSocket Connect - Echo"
 CRASH_EXIT = 139
 SEPARATOR = "━" * 68
 
@@ -73,6 +81,7 @@ class Suite:
     base: str
     health: dict = field(default_factory=dict)
     app_id: str = ""
+    connect_url: str = ""  # the WebSocket the edge-tester opens (``connect_endpoint``)
 
     def request(self, method: str, path: str) -> httpx.Response:
         try:
@@ -98,7 +107,21 @@ class Suite:
         for s in expected:
             name = f"Expected Service - {s}" if edge else f"Expected.{s}"
             out.append((name, lambda s=s: self.check_served(s, local=False, edge=edge)))
+        if edge:
+            out.append((WEBSOCKET_CASE, self.check_websocket))
         return out
+
+    def check_websocket(self) -> Outcome:
+        """The edge path: upgrade at ``connect_url``, welcome, echo, ping, close."""
+        lines: list[str] = []
+        try:
+            greeting = round_trip(self.connect_url, WS_DEADLINE_S, lambda line: lines.append(f"   {line}"))
+        except WebSocketFailure as exc:
+            return Outcome("failed", f"WebSocket {self.connect_url}: {exc}", lines)
+        except OSError as exc:  # refused or reset: the front stopped answering
+            raise Crash(f"{type(exc).__name__}: WebSocket {self.connect_url}: {exc}") from exc
+        who = greeting.get("appId", "?")
+        return Outcome("passed", f"WebSocket round trip through {self.connect_url} (app id {who})", lines)
 
     def check_health(self) -> Outcome:
         r = self.request("GET", "/health")
@@ -170,6 +193,16 @@ def endpoint(fmt: str, env: Mapping[str, str]) -> str:
         scheme = "https" if parts.scheme in ("wss", "https") else "http"
         return f"{scheme}://{parts.netloc}"
     return env.get("BANNOU_HTTP_ENDPOINT", "http://localhost:80").rstrip("/")
+
+
+def connect_endpoint(env: Mapping[str, str], base: str) -> str:
+    """The WebSocket URL: ``CONNECT_ENDPOINT`` (bannou's ``host:port/connect``, or with a
+    ``ws``/``wss``/``http``/``https`` scheme), else ``/connect`` on the HTTP endpoint ``base``."""
+    raw = (env.get("CONNECT_ENDPOINT") or "").strip()
+    parts = urlsplit(raw if "://" in raw else f"ws://{raw}") if raw else urlsplit(base)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path if raw and parts.path not in ("", "/") else "/connect"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
 def wait_ready(client: httpx.Client, base: str, wait_s: float) -> str | None:
@@ -338,7 +371,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 say(f"❌ bannou at {base} did not answer /health within {wait_s:g}s ({error})")
                 return 1
             say(f"✅ bannou at {base} is healthy")
-            suite = Suite(client, base)
+            suite = Suite(client, base, connect_url=connect_endpoint(env, base))
             return run_http(suite, env) if args.format == "http-tester" else run_edge(suite, env)
 
     if not daemon:

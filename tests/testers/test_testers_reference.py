@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
+from pytest_bannou.reference.tester import WEBSOCKET_CASE
 from pytest_bannou.testers import get_parser, runner
 from pytest_bannou.testers.edge_tester import not_run_name
 from pytest_bannou.testers.http_tester import not_started_name
@@ -95,6 +96,7 @@ def test_edge_format_stops_before_its_summary_on_service_error(start_server, tmp
         ("Service Routing - account", "failed"),
         (INCOMPLETE_CASE, "error"),
         (not_run_name(1), "not_run"),
+        (not_run_name(2), "not_run"),  # the unlisted-service check, then the WebSocket case
     ]
 
 
@@ -103,10 +105,11 @@ def test_edge_format_unclear_result(start_server, tmp_path: Path):
     run = runner.run_tester(
         make_spec("edge-tester"), environment=runner.tester_environment(server.url), workdir=tmp_path
     )
-    assert run.exit_code == 0 and run.ok
     assert run.case("Service Routing - auth").outcome == "unclear"
     assert "non-JSON" in run.case("Service Routing - auth").output
     assert run.unclear == 2 and any("unclear" in w for w in run.warnings)
+    # this server speaks no WebSocket: the edge case fails, and with it the run
+    assert run.case(WEBSOCKET_CASE).outcome == "failed" and run.exit_code == 1
 
 
 def test_node_not_answering_is_a_setup_failure(tmp_path: Path):
