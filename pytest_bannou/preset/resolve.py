@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from ..errors import Location, PresetError, Problem
 from ..topology import contract as registry
 from ..topology.contract import INFRA_PORTS, layer_env_name, service_env_name
+from ..topology.ingress import UPSTREAM_ENV, ingress_target, is_ingress
 from ..topology.model import (
     DEFAULT_APP_ID,
     HTTP_PORT_IN_CONTAINER,
@@ -19,6 +21,8 @@ from ..topology.model import (
 from .schema import HealthcheckSpec, InfraSpec, NodeSpec, PresetSpec, ResourceLimits
 
 BANNOU_IMAGE = "bannou:latest"
+#: bannou's edge set-up pins this OpenResty (provisioning/docker-compose.ingress.yml)
+INGRESS_IMAGE_VERSION = "1.21.4.2-0-alpine"
 
 
 def infra_image(kind: str, spec: InfraSpec) -> str | None:
@@ -31,7 +35,7 @@ def infra_image(kind: str, spec: InfraSpec) -> str | None:
         "rabbitmq": f"rabbitmq:{v or '3.12-management'}",
         "mysql": f"mysql:{v or '8.0'}",
         "minio": "minio/minio:latest",
-        "ingress": "openresty/openresty:alpine",
+        "ingress": f"openresty/openresty:{v or INGRESS_IMAGE_VERSION}",
     }.get(kind)
 
 
@@ -90,6 +94,8 @@ def _infra_nodes(preset: PresetSpec) -> list[Node]:
             continue
         ports = tuple(spec.ports) if spec.ports else INFRA_PORTS.get(name, ())
         default_health = HealthCheck(kind="tcp", target=ports[0]) if ports else None
+        if name == "ingress" and ports:  # answers /health itself, as bannou's OpenResty does
+            default_health = HealthCheck(kind="http", target="/health")
         # command None lets each backend start the service its own way (local: a binary; docker: the image)
         command = tuple(spec.command) if spec.command is not None else None
         nodes.append(
@@ -124,7 +130,8 @@ def resolve(
     source = str(getattr(preset, "source", None) or "")
     _check_replicas(preset, nodes_spec, replicas or {}, source)
     infra = _infra_nodes(preset)
-    infra_names = tuple(n.name for n in infra)
+    # the ingress starts after the node it proxies to (``_front``), not before every node
+    infra_names = tuple(n.name for n in infra if not is_ingress(n))
     preset_env = dict(preset.environment or {})
     mappings: dict[str, str] = {}
     nodes: list[Node] = []
@@ -170,7 +177,7 @@ def resolve(
         )
         for t in preset.testers or ()
     )
-    return Topology(
+    topology = Topology(
         preset=preset.name,
         nodes=(*infra, *nodes),
         mappings=mappings,
@@ -180,6 +187,25 @@ def resolve(
         required_backends=tuple(dict.fromkeys(registry.canonical(b) for b in preset.required_backends or ())),
         source=source,
     )
+    return _front(topology)
+
+
+def _front(topology: Topology) -> Topology:
+    """The ingress depends on the bannou node it proxies to (``ingress_target``) and names it in
+    ``BANNOU_INGRESS_UPSTREAM`` (``node:port``, unless the preset sets it), as bannou's
+    configuration names ``bannou:80``."""
+    target = ingress_target(topology)
+    if target is None or not any(is_ingress(n) for n in topology.nodes):
+        return topology
+    nodes = []
+    for n in topology.nodes:
+        if is_ingress(n):
+            env = {UPSTREAM_ENV: f"{target.name}:{target.http_port or HTTP_PORT_IN_CONTAINER}"}
+            env.update(n.environment)
+            deps = n.depends_on if target.name in n.depends_on else (*n.depends_on, target.name)
+            n = replace(n, environment=env, depends_on=deps)
+        nodes.append(n)
+    return topology.with_nodes(nodes)
 
 
 def _check_replicas(

@@ -131,7 +131,8 @@ def test_infrastructure_nodes(write):
     assert infra["redis"].image == "redis:7.2" and infra["redis"].version == "7.2"
     assert infra["rabbitmq"].image == "rabbitmq:3.12-management" and infra["rabbitmq"].ports == (5672, 15672)
     assert infra["minio"].image == "minio/minio:latest"
-    assert infra["ingress"].image == "openresty/openresty:alpine" and infra["ingress"].ports == (8080,)
+    assert infra["ingress"].image == "openresty/openresty:1.21.4.2-0-alpine"
+    assert infra["ingress"].ports == (8080,)
     assert infra["etcd"].environment == {"X": "1"}
     for node in infra.values():
         assert (node.kind, node.app_id, node.infra_type, node.mesh_enabled) == (
@@ -140,8 +141,12 @@ def test_infrastructure_nodes(write):
             node.name,
             False,
         )
-        assert node.healthcheck == HealthCheck(kind="tcp", target=node.ports[0])
-    assert t.node("n").depends_on == ("redis", "rabbitmq", "minio", "ingress", "etcd")
+        if node.name != "ingress":  # the ingress answers /health itself
+            assert node.healthcheck == HealthCheck(kind="tcp", target=node.ports[0])
+    assert infra["ingress"].healthcheck == HealthCheck(kind="http", target="/health")
+    # the ingress starts after the node it fronts (the main node n), not before it
+    assert t.node("n").depends_on == ("redis", "rabbitmq", "minio", "etcd")
+    assert infra["ingress"].depends_on == ("n",)
     assert t.node("m").depends_on == ("redis",)
 
 

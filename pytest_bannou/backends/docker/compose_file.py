@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ...errors import DeployError
+from ...topology.ingress import is_ingress
 from ...topology.model import Node, Topology
 from ..base import BackendOptions, ReplicaStatus
 from . import engine as _docker
@@ -126,7 +127,19 @@ def render(
     }
     if volumes:
         doc["volumes"] = volumes
+    add_edge_network(doc, topology, vol_labels)
     return doc
+
+
+def add_edge_network(doc: dict[str, Any], topology: Topology, labels: Mapping[str, str]) -> None:
+    """bannou's edge set-up: the ingress on the environment's network and on ``external``, where
+    clients (image testers) are; nothing else is on ``external``."""
+    fronts = [service_name(n.name) for n in topology.nodes if is_ingress(n)]
+    if not fronts:
+        return
+    doc["networks"][_docker.EDGE_NETWORK] = {"labels": {**labels, _docker.LABEL_EDGE_NETWORK: "true"}}
+    for name in fronts:
+        doc["services"][name]["networks"] = ["default", _docker.EDGE_NETWORK]
 
 
 def service_name(node: str) -> str:

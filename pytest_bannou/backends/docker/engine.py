@@ -48,6 +48,10 @@ LABEL_BACKEND = f"{LABEL_PREFIX}.backend"
 LABEL_HOST_MOUNTS = f"{LABEL_PREFIX}.host-mounts"
 LABEL_TMPFS = f"{LABEL_PREFIX}.tmpfs"
 LABEL_IMAGE_FINGERPRINT = f"{LABEL_PREFIX}.fingerprint"
+# the client-facing network of a preset with an ingress (bannou's ``external``): the ingress is on
+# it and on the environment's network, image testers only on it (``testers``)
+EDGE_NETWORK = "external"
+LABEL_EDGE_NETWORK = f"{LABEL_PREFIX}.edge-network"
 
 START_ENGINE_HINT = (
     "start dockerd: apt-get install docker.io && dockerd & (or point DOCKER_HOST at a running engine)"
@@ -62,6 +66,7 @@ INFRA_IMAGES: dict[str, tuple[str, str]] = {
     "mariadb": ("mariadb:{v}", "11"),
     "postgres": ("postgres:{v}", "16"),
     "minio": ("minio/minio:{v}", "latest"),
+    "ingress": ("openresty/openresty:{v}", "1.21.4.2-0-alpine"),  # bannou's pin (preset.resolve)
 }
 DEFAULT_BANNOU_IMAGE = "bannou:latest"
 

@@ -115,7 +115,18 @@ def specs() -> list[ImageSpec]:
             rabbit_tmpfs,
             requires="rabbitmq-server",
         ),
+        ingress_spec(python, node_env),
     ]
+
+
+INGRESS_TAG = "openresty/openresty:1.21.4.2-0-alpine"  # what presets name (preset.resolve)
+
+
+def ingress_spec(python: str, env: dict[str, str]) -> ImageSpec:
+    """The ingress stand-in: the host's nginx/openresty behind a small entrypoint that writes the
+    configuration from the container's environment (``backends.ingress``)."""
+    binary = "openresty" if shutil.which("openresty") else "nginx"
+    return ImageSpec(INGRESS_TAG, (python, "-m", "pytest_bannou.backends.ingress"), env, requires=binary)
 
 
 def mounts_for(spec: ImageSpec) -> list[str]:

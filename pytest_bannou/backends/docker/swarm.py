@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from ...errors import DeployError, NodeNotReady
 from ...topology.diff import Transition
+from ...topology.ingress import is_ingress
 from ...topology.model import Node, Topology
 from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
@@ -122,10 +123,24 @@ class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         assert self.topology is not None and self.prefix is not None and self.network is not None
         spec = service_spec(
             node, self.topology, self.options, self._images, self.prefix, self.network,
-            self._service_name(node.name), self.name,
+            self._service_name(node.name), self.name, self._edge_network(node),
         )  # fmt: skip
         sid = self.cli.api.create_service(**spec)["ID"]
         self._services[node.name] = sid
+
+    def _edge_network(self, node: Node) -> str | None:
+        """The ``external`` overlay of bannou's edge set-up, created with the first ingress."""
+        if not is_ingress(node):
+            return None
+        assert self.prefix is not None
+        name = f"{self.prefix}-{_docker.EDGE_NETWORK}"
+        if not self.cli.api.networks(names=[name]):
+            labels = {
+                **_docker.resource_labels(self.options, self.topology, self.name),
+                _docker.LABEL_EDGE_NETWORK: "true",
+            }
+            self.cli.api.create_network(name, driver="overlay", attachable=True, labels=labels)
+        return name
 
     # lifecycle
     def deploy(self, topology: Topology, deadline: float) -> None:
@@ -228,10 +243,12 @@ class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
                     self.cli.api.remove_container(c["Id"], force=True, v=True)
             time.sleep(0.05)
         problems: list[str] = []
-        if self.network:
-            problem = _docker.remove_network(self.cli, self.network)
+        for net in (self.network, f"{self.prefix}-{_docker.EDGE_NETWORK}") if self.network else ():
+            if net != self.network and not self.cli.api.networks(names=[net]):
+                continue
+            problem = _docker.remove_network(self.cli, net)
             if problem:
-                problems.append(f"network {self.network} ({problem})")
+                problems.append(f"network {net} ({problem})")
         for vol in (self.cli.api.volumes(filters=flt) or {}).get("Volumes") or []:
             if vol["Name"].startswith(self.prefix + "-"):
                 problem = _docker.remove_volume(self.cli, vol["Name"])

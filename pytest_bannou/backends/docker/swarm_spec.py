@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import DeployError
+from ...topology.ingress import is_ingress
 from ...topology.model import Node, Topology
 from ..base import BackendOptions
 from . import engine as _docker
@@ -63,6 +64,18 @@ def render_stack(
     }
     if volumes:
         doc["volumes"] = volumes
+    fronts = [_docker.sanitize(n.name) for n in topology.nodes if is_ingress(n)]
+    if fronts:  # bannou's edge set-up, as compose_file.add_edge_network
+        edge_labels = {**labels, _docker.LABEL_EDGE_NETWORK: "true"}
+        doc["networks"][_docker.EDGE_NETWORK] = {
+            "driver": "overlay",
+            "attachable": True,
+            "labels": edge_labels,
+        }
+        for name in fronts:
+            services[name]["networks"][_docker.EDGE_NETWORK] = {
+                "aliases": [services[name]["networks"]["default"]["aliases"][0]]
+            }
     return doc
 
 
@@ -75,9 +88,11 @@ def service_spec(
     network: str,
     name: str,
     backend: str = "swarm",
+    edge_network: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of ``create_service`` for ``node``: service ``name`` on overlay
-    ``network``, named volumes under ``prefix``, every object labelled with the run id."""
+    ``network`` (an ingress also on ``edge_network``), named volumes under ``prefix``, every
+    object labelled with the run id."""
     image = _docker.image_for(node)
     info = images.get(image)
     labels = _docker.resource_labels(options, topology, backend, node.name)
@@ -126,6 +141,8 @@ def service_spec(
         "RestartPolicy": {"Condition": "on-failure", "Delay": NS, "MaxAttempts": 3},
         "Networks": [{"Target": network, "Aliases": [node.name]}],
     }
+    if edge_network and is_ingress(node):
+        task["Networks"].append({"Target": edge_network, "Aliases": [node.name]})
     if node.resources:
         r = node.resources
         res: dict[str, Any] = {}

@@ -3,7 +3,9 @@
 
 The tester joins the network of the target node's container and reaches every node by its
 in-network name (the alias its container answers to) and container port, exactly as bannou's own
-tester images do in bannou's compose files. Its image is the tester's, or ``bannou:latest`` when
+tester images do in bannou's compose files. When the environment has an ingress on an external
+network (``compose_file.add_edge_network``), the tester joins only that network, as bannou's
+edge-tester does: it reaches the ingress, not the nodes. Its image is the tester's, or ``bannou:latest`` when
 the tester only has a command (the locally built image that mounts the host's programs, so the
 reference tester runs in it). The container carries the run-id labels (``bannou-env clean``
 removes a leftover), stdin is closed, and at its deadline it is killed and the run reported as
@@ -58,6 +60,29 @@ def node_address(cli: docker.DockerClient, run_id: str, node: str) -> tuple[str,
     return None
 
 
+def edge_address(cli: docker.DockerClient, run_id: str, network: str) -> tuple[str, str, str] | None:
+    """(edge network, the ingress's alias on it, its node name) when the environment on
+    ``network`` has an ingress with an external network (bannou's edge set-up: the tester is a
+    client outside, reaching the ingress and not the nodes); None otherwise."""
+    flt = {"label": [f"{LABEL_RUN_ID}={run_id}", f"{_docker.LABEL_EDGE_NETWORK}=true"]}
+    edges = {n["Name"] for n in cli.api.networks(filters=flt)}
+    if not edges:
+        return None
+    running = {"label": [f"{LABEL_RUN_ID}={run_id}"], "status": "running"}
+    for c in cli.api.containers(filters=running):
+        networks = (c.get("NetworkSettings") or {}).get("Networks") or {}
+        edge = next((n for n in networks if n in edges), None)
+        if edge is None or network not in networks:
+            continue
+        node = (c.get("Labels") or {}).get(LABEL_NODE, "")
+        info = cli.api.inspect_container(c["Id"])["NetworkSettings"]["Networks"].get(edge) or {}
+        aliases = [a for a in info.get("Aliases") or [] if a]
+        # compose lists its service name; swarm may list only the task id, yet answers the
+        # alias its spec gives (the node name)
+        return edge, next((a for a in (node, _docker.sanitize(node)) if a in aliases), node), node
+    return None
+
+
 def run_tester_container(
     tester: TesterContainer, client: Callable[[], docker.DockerClient] = _docker.client
 ) -> TesterContainerOutcome:
@@ -86,14 +111,18 @@ def run_tester_container(
                 f"tester {tester.name!r}: no running container of node {tester.target!r} in "
                 f"{tester.env_key} (run id {tester.run_id}) to attach to; check `target:` of the tester"
             )
+        edge = edge_address(cli, tester.run_id, found[0])
 
         def address(node: str, port: int | None) -> tuple[str, int]:
+            if edge is not None and node == edge[2]:
+                return edge[1], int(port or 80)
             where = found if node == tester.target else node_address(cli, tester.run_id, node)
             alias = where[1] if where else _docker.sanitize(node)
             return alias, int(port or 80)
 
         environment = dict(tester.environment(address))
-        return _run(cli, tester, image, argv, environment, info, found[0])
+        network = edge[0] if edge is not None else found[0]
+        return _run(cli, tester, image, argv, environment, info, network)
     finally:
         cli.close()
 

@@ -31,10 +31,11 @@ from pathlib import Path
 
 from ...errors import DeployError, NodeNotReady
 from ...topology.diff import Action, Transition, diff
+from ...topology.ingress import UPSTREAM_ENV, ingress_target, is_ingress, split_upstream
 from ...topology.model import Node, Topology
 from ..base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import processes, state
-from .infrastructure import INSTALL_HINT, WITH_EPMD, check_runnable, infra_command
+from .infrastructure import INSTALL_HINT, WITH_EPMD, check_runnable, infra_command, ingress_command
 from .ports import free_port, release
 from .processes import HOST, KILL_WAIT, RUN_ID_ENV, SESSION_ENV
 from .processes import Replica as _Replica
@@ -326,7 +327,11 @@ class LocalBackend(Backend):
         env = dict(os.environ)
         env.update(node.environment)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        if node.kind == "infrastructure" and node.command is None:
+        if is_ingress(node) and node.command is None:
+            upstreams = self._ingress_upstreams(node)
+            argv, infra_env = ingress_command(node, ports, self.rundir, upstreams, self._preset())
+            env.update(infra_env)
+        elif node.kind == "infrastructure" and node.command is None:
             argv, infra_env = infra_command(node, ports, self.rundir, self._preset())
             env.update(infra_env)
         else:
@@ -344,6 +349,26 @@ class LocalBackend(Backend):
         env["PYTEST_BANNOU_NODE"] = node.name
         log_path = self.rundir / f"{node.name}-{index}.log"
         return _Replica(node.name, index, argv, env, ports, log_path)
+
+    def _ingress_upstreams(self, node: Node) -> list[str]:
+        """``127.0.0.1:PORT`` of every replica of the node the ingress fronts: the node named in
+        its ``BANNOU_INGRESS_UPSTREAM`` (with that container port), else ``ingress_target``."""
+        name, port = "", None
+        if node.environment.get(UPSTREAM_ENV):
+            name, port = split_upstream(node.environment[UPSTREAM_ENV])
+        target = self._nodes.get(name)
+        if target is None:
+            running = Topology(preset=self._preset(), nodes=tuple(self._nodes.values()))
+            target = ingress_target(self.topology or running) or ingress_target(running)
+            port = None
+        if target is None or not self._replicas.get(target.name):
+            raise DeployError(
+                f"local backend: preset {self._preset()!r}: ingress {node.name!r} has no bannou node to "
+                f"proxy to ({UPSTREAM_ENV}={node.environment.get(UPSTREAM_ENV, '')!r}); start it after "
+                "the node (dependsOn) or name a running node there"
+            )
+        wanted = port if port in target.ports else target.http_port
+        return [f"{HOST}:{r.ports[wanted]}" for r in self._replicas[target.name] if wanted in r.ports]
 
     def _spawn(self, node: Node, r: _Replica) -> None:
         self.rundir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Infrastructure nodes as local processes: Redis and RabbitMQ from their server binaries.
+"""Infrastructure nodes as local processes: Redis and RabbitMQ from their server binaries, the
+ingress from the host's nginx/openresty (``ingress_command``).
 
 Other kinds (MySQL, MinIO, ...) need a Docker backend; the error says so before anything starts.
 """
@@ -8,11 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import BackendUnavailable
+from ...topology.ingress import is_ingress
 from ...topology.model import Node
+from .. import ingress
 from .ports import free_port
 from .processes import HOST
 
@@ -26,6 +29,7 @@ WITH_EPMD = (
 INSTALL_HINT = {
     "redis": "apt-get install redis-server, or brew install redis",
     "rabbitmq": "apt-get install rabbitmq-server, or brew install rabbitmq",
+    "ingress": ingress.INSTALL_HINT,
 }
 
 
@@ -78,4 +82,32 @@ def infra_command(
 def check_runnable(node: Node, rundir: Path, preset: str) -> None:
     """Fail before starting anything when an infrastructure node cannot run here."""
     if node.kind == "infrastructure" and node.command is None:
+        if is_ingress(node):
+            ingress_binary(node, preset)
+            return
         infra_command(node, {p: 0 for p in node.ports}, rundir, preset)
+
+
+def ingress_binary(node: Node, preset: str) -> str:
+    """The host's openresty or nginx, or the ``BackendUnavailable`` saying what to install."""
+    binary = ingress.nginx_binary()
+    if binary is None:
+        raise BackendUnavailable(
+            f"local backend: preset {preset!r}: infrastructure node {node.name!r} (ingress) needs "
+            f"nginx or openresty on this host: install it ({ingress.INSTALL_HINT}) or run it with a "
+            "Docker backend (--bannou-backend compose)"
+        )
+    return binary
+
+
+def ingress_command(
+    node: Node, ports: Mapping[int, int], rundir: Path, upstreams: Sequence[str], preset: str
+) -> tuple[list[str], dict[str, str]]:
+    """nginx on 127.0.0.1 at the node's (first) port, proxying to ``upstreams`` (``host:port``
+    of the bannou node's replicas); its configuration, pid file, temporary files and access log
+    in ``<rundir>/<node>-ingress`` (0700), nothing outside it."""
+    binary = ingress_binary(node, preset)
+    port = next(iter(ports.values()), 0)
+    prefix = rundir / f"{node.name}-ingress"
+    conf = ingress.write_config(prefix, f"{HOST}:{port}", upstreams)
+    return ingress.nginx_argv(binary, prefix, conf), {}

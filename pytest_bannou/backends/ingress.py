@@ -1,0 +1,130 @@
+"""The ingress from the host's nginx (or openresty): finding the binary, writing its
+configuration (``topology.ingress``) into a private prefix, and the entrypoint of the ingress
+stand-in image (``python -m pytest_bannou.backends.ingress``).
+
+Engine-free: the local backend calls ``write_config``/``nginx_argv`` with its run directory; the
+stand-in image (``backends.docker.images``) runs ``main``, which reads the container's
+environment (``BANNOU_INGRESS_UPSTREAM``, default ``bannou:80`` as in bannou's own configuration;
+``BANNOU_INGRESS_PORT``, default 80), writes the configuration under ``/tmp`` and becomes nginx.
+In a container the upstream's name is resolved at request time through the container's DNS
+server (Docker's, or the cluster's with the first search domain appended), so the ingress does not
+depend on the start order and follows a recreated node.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..topology.ingress import DEFAULT_UPSTREAM, UPSTREAM_ENV, NginxPaths, nginx_conf, split_upstream
+
+PORT_ENV = "BANNOU_INGRESS_PORT"
+PREFIX_ENV = "BANNOU_INGRESS_PREFIX"
+CONTAINER_PREFIX = "/tmp/bannou-ingress"
+BINARIES = ("openresty", "nginx")  # openresty first, as bannou runs it
+INSTALL_HINT = "apt-get install nginx (or openresty), or brew install nginx"
+
+
+def nginx_binary() -> str | None:
+    """openresty when installed, else nginx (PATH, then the usual sbin directories)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/openresty/bin", "/usr/sbin", "/sbin"])
+    for name in BINARIES:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    return None
+
+
+def worker_user() -> str | None:
+    """``user group`` for the workers when running as root (nginx's default ``nobody`` lacks
+    access to a 0700 prefix); None otherwise (the directive only matters to root)."""
+    if os.geteuid() != 0:
+        return None
+    return f"root {grp.getgrgid(0).gr_name}"
+
+
+def write_config(prefix: Path, listen: str, upstreams: Sequence[str], *, resolver: str | None = None) -> Path:
+    """Write ``nginx.conf`` into ``prefix`` (0700, the file 0600) and return its path."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    os.chmod(prefix, 0o700)
+    conf = prefix / "nginx.conf"
+    text = nginx_conf(listen, upstreams, NginxPaths(str(prefix)), resolver=resolver, user=worker_user())
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(conf, 0o600)
+    return conf
+
+
+def nginx_argv(binary: str, prefix: Path, conf: Path) -> list[str]:
+    """nginx in the foreground on ``conf``, its prefix ``prefix``, early errors on stderr."""
+    return [binary, "-p", str(prefix), "-c", str(conf), "-e", "stderr"]
+
+
+def dns_resolver(resolv_conf: str) -> tuple[str | None, list[str]]:
+    """The first ``nameserver`` and the ``search`` domains of a resolv.conf text."""
+    server: str | None = None
+    search: list[str] = []
+    for line in resolv_conf.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver" and server is None:
+            server = f"[{parts[1]}]" if ":" in parts[1] else parts[1]
+        elif parts and parts[0] in ("search", "domain"):
+            search = parts[1:]
+    return server, search
+
+
+def lazy_upstream(upstream: str, resolv_conf: str) -> tuple[str, str | None]:
+    """The upstream to write and the resolver to use: nginx's resolver applies no search domains,
+    so a bare name gets the first one (Kubernetes: ``NAMESPACE.svc.cluster.local``); Docker's
+    embedded DNS (127.0.0.11) answers bare service names itself."""
+    server, search = dns_resolver(resolv_conf)
+    host, port = split_upstream(upstream)
+    if server is None or _is_address(host):
+        return f"{host}:{port}", None
+    if "." not in host and search and server != "127.0.0.11":
+        host = f"{host}.{search[0]}"
+    return f"{host}:{port}", server
+
+
+def _is_address(host: str) -> bool:
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+def container_config(env: Mapping[str, str], resolv_conf: str) -> tuple[Path, list[str]]:
+    """Write the container's configuration from its environment; its nginx argv."""
+    binary = nginx_binary()
+    if binary is None:
+        raise SystemExit(f"bannou ingress: no nginx or openresty found; {INSTALL_HINT}")
+    upstream = env.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
+    try:
+        split_upstream(upstream)
+        port = int(env.get(PORT_ENV) or 80)
+    except ValueError:
+        raise SystemExit(
+            f"bannou ingress: {UPSTREAM_ENV}={upstream!r} or {PORT_ENV}={env.get(PORT_ENV)!r} is not "
+            "HOST:PORT / a port number"
+        ) from None
+    target, resolver = lazy_upstream(upstream, resolv_conf)
+    prefix = Path(env.get(PREFIX_ENV) or CONTAINER_PREFIX)
+    conf = write_config(prefix, str(port), [target], resolver=resolver)
+    return conf, nginx_argv(binary, prefix, conf)
+
+
+def main() -> None:  # pragma: no cover - exec
+    try:
+        resolv = Path("/etc/resolv.conf").read_text(encoding="utf-8")
+    except OSError:
+        resolv = ""
+    conf, argv = container_config(os.environ, resolv)
+    print(f"bannou ingress: {conf} -> {os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM}", flush=True)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

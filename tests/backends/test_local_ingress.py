@@ -1,0 +1,125 @@
+"""The ingress on the local backend: the host's nginx with a generated configuration in the run
+directory, proxying HTTP and a WebSocket upgrade to the bannou node the way bannou's OpenResty
+does, answering /health itself, gone at teardown."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pytest_bannou.backends.base import BackendOptions
+from pytest_bannou.backends.ingress import nginx_binary
+from pytest_bannou.backends.local.backend import LocalBackend
+from pytest_bannou.errors import BackendUnavailable
+from pytest_bannou.preset.library import load_file
+from pytest_bannou.preset.resolve import resolve
+from pytest_bannou.topology.ingress import UPSTREAM_ENV, ingress_target
+from tests.support.backends import deploy_ready
+from tests.support.ws_echo import __file__ as WS_ECHO
+
+from .test_local import wait_dead
+
+websocket = pytest.importorskip("websocket", reason="needs websocket-client (a test dependency)")
+needs_nginx = pytest.mark.skipif(nginx_binary() is None, reason="needs nginx: apt-get install nginx")
+
+PRESET = """\
+name: edge-local
+topology:
+  nodes:
+    - name: bannou
+      services: [auth, connect]
+      command: [{python}, {echo}]
+  infrastructure:
+    ingress:
+      enabled: true
+"""
+
+
+def edge_topology(tmp_path: Path, **replicas: int):
+    path = tmp_path / "edge-local.yaml"
+    path.write_text(PRESET.format(python=sys.executable, echo=WS_ECHO))
+    return resolve(load_file(path), replicas=replicas)
+
+
+@pytest.fixture
+def local(tmp_path):
+    b = LocalBackend(BackendOptions(run_id="ingress-test", workdir=tmp_path / "run"), grace=2.0)
+    yield b
+    b.teardown()
+
+
+def test_resolve_puts_the_ingress_after_the_node_it_fronts(tmp_path):
+    topo = edge_topology(tmp_path)
+    ingress, bannou = topo.node("ingress"), topo.node("bannou")
+    assert ingress_target(topo) == bannou
+    assert ingress.depends_on == ("bannou",) and "ingress" not in bannou.depends_on
+    assert ingress.environment[UPSTREAM_ENV] == "bannou:80"
+    assert ingress.image == "openresty/openresty:1.21.4.2-0-alpine"
+    assert (ingress.healthcheck.kind, ingress.healthcheck.target) == ("http", "/health")
+
+
+@needs_nginx
+def test_the_ingress_proxies_http_and_websocket_and_leaves_no_process(local, tmp_path):
+    topo = edge_topology(tmp_path, bannou=2)
+    deploy_ready(local, topo, timeout=90)
+    front = local.endpoint("ingress")
+    assert front.host == "127.0.0.1"
+    assert {local.endpoint("bannou", replica=i).port for i in (0, 1)}.isdisjoint({front.port})
+
+    health = httpx.get(front.url() + "/health", timeout=10)  # the ingress's own answer
+    assert health.status_code == 200 and health.text.strip() == "OpenResty OK"
+    login = httpx.post(front.url() + "/auth/login", json={"u": "x"}, timeout=10).json()
+    assert login["path"] == "/auth/login" and login["method"] == "POST" and '"u"' in login["body"]
+    assert login["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    assert httpx.post(front.url() + "/account/get", timeout=10).json()["path"] == "/account/get"
+
+    ws = websocket.create_connection(f"ws://{front.host}:{front.port}/connect?session=1", timeout=10)
+    try:
+        ws.send("hello through the ingress")
+        assert ws.recv() == "hello through the ingress"
+        ws.send_binary(b"\x00\x01binary")
+        assert ws.recv() == b"\x00\x01binary"
+    finally:
+        ws.close()
+
+    prefix = local.rundir / "ingress-ingress"
+    conf = prefix / "nginx.conf"
+    assert stat.S_IMODE(prefix.stat().st_mode) == 0o700 and stat.S_IMODE(conf.stat().st_mode) == 0o600
+    text = conf.read_text()
+    for port in (local.endpoint("bannou", replica=i).port for i in (0, 1)):
+        assert f"server 127.0.0.1:{port};" in text  # both replicas behind it
+    assert f"listen 127.0.0.1:{front.port}" in text and "proxy_read_timeout 3600s" in text
+    nginx_pid = int((prefix / "nginx.pid").read_text())
+    assert nginx_pid == int(next(s.id for s in local.status() if s.node == "ingress"))
+    workers = [p for p in _children(nginx_pid)]
+    assert workers, "nginx started no worker"
+
+    local.teardown()
+    for pid in (nginx_pid, *workers):
+        assert wait_dead(pid), f"nginx process {pid} outlived teardown"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_without_nginx_the_error_says_what_to_install(local, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr("pytest_bannou.backends.ingress.nginx_binary", lambda: None)
+    with pytest.raises(BackendUnavailable, match=r"ingress.*apt-get install nginx"):
+        local.deploy(edge_topology(tmp_path), deadline=1e18)
+    assert not local.rundir.exists() or not list(local.rundir.glob("*.log"))
