@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from pytest_bannou.backends.base import BackendOptions
 from pytest_bannou.backends.ingress import nginx_binary
@@ -24,7 +25,6 @@ from tests.support.ws_echo import __file__ as WS_ECHO
 
 from .test_local import wait_dead
 
-websocket = pytest.importorskip("websocket", reason="needs websocket-client (a test dependency)")
 needs_nginx = pytest.mark.skipif(nginx_binary() is None, reason="needs nginx: apt-get install nginx")
 
 PRESET = """\
@@ -78,14 +78,11 @@ def test_the_ingress_proxies_http_and_websocket_and_leaves_no_process(local, tmp
     assert login["headers"]["X-Forwarded-For"] == "127.0.0.1"
     assert httpx.post(front.url() + "/account/get", timeout=10).json()["path"] == "/account/get"
 
-    ws = websocket.create_connection(f"ws://{front.host}:{front.port}/connect?session=1", timeout=10)
-    try:
+    with ws_connect(f"ws://{front.host}:{front.port}/connect?session=1", open_timeout=10, proxy=None) as ws:
         ws.send("hello through the ingress")
-        assert ws.recv() == "hello through the ingress"
-        ws.send_binary(b"\x00\x01binary")
-        assert ws.recv() == b"\x00\x01binary"
-    finally:
-        ws.close()
+        assert ws.recv(timeout=10) == "hello through the ingress"
+        ws.send(b"\x00\x01binary")
+        assert ws.recv(timeout=10) == b"\x00\x01binary"
 
     prefix = local.rundir / "ingress-ingress"
     conf = prefix / "nginx.conf"
@@ -123,3 +120,37 @@ def test_without_nginx_the_error_says_what_to_install(local, tmp_path, monkeypat
     with pytest.raises(BackendUnavailable, match=r"ingress.*apt-get install nginx"):
         local.deploy(edge_topology(tmp_path), deadline=1e18)
     assert not local.rundir.exists() or not list(local.rundir.glob("*.log"))
+
+
+REFERENCE = """\
+name: edge-reference
+topology:
+  nodes:
+    - name: bannou
+      services: [account, auth, connect]
+  infrastructure:
+    ingress:
+      enabled: true
+"""
+
+
+@needs_nginx
+def test_the_reference_edge_tester_passes_through_the_ingress(local, tmp_path):
+    # the ingress answers /health itself, in plain text, like bannou's OpenResty: the tester
+    # learns the node's services from the WebSocket welcome and routes every one through it
+    from pytest_bannou.reference.tester import WEBSOCKET_CASE
+    from pytest_bannou.testers import runner
+    from pytest_bannou.topology.model import TesterSpec
+
+    path = tmp_path / "edge-reference.yaml"
+    path.write_text(REFERENCE)
+    deploy_ready(local, resolve(load_file(path)), timeout=90)
+    front = local.endpoint("ingress")
+    command = ("python", "-m", "pytest_bannou.reference.tester", "--format", "edge-tester")
+    spec = TesterSpec(name="edge-tester", command=command, format="edge-tester", timeout=120)
+    run = runner.run_tester(spec, environment=runner.tester_environment(front.url()), workdir=tmp_path)
+    assert run.exit_code == 0 and run.ok, run.raw_tail
+    assert run.case("Health Check").outcome == "passed"
+    for service in ("account", "auth", "connect"):
+        assert run.case(f"Service Routing - {service}").outcome == "passed"
+    assert run.case(WEBSOCKET_CASE).outcome == "passed"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from pytest_bannou.backends.base import Backend, BackendOptions, TesterContainer
 from pytest_bannou.backends.docker import engine as _docker
@@ -27,7 +28,6 @@ from tests.support.backends import deploy_ready
 from tests.support.docker_helpers import new_run_id
 from tests.support.ws_echo import __file__ as WS_ECHO
 
-websocket = pytest.importorskip("websocket", reason="needs websocket-client (a test dependency)")
 COMPOSE = ComposeBackend.available()
 pytestmark = [
     pytest.mark.docker,
@@ -122,10 +122,9 @@ def check_edge(backend: Backend, topo, tmp_path: Path, docker_client) -> None:
     health = httpx.get(front.url() + "/health", timeout=10)
     assert health.status_code == 200 and health.text.strip() == "OpenResty OK"
     assert httpx.post(front.url() + "/auth/login", timeout=10).json()["path"] == "/auth/login"
-    ws = websocket.create_connection(f"ws://{front.host}:{front.port}/connect", timeout=10)
-    ws.send("from the host")
-    assert ws.recv() == "from the host"
-    ws.close()
+    with ws_connect(f"ws://{front.host}:{front.port}/connect", open_timeout=10, proxy=None) as ws:
+        ws.send("from the host")
+        assert ws.recv(timeout=10) == "from the host"
 
     seen = probe_from_outside(backend, topo, tmp_path)
     assert seen["bannou"] != "reached", seen  # not on bannou's network
