@@ -142,6 +142,11 @@ class BackendOptions:
     extra: Mapping[str, str] = field(default_factory=dict)  # backend-specific options
 
 
+# ``BackendOptions.extra`` key ``Backend.render`` reads: "false" renders every image as a public
+# one (no local stand-ins: no pull policy "never", no host mounts), for a machine with a registry
+RENDER_STAND_INS = "render_stand_ins"
+
+
 class Backend(ABC):
     """Abstract engine. Subclasses are thin: they translate a topology into engine calls."""
 
@@ -315,7 +320,10 @@ class Backend(ABC):
         cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
     ) -> str:
         """The file(s) that run ``topology`` on this engine by hand, without owner labels (a
-        file run by hand has no owning session); ``warn`` gets notes for the user."""
+        file run by hand has no owning session); ``warn`` gets notes for the user. Images the
+        plugin builds on this host (stand-ins) may be marked never to be pulled, public images
+        are written as a user would; ``options.extra[RENDER_STAND_INS] == "false"`` asks for
+        public images only."""
         raise BackendUnavailable(
             f"backend {cls.name!r} has no file to render; render supports: compose, swarm, kubernetes"
         )

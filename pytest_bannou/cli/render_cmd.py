@@ -5,8 +5,12 @@ compose: ``docker compose -f FILE up -d`` runs the same project the Compose back
 swarm: ``docker stack deploy -c FILE NAME`` runs the services the Swarm backend creates.
 kubernetes: ``kubectl apply -f FILE`` creates the namespace, Deployments and Services the
 Kubernetes backend creates.
-Read-only host mounts of the locally built images come from the engine when it is reachable,
-else from what ``pytest_bannou.backends.docker.images`` would build.
+Images the plugin builds on this host (``python -m pytest_bannou.backends.docker.images``:
+stand-ins, recognised by their labels when the engine is reachable, else by what that module
+would build here) are written never to be pulled, with their read-only host mounts and tmpfs;
+every other image (``mysql:8.0``, ``openresty/...``) as a user would write it: image,
+environment, ports, healthcheck, dependencies, no pull policy, no host mounts.
+``--no-stand-ins`` writes every image that way, for a machine with a registry.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..backends import registry
-from ..backends.base import BackendOptions
+from ..backends.base import RENDER_STAND_INS, BackendOptions
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
 from ._output import unwritable
 
@@ -44,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--replicas", action="append", default=[], metavar="NODE=N", help="replica override (repeatable)"
     )
+    p.add_argument(
+        "--stand-ins",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the images this host builds (python -m pytest_bannou.backends.docker.images) as "
+        "local stand-ins: never pulled, host mounts; the file then runs on this host only (default). "
+        "--no-stand-ins: every image as a public one, for a machine with a registry",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     p.set_defaults(handler=_render)
 
@@ -52,7 +64,8 @@ def _render(args: argparse.Namespace) -> int:
     topology = preset_library(args.presets_dir).resolve(
         args.preset, environment=pairs(args.env, "--env"), replicas=replica_counts(args.replicas)
     )
-    options = BackendOptions(run_id=args.run_id, workdir=Path.cwd())
+    extra = {RENDER_STAND_INS: "true" if args.stand_ins else "false"}
+    options = BackendOptions(run_id=args.run_id, workdir=Path.cwd(), extra=extra)
 
     def warn(message: str) -> None:
         print(f"bannou-env render: {message}", file=sys.stderr)

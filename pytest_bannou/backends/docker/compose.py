@@ -54,7 +54,7 @@ from .compose_file import (
 )
 from .compose_file import service_name as _service
 from .faults import DockerFaults
-from .images import render_infos
+from .images import stand_ins_for
 from .testers import TesterContainers
 
 COMPOSE_ENV = "BANNOU_COMPOSE"
@@ -191,7 +191,8 @@ class ComposeBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
     ) -> str:
         """The compose file: ``docker compose -f FILE up -d`` runs the project this backend deploys."""
-        doc = render(topology, options, project_name(options, topology), render_infos(topology, warn))
+        images = stand_ins_for(topology, options, warn)
+        doc = render(topology, options, project_name(options, topology), images, pull_public=True)
         return render_text(_docker.without_owner(doc))
 
     # plumbing

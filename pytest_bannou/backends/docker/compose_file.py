@@ -41,9 +41,10 @@ def add_mounts_and_healthcheck(
     volume_labels: Mapping[str, str],
     volumes: dict[str, Any],
 ) -> None:
-    """Fill a compose service with the node's mounts (the image's read-only host mounts, then
-    the node's volumes; named volumes are declared in ``volumes`` with ``volume_labels``), the
-    image's tmpfs paths and the node's healthcheck."""
+    """Fill a compose service with the node's mounts (a stand-in image's read-only host mounts,
+    then the node's volumes; named volumes are declared in ``volumes`` with ``volume_labels``),
+    a stand-in's tmpfs paths and the node's healthcheck. A public image gets neither."""
+    info = info if info is not None and info.local_build else None
     mounts = _docker.host_mounts(info) if info else []
     for spec in node.volumes:
         source, _, rest = spec.partition(":")
@@ -70,8 +71,13 @@ def render(
     options: BackendOptions,
     project: str,
     images: Mapping[str, _docker.ImageInfo] | None = None,
+    pull_public: bool = False,
 ) -> dict[str, Any]:
-    """The compose project for ``topology`` as a dict (``yaml.safe_dump`` it to get the file)."""
+    """The compose project for ``topology`` as a dict (``yaml.safe_dump`` it to get the file).
+    Only images built on this host (``images``: stand-ins, ``ImageInfo.local_build``) get host
+    mounts. Every image gets ``pull_policy: never`` (a backend pulls nothing) unless
+    ``pull_public`` (``bannou-env render``): then only stand-ins, the others are written as a
+    user would."""
     images = images or {}
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
@@ -81,9 +87,10 @@ def render(
     for node in topology.nodes:
         image = _docker.image_for(node)
         info = images.get(image)
-        svc: dict[str, Any] = {
-            "image": image,
-            "pull_policy": "never",
+        svc: dict[str, Any] = {"image": image}
+        if not pull_public or (info is not None and info.local_build):  # no registry has a stand-in
+            svc["pull_policy"] = "never"
+        svc |= {
             "init": True,
             "labels": _docker.resource_labels(options, topology, "compose", node.name),
             "environment": _docker.node_environment(node),

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import BannouError, DeployError
 from ...topology.model import Topology
+from ..base import RENDER_STAND_INS, BackendOptions
 from . import engine as _docker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,35 +165,68 @@ def dockerfile(spec: ImageSpec) -> tuple[str, str]:
     return "\n".join(lines) + "\n", fingerprint
 
 
-def render_infos(
-    topology: Topology, warn: Callable[[str], None] | None = None
+def stand_ins_wanted(options: BackendOptions) -> bool:
+    """Whether ``bannou-env render`` may write stand-ins (``--no-stand-ins`` says no)."""
+    return str((options.extra or {}).get(RENDER_STAND_INS, "true")).lower() not in ("false", "0", "no")
+
+
+def stand_ins_for(
+    topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
 ) -> dict[str, _docker.ImageInfo]:
-    """What ``render`` needs of the topology's images: from the engine when it is reachable,
-    else as this module would build them (``warn`` is told so)."""
-    infos = known_infos()
+    """``render_infos`` as ``Backend.render`` asks for it (``options`` may say --no-stand-ins)."""
+    return render_infos(topology, warn, stand_ins_wanted(options))
+
+
+def render_infos(
+    topology: Topology, warn: Callable[[str], None] | None = None, stand_ins: bool = True
+) -> dict[str, _docker.ImageInfo]:
+    """The topology's images that are stand-ins on this host, the only ones a rendered file
+    marks never to be pulled and gives host mounts: a stand-in the engine has (recognised by its
+    labels), or, when the engine lacks the tag or cannot be asked, one this module would build
+    here. Every other image is public: rendered as a user would write it. ``stand_ins=False``:
+    none (a file for a machine with a registry)."""
+    if not stand_ins:
+        return {}
+    known = known_infos()
+    names = list(dict.fromkeys(_docker.image_for(node) for node in topology.nodes))
     try:
         cli = _docker.client(timeout=5)
     except BannouError:
-        if warn is not None:
-            warn("no Docker Engine reachable; host mounts as images.py would build them")
+        infos = {name: known[name] for name in names if name in known}
+        _note(warn, infos, "no Docker Engine reachable; as this host would build them")
         return infos
+    infos = {}
     try:
-        for node in topology.nodes:
-            name = _docker.image_for(node)
+        for name in names:
             info = _docker.image_info(cli, name)
-            if info is not None:
+            if info is not None and info.local_build:
                 infos[name] = info
+            elif info is None and name in known:
+                infos[name] = known[name]
     finally:
         cli.close()
+    _note(warn, infos, "")
     return infos
 
 
+def _note(warn: Callable[[str], None] | None, infos: dict[str, _docker.ImageInfo], why: str) -> None:
+    """Tell the user which images were written as this host's stand-ins, and how to avoid it."""
+    if warn is None or not infos:
+        return
+    where = f" ({why})" if why else ""
+    warn(
+        f"local stand-ins{where}: {', '.join(infos)} (never pulled, host mounts: the file runs on "
+        "this host only); --no-stand-ins writes them as public images"
+    )
+
+
 def known_infos() -> dict[str, _docker.ImageInfo]:
-    """The images this module builds, described without an engine (``bannou-env render`` uses
-    this to write the mounts when the engine cannot be asked)."""
+    """The images this module builds on this host (those whose host program exists), described
+    without an engine (``bannou-env render`` uses this when the engine cannot be asked)."""
     return {
         spec.tag: _docker.ImageInfo(spec.tag, "", tuple(mounts_for(spec)), spec.tmpfs, True)
         for spec in specs()
+        if not spec.requires or shutil.which(spec.requires) is not None
     }
 
 

@@ -36,7 +36,7 @@ from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecRes
 from . import engine as _docker
 from .compose_file import render_text
 from .faults import DockerFaults
-from .images import render_infos
+from .images import stand_ins_for
 from .swarm_spec import render_stack, service_spec
 from .testers import TesterContainers
 
@@ -112,7 +112,8 @@ class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         cls, topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
     ) -> str:
         """The stack file: ``docker stack deploy -c FILE NAME`` runs the services this backend creates."""
-        doc = render_stack(topology, options, name_prefix(options, topology), render_infos(topology, warn))
+        images = stand_ins_for(topology, options, warn)
+        doc = render_stack(topology, options, name_prefix(options, topology), images)
         return render_text(_docker.without_owner(doc))
 
     def _service_name(self, node: str) -> str:

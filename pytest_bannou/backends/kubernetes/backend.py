@@ -58,9 +58,9 @@ from .connection import REQUEST_TIMEOUT, Connection, api_error, availability, ca
 from .faults import KubernetesFaults
 from .manifests import (
     ImageMeta,
+    hand_manifests,
     local_image_meta,
     render_deployment,
-    render_manifests,
     render_namespace,
     render_service,
 )
@@ -581,7 +581,7 @@ class KubernetesBackend(KubernetesFaults, Backend):
     ) -> str:
         """The manifests: ``kubectl apply -f FILE`` creates the namespace, Deployments and
         Services this backend creates."""
-        docs = _docker.without_owner(render_manifests(topology, options))
+        docs = _docker.without_owner(hand_manifests(topology, options, warn))
         return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
 
     @classmethod

@@ -5,13 +5,14 @@ replicas, environment, requests/limits, the node's healthcheck as ``readinessPro
 ``imagePullPolicy: Never`` and the read-only host paths a locally built image asks for as
 ``hostPath`` volumes, plus a Service for its ports. ``render_yaml`` gives what ``kubectl apply
 -f -`` accepts. What the images ask for is read from the local Docker Engine
-(``local_image_meta``) unless it is passed in.
+(``local_image_meta``) unless it is passed in. ``hand_manifests`` (``bannou-env render``) keeps
+``Never`` for this host's stand-ins only: public images get the cluster's default pull policy.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,14 +181,16 @@ def render_deployment(
     namespace: str,
     meta: ImageMeta | None = None,
     template_annotations: Mapping[str, str] | None = None,
+    pull_public: bool = False,
 ) -> dict[str, Any]:
+    """The node's Deployment. ``imagePullPolicy: Never`` (the backend pulls nothing) unless
+    ``pull_public`` and the image is no stand-in (``meta`` without host mounts): then the
+    cluster's default, as a user would write it."""
     name = object_name(node.name)
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": _docker.image_for(node),
-        "imagePullPolicy": "Never",
-        "env": [{"name": k, "value": str(v)} for k, v in _docker.node_environment(node).items()],
-    }
+    container: dict[str, Any] = {"name": CONTAINER, "image": _docker.image_for(node)}
+    if not (pull_public and not (meta and meta.host_mounts)):
+        container["imagePullPolicy"] = "Never"
+    container["env"] = [{"name": k, "value": str(v)} for k, v in _docker.node_environment(node).items()]
     if node.command:
         container["args"] = list(node.command)
     if node.ports:
@@ -268,7 +271,10 @@ def render_namespace(topology: Topology, options: BackendOptions, namespace: str
 
 
 def render_manifests(
-    topology: Topology, options: BackendOptions, images: Mapping[str, ImageMeta] | None = None
+    topology: Topology,
+    options: BackendOptions,
+    images: Mapping[str, ImageMeta] | None = None,
+    pull_public: bool = False,
 ) -> list[dict[str, Any]]:
     """Namespace, then a Deployment and (when it has ports) a Service per node, as dicts.
     ``images`` defaults to the labels of the local Docker Engine's images (``local_image_meta``)."""
@@ -276,7 +282,8 @@ def render_manifests(
     ns = namespace_name(options, topology)
     docs: list[dict[str, Any]] = [render_namespace(topology, options, ns)]
     for node in topology.nodes:
-        docs.append(render_deployment(node, topology, options, ns, images.get(_docker.image_for(node))))
+        meta = images.get(_docker.image_for(node))
+        docs.append(render_deployment(node, topology, options, ns, meta, pull_public=pull_public))
         svc = render_service(node, topology, options, ns)
         if svc:
             docs.append(svc)
@@ -290,3 +297,15 @@ def render_yaml(
     return yaml.safe_dump_all(
         render_manifests(topology, options, images), sort_keys=False, default_flow_style=False
     )
+
+
+def hand_manifests(
+    topology: Topology, options: BackendOptions, warn: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """The manifests ``bannou-env render`` writes: this host's stand-ins (``images``) with their
+    host paths and ``imagePullPolicy: Never``, every other image as a user would write it."""
+    from ..docker.images import stand_ins_for
+
+    infos = stand_ins_for(topology, options, warn)
+    metas = {name: ImageMeta(info.host_mounts, info.tmpfs) for name, info in infos.items()}
+    return render_manifests(topology, options, metas, pull_public=True)
