@@ -28,8 +28,8 @@ Optional capabilities (one style: methods with a default meaning "not supported"
 to check). Facts about an engine that the rest of the plugin needs are methods of ``Backend``;
 an engine (built-in or registered through the ``pytest_bannou.backends`` entry point) overrides
 the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
-(``render``), messaging and testers (``peer_address``, ``tester_network`` with
-``run_tester_container``) and xdist sharing
+(``render``), messaging and testers (``peer_address``, ``tester_network``, ``tester_images``
+with ``run_tester_container``) and xdist sharing
 (``attach_info``) and fault injection (``kill_node``, ``pause_node``/``resume_node``,
 ``disconnect_node``/``reconnect_node``). Callers only ever call these methods; nothing outside
 ``backends/`` imports an engine module.
@@ -128,6 +128,7 @@ class TesterContainerOutcome:
     network: str = ""  # the network it joined
     command: tuple[str, ...] = ()  # argv as run (``python`` may mean the host interpreter)
     error: str | None = None  # why it never ran (no such image, cannot start): a setup error
+    container: str = ""  # the container id or pod name that ran (removed by then)
 
 
 @dataclass
@@ -343,12 +344,27 @@ class Backend(ABC):
         ``run_tester_container``."""
         return None
 
+    def tester_images(self) -> Availability:
+        """Whether a tester given as an ``image`` can run against this (deployed) environment
+        through ``run_tester_container`` (called on the instance); when not, the reason names
+        what to install or start, and the tester item is skipped with it. Engines with a
+        ``tester_network()`` run every tester as a container and need not override this."""
+        if self.tester_network() is not None:
+            return Availability(True)
+        return Availability(
+            False,
+            f"the {self.name} backend cannot run a tester given as an `image`; run it on a backend "
+            "that can (local with Docker, compose, swarm, kubernetes, portainer) or give it a `command`",
+        )
+
     @classmethod
     def run_tester_container(cls, tester: TesterContainer) -> TesterContainerOutcome:
-        """Run ``tester`` as a container on the network of its target node's container and wait
-        for it (at most ``tester.timeout`` seconds), its output in ``tester.log_path``; remove
-        it. A missing image or a container that cannot start is an outcome with ``error``; a
-        target without a running container raises ``BannouError``."""
+        """Run ``tester`` as a container (a pod) where it reaches the environment's nodes and wait
+        for it (at most ``tester.timeout`` seconds: then it is killed), its output in
+        ``tester.log_path``; remove it. A missing image or a container that cannot start is an
+        outcome with ``error``; a target without a running container raises ``BannouError``.
+        Engines whose containers need the deployed environment (a namespace, a stack) override
+        it as an instance method; the plugin calls it on the instance for image testers."""
         raise BackendUnavailable(
             f"backend {cls.name!r} cannot run tester containers (its tester_network() is "
             f"{cls.tester_network()!r}); give tester {tester.name!r} a `command` to run it as a process"

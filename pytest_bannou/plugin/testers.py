@@ -44,6 +44,7 @@ from .._support.masking import mask_text, topology_secrets
 from .._support.names import file_name
 from .._support.tracked import TRACKED_DIR
 from ..backends import registry
+from ..backends.base import Backend
 from ..environment.environment import Environment
 from ..environment.manager import EnvironmentManager
 from ..errors import BannouError
@@ -402,11 +403,16 @@ class TesterReporter:
 def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
     """Run ``spec`` against ``env``: in a container on the environment's network, run by its
     backend, when the backend has one (``Backend.tester_network`` and
-    ``Backend.run_tester_container``), else as a process."""
+    ``Backend.run_tester_container``); a tester given as an ``image`` in a container (a pod)
+    run by the deployed backend (``Backend.tester_images``: skipped with its reason when it
+    cannot); else as a process."""
     workdir = run_dir / "testers" / file_name(env.key, fallback="env")
     backend = registry.find(env.backend)
     if backend is not None and backend.tester_network() is not None:
         return run_tester_container(spec, env, backend.run_tester_container, workdir=workdir)
+    if spec.image:
+        engine = image_engine(env, backend, spec.name)
+        return run_tester_container(spec, env, engine.run_tester_container, workdir=workdir)
     return run_tester(
         spec,
         environment=process_endpoints(env, spec),
@@ -414,3 +420,20 @@ def execute(env: Environment, spec: TesterSpec, run_dir: Path) -> TesterRun:
         run_id=env.run_id,
         state_dir=run_dir / TRACKED_DIR,  # where the sweep looks if this session dies
     )
+
+
+def image_engine(env: Environment, backend: type[Backend] | None, tester: str) -> Backend:
+    """The deployed backend that runs ``env``'s image testers; a pytest skip naming what is
+    missing when it cannot (no Docker for the local backend, an environment another xdist
+    worker deployed)."""
+    engine = env.engine()
+    if backend is not None and not isinstance(engine, backend):
+        pytest.skip(
+            f"tester {tester!r}: environment {env.key!r} on {env.backend} was deployed by another "
+            "xdist worker (bannou_share = session); testers given as an `image` run on the worker "
+            "that deployed it: use bannou_share = none to run them"
+        )
+    can = engine.tester_images()
+    if not can:
+        pytest.skip(f"tester {tester!r}: {can.reason}")
+    return engine

@@ -1,5 +1,6 @@
-"""Running a tester as a container on the environment's network (Compose and Swarm): what the
-plugin decides, with no engine in sight.
+"""Running a tester as a container on the environment's network (every tester on Compose and
+Swarm; a tester given as an ``image`` on the other backends): what the plugin decides, with no
+engine in sight.
 
 The tester joins the network of the environment's target node and reaches every node by its
 in-network name and container port, exactly as bannou's own tester images do in bannou's compose
@@ -86,4 +87,6 @@ def run_tester_container(
     result = parse_outcome(spec, ran, log_path, junit_path, argv=list(outcome.command), timeout=timeout)
     result.summary["image"] = outcome.image
     result.summary["network"] = outcome.network
+    if outcome.container:
+        result.summary["container"] = outcome.container
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_bannou.backends.docker import engine as _docker
 from tests.support.bannou_pytester import BannouPytester
 from tests.support.testers import DATA, preset_yaml
 
@@ -308,7 +309,8 @@ def test_a_50_mb_log_gives_a_bounded_result(bannou_pytester: BannouPytester) -> 
     assert case["outcome"] == "error" and len(case["longrepr_summary"]) <= 8000
 
 
-def test_image_only_tester_on_local_backend_says_how_to_fix(bannou_pytester: BannouPytester) -> None:
+@pytest.mark.skipif(not _docker.engine_availability(), reason="needs a Docker Engine (image testers)")
+def test_missing_tester_image_on_local_backend_says_how_to_fix(bannou_pytester: BannouPytester) -> None:
     bannou_pytester.preset(
         "imageonly",
         preset_yaml(
@@ -323,8 +325,8 @@ def test_image_only_tester_on_local_backend_says_how_to_fix(bannou_pytester: Ban
     )
     result = bannou_pytester.run_subprocess("--bannou-preset=imageonly", "-rA")
     assert result.ret == 1
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*tester 'upstream' on imageonly*has no `command`*container backend*"])
+    result.assert_outcomes(failed=1, errors=1)  # the item, and its one setup error
+    result.stdout.fnmatch_lines(["*image bannou-http-tester:latest not found on the Docker Engine*"])
 
 
 def test_missing_program_is_a_setup_error(bannou_pytester: BannouPytester) -> None:

@@ -91,9 +91,10 @@ from .pods import (
     wait_gone,
 )
 from .portforward import Forwarder, pod_forwarder
+from .testers import KubernetesTesters
 
 
-class KubernetesBackend(KubernetesFaults, Backend):
+class KubernetesBackend(KubernetesFaults, KubernetesTesters, Backend):
     name: ClassVar[str] = "kubernetes"
     aliases: ClassVar[tuple[str, ...]] = ("k8s",)
 

@@ -33,7 +33,16 @@ from ...errors import DeployError, NodeNotReady
 from ...topology.diff import Action, Transition, diff
 from ...topology.ingress import UPSTREAM_ENV, ingress_target, is_ingress, split_upstream
 from ...topology.model import Node, Topology
-from ..base import Availability, Backend, BackendOptions, Endpoint, ExecResult, ReplicaStatus
+from ..base import (
+    Availability,
+    Backend,
+    BackendOptions,
+    Endpoint,
+    ExecResult,
+    ReplicaStatus,
+    TesterContainer,
+    TesterContainerOutcome,
+)
 from . import processes, state
 from .infrastructure import INSTALL_HINT, WITH_EPMD, check_runnable, infra_command, ingress_command
 from .ports import free_port, release
@@ -86,6 +95,22 @@ class LocalBackend(Backend):
     @classmethod
     def dead_runs(cls) -> set[str]:
         return state.dead_runs()
+
+    def tester_images(self) -> Availability:
+        """Image testers run in Docker on the host's network (``docker.host_testers``)."""
+        from ..docker.host_testers import host_tester_availability
+
+        return host_tester_availability()
+
+    def run_tester_container(self, tester: TesterContainer) -> TesterContainerOutcome:  # type: ignore[override]
+        """In a container on the host's network, reaching the nodes at their 127.0.0.1 ports."""
+        from ..docker.host_testers import run_on_host_network
+
+        def address(node: str, port: int | None) -> tuple[str, int]:
+            ep = self.endpoint(node, port)
+            return ep.host, ep.port
+
+        return run_on_host_network(tester, address)
 
     def attach_info(self) -> dict[str, object]:
         with self._lock:

@@ -59,6 +59,7 @@ from ..docker.compose_file import service_name as _service
 from .client import PortainerClient, PortainerError, demux, stack_owner, sweep
 from .faults import PortainerFaults
 from .settings import PortainerSettings
+from .testers import PortainerTesters
 
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 STACK_PREFIX = "bannou-"
@@ -75,7 +76,7 @@ def _is_loopback(host: str) -> bool:
 
 
 # --- the backend -----------------------------------------------------------------------------------------
-class PortainerBackend(PortainerFaults, Backend):
+class PortainerBackend(PortainerFaults, PortainerTesters, Backend):
     name: ClassVar[str] = "portainer"
 
     def __init__(self, options: BackendOptions) -> None:

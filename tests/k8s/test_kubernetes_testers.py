@@ -1,0 +1,167 @@
+"""Testers given as an ``image`` on Kubernetes: a pod in the environment's namespace reaching the
+nodes by their Service names, its output read from the pod log and parsed per case, killed and
+removed at the deadline, never left behind."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_bannou._support.masking import MASK
+from pytest_bannou.backends import base
+from pytest_bannou.backends.base import LABEL_RUN_ID
+from pytest_bannou.backends.kubernetes import KubernetesBackend
+from pytest_bannou.health import wait as health
+from pytest_bannou.testers.endpoints import endpoint_variables
+from tests.support.bannou_pytester import BannouPytester
+from tests.support.k8s import NODE_IMAGE, RUN_IDS, deadline, node, options, topo
+from tests.support.testers import preset_yaml
+
+from .test_kubernetes import core_api
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
+]
+SECRET = "k8s-s3cr3t-tester-value"
+PROBE = (
+    "import json, os, socket, sys; keys = ['BANNOU_HTTP_ENDPOINT', 'ADMIN_PASSWORD', 'DAEMON_MODE']; "
+    "seen = {k: os.environ.get(k) for k in keys}; seen['POD'] = socket.gethostname(); "
+    "print('SEEN ' + json.dumps(seen)); sys.exit(3)"
+)
+
+
+@pytest.fixture
+def deployed(kubeconfig: str, k8s_images, tmp_path: Path):
+    b = KubernetesBackend(options(tmp_path, kubeconfig, ready_timeout=60))
+    t = topo(node("web"), preset="testers")
+    d = deadline(90)
+    try:
+        b.deploy(t, d)
+        health.wait_ready(b, t, d)
+        yield b
+    finally:
+        b.teardown()
+
+
+def make_tester(b: KubernetesBackend, tmp_path: Path, name: str, command: list[str], timeout: float = 60):
+    assert b.topology is not None
+    topology = b.topology
+    return base.TesterContainer(
+        name=name,
+        run_id=b.run_id,
+        backend="kubernetes",
+        env_key="testers",
+        image=NODE_IMAGE,
+        command=tuple(command),
+        target="web",
+        environment=lambda address: {**endpoint_variables(topology, "web", address), "DAEMON_MODE": "true"},
+        workdir=tmp_path,
+        log_path=tmp_path / f"tester-{name}.log",
+        timeout=timeout,
+    )
+
+
+def pod_exists(kubeconfig: str, namespace: str, name: str) -> bool:
+    from kubernetes.client.rest import ApiException
+
+    try:
+        core_api(kubeconfig).read_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        assert exc.status == 404
+        return False
+    return True
+
+
+def test_tester_pod_reaches_the_service_and_is_removed(
+    deployed: KubernetesBackend, kubeconfig: str, tmp_path: Path
+) -> None:
+    assert deployed.tester_images()
+    t = make_tester(
+        deployed,
+        tmp_path,
+        "http",
+        ["python", "-m", "pytest_bannou.reference.tester", "--format", "http-tester"],
+    )
+    out = deployed.run_tester_container(t)
+    log = t.log_path.read_text()
+    assert out.error is None and out.exit_code == 0 and not out.timed_out, log
+    assert out.network == deployed.namespace and out.container.startswith("tester-http-")
+    assert re.search(r"^\d{4}-\d\d-\d\dT\S+Z .*Health", log, re.M), log  # timestamped pod log
+    assert not pod_exists(kubeconfig, deployed.namespace, out.container)
+
+
+def test_tester_pod_killed_and_removed_at_the_deadline(
+    deployed: KubernetesBackend, kubeconfig: str, tmp_path: Path
+) -> None:
+    t = make_tester(
+        deployed,
+        tmp_path,
+        "sleeper",
+        ["python", "-c", "print('going to sleep', flush=True); import time; time.sleep(300)"],
+        timeout=8,
+    )
+    out = deployed.run_tester_container(t)
+    assert out.timed_out and out.exit_code is None and 8 <= out.duration < 60
+    assert not pod_exists(kubeconfig, deployed.namespace, out.container)
+
+
+def test_missing_tester_image_is_a_setup_error(deployed: KubernetesBackend, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    t = replace(make_tester(deployed, tmp_path, "ghost", []), image="pytest-bannou-no-such-tester:never")
+    out = deployed.run_tester_container(t)
+    assert out.error is not None and "pytest-bannou-no-such-tester:never" in out.error
+    assert "ErrImageNeverPull" in out.error
+
+
+def test_image_testers_on_kubernetes_are_tester_items(
+    bannou_pytester: BannouPytester, kubeconfig: str, k8s_images, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    bannou_pytester.preset(
+        "k8simg",
+        preset_yaml(
+            "k8simg",
+            f"""
+            testers:
+              - name: http
+                image: {NODE_IMAGE}
+                command: [python, -m, pytest_bannou.reference.tester, --format, http-tester]
+                format: http-tester
+              - name: probe
+                image: {NODE_IMAGE}
+                command: [python, -c, "{PROBE}"]
+                format: exit-code
+                environment:
+                  ADMIN_PASSWORD: {SECRET}
+            """,
+        ),
+    )
+    report = bannou_pytester.pytester.path / "report"
+    result = bannou_pytester.run_subprocess(
+        "--bannou-backend=kubernetes",
+        "--bannou-preset=k8simg",
+        f"--bannou-report={report}",
+        "-rA",
+        timeout=280,
+    )
+    out = result.stdout.str()
+    match = re.search(r"run id (bannou-[0-9a-f]+)", out)
+    assert match, out
+    rid = match.group(1)
+    RUN_IDS.add(rid)  # the session's leak check looks for it too
+    data = json.loads((report / "results.json").read_text())
+    http = [t for t in data["tests"] if t["nodeid"].startswith("tester::http::")]
+    assert len(http) > 5 and all(t["outcome"] == "passed" for t in http), out
+    result.assert_outcomes(passed=1 + len(http), failed=2)
+    line = next(ln for ln in result.outlines if "SEEN {" in ln)
+    seen = json.loads(line[line.index("SEEN ") + 5 :])
+    assert seen["BANNOU_HTTP_ENDPOINT"] == "http://main:80"  # the Service name, container port
+    assert seen["POD"].startswith("tester-probe-") and seen["DAEMON_MODE"] == "true"
+    assert SECRET not in out and seen["ADMIN_PASSWORD"] == MASK
+    live = core_api(kubeconfig).list_pod_for_all_namespaces(label_selector=f"{LABEL_RUN_ID}={rid}").items
+    assert [p.metadata.name for p in live if p.metadata.deletion_timestamp is None] == []
