@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ..errors import Location, PresetError, Problem
 from ..topology import contract as registry
-from ..topology.contract import INFRA_PORTS, layer_env_name, service_env_name
+from ..topology.contract import INFRA_HEALTH, INFRA_PORTS, layer_env_name, service_env_name
 from ..topology.model import (
     DEFAULT_APP_ID,
     HTTP_PORT_IN_CONTAINER,
@@ -89,7 +89,8 @@ def _infra_nodes(preset: PresetSpec) -> list[Node]:
         if spec is None or not spec.enabled:
             continue
         ports = tuple(spec.ports) if spec.ports else INFRA_PORTS.get(name, ())
-        default_health = HealthCheck(kind="tcp", target=ports[0]) if ports else None
+        kind = INFRA_HEALTH.get(name.lower(), "tcp")
+        default_health = HealthCheck(kind=kind, target=ports[0]) if ports else None  # type: ignore[arg-type]
         # command None lets each backend start the service its own way (local: a binary; docker: the image)
         command = tuple(spec.command) if spec.command is not None else None
         nodes.append(

@@ -71,6 +71,8 @@ INFRA_PORTS: dict[str, tuple[int, ...]] = {
     "ingress": (80,),
 }
 INFRA_KINDS: tuple[str, ...] = tuple(INFRA_PORTS)
+# readiness of an infrastructure kind when the preset names none (others: its first port accepts)
+INFRA_HEALTH: dict[str, str] = {"mysql": "mysql", "mariadb": "mysql"}  # a real login
 
 # --- backend names -------------------------------------------------------------------------------
 
