@@ -95,26 +95,22 @@ def mysql_login(host: str, port: int, timeout: float, env: Mapping[str, str]) ->
     """A login with the user the ``mysql`` image creates from the node's environment
     (``MYSQL_USER``/``MYSQL_PASSWORD`` on ``MYSQL_DATABASE``, else root with
     ``MYSQL_ROOT_PASSWORD``); without a known password, a refused root login counts as an
-    answering server. TLS is used when the server offers it (MySQL 8's default accounts need
-    it or an RSA key exchange), without verifying its self-made certificate."""
+    answering server. MySQL 8's default accounts (caching_sha2_password) need TLS or an RSA key
+    exchange (the ``cryptography`` package) on first login: without that package the login is
+    tried again over TLS, not verifying the server's self-made certificate."""
     import pymysql
 
     login = client_login(env)
     user, password, database = login if login is not None else ("root", "", "")
-    tls = ssl.create_default_context()
-    tls.check_hostname = False
-    tls.verify_mode = ssl.CERT_NONE
+    args = {"host": host, "port": port, "user": user, "password": password, "database": database or None}
+    args |= {"connect_timeout": max(timeout, 0.01), "read_timeout": max(timeout, 0.01)}
     try:
-        conn = pymysql.connect(
-            host=host,
-            port=port,
-            user=user,
-            password=password,
-            database=database or None,
-            connect_timeout=max(timeout, 0.01),
-            read_timeout=max(timeout, 0.01),
-            ssl=tls,
-        )
+        try:
+            conn = pymysql.connect(**args)
+        except RuntimeError as exc:  # "'cryptography' package is required for ..."
+            if "cryptography" not in str(exc):
+                raise
+            conn = pymysql.connect(**args, ssl=_unverified_tls())
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else None
         if login is None and code == MYSQL_ACCESS_DENIED:
@@ -126,3 +122,10 @@ def mysql_login(host: str, port: int, timeout: float, env: Mapping[str, str]) ->
     finally:
         conn.close()
     return f"logged in as {user!r}" + (f" to {database!r}" if database else "") + f" (server {version})"
+
+
+def _unverified_tls() -> ssl.SSLContext:
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    return tls

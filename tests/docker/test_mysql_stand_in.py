@@ -57,9 +57,12 @@ def _check_logins(backend: Backend, topology: Topology) -> None:
     backend.deploy(topology, deadline)
     health.wait_ready(backend, topology, deadline)  # the mysql probe logged in
     ep = backend.endpoint("mysql", 3306)
-    with pymysql.connect(
-        host=ep.host, port=ep.port, user="guest", password=USER_PASSWORD, database="bannou"
-    ) as conn, conn.cursor() as cur:
+    with (
+        pymysql.connect(
+            host=ep.host, port=ep.port, user="guest", password=USER_PASSWORD, database="bannou"
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT CURRENT_USER(), DATABASE()")
         assert cur.fetchone() == ("guest@%", "bannou")
     pymysql.connect(host=ep.host, port=ep.port, user="root", password=ROOT_PASSWORD).close()
