@@ -6,7 +6,13 @@ from collections.abc import Mapping
 
 from ..errors import Location, PresetError, Problem
 from ..topology import contract as registry
-from ..topology.contract import INFRA_HEALTH, INFRA_PORTS, layer_env_name, service_env_name
+from ..topology.contract import (
+    INFRA_ENVIRONMENT,
+    INFRA_HEALTH,
+    INFRA_PORTS,
+    layer_env_name,
+    service_env_name,
+)
 from ..topology.model import (
     DEFAULT_APP_ID,
     HTTP_PORT_IN_CONTAINER,
@@ -103,7 +109,7 @@ def _infra_nodes(preset: PresetSpec) -> list[Node]:
                 command=command,
                 ports=ports,
                 volumes=tuple(spec.volumes or ()),
-                environment=dict(spec.environment or {}),
+                environment={**INFRA_ENVIRONMENT.get(name, {}), **(spec.environment or {})},
                 healthcheck=_health(spec.healthcheck, default_health),
                 resources=_resources(spec.resources),
                 mesh_enabled=False,

@@ -88,7 +88,8 @@ def test_mysql_runs_from_the_host_binary_with_the_preset_credentials(local, tmp_
 
 
 def test_mysql_without_a_password_option_fails_as_the_image_does(local, tmp_path):
-    topology = _topology(tmp_path, MYSQL_PRESET.replace(f"MYSQL_ROOT_PASSWORD: {ROOT_PASSWORD}", "A: b"))
+    no_password = MYSQL_PRESET.replace(f"MYSQL_ROOT_PASSWORD: {ROOT_PASSWORD}", 'MYSQL_ROOT_PASSWORD: ""')
+    topology = _topology(tmp_path, no_password)
     deadline = time.monotonic() + 60
     with pytest.raises(NodeNotReady) as err:  # main waits for mysql, which exits
         local.deploy(topology, deadline)

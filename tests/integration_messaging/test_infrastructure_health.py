@@ -23,6 +23,7 @@ from pytest_bannou.environment.manager import EnvironmentManager
 from pytest_bannou.environment.runs import make_options, run_directory
 from pytest_bannou.health.infrastructure import InfraHealth
 from pytest_bannou.preset import PresetLibrary
+from tests.support.bannou_pytester import BannouPytester
 
 from .conftest import SERVERS_MISSING
 
@@ -155,3 +156,25 @@ def _stop_node(run_id: str, node: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"process group {replica['pgid']} of {node} is still alive")
+
+
+def test_a_builtin_preset_with_bannou_infra_deploys_mysql_with_bannous_credentials(
+    bannou_pytester: BannouPytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BANNOU_INFRA", "true")
+    bannou_pytester.pytester.makepyfile(
+        """
+        def test_infrastructure(bannou_env):
+            mysql = bannou_env.topology.node("mysql").environment
+            assert (mysql["MYSQL_USER"], mysql["MYSQL_DATABASE"]) == ("guest", "bannou")  # bannou's
+            health = {h.node: h for h in bannou_env.infrastructure_health()}
+            assert sorted(health) == ["mysql", "rabbitmq", "redis"]
+            assert all(h.ok for h in health.values()), health
+            assert health["mysql"].check == "login"
+        """
+    )
+    result = bannou_pytester.run(
+        "--bannou-preset=test-infrastructure", "--bannou-backend=local", "--bannou-ready-timeout=180"
+    )
+    assert result.ret == 0, result.stdout.str()  # the test and the preset's tester cases
+    assert result.parseoutcomes()["passed"] >= 2
