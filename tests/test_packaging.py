@@ -81,6 +81,7 @@ def test_optional_dependencies_only_with_their_extra(wheel):
         "pluggy",
         "psutil",
         "pydantic",
+        "pymysql",
         "pytest",
         "pyyaml",
         "websockets",  # the reference node's /connect and edge-tester (the built-in test-edge preset)

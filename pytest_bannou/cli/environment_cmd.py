@@ -13,6 +13,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -34,7 +35,8 @@ from ..environment.runs import (
 )
 from ..environment.sweep import spared, stop_run_testers, sweep
 from ..errors import BannouError
-from ..topology.model import Topology
+from ..health.infrastructure import check_nodes
+from ..topology.model import Node, Topology
 from ._args import (
     UsageError,
     add_presets_dir,
@@ -228,7 +230,32 @@ def _status(args: argparse.Namespace) -> int:
         urls = info.get("urls")
         for node, url in (urls if isinstance(urls, dict) else {}).items():
             print(f"  {node}: {url} {_health(url)}")
+        infrastructure = _infrastructure_health(_d, info)
+        if infrastructure:
+            print("  infrastructure:")
+            print("\n".join(f"    {line}" for line in infrastructure))
     return 0
+
+
+def _infrastructure_health(workdir: Path, info: dict) -> list[str]:
+    """bannou's ``InfrastructureHealth`` of a run: its infrastructure nodes (the configuration it
+    recorded, with their credentials) checked at the addresses its record names."""
+    try:
+        history = load_history(workdir)
+    except (KeyError, TypeError, ValueError):  # a damaged record: nothing to check
+        return []
+    if history is None or not history.versions:
+        return []
+    urls = info.get("urls") if isinstance(info.get("urls"), dict) else {}
+
+    def address(node: Node) -> tuple[str, int]:
+        url = urlsplit(str(urls.get(node.name) or ""))
+        if not url.hostname or not url.port:
+            raise BannouError(f"the run record has no address of {node.name!r}")
+        return url.hostname, url.port
+
+    topology = history.versions[-1][1]
+    return [h.line() for h in check_nodes(topology.infrastructure, address, timeout=3.0)]
 
 
 def _elsewhere(info: dict, project: Project) -> str:

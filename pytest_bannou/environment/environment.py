@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..backends.base import Backend, Endpoint, ReplicaStatus
 from ..errors import BannouError, DeployError
+from ..health.infrastructure import InfraHealth, check_nodes
 from ..health.wait import poll_until
 from ..messaging.contract import MessagingError
 from ..topology.model import Topology
@@ -124,6 +125,18 @@ class Environment:
                 with contextlib.suppress(BannouError, KeyError):
                     out[n.name] = self.engine().endpoint(n.name).url()
         return out
+
+    def infrastructure_health(self, timeout: float = 5.0) -> list[InfraHealth]:
+        """bannou's ``InfrastructureHealth``: per infrastructure node a real round-trip (Redis
+        ``PING``, a RabbitMQ connection, a MySQL login, else a TCP connect) with its latency in
+        ms, or the (masked) error; checked in parallel, each within ``timeout`` seconds."""
+        engine = self.engine()
+
+        def address(node: Any) -> tuple[str, int]:
+            ep = engine.endpoint(node.name, node.ports[0])
+            return ep.host, ep.port
+
+        return check_nodes(self.topology.infrastructure, address, timeout)
 
     def logs(self, node: str, tail: int | None = 50) -> str:
         return self.engine().logs(self.node_for(node), tail)

@@ -16,6 +16,7 @@ _EXPORTS = {
     "HttpProbe": "probes",
     "LOG_TAIL": "wait",
     "LogProbe": "probes",
+    "MysqlProbe": "probes",
     "Probe": "probes",
     "ProbeFactory": "probes",
     "ProbeResult": "probes",

@@ -4,9 +4,10 @@ One ``Probe`` protocol (like testcontainers' wait strategies) with an implementa
 healthcheck kind: ``HttpProbe`` (2xx on a path), ``TcpProbe`` (a connection is accepted),
 ``CommandProbe`` (``backend.exec`` exits 0), ``LogProbe`` (a regex appears in the node's logs),
 ``HeartbeatProbe`` (a healthy bannou heartbeat, read from a ``HeartbeatSource`` that messaging
-provides) and ``ProcessProbe`` (the replicas are running). ``probe_for(node)`` picks one from the
-node's healthcheck; ``register_probe`` lets a lower room plug in a kind (messaging registers the
-heartbeat probe on its Redis store). Waiting for them is ``health.wait``'s job.
+provides), ``MysqlProbe`` (a MySQL login with the node's credentials) and ``ProcessProbe``
+(the replicas are running). ``probe_for(node)`` picks one from the node's healthcheck;
+``register_probe`` lets a lower room plug in a kind (messaging registers the heartbeat probe on
+its Redis store). Waiting for them is ``health.wait``'s job.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from ..backends.base import Backend
 from ..topology.model import Node
+from .clients import ClientError, mysql_login
 
 CLOSE_GRACE = 0.1  # a TCP peer that hangs up within this is not ready (port proxies accept early)
 
@@ -140,6 +142,27 @@ class ProcessProbe:
         return ProbeResult(False, "replica not listed by the backend")
 
 
+@dataclass(frozen=True)
+class MysqlProbe:
+    """For kind ``mysql`` (the default of ``mysql``/``mariadb`` infrastructure): a real login
+    with the credentials the node's environment gives the image (``health.clients.mysql_login``);
+    a listening port is not enough, the first-start settings must have been applied."""
+
+    port: int | None = None  # container port; None = the node's first port
+
+    def describe(self) -> str:
+        return "MySQL login with the node's MYSQL_* credentials"
+
+    def check(self, backend: Backend, node: Node, replica: int, timeout: float) -> ProbeResult:
+        try:
+            ep = backend.endpoint(node.name, self.port, replica)
+            return ProbeResult(True, mysql_login(ep.host, ep.port, max(timeout, 0.01), node.environment))
+        except ClientError as exc:
+            return ProbeResult(False, str(exc))
+        except Exception as exc:
+            return ProbeResult(False, f"MySQL login: {type(exc).__name__}: {exc}")
+
+
 class HeartbeatSource(Protocol):
     """Where bannou heartbeats are read (messaging's Redis store); ``healthy`` raises when the
     store cannot be read."""
@@ -190,6 +213,8 @@ def probe_for(node: Node) -> Probe:
         return CommandProbe(argv)
     if hc.kind == "log":
         return LogProbe(str(hc.target))
+    if hc.kind == "mysql":
+        return MysqlProbe(_port(hc.target))
     # heartbeat without a registered probe: the node's health endpoint when it has one
     return HttpProbe("/health") if node.http_port is not None else ProcessProbe()
 

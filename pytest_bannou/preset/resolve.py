@@ -7,7 +7,13 @@ from dataclasses import replace
 
 from ..errors import Location, PresetError, Problem
 from ..topology import contract as registry
-from ..topology.contract import INFRA_PORTS, layer_env_name, service_env_name
+from ..topology.contract import (
+    INFRA_ENVIRONMENT,
+    INFRA_HEALTH,
+    INFRA_PORTS,
+    layer_env_name,
+    service_env_name,
+)
 from ..topology.ingress import UPSTREAM_ENV, ingress_target, is_ingress
 from ..topology.model import (
     DEFAULT_APP_ID,
@@ -93,7 +99,8 @@ def _infra_nodes(preset: PresetSpec) -> list[Node]:
         if spec is None or not spec.enabled:
             continue
         ports = tuple(spec.ports) if spec.ports else INFRA_PORTS.get(name, ())
-        default_health = HealthCheck(kind="tcp", target=ports[0]) if ports else None
+        kind = INFRA_HEALTH.get(name.lower(), "tcp")
+        default_health = HealthCheck(kind=kind, target=ports[0]) if ports else None  # type: ignore[arg-type]
         if name == "ingress" and ports:  # answers /health itself, as bannou's OpenResty does
             default_health = HealthCheck(kind="http", target="/health")
         # command None lets each backend start the service its own way (local: a binary; docker: the image)
@@ -108,7 +115,7 @@ def _infra_nodes(preset: PresetSpec) -> list[Node]:
                 command=command,
                 ports=ports,
                 volumes=tuple(spec.volumes or ()),
-                environment=dict(spec.environment or {}),
+                environment={**INFRA_ENVIRONMENT.get(name, {}), **(spec.environment or {})},
                 healthcheck=_health(spec.healthcheck, default_health),
                 resources=_resources(spec.resources),
                 mesh_enabled=False,

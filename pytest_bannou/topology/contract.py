@@ -71,6 +71,18 @@ INFRA_PORTS: dict[str, tuple[int, ...]] = {
     "ingress": (80,),
 }
 INFRA_KINDS: tuple[str, ...] = tuple(INFRA_PORTS)
+# readiness of an infrastructure kind when the preset names none (others: its first port accepts)
+INFRA_HEALTH: dict[str, str] = {"mysql": "mysql", "mariadb": "mysql"}  # a real login
+# what bannou's compose file (provisioning/docker-compose.services.yml, service bannou-mysql) gives
+# the mysql image; a preset's infrastructure environment sets its own values over these
+INFRA_ENVIRONMENT: dict[str, dict[str, str]] = {
+    "mysql": {
+        "MYSQL_ROOT_PASSWORD": "rootpassword",
+        "MYSQL_DATABASE": "bannou",
+        "MYSQL_USER": "guest",
+        "MYSQL_PASSWORD": "guest",
+    },
+}
 
 # --- backend names -------------------------------------------------------------------------------
 

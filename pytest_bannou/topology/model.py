@@ -28,14 +28,14 @@ __all__ = [
     "infra_node",
 ]
 
-HealthKind = Literal["http", "tcp", "command", "log", "heartbeat", "none"]
+HealthKind = Literal["http", "tcp", "command", "log", "heartbeat", "mysql", "none"]
 NodeKind = Literal["bannou", "infrastructure", "custom"]
 
 
 @dataclass(frozen=True)
 class HealthCheck:
-    """How to tell that a node is ready. ``target``: path (http), port (tcp), argv (command),
-    regex (log), nothing (heartbeat/none)."""
+    """How to tell that a node is ready. ``target``: path (http), port (tcp, mysql: a login with
+    the node's ``MYSQL_*`` credentials), argv (command), regex (log), nothing (heartbeat/none)."""
 
     kind: HealthKind = "http"
     target: str | int | tuple[str, ...] = "/health"

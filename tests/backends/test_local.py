@@ -314,9 +314,9 @@ def test_restart_keeps_ports_and_rotates_the_log(local):
 
 
 def test_unsupported_infrastructure_says_what_to_do(local):
-    mysql = Node(name="mysql", app_id="mysql", kind="infrastructure", infra_type="mysql", ports=(3306,))
-    with pytest.raises(BackendUnavailable, match=r"preset 'local-test': .*'mysql'.*Docker backend"):
-        local.deploy(topology(node("a"), mysql), time.monotonic() + 5)
+    minio = Node(name="minio", app_id="minio", kind="infrastructure", infra_type="minio", ports=(9000,))
+    with pytest.raises(BackendUnavailable, match=r"preset 'local-test': .*'minio'.*Docker backend"):
+        local.deploy(topology(node("a"), minio), time.monotonic() + 5)
     assert local.status() == []
 
 

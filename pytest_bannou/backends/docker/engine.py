@@ -62,7 +62,7 @@ BUILD_IMAGES_HINT = "build the local images with `python -m pytest_bannou.backen
 INFRA_IMAGES: dict[str, tuple[str, str]] = {
     "redis": ("redis:{v}", "7"),
     "rabbitmq": ("rabbitmq:{v}-management", "3.12"),
-    "mysql": ("mysql:{v}", "8"),
+    "mysql": ("mysql:{v}", "8.0"),
     "mariadb": ("mariadb:{v}", "11"),
     "postgres": ("postgres:{v}", "16"),
     "minio": ("minio/minio:{v}", "latest"),
@@ -308,7 +308,7 @@ def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | Non
             test = ["CMD", "/usr/bin/python3", "-c", code]
         else:
             test = ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url}"]
-    elif hc.kind == "tcp":
+    elif hc.kind in ("tcp", "mysql"):  # mysql: the plugin logs in from outside (health.probes)
         port = int(hc.target)
         if local_image:
             code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout={hc.timeout})"

@@ -1,7 +1,7 @@
 """Local images for presets, built without a registry: ``python -m pytest_bannou.backends.docker.images``.
 
 Nothing can be pulled here, so the images presets name (``bannou:latest``, ``redis:7``,
-``rabbitmq:3.12-management``) are built ``FROM scratch`` and carry only metadata: a ``CMD``, an
+``rabbitmq:3.12-management``, ``mysql:8.0``) are built ``FROM scratch`` and carry only metadata: a ``CMD``, an
 ``ENV`` and two labels. The programs themselves come from the host through read-only bind mounts
 that the Compose and Swarm backends add to every container of such an image.
 
@@ -18,7 +18,8 @@ Label contract (read by ``backends._docker``):
 Such an image only runs on the host that built it (or one with the same paths); it is a test
 fixture, not something to push. The tag names what presets ask for, not what runs: ``redis:7``
 and ``rabbitmq:3.12-management`` run the host's redis-server and rabbitmq-server whatever their
-versions (Debian 12: Redis 7.0, RabbitMQ 3.10; the management plugin is not enabled). An image
+versions (Debian 12: Redis 7.0, RabbitMQ 3.10; the management plugin is not enabled), ``mysql:8.0``
+the host's mariadbd (MariaDB 10.11 on Debian 12) set up from the same ``MYSQL_*`` variables. An image
 whose host program is missing is skipped, and a preset that needs it gets the "image not found"
 error naming ``python -m pytest_bannou.backends.docker.images``.
 """
@@ -117,6 +118,7 @@ def specs() -> list[ImageSpec]:
             requires="rabbitmq-server",
         ),
         ingress_spec(python, node_env),
+        mysql_stand_in(python, node_env),
     ]
 
 
@@ -128,6 +130,18 @@ def ingress_spec(python: str, env: dict[str, str]) -> ImageSpec:
     configuration from the container's environment (``backends.ingress``)."""
     binary = "openresty" if shutil.which("openresty") else "nginx"
     return ImageSpec(INGRESS_TAG, (python, "-m", "pytest_bannou.backends.ingress"), env, requires=binary)
+
+
+def mysql_stand_in(python: str, env: dict[str, str]) -> ImageSpec:
+    """``mysql:8.0`` from the host's mariadbd/mysqld: ``backends.mysql_server`` does what the
+    image's entrypoint does (datadir, ``MYSQL_*`` variables, ``/docker-entrypoint-initdb.d``),
+    then execs the server on 0.0.0.0:3306. Its data lives in a tmpfs, as a test database may."""
+    cmd = (
+        python, "-m", "pytest_bannou.backends.mysql_server", "--bind", "0.0.0.0", "--port", "3306",
+        "--datadir", "/var/lib/mysql", "--socket", "/run/mysqld/mysqld.sock",
+        "--pid-file", "/run/mysqld/mysqld.pid",
+    )  # fmt: skip
+    return ImageSpec("mysql:8.0", cmd, env, ("/tmp", "/var/lib/mysql", "/run/mysqld"), requires="mysqld")
 
 
 def mounts_for(spec: ImageSpec) -> list[str]:

@@ -110,7 +110,7 @@ def readiness_probe(node: Node) -> dict[str, Any] | None:
         probe = {
             "httpGet": {"path": path if path.startswith("/") else "/" + path, "port": node.http_port or 80}
         }
-    elif hc.kind == "tcp":
+    elif hc.kind in ("tcp", "mysql"):  # mysql: the plugin logs in from outside (health.probes)
         port = int(hc.target) if str(hc.target).strip().isdigit() else (node.ports[0] if node.ports else 80)
         probe = {"tcpSocket": {"port": port}}
     else:

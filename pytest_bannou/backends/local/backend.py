@@ -4,8 +4,8 @@ The embedded default, needing nothing installed: bannou nodes run ``node.command
 ``bannou_local_command`` (how a bannou developer runs ``dotnet bannou-service.dll``), else the
 reference node. Each replica gets the node's environment over a copy of ``os.environ``, its own
 free ports on 127.0.0.1 (``HTTP_WEB_HOST_PORT`` for the HTTP port, ``PORT_{containerport}`` for the
-others) and a log file under ``<workdir>/local``. Redis and RabbitMQ run from their server
-binaries when installed; other infrastructure needs a Docker backend.
+others) and a log file under ``<workdir>/local``. Redis, RabbitMQ and MySQL/MariaDB run from their
+server binaries when installed; other infrastructure needs a Docker backend.
 
 Nothing leaks: every process carries ``PYTEST_BANNOU_RUN_ID`` and the backend session's marker in
 its environment, and a state file (in the run directory and in a machine-wide index) records PIDs,
@@ -44,7 +44,14 @@ from ..base import (
     TesterContainerOutcome,
 )
 from . import processes, state
-from .infrastructure import INSTALL_HINT, WITH_EPMD, check_runnable, infra_command, ingress_command
+from .infrastructure import (
+    INSTALL_HINT,
+    WITH_EPMD,
+    check_runnable,
+    infra_command,
+    ingress_command,
+    remove_data,
+)
 from .ports import free_port, release
 from .processes import HOST, KILL_WAIT, RUN_ID_ENV, SESSION_ENV
 from .processes import Replica as _Replica
@@ -149,6 +156,7 @@ class LocalBackend(Backend):
 
     def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
         processes.stop_many([r for name in names for r in self._replicas.get(name, [])], self.grace)
+        self._remove_data(names)
         for name in names:
             self._forget(name, keep_ports=name in self._old_ports)
 
@@ -173,6 +181,7 @@ class LocalBackend(Backend):
                     self.resume_node(name)
             processes.stop_many(everything, self.grace)
             processes.kill_marked(self.session, self.grace, exclude={os.getpid()})
+            self._remove_data(list(self._replicas))
             for r in everything:
                 for port in r.ports.values():
                     release(port)
@@ -328,6 +337,14 @@ class LocalBackend(Backend):
                 f"{', '.join(self._nodes) or '(none)'}"
             )
         return n
+
+    def _remove_data(self, names: Sequence[str]) -> None:
+        """What stopped infrastructure replicas kept on disk (MySQL datadirs) goes with them."""
+        for name in names:
+            node = self._nodes.get(name)
+            if node is not None and node.kind == "infrastructure":
+                for r in self._replicas.get(name, []):
+                    remove_data(node, r.ports, self.rundir)
 
     def _forget(self, name: str, keep_ports: bool = False) -> None:
         for r in self._replicas.pop(name, []):

@@ -1,11 +1,13 @@
-"""Infrastructure nodes as local processes: Redis and RabbitMQ from their server binaries, the
-ingress from the host's nginx/openresty (``ingress_command``).
+"""Infrastructure nodes as local processes: Redis, RabbitMQ and MySQL/MariaDB from their server
+binaries (MySQL through ``backends.mysql_server``, which sets a private datadir up the way the
+``mysql`` image does), the ingress from the host's nginx/openresty (``ingress_command``).
 
-Other kinds (MySQL, MinIO, ...) need a Docker backend; the error says so before anything starts.
+Other kinds (MinIO, ...) need a Docker backend; the error says so before anything starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 from ...errors import BackendUnavailable
 from ...topology.ingress import is_ingress
 from ...topology.model import Node
-from .. import ingress
+from .. import ingress, mysql_server
 from .ports import free_port
 from .processes import HOST
 
@@ -30,6 +32,8 @@ INSTALL_HINT = {
     "redis": "apt-get install redis-server, or brew install redis",
     "rabbitmq": "apt-get install rabbitmq-server, or brew install rabbitmq",
     "ingress": ingress.INSTALL_HINT,
+    "mysql": mysql_server.INSTALL_HINT,
+    "mariadb": mysql_server.INSTALL_HINT,
 }
 
 
@@ -70,6 +74,9 @@ def infra_command(
             "HOME": str(base),
         }
         return [sys.executable, "-c", WITH_EPMD, str(free_port(HOST) if port else 0), rabbit], env
+    mysql = mysql_command(node, kind, port, rundir)
+    if mysql is not None:
+        return mysql, {}
     install = INSTALL_HINT.get(kind)
     how = f"install it ({install}) or run it" if install else "run it"
     raise BackendUnavailable(
@@ -111,3 +118,36 @@ def ingress_command(
     prefix = rundir / f"{node.name}-ingress"
     conf = ingress.write_config(prefix, f"{HOST}:{port}", upstreams)
     return ingress.nginx_argv(binary, prefix, conf), {}
+
+
+def mysql_dir(node: Node, port: int, rundir: Path) -> Path:
+    """The private directory (datadir, socket, pid file) of one replica of a MySQL node."""
+    return rundir / f"{node.name}-mysql-{port}"
+
+
+def mysql_command(node: Node, kind: str, port: int, rundir: Path) -> list[str] | None:
+    """The argv that runs a ``mysql``/``mariadb`` node from the host's server binary (bound to
+    127.0.0.1 on ``port``, its files under the run directory), or None for other kinds or when
+    no server binary is installed."""
+    if kind not in mysql_server.KINDS or mysql_server.server_binary() is None:
+        return None
+    base = mysql_dir(node, port, rundir)
+    return [
+        sys.executable, "-m", "pytest_bannou.backends.mysql_server",
+        "--datadir", str(base / "data"), "--bind", HOST, "--port", str(port),
+        "--socket", str(base / "mysqld.sock"), "--pid-file", str(base / "mysqld.pid"),
+        "--init-dir", str(base / "initdb.d"),
+    ]  # fmt: skip
+
+
+def remove_data(node: Node, ports: Mapping[int, int], rundir: Path) -> None:
+    """Remove what a stopped replica of an infrastructure node kept on disk (a MySQL datadir;
+    a container's would go with its container)."""
+    for port in ports.values():
+        base = mysql_dir(node, port, rundir)
+        if base.is_dir():
+            shutil.rmtree(base, ignore_errors=True)
+        socket = mysql_server.short_socket(base / "mysqld.sock")
+        if socket.parent != base:
+            with contextlib.suppress(OSError):
+                socket.unlink()
