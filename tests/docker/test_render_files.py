@@ -53,27 +53,43 @@ def test_every_rendered_file_is_valid_compose(
     assert warnings == []
 
 
-def test_only_stand_ins_are_never_pulled_and_mounted(capsys, monkeypatch):
+MIXED = """\
+name: mixed
+description: stand-ins (the bannou node, redis) beside a public image no host here builds
+extends: test-edge
+topology:
+  infrastructure:
+    postgres:
+      enabled: true
+      image: postgres:16
+      ports: [5432]
+"""
+
+
+def test_only_stand_ins_are_never_pulled_and_mounted(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("BANNOU_INFRA", "true")
-    text, err = render(capsys, "test-edge", "--backend", "compose")
+    (tmp_path / "mixed.yaml").write_text(MIXED)
+    where = ("--presets-dir", str(tmp_path))
+    text, err = render(capsys, "mixed", *where, "--backend", "compose")
     services = yaml.safe_load(text)["services"]
     own = stand_in_tags()
-    assert "bannou:latest" in own and {s["image"] for s in services.values()} - own, "no public image here"
+    assert {"bannou:latest", "mysql:8.0"} <= own
+    assert {s["image"] for s in services.values()} - own == {"postgres:16"}
     for name, svc in services.items():
         if svc["image"] in own:
             assert svc["pull_policy"] == "never" and svc["volumes"] and svc["tmpfs"], name
             assert all(v.endswith(":ro") for v in svc["volumes"]), name
-        else:  # a public image (mysql:8.0, openresty/...): as a user writes it
+        else:  # a public image: as a user writes it
             assert not set(STAND_IN_KEYS) & set(svc), (name, svc)
             assert svc["image"] and "environment" in svc and svc["ports"] and svc["healthcheck"]
     assert "local stand-ins" in err and "--no-stand-ins" in err
     # --no-stand-ins: a file for a machine with a registry, every image public
-    text, err = render(capsys, "test-edge", "--backend", "compose", "--no-stand-ins")
+    text, err = render(capsys, "mixed", *where, "--backend", "compose", "--no-stand-ins")
     for name, svc in yaml.safe_load(text)["services"].items():
         assert not set(STAND_IN_KEYS) & set(svc), (name, svc)
     assert "stand-ins" not in err
     # swarm's stack file: the same images mounted, no others
-    stack = yaml.safe_load(render(capsys, "test-edge", "--backend", "swarm")[0])["services"]
+    stack = yaml.safe_load(render(capsys, "mixed", *where, "--backend", "swarm")[0])["services"]
     for name, svc in stack.items():
         assert ("volumes" in svc) == (svc["image"] in own), name
 
