@@ -56,6 +56,7 @@ from ..base import (
 from ..docker import engine as _docker
 from .connection import REQUEST_TIMEOUT, Connection, api_error, availability, call_raw, check_cluster, connect
 from .faults import KubernetesFaults
+from .kept import KubernetesReattach
 from .manifests import (
     ImageMeta,
     local_image_meta,
@@ -93,7 +94,7 @@ from .pods import (
 from .portforward import Forwarder, pod_forwarder
 
 
-class KubernetesBackend(KubernetesFaults, Backend):
+class KubernetesBackend(KubernetesFaults, KubernetesReattach, Backend):
     name: ClassVar[str] = "kubernetes"
     aliases: ClassVar[tuple[str, ...]] = ("k8s",)
 
