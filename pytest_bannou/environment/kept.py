@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..backends import registry
 from ..backends.base import Backend
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from .environment import Environment
-from .live import History
+from .live import History, load_history
 from .manager import EnvironmentManager, Progress
 from .runs import make_options, run_directory, run_project
 
@@ -72,12 +73,26 @@ def change_kept_run(
     return env, version
 
 
+def take_over(backend: Backend, workdir: Path) -> bool:
+    """Let ``backend`` take over the run recorded in ``workdir`` (its last configuration
+    version) for reading it (``bannou-env logs``); False when it cannot (no record, a backend
+    without ``reattach``, the run is gone): the caller then uses what it has."""
+    try:
+        history = load_history(workdir)
+        if history is None:
+            return False
+        backend.reattach(history.versions[-1][1], time.monotonic() + backend.options.ready_timeout)
+    except Exception:  # reading must not fail on it: the backend's own message comes next
+        return False
+    return True
+
+
 def _backend_name(info: Mapping[str, Any]) -> str:
     name = info.get("backend")
     return name if isinstance(name, str) and name else "local"
 
 
-def _settings(workdir: Any) -> MessagingSettings:
+def _settings(workdir: Path) -> MessagingSettings:
     state = read_state(workdir).get("messaging") or {}
     return MessagingSettings(
         amqp_url=state.get("external_amqp"),
@@ -86,7 +101,7 @@ def _settings(workdir: Any) -> MessagingSettings:
     )
 
 
-def _last_version(workdir: Any) -> int:
+def _last_version(workdir: Path) -> int:
     try:
         return int((read_state(workdir).get("messaging") or {}).get("last_version") or 0)
     except (TypeError, ValueError):

@@ -106,8 +106,9 @@ class LocalBackend(Backend):
     def reattach(self, topology: Topology, deadline: float) -> None:
         """Continue the backend session recorded in the run's state file: its marker (so new
         processes are cleaned up with the old ones), its state files, and its replicas, adopted
-        by PID, process group and start time (``processes.Adopted``). Recorded replicas of nodes
-        ``topology`` does not have (left by a change that failed half-way) are stopped."""
+        by PID, process group and start time (``processes.Adopted``). Nothing is started or
+        stopped: recorded replicas of nodes ``topology`` does not have (left by a change whose
+        undo failed) stay listed by ``status`` until ``teardown``/``clean``."""
         with self._lock:
             data = self._kept_state(topology)
             self.session = str(data["session"])
@@ -116,19 +117,13 @@ class LocalBackend(Backend):
             self.index_file = _within(data.get("index_file"), state_index_dir()) or self.index_file
             self.topology = topology
             nodes = {n.name: n for n in topology.nodes}
-            strays: list[_Replica] = []
             for rep in sorted(data.get("replicas") or [], key=lambda r: int(r.get("replica") or 0)):
-                node = nodes.get(str(rep.get("node")))
                 name = str(rep.get("node"))
+                node = nodes.get(name)
+                if node is not None:
+                    self._nodes[name] = node
                 replica = self._adopt(node or Node(name=name, app_id=name, command=("-",)), rep)
-                if node is None:
-                    strays.append(replica)
-                    continue
-                self._nodes[node.name] = node
-                self._replicas.setdefault(node.name, []).append(replica)
-            if strays:
-                processes.stop_many(strays, self.grace)
-                self._save_state()
+                self._replicas.setdefault(name, []).append(replica)
 
     def _kept_state(self, topology: Topology) -> dict:
         """The state file of this run in its run directory (``DeployError`` when there is none)."""
