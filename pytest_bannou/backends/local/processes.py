@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..._support.processes import (  # callers also use these as processes.X
     carries,
+    is_zombie,
     kill_all_marked,
     live_groups,
     marked,
@@ -39,9 +40,11 @@ KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the kernel to remove the 
 
 class Adopted:
     """The leader of a replica that another process of the same run started (a kept run that
-    ``bannou-env update`` changes): not a child of this process, so whether it still runs is
-    whether its group is still proven the session's (marker and start time); the ``Popen``
-    calls the backend makes (``poll``, ``wait``, ``pid``). Its exit code is unknown: -1."""
+    ``bannou-env update`` changes): not a child of this process, so it runs while its PID has
+    the start time the state file recorded (a reused PID has another), or, recorded without
+    one, while it carries the session's marker (some servers, redis-server, overwrite their
+    environment with their process title, so the marker alone cannot tell); the ``Popen`` calls
+    the backend makes (``poll``, ``wait``, ``pid``). Its exit code is unknown: -1."""
 
     def __init__(self, pid: int, session: str, start: str | None) -> None:
         self.pid = pid
@@ -50,9 +53,16 @@ class Adopted:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        if self.returncode is None and not group_is_ours(self.pid, self.session, self.start):
+        if self.returncode is None and not self._alive():
             self.returncode = -1
         return self.returncode
+
+    def _alive(self) -> bool:
+        if self.pid <= 1:
+            return False
+        if self.start is not None:  # a zombie (ended, not yet reaped) is gone
+            return start_time(self.pid) == self.start and not is_zombie(self.pid)
+        return group_is_ours(self.pid, self.session, None)
 
     def wait(self, timeout: float | None = None) -> int:
         end = None if timeout is None else time.monotonic() + timeout
