@@ -29,8 +29,8 @@ to check). Facts about an engine that the rest of the plugin needs are methods o
 an engine (built-in or registered through the ``pytest_bannou.backends`` entry point) overrides
 the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
 (``render``), messaging and testers (``peer_address``, ``tester_network``, ``tester_images``
-with ``run_tester_container``) and xdist sharing
-(``attach_info``) and fault injection (``kill_node``, ``pause_node``/``resume_node``,
+with ``run_tester_container``), xdist sharing (``attach_info``), changes to kept runs from the CLI
+(``reattach``) and fault injection (``kill_node``, ``pause_node``/``resume_node``,
 ``disconnect_node``/``reconnect_node``). Callers only ever call these methods; nothing outside
 ``backends/`` imports an engine module.
 """
@@ -405,6 +405,16 @@ class Backend(ABC):
         return BackendUnavailable(
             f"fault {fault!r} is not supported by the {self.name} backend{reason}; backends that "
             f"can: {self.fault_backends.get(fault, 'none')}"
+        )
+
+    def reattach(self, topology: Topology, deadline: float) -> None:
+        """Take over ``topology``, left running under this run id by another process (a kept
+        run that ``bannou-env update``/``rollback`` changes): afterwards this instance can
+        ``apply``, ``status``, ``endpoint`` as if it had deployed it, and the nodes it does not
+        change keep running untouched. The default: not supported (the CLI then redeploys)."""
+        raise BackendUnavailable(
+            f"backend {self.name!r} cannot take over an environment another process deployed;"
+            " bannou-env update/rollback redeploy it instead"
         )
 
     def attach_info(self) -> dict[str, object]:

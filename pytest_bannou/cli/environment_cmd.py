@@ -21,6 +21,7 @@ from .._support.masking import mask_text, topology_secrets
 from .._support.pids import pid_alive
 from ..backends import registry
 from ..backends.base import BackendOptions
+from ..environment.kept import take_over
 from ..environment.live import load_history
 from ..environment.manager import EnvironmentManager, resolve_backend
 from ..environment.runs import (
@@ -284,6 +285,7 @@ def _logs(args: argparse.Namespace) -> int:
     node = _node_of(args.run_id, info, args.node)
     cls = registry.load(backend_name)
     backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir))
+    take_over(backend, workdir)  # container backends find the nodes' containers this way
     text = backend.logs(node, args.tail)
     if not text and not workdir.is_dir():
         raise BannouError(f"no run {args.run_id!r} under {runs_root()}; see `bannou-env status`")

@@ -2,13 +2,13 @@
 for an environment left running by ``bannou-env deploy`` or ``--bannou-keep``.
 
 The run directory holds the environment's configuration versions (``live.json``). A change is
-validated against the current version first (all or nothing), then the run is deployed again
-with the changed topology under the same run id: a command-line process cannot take over the
-processes another process started, so this redeploys (new processes, new ports, the same
-messaging settings; mapping and deployment events are published as after any deploy); if the
-changed run does not deploy, the previous version is deployed again (the change is undone).
-Inside a pytest session, ``bannou_env.update``/``rollback`` change the running environment in
-place.
+validated against the current version first (all or nothing), then made in place, as
+``bannou_env.update``/``rollback`` do inside a pytest session: the backend takes the run over
+(its processes, containers, services or pods) and changes only what differs, so the nodes that
+did not change keep running with the same process or container and the same ports; mapping and
+deployment events are published as after any change. If the change fails half-way, the run is
+taken back to the previous version (the change is undone) and the error says so. A third-party
+backend that cannot take a run over gets the run deployed again instead (new ports).
 
 CHANGE is bannou's TopologyChange as JSON (``'{"action": "scale", "nodeName": "bannou-auth",
 "replicas": 2}'``) or a short form: ``add-node:NAME[=SERVICE,...]``, ``remove-node:NAME``,
@@ -25,6 +25,7 @@ from typing import Any
 
 from ..backends import registry
 from ..backends.base import BackendOptions
+from ..environment.kept import Change, change_kept_run, in_place_supported
 from ..environment.live import ACTIONS, ChangeError, History, change_topology, load_history
 from ..environment.manager import EnvironmentManager
 from ..environment.runs import make_options, read_run_info, run_directory, runs_root
@@ -257,11 +258,22 @@ def _progress(text: str, done: bool) -> None:
     print(f" ... {text}" if done else text, end="\n" if done else "", flush=True)
 
 
+def _in_place(args: argparse.Namespace, info: dict[str, Any], history: History, change: Change) -> None:
+    """Make ``change`` to the kept run in place and print where its nodes are now."""
+    env, version = change_kept_run(args.run_id, info, history, change, args.ready_timeout, _progress)
+    print(f"run id: {args.run_id}, configuration version {version}")
+    for node, url in env.urls().items():
+        print(f"  {node}: {url}")
+
+
 def _update(args: argparse.Namespace) -> int:
     changes = [parse_change(c) for c in args.changes]
     info, history = _kept_run(args.run_id)
     previous = history.versions[-1][1]
     new = change_topology(previous, changes)  # validates everything first
+    if in_place_supported(info):  # only what differs changes; a failure is undone in place
+        _in_place(args, info, history, lambda manager, env: manager.update(env, changes))
+        return 0
     history.versions.append((history.current + 1, new))
     try:
         _redeploy(args.run_id, info, new, history, args.ready_timeout)
@@ -288,6 +300,9 @@ def _rollback(args: argparse.Namespace) -> int:
             f"environment {args.run_id!r} is at configuration version {history.current}, its first:"
             " nothing to roll back"
         )
+    if in_place_supported(info):
+        _in_place(args, info, history, lambda manager, env: manager.rollback(env))
+        return 0
     history.versions.pop()
     _redeploy(args.run_id, info, history.versions[-1][1], history, args.ready_timeout)
     return 0

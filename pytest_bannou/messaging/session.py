@@ -170,6 +170,18 @@ class EnvMessaging:
         self._deployment("started", env)
         return base
 
+    def attach(self, backend: Backend, env: EnvironmentView, deadline: float, last_version: int = 0) -> None:
+        """Take up the messaging of a kept environment another process deployed (``bannou-env
+        update``): connect to its broker and Redis and give its nodes their settings again
+        (the same as they run with, so they are not changed), with mapping versions going on
+        from ``last_version``; no deployment event (nothing was deployed)."""
+        if not self.wanted(env.topology):
+            return
+        if last_version:
+            self.versions.append(last_version)
+        self._connect(backend, env.topology, deadline)
+        env.topology = self.inject(backend.name, env.topology)
+
     def _start_infrastructure(
         self, backend: Backend, old: Topology | None, new: Topology, deadline: float
     ) -> Topology | None:

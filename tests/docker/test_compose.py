@@ -24,7 +24,8 @@ from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
 from pytest_bannou.topology.model import HealthCheck, Node
 from tests.support.backends import deploy_ready, node, topology_maker
-from tests.support.docker_helpers import DockerConformance, new_run_id
+from tests.support.docker_helpers import RUN_IDS, DockerConformance, new_run_id
+from tests.support.kept_cli import check_in_place, kept_split_run
 
 COMPOSE = ComposeBackend.available()
 pytestmark = [
@@ -385,3 +386,22 @@ def test_compose_subprocesses_run_in_their_own_process_group(tmp_path, monkeypat
     assert len(lines) == 2  # `version --short` when locating compose, then `ps`
     for pid, pgid, sid in lines:
         assert pgid == pid and sid == pid and pgid != os.getpgrp()
+
+
+def container_env(run_id: str, container: str) -> dict[str, str]:
+    """The environment of a replica's container (``docker inspect``)."""
+    cli = _docker.client()
+    try:
+        env = cli.api.inspect_container(container)["Config"]["Env"] or []
+    finally:
+        cli.close()
+    return dict(item.split("=", 1) for item in env if "=" in item)
+
+
+def test_cli_update_and_rollback_change_a_kept_run_in_place(tmp_path):
+    """``bannou-env update``/``rollback`` recreate only the changed node's container; the other
+    keeps its container and published port (issue 15)."""
+    with kept_split_run(tmp_path, "compose") as run_id:
+        RUN_IDS.add(run_id)  # checked for leftovers after the session
+        times = check_in_place(run_id, container_env)
+    print(f"compose: update {times['update']:.2f} s, rollback {times['rollback']:.2f} s")

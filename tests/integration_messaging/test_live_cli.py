@@ -14,6 +14,7 @@ import pytest
 from pytest_bannou.cli.live_cmd import parse_change
 from pytest_bannou.environment.live import ChangeError, load_history
 from pytest_bannou.environment.runs import run_directory
+from tests.support.kept_cli import check_in_place, kept_split_run, replica_ids
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -121,3 +122,38 @@ def test_change_arguments(text, expected):
 def test_bad_change_arguments(text):
     with pytest.raises(ChangeError):
         parse_change(text)
+
+
+def local_env(run_id: str, pid: str) -> dict[str, str]:
+    """The environment of a local replica's process."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def test_update_and_rollback_change_a_kept_run_in_place(tmp_path):
+    """Only the changed node is restarted: the other keeps its process and port (issue 15)."""
+    with kept_split_run(tmp_path, "local") as run_id:
+        times = check_in_place(run_id, local_env)
+    print(f"local: update {times['update']:.2f} s, rollback {times['rollback']:.2f} s")
+
+
+def test_a_kept_run_with_infrastructure_is_changed_in_place(infra_servers, presets_dir):
+    """Redis and RabbitMQ (redis-server overwrites its environment with its title, so it is
+    recognised by its start time) and the untouched node keep their processes; the changed node
+    gets the next service mappings version."""
+    out = cli("deploy", "msg-split", "--presets-dir", str(presets_dir), "--ready-timeout", "120").stdout
+    run_id = re.search(r"run id: (\S+)", out).group(1)
+    try:
+        before = replica_ids(run_id)
+        version = httpx.get(urls(out)["bannou-auth"] + "/health", timeout=5).json()["mappingsVersion"]
+        updated = cli("update", run_id, "update-env:bannou-auth:IN_PLACE=yes", "--ready-timeout", "120")
+        after = replica_ids(run_id)
+        assert {n: after[n] for n in ("redis", "rabbitmq", "bannou-main")} == {
+            n: before[n] for n in ("redis", "rabbitmq", "bannou-main")
+        }
+        assert after["bannou-auth"] != before["bannou-auth"] and urls(updated.stdout) == urls(out)
+        assert local_env(run_id, after["bannou-auth"])["IN_PLACE"] == "yes"
+        health = httpx.get(urls(out)["bannou-auth"] + "/health", timeout=5).json()
+        assert health["mappingsVersion"] > version
+    finally:
+        cli("clean", "--run-id", run_id, "--backend", "local", check=False)

@@ -54,6 +54,7 @@ def core_api(kubeconfig: str):
 class TestKubernetesConformance(BackendConformance):
     ready_timeout = 60.0
     faults = frozenset({"kill"})  # no pod freezer; no NetworkPolicy-enforcing CNI assumed
+    shared_endpoints = False  # port-forward listeners belong to the backend instance
 
     @pytest.fixture(autouse=True)
     def _cluster(self, kubeconfig: str) -> None:

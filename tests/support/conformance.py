@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,9 @@ class BackendConformance:
     ready_timeout = 60.0
     exec_python = "/usr/bin/python3"  # an interpreter in the node's context (process or container)
     faults = frozenset({"kill", "pause", "disconnect"})  # the faults this backend can make
+    # endpoints are the engine's (published ports), not a listener of the backend instance
+    # (kubernetes' port-forwards): another instance finds the same one
+    shared_endpoints = True
 
     # --- factory methods subclasses override ---------------------------------------------
     def create_backend(self, options: BackendOptions) -> Backend:
@@ -193,6 +197,41 @@ class BackendConformance:
         assert self.get(backend, "add", "/health").json()["appId"] == "add"
         assert {s.node for s in backend.status()} == {"keep", "change", "add"}
         assert backend.topology == b
+
+    def test_reattach_from_another_instance_changes_only_what_differs(self, make_backend) -> None:
+        """A kept run changed by ``bannou-env update``: another instance (another process) takes
+        it over and changes one node; the other keeps its replica and port."""
+        first = make_backend()
+        a = self.two_nodes()
+        self.deploy_ready(first, a)
+        main_id, first_url = self.ids(first, "main"), first.endpoint("main").url()
+        second = self.create_backend(first.options)
+        try:
+            deadline = time.monotonic() + self.ready_timeout
+            second.reattach(a, deadline)
+            assert self.ids(second, "main") == main_id and self.ids(second, "auth") == self.ids(first, "auth")
+            main_url = second.endpoint("main").url()
+            assert main_url == first_url or not self.shared_endpoints
+            auth = a.node("auth")
+            b = a.with_nodes(
+                [a.node("main"), replace(auth, environment={**auth.environment, "BANNOU_APP_ID": "renamed"})]
+            )
+            second.apply(diff(a, b), deadline)
+            health.wait_ready(second, b, deadline, nodes=["auth"])
+            assert self.ids(second, "main") == main_id and second.endpoint("main").url() == main_url
+            assert self.get(second, "auth", "/health").json()["appId"] == "renamed"
+            c = b.with_nodes([b.node("main"), self.make_node("added")])  # one node removed, one added
+            second.apply(diff(b, c), deadline)
+            health.wait_ready(second, c, deadline, nodes=["added"])
+            assert self.ids(second, "main") == main_id and second.endpoint("main").url() == main_url
+            assert self.get(second, "added", "/health").json()["appId"] == "added"
+            third = self.create_backend(first.options)  # the next change sees what the last one left
+            third.reattach(c, deadline)
+            assert {s.node: s.id for s in third.status()} == {s.node: s.id for s in second.status()}
+            assert {s.node for s in third.status()} == {"main", "added"}
+            assert third.endpoint("main").url() == main_url or not self.shared_endpoints
+        finally:
+            second.teardown()
 
     def test_node_that_exits_is_not_ready_with_reason_and_logs(self, backend: Backend) -> None:
         topo = self.make_topology(

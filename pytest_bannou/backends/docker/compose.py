@@ -39,7 +39,7 @@ from ..._support.text import short_error
 from ...errors import BackendUnavailable, DeployError, NodeNotReady
 from ...topology.diff import Transition
 from ...topology.model import Node, Topology
-from ..base import Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
+from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import (
     LABEL_PROJECT,
@@ -173,6 +173,7 @@ class ComposeBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         self._compose: ComposeCommand | None = None
         self._images: dict[str, _docker.ImageInfo] = {}
         self._restarts: dict[str, int] = {}  # restarts this instance did, per node
+        self._owner: dict[str, str] = {}  # owner labels of a run taken over (``reattach``)
 
     # capability
     @classmethod
@@ -205,6 +206,8 @@ class ComposeBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         assert self.topology is not None and self.project
         self.file.parent.mkdir(parents=True, exist_ok=True)
         doc = render(self.topology, self.options, self.project, self._images)
+        if self._owner:  # a kept run taken over: what is not changed renders as it was
+            doc = _docker.with_owner(doc, self._owner)
         self.file.write_text(render_text(doc))
 
     def _run(self, args: Sequence[str], deadline: float, what: str) -> str:
@@ -275,6 +278,28 @@ class ComposeBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
             self._run(["up", "-d", "--no-build", "--remove-orphans"], deadline, "deploy")
         except DeployError as exc:
             raise self._explain(exc) from None
+
+    def reattach(self, topology: Topology, deadline: float) -> None:
+        """Take over the compose project of this run id (kept by another process): its
+        containers are found by their labels, the next change rewrites its compose file and
+        recreates only the services that changed (``up --no-deps SERVICE``)."""
+        self._endpoints.clear()
+        found = {
+            (c.get("Labels") or {}).get(LABEL_PROJECT)
+            for c in self.cli.api.containers(all=True, filters={"label": [f"{LABEL_RUN_ID}={self.run_id}"]})
+        } - {None}
+        expected = project_name(self.options, topology)
+        if not found:
+            raise DeployError(
+                f"compose backend: run {self.run_id} has no containers on this Docker Engine (preset"
+                f" {topology.preset!r}); remove it with `bannou-env clean --run-id {self.run_id}`"
+                " and deploy it again"
+            )
+        self.project = expected if expected in found else sorted(found)[0]
+        networks = self.cli.api.networks(filters={"label": [f"{LABEL_PROJECT}={self.project}"]})
+        self._owner = _docker.owner_of(networks[0].get("Labels") if networks else None)
+        self._images = _docker.inspect_images(self.cli, topology)
+        self.topology = topology
 
     def _explain(self, exc: DeployError) -> DeployError:
         """Add the state and last log lines of failing nodes to a compose error."""

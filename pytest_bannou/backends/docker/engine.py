@@ -454,6 +454,23 @@ def without_owner(obj: Any) -> Any:
     return obj
 
 
+def with_owner(obj: Any, owner: Mapping[str, str]) -> Any:
+    """``obj`` (a rendered file) with the owner labels ``owner`` instead of this process's: a
+    kept run taken over by another process keeps the owner it was deployed with, so that the
+    resources a change does not touch render exactly as before (Compose recreates a network
+    whose labels changed)."""
+    if isinstance(obj, dict):
+        return {k: owner[k] if k in owner else with_owner(v, owner) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [with_owner(v, owner) for v in obj]
+    return obj
+
+
+def owner_of(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """The owner labels among ``labels`` (what ``with_owner`` puts back)."""
+    return {k: v for k, v in (labels or {}).items() if k in (LABEL_OWNER_HOST, LABEL_OWNER_PID)}
+
+
 def labelled_leftovers(cli: docker.DockerClient, run_id: str) -> list[str]:
     """Every resource still carrying ``run_id`` (tests assert this is empty after teardown)."""
     import docker as docker_sdk

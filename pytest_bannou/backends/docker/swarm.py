@@ -32,7 +32,7 @@ from ...errors import DeployError, NodeNotReady
 from ...topology.diff import Transition
 from ...topology.ingress import is_ingress
 from ...topology.model import Node, Topology
-from ..base import LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
+from ..base import LABEL_NODE, LABEL_RUN_ID, Availability, BackendOptions, Endpoint, ExecResult, ReplicaStatus
 from . import engine as _docker
 from .compose_file import render_text
 from .faults import DockerFaults
@@ -166,6 +166,28 @@ class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes)) or 1) as pool:
             list(pool.map(self._create, topology.nodes))
         self._started(topology.nodes, deadline)
+
+    def reattach(self, topology: Topology, deadline: float) -> None:
+        """Take over the services of this run id (kept by another process), found by their
+        labels; the next change creates, removes or updates only the services that differ."""
+        self._endpoints.clear()
+        flt = {"label": [f"{LABEL_RUN_ID}={self.run_id}"]}
+        services = {
+            (s["Spec"].get("Labels") or {}).get(LABEL_NODE, ""): s for s in self.cli.api.services(filters=flt)
+        }
+        mine = [services[n.name] for n in topology.nodes if n.name in services]
+        if not mine:
+            raise DeployError(
+                f"swarm backend: run {self.run_id} has no services on this swarm (preset"
+                f" {topology.preset!r}); remove it with `bannou-env clean --run-id {self.run_id}`"
+                " and deploy it again"
+            )
+        nets = [n["Name"] for n in self.cli.api.networks(filters=flt) if n["Name"].endswith("-net")]
+        self.prefix = nets[0][: -len("-net")] if nets else name_prefix(self.options, topology)
+        self.network = f"{self.prefix}-net"
+        self._services = {n: s["ID"] for n, s in services.items() if n in topology.node_names}
+        self._images = _docker.inspect_images(self.cli, topology)
+        self.topology = topology
 
     # transitions (``Backend.apply`` calls these)
     def _check_changes(self, plan: Transition, deadline: float) -> None:

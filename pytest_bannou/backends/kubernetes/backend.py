@@ -56,6 +56,7 @@ from ..base import (
 from ..docker import engine as _docker
 from .connection import REQUEST_TIMEOUT, Connection, api_error, availability, call_raw, check_cluster, connect
 from .faults import KubernetesFaults
+from .kept import KubernetesReattach
 from .manifests import (
     ImageMeta,
     hand_manifests,
@@ -94,7 +95,7 @@ from .portforward import Forwarder, pod_forwarder
 from .testers import KubernetesTesters
 
 
-class KubernetesBackend(KubernetesFaults, KubernetesTesters, Backend):
+class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach, Backend):
     name: ClassVar[str] = "kubernetes"
     aliases: ClassVar[tuple[str, ...]] = ("k8s",)
 

@@ -136,6 +136,52 @@ class LocalBackend(Backend):
             self.topology = topology
             self._start_nodes(list(topology.nodes), deadline)
 
+    def reattach(self, topology: Topology, deadline: float) -> None:
+        """Continue the backend session recorded in the run's state file: its marker (so new
+        processes are cleaned up with the old ones), its state files, and its replicas, adopted
+        by PID, process group and start time (``processes.Adopted``). Nothing is started or
+        stopped: recorded replicas of nodes ``topology`` does not have (left by a change whose
+        undo failed) stay listed by ``status`` until ``teardown``/``clean``."""
+        with self._lock:
+            data = self._kept_state(topology)
+            self.session = str(data["session"])
+            # its files, where this backend puts them (a state file never names another place)
+            self.state_file = _within(data.get("state_file"), self.rundir) or self.state_file
+            self.index_file = _within(data.get("index_file"), state_index_dir()) or self.index_file
+            self.topology = topology
+            nodes = {n.name: n for n in topology.nodes}
+            for rep in sorted(data.get("replicas") or [], key=lambda r: int(r.get("replica") or 0)):
+                name = str(rep.get("node"))
+                node = nodes.get(name)
+                if node is not None:
+                    self._nodes[name] = node
+                replica = self._adopt(node or Node(name=name, app_id=name, command=("-",)), rep)
+                self._replicas.setdefault(name, []).append(replica)
+
+    def _kept_state(self, topology: Topology) -> dict:
+        """The state file of this run in its run directory (``DeployError`` when there is none)."""
+        found = [
+            (path.stat().st_mtime, data)
+            for path in sorted(self.rundir.glob("state*.json"))
+            if (data := state.read_state(path)) is not None and data.get("run_id") == self.run_id
+        ]
+        if not found:
+            raise DeployError(
+                f"local backend: run {self.run_id} has no state file in {self.rundir}: its processes"
+                f" cannot be found (preset {topology.preset!r}); remove it with"
+                f" `bannou-env clean --run-id {self.run_id}` and deploy it again"
+            )
+        return max(found, key=lambda f: f[0])[1]
+
+    def _adopt(self, node: Node, rep: Mapping) -> _Replica:
+        """A replica of the recorded session, as ``_make_replica`` made it, with its process."""
+        ports = {int(k): int(v) for k, v in (rep.get("ports") or {}).items()}
+        r = self._make_replica(node, int(rep.get("replica") or 0), ports)
+        start = rep.get("start")
+        r.start = str(start) if start is not None else None
+        r.proc = processes.Adopted(int(rep.get("pid") or 0), self.session, r.start)
+        return r
+
     def apply(self, transition: Transition, deadline: float) -> None:
         with self._lock:
             super().apply(transition, deadline)
@@ -521,6 +567,14 @@ class LocalBackend(Backend):
             "replicas": replicas,
         }
         state.write_state(data, (self.state_file, self.index_file))
+
+
+def _within(path: object, directory: Path) -> Path | None:
+    """``path`` when it names a file directly in ``directory``, else None."""
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(path)
+    return p if p.parent == directory and p.name.endswith(".json") else None
 
 
 def _log_files(rundir: Path, node: str) -> list[Path]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..._support.processes import (  # callers also use these as processes.X
     carries,
+    is_zombie,
     kill_all_marked,
     live_groups,
     marked,
@@ -37,6 +38,41 @@ HOST = "127.0.0.1"
 KILL_WAIT = 2.0  # after SIGKILL, how long to wait for the kernel to remove the processes
 
 
+class Adopted:
+    """The leader of a replica that another process of the same run started (a kept run that
+    ``bannou-env update`` changes): not a child of this process, so it runs while its PID has
+    the start time the state file recorded (a reused PID has another), or, recorded without
+    one, while it carries the session's marker (some servers, redis-server, overwrite their
+    environment with their process title, so the marker alone cannot tell); the ``Popen`` calls
+    the backend makes (``poll``, ``wait``, ``pid``). Its exit code is unknown: -1."""
+
+    def __init__(self, pid: int, session: str, start: str | None) -> None:
+        self.pid = pid
+        self.session = session
+        self.start = start
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self._alive():
+            self.returncode = -1
+        return self.returncode
+
+    def _alive(self) -> bool:
+        if self.pid <= 1:
+            return False
+        if self.start is not None:  # a zombie (ended, not yet reaped) is gone
+            return start_time(self.pid) == self.start and not is_zombie(self.pid)
+        return group_is_ours(self.pid, self.session, None)
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if end is not None and time.monotonic() >= end:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        return code
+
+
 @dataclass
 class Replica:
     """One running (or exited) replica: its processes, ports and log file."""
@@ -47,7 +83,7 @@ class Replica:
     env: dict[str, str]
     ports: dict[int, int]  # container port -> host port
     log_path: Path
-    proc: subprocess.Popen | None = None  # leader of its own session and process group
+    proc: subprocess.Popen | Adopted | None = None  # leader of its own session and process group
     restarts: int = 0
     start: str | None = None  # the leader's start time (_support.processes.start_time)
 
@@ -133,7 +169,8 @@ def stop_many(replicas: Iterable[Replica], grace: float) -> None:
     if not replicas:
         return
     for r in replicas:
-        signal_group(r.pgid, signal.SIGTERM)
+        if r.proc.poll() is None:  # type: ignore[union-attr]  # an ended leader's pid may be reused
+            signal_group(r.pgid, signal.SIGTERM)
     grace_end = time.monotonic() + grace
     pending = replicas
     while pending:

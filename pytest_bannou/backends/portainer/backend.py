@@ -25,10 +25,12 @@ import ipaddress
 import json
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
+import yaml
 
 from ...errors import BackendUnavailable, DeployError
 from ...topology.diff import Action, Transition
@@ -63,6 +65,7 @@ from .testers import PortainerTesters
 
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 STACK_PREFIX = "bannou-"
+STACK_FILE_SUFFIX = ".portainer-stack.yaml"  # in the run directory, after the project name
 SNAPSHOT_AGE = 0.25  # endpoint() lookups may reuse a container list this old
 
 
@@ -240,6 +243,37 @@ class PortainerBackend(PortainerFaults, PortainerTesters, Backend):
         except PortainerError as exc:
             raise DeployError(self._mask(f"{self._where()}: {what} failed: {exc.message}")) from None
         self._doc = doc
+        self._save_stack_file(doc)  # what ``reattach`` reads back
+        self._invalidate()
+
+    def _save_stack_file(self, doc: dict[str, Any]) -> Path:
+        """The stack file as sent, in the run directory (for the user, and for ``reattach``)."""
+        self.options.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.options.workdir / f"{self.project}{STACK_FILE_SUFFIX}"
+        path.write_text(render_text(doc))
+        return path
+
+    def reattach(self, topology: Topology, deadline: float) -> None:
+        """Take over this run's stack (kept by another process): the stack file last sent,
+        from the run directory, and the stack of that name; the next change sends a stack file
+        that carries the kept services over verbatim, so only the changed ones are recreated."""
+        files = sorted(self.options.workdir.glob(f"*{STACK_FILE_SUFFIX}"))
+        doc = yaml.safe_load(files[0].read_text()) if files else None
+        project = doc.get("name") if isinstance(doc, dict) else None
+        stacks = self.client.stacks(self.endpoint_id) if project else []
+        stack = next((x for x in stacks if x.get("Name") == project), None)
+        if stack is None:
+            raise DeployError(
+                self._mask(
+                    f"portainer backend: run {self.run_id} has no stack file in {self.options.workdir} or"
+                    f" no stack {project or '?'} at {self.settings.url} (preset {topology.preset!r});"
+                    f" remove it with `bannou-env clean --run-id {self.run_id} --backend portainer`"
+                    " and deploy it again"
+                )
+            )
+        self.project, self.stack_id, self._doc = str(project), int(stack["Id"]), dict(doc)  # type: ignore[arg-type]
+        self._images(topology)
+        self.topology = topology
         self._invalidate()
 
     # containers
@@ -295,9 +329,7 @@ class PortainerBackend(PortainerFaults, PortainerTesters, Backend):
         self.project = project_name(self.options, topology)
         self.topology = topology
         doc = self._render(topology, images)
-        self.options.workdir.mkdir(parents=True, exist_ok=True)
-        stack_file = self.options.workdir / f"{self.project}.portainer-stack.yaml"
-        stack_file.write_text(render_text(doc))
+        stack_file = self._save_stack_file(doc)
         timeout = max(1.0, self.remaining(deadline))
         try:
             stack = self.client.create_stack(self.endpoint_id, self.project, render_text(doc), timeout)

@@ -1,0 +1,108 @@
+"""Changes to a kept environment from another process (``bannou-env update``/``rollback``), in
+place: the backend takes the run over (``Backend.reattach``), the manager applies the change as
+inside a session (only what differs: the other nodes keep their processes or containers and
+ports; a failure half-way goes back to the previous configuration), and the run's record
+(``environment.json``, the backend's state, ``live.json``) is written again for ``status``,
+``logs``, ``clean`` and the next change.
+
+A backend that cannot take a run over (a third-party one without ``reattach``) is not changed
+here: ``in_place_supported`` says so, and the CLI redeploys the run instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..backends import registry
+from ..backends.base import Backend
+from ..messaging.session import EnvMessaging, MessagingSettings, read_state
+from .environment import Environment
+from .live import History, load_history
+from .manager import EnvironmentManager, Progress
+from .runs import make_options, run_directory, run_project
+
+#: what to do with the taken-over environment: ``manager.update(env, ...)``, ``manager.rollback(env)``
+Change = Callable[[EnvironmentManager, Environment], int]
+
+
+def in_place_supported(info: Mapping[str, Any]) -> bool:
+    """Whether the run's backend can take a kept run over (implements ``reattach``)."""
+    cls = registry.load(_backend_name(info))
+    return getattr(cls, "reattach", Backend.reattach) is not Backend.reattach
+
+
+def change_kept_run(
+    run_id: str,
+    info: Mapping[str, Any],
+    history: History,
+    change: Change,
+    timeout: float,
+    progress: Progress | None = None,
+) -> tuple[Environment, int]:
+    """Take the kept run ``run_id`` over (at configuration ``history``'s last version), make
+    ``change`` in place and leave the run kept, its record written again; returns the
+    environment (its URLs are valid until this process ends on backends whose endpoints live in
+    the process, kubernetes' port-forwards) and the configuration version ``change`` returned.
+    A failed change raises the manager's error (undone, or saying that going back failed)."""
+    workdir = run_directory(run_id)
+    options = make_options(run_id, ready_timeout=timeout)
+    manager = EnvironmentManager(
+        _backend_name(info),
+        options,
+        progress=progress,
+        messaging=EnvMessaging(_settings(workdir), workdir),
+        project=run_project(info),
+    )
+    topology = history.versions[-1][1]
+    key = str(info.get("environment") or topology.preset)
+    deadline = time.monotonic() + timeout
+    # created directly, not through manager.prepare(): no exit hook or signal handler that
+    # would tear the kept run down if this process is interrupted
+    backend = registry.load(_backend_name(info))(options)
+    backend.reattach(topology, deadline)
+    env = manager.attach(backend, key, topology)
+    try:
+        manager.messaging.attach(backend, env, deadline, _last_version(workdir))
+        manager.adopt_history(env, history)
+        version = change(manager, env)
+    finally:
+        manager.teardown(keep=True)  # the record, the history and the messaging state again
+    return env, version
+
+
+def take_over(backend: Backend, workdir: Path) -> bool:
+    """Let ``backend`` take over the run recorded in ``workdir`` (its last configuration
+    version) for reading it (``bannou-env logs``); False when it cannot (no record, a backend
+    without ``reattach``, the run is gone): the caller then uses what it has."""
+    try:
+        history = load_history(workdir)
+        if history is None:
+            return False
+        backend.reattach(history.versions[-1][1], time.monotonic() + backend.options.ready_timeout)
+    except Exception:  # reading must not fail on it: the backend's own message comes next
+        return False
+    return True
+
+
+def _backend_name(info: Mapping[str, Any]) -> str:
+    name = info.get("backend")
+    return name if isinstance(name, str) and name else "local"
+
+
+def _settings(workdir: Path) -> MessagingSettings:
+    state = read_state(workdir).get("messaging") or {}
+    return MessagingSettings(
+        amqp_url=state.get("external_amqp"),
+        redis_url=state.get("external_redis"),
+        heartbeat_interval=float(state.get("heartbeat_interval") or 1.0),
+    )
+
+
+def _last_version(workdir: Path) -> int:
+    try:
+        return int((read_state(workdir).get("messaging") or {}).get("last_version") or 0)
+    except (TypeError, ValueError):
+        return 0
