@@ -143,7 +143,7 @@ class LocalBackend(Backend):
         stopped: recorded replicas of nodes ``topology`` does not have (left by a change whose
         undo failed) stay listed by ``status`` until ``teardown``/``clean``."""
         with self._lock:
-            data = self._kept_state(topology)
+            data = state.kept_state(self.rundir, self.run_id, topology.preset)
             self.session = str(data["session"])
             # its files, where this backend puts them (a state file never names another place)
             self.state_file = _within(data.get("state_file"), self.rundir) or self.state_file
@@ -157,21 +157,6 @@ class LocalBackend(Backend):
                     self._nodes[name] = node
                 replica = self._adopt(node or Node(name=name, app_id=name, command=("-",)), rep)
                 self._replicas.setdefault(name, []).append(replica)
-
-    def _kept_state(self, topology: Topology) -> dict:
-        """The state file of this run in its run directory (``DeployError`` when there is none)."""
-        found = [
-            (path.stat().st_mtime, data)
-            for path in sorted(self.rundir.glob("state*.json"))
-            if (data := state.read_state(path)) is not None and data.get("run_id") == self.run_id
-        ]
-        if not found:
-            raise DeployError(
-                f"local backend: run {self.run_id} has no state file in {self.rundir}: its processes"
-                f" cannot be found (preset {topology.preset!r}); remove it with"
-                f" `bannou-env clean --run-id {self.run_id}` and deploy it again"
-            )
-        return max(found, key=lambda f: f[0])[1]
 
     def _adopt(self, node: Node, rep: Mapping) -> _Replica:
         """A replica of the recorded session, as ``_make_replica`` made it, with its process."""

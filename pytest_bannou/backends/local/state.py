@@ -21,6 +21,7 @@ from typing import Any
 
 from ..._support.files import atomic_write
 from ..._support.pids import pid_alive
+from ...errors import DeployError
 from . import processes
 
 STATE_DIR_ENV = "BANNOU_LOCAL_STATE_DIR"  # overrides the machine-wide index directory
@@ -140,3 +141,20 @@ def clean_session(data: Mapping[str, Any]) -> list[str]:
     for pid in processes.kill_marked(session, DEFAULT_GRACE, exclude={os.getpid()}):
         lines.append(f"local: killed leftover process {pid} of run {run_id}")
     return lines
+
+
+def kept_state(rundir: Path, run_id: str, preset: str) -> dict[str, Any]:
+    """The newest state file of run ``run_id`` in its run directory (``DeployError`` when there is
+    none): what ``LocalBackend.reattach`` adopts."""
+    found = [
+        (path.stat().st_mtime, data)
+        for path in sorted(rundir.glob("state*.json"))
+        if (data := read_state(path)) is not None and data.get("run_id") == run_id
+    ]
+    if not found:
+        raise DeployError(
+            f"local backend: run {run_id} has no state file in {rundir}: its processes"
+            f" cannot be found (preset {preset!r}); remove it with"
+            f" `bannou-env clean --run-id {run_id}` and deploy it again"
+        )
+    return max(found, key=lambda f: f[0])[1]
