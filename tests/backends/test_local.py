@@ -20,7 +20,7 @@ from pytest_bannou.backends.base import Backend, BackendOptions
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import BackendUnavailable, DeployError, NodeNotReady
 from pytest_bannou.health import wait as health
-from pytest_bannou.topology.model import HealthCheck, Node
+from pytest_bannou.topology.model import HealthCheck, Node, Topology
 from tests.support.backends import deploy_ready, node
 from tests.support.conformance import BackendConformance
 
@@ -524,3 +524,19 @@ def test_state_files_are_private_and_foreign_ones_are_ignored(local, isolated_st
     for path in (local.state_file, local.index_file):
         assert (path.stat().st_mode & 0o777) == 0o600
     assert (isolated_state_index.stat().st_mode & 0o077) == 0
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (apt-get install)")
+def test_faults_reach_a_redis_server_started_here(local):
+    # redis-server rewrites its process title over its environment unless told not to: the
+    # marker that proves the process ours would be gone, and a kill would be refused
+    redis = Node(
+        name="redis", app_id="redis", kind="infrastructure", infra_type="redis", ports=(6379,),
+        healthcheck=HealthCheck(kind="tcp", target=6379, interval=0.2),
+    )  # fmt: skip
+    deploy_ready(local, Topology(preset="redis-faults", nodes=(redis,)), timeout=60)
+    pid = int(next(s.id for s in local.status() if s.node == "redis"))
+    local.pause_node("redis")
+    local.resume_node("redis")
+    local.kill_node("redis")
+    assert wait_dead(pid), "kill_node left redis-server running"

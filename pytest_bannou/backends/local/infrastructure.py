@@ -55,7 +55,10 @@ def infra_command(
     port = next(iter(ports.values()), 0)
     if kind == "redis" and shutil.which("redis-server"):
         workdir = rundir / f"{node.name}-data"
+        # no process title: it would overwrite the environment, and with it the marker that
+        # proves the process ours (faults, clean-up)
         argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        argv += ["--set-proc-title", "no"]
         return [*argv, "--dir", str(workdir)], {}
     rabbit = rabbitmq_server()
     if kind == "rabbitmq" and rabbit and shutil.which("epmd"):
