@@ -527,7 +527,7 @@ def test_state_files_are_private_and_foreign_ones_are_ignored(local, isolated_st
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (apt-get install)")
-def test_faults_reach_a_redis_server_started_here(local):
+def test_faults_reach_a_redis_server_started_here(local, monkeypatch):
     # redis-server rewrites its process title over its environment unless told not to: the
     # marker that proves the process ours would be gone, and a kill would be refused
     redis = Node(
@@ -538,5 +538,9 @@ def test_faults_reach_a_redis_server_started_here(local):
     pid = int(next(s.id for s in local.status() if s.node == "redis"))
     local.pause_node("redis")
     local.resume_node("redis")
+    with monkeypatch.context() as m:  # a process no longer proven ours: refused, and said so
+        m.setattr("pytest_bannou.backends.local.processes.group_is_ours", lambda *a: False)
+        with pytest.raises(DeployError, match=r"cannot kill node 'redis' replica 0: .* no longer proven"):
+            local.kill_node("redis")
     local.kill_node("redis")
     assert wait_dead(pid), "kill_node left redis-server running"

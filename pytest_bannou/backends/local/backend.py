@@ -310,7 +310,12 @@ class LocalBackend(Backend):
     def kill_node(self, node: str, replica: int | None = None) -> None:
         with self._lock:
             for r in self._fault_replicas(node, replica):
-                processes.kill_replica(r, self.session)
+                killed = processes.kill_replica(r, self.session)
+                if not killed and r.proc is not None and r.exit_code() is None:
+                    raise DeployError(
+                        f"local: cannot kill node {node!r} replica {r.index}: its process is no"
+                        " longer proven this session's (marker and start time)"
+                    )
                 self._paused.discard((node, r.index))
 
     def pause_node(self, node: str) -> None:

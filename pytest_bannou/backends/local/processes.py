@@ -227,8 +227,11 @@ def signal_replica(r: Replica, session: str, sig: int) -> bool:
     return True
 
 
-def kill_replica(r: Replica, session: str) -> None:
-    """SIGKILL the replica's group (a fault: no grace) and reap the leader."""
-    if signal_replica(r, session, signal.SIGKILL) and r.proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            r.proc.wait(timeout=KILL_WAIT)
+def kill_replica(r: Replica, session: str) -> bool:
+    """SIGKILL the replica's group (a fault: no grace) and reap the leader; False when it was not
+    signalled (gone already, or not proven ours)."""
+    if not signal_replica(r, session, signal.SIGKILL) or r.proc is None:
+        return False
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        r.proc.wait(timeout=KILL_WAIT)
+    return True
