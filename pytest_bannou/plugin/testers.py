@@ -283,7 +283,11 @@ class TesterItem(pytest.Item):
         extra = {CASE_ATTR: data}
         props = [("bannou_preset", self.env_key), ("bannou_tester", run.tester)]
 
+        # a passed case's own output, shown like a test's captured output (-rP)
+        output = self.mask(case.output) if case.outcome != "failed" and case.output else ""
+
         def report(when: str, outcome: str, longrepr: Any = None, d: float = 0.0) -> pytest.TestReport:
+            sections = [("Captured stdout call", output)] if when == "call" and output else []
             return pytest.TestReport(
                 nodeid,
                 location,
@@ -291,7 +295,7 @@ class TesterItem(pytest.Item):
                 outcome,  # type: ignore[arg-type]
                 longrepr,
                 when,  # type: ignore[arg-type]
-                (),
+                sections,
                 d,
                 start,
                 start + d,

@@ -157,3 +157,24 @@ def test_test_http_on_swarm(bannou_pytester: BannouPytester, docker_cli) -> None
     data = json.loads((report / "results.json").read_text())
     assert "tester::http-tester::Health[test-http]" in {t["nodeid"] for t in data["tests"]}
     assert data["backend"] == "swarm"
+
+
+def test_test_edge_with_full_infrastructure_passes_through_the_ingress(
+    bannou_pytester: BannouPytester, docker_cli, monkeypatch
+) -> None:
+    # issue 15's acceptance: BANNOU_INFRA=true pytest --bannou-preset=test-edge
+    # --bannou-backend=compose: MySQL, Redis, RabbitMQ and the ingress deployed, the edge-tester
+    # on the external network, its WebSocket round trip through the ingress
+    monkeypatch.setenv("BANNOU_INFRA", "true")
+    report = bannou_pytester.pytester.path / "report"
+    result = run_compose(
+        bannou_pytester, docker_cli, "--bannou-preset=test-edge", f"--bannou-report={report}", "-v", "-rP"
+    )
+    assert result.ret == 0, result.stdout.str()
+    assert "deploying test-edge on compose: 5 nodes" in result.stdout.str()
+    # the case's own output (-rP): the upgrade at the ingress, the welcome from the node behind it
+    result.stdout.fnmatch_lines(["*upgraded: ws://ingress:80/connect -> 101 Switching Protocols*"])
+    data = json.loads((report / "results.json").read_text())
+    cases = {t["nodeid"].split("::")[-1].split("[")[0]: t for t in data["tests"] if t["kind"] == "tester"}
+    assert all(t["outcome"] == "passed" for t in cases.values()), cases
+    assert {"Service Routing - connect", "Service Routing - auth", "WebSocket Connect - Echo"} <= set(cases)
