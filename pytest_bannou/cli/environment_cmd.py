@@ -228,7 +228,23 @@ def _status(args: argparse.Namespace) -> int:
         urls = info.get("urls")
         for node, url in (urls if isinstance(urls, dict) else {}).items():
             print(f"  {node}: {url} {_health(url)}")
+        _print_versions(_d)
     return 0
+
+
+def _print_versions(workdir: Path) -> None:
+    """The run's configuration versions (number, time, what changed; the current one marked),
+    as ``bannou-env rollback RUN --version N`` takes them."""
+    try:
+        history = load_history(workdir)
+    except (AttributeError, KeyError, TypeError, ValueError):  # a live state edited by hand
+        print("  configuration versions: (unreadable live.json)")
+        return
+    if history is None:
+        return
+    print("  configuration versions:")
+    for line in history.lines():
+        print(f"   {line}")
 
 
 def _elsewhere(info: dict, project: Project) -> str:
