@@ -5,6 +5,9 @@ event schemas (``../shared/upstream-schemas/orchestrator-events.yaml``)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 
 from pytest_bannou.messaging.contract import EXCHANGE
@@ -15,6 +18,24 @@ EVENTS = "orchestrator-events.yaml"
 RESTART = topic_of(EVENTS, "ServiceRestartEvent")  # bannou.service-lifecycle
 CONFIGURATION = topic_of(EVENTS, "ConfigurationChangedEvent")  # bannou.configuration-events
 STATUS = "BANNOU_REFERENCE_HEARTBEAT_STATUS"
+
+
+LONE = """
+name: lone
+description: one node, no infrastructure
+topology:
+  nodes:
+    - name: lone-main
+      appId: lone
+"""
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_bannou.cli", *args], capture_output=True, text=True, timeout=180
+    )
+    assert not check or proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
 
 
 def restart_event(events, app_id: str) -> dict:
@@ -117,17 +138,7 @@ def test_heartbeat_ttl_and_restart_threshold_options_reach_redis_and_the_policy(
     """The env twin of the TTL and the ini key of the threshold, in a real session: the stored
     heartbeats expire after the TTL given, the restart policy uses the threshold given."""
     # its own app id: msg_env's node "bannou" sends heartbeats to the same broker
-    bannou_pytester.preset(
-        "lone",
-        """
-        name: lone
-        description: one node, no infrastructure
-        topology:
-          nodes:
-            - name: lone-main
-              appId: lone
-        """,
-    )
+    bannou_pytester.preset("lone", LONE)
     monkeypatch.setenv("BANNOU_HEARTBEAT_TTL", "4")
     bannou_pytester.pytester.makeini("[pytest]\nbannou_degraded_threshold = 2\n")
     bannou_pytester.pytester.makepyfile(
@@ -167,3 +178,37 @@ def test_heartbeat_ttl_and_restart_threshold_options_reach_redis_and_the_policy(
         timeout=180,
     )
     result.assert_outcomes(passed=1)
+
+
+def test_bannou_env_update_and_rollback_publish_the_events_too(
+    bannou_pytester: BannouPytester, msg_env, manager, consume
+):
+    """A run kept with the session's broker: ``bannou-env update``/``rollback`` publish what
+    ``bannou_env.update``/``rollback`` do, to that broker."""
+    broker = manager.messaging.broker_url
+    bannou_pytester.preset("lone", LONE)
+    bannou_pytester.pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.mark.preset("lone")
+        def test_up(bannou_env):
+            assert bannou_env.url()
+        """
+    )
+    result = bannou_pytester.run_subprocess(f"--bannou-amqp-url={broker}", "--bannou-keep", timeout=180)
+    result.assert_outcomes(passed=1)
+    run_id = next(m.group(1) for line in result.outlines if (m := re.search(r"run id (bannou-[\w-]+)", line)))
+    events = consume(broker, RESTART, CONFIGURATION)
+    try:
+        cli("update", run_id, "update-env:lone-main:FEATURE_X=1")
+        restart = restart_event(events, "lone")
+        assert restart["newEnvironment"] == {"FEATURE_X": "1"}
+        assert restart["reason"] == "configuration version 2: update-env lone-main FEATURE_X=1"
+        assert configuration_event(events, 2)["changedKeys"] == ["nodes.lone-main.environment.FEATURE_X"]
+
+        cli("rollback", run_id, "--version", "1")
+        assert restart_event(events, "lone")["newEnvironment"] is None
+        assert configuration_event(events, 3)["changedKeys"] == ["nodes.lone-main.environment.FEATURE_X"]
+    finally:
+        cli("clean", "--run-id", run_id, "--backend", "local", check=False)
