@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +39,7 @@ from ..environment.live import (
 from ..environment.manager import EnvironmentManager
 from ..environment.runs import make_options, read_run_info, run_directory, runs_root
 from ..errors import BannouError
+from ..messaging.contract import MessagingError
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from ..topology.model import Topology
 from ._args import run_id_arg, seconds_arg, whole_number
@@ -339,8 +341,14 @@ def _announce(run_id: str, entry: ConfigVersion, old: Topology) -> None:
     from ..messaging.broker import EventPublisher  # pika only for runs with a broker
 
     messaging = EnvMessaging(workdir=workdir)
-    messaging.publisher = EventPublisher(url, deadline=10.0)
     try:
+        messaging.publisher = EventPublisher(url, deadline=10.0)
         announce(messaging, entry, old, history.versions[-1][1])
+    except MessagingError as exc:  # the change itself is done: say so, do not fail it
+        print(
+            f"bannou-env: configuration version {entry.version} is applied, but its events could not be"
+            f" published: {exc.message}",
+            file=sys.stderr,
+        )
     finally:
         messaging.stop()
