@@ -235,6 +235,7 @@ def _status(args: argparse.Namespace) -> int:
         if infrastructure:
             print("  infrastructure:")
             print("\n".join(f"    {line}" for line in infrastructure))
+        _print_versions(_d)
     return 0
 
 
@@ -257,6 +258,21 @@ def _infrastructure_health(workdir: Path, info: dict) -> list[str]:
 
     topology = history.versions[-1][1]
     return [h.line() for h in check_nodes(topology.infrastructure, address, timeout=3.0)]
+
+
+def _print_versions(workdir: Path) -> None:
+    """The run's configuration versions (number, time, what changed; the current one marked),
+    as ``bannou-env rollback RUN --version N`` takes them."""
+    try:
+        history = load_history(workdir)
+    except (AttributeError, KeyError, TypeError, ValueError):  # a live state edited by hand
+        print("  configuration versions: (unreadable live.json)")
+        return
+    if history is None:
+        return
+    print("  configuration versions:")
+    for line in history.lines():
+        print(f"   {line}")
 
 
 def _elsewhere(info: dict, project: Project) -> str:

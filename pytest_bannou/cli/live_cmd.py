@@ -20,16 +20,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from typing import Any
 
 from ..backends import registry
 from ..backends.base import BackendOptions
 from ..environment.kept import Change, change_kept_run, in_place_supported
-from ..environment.live import ACTIONS, ChangeError, History, change_topology, load_history
+from ..environment.live import (
+    ACTIONS,
+    ChangeError,
+    ConfigVersion,
+    History,
+    announce,
+    as_change,
+    change_topology,
+    load_history,
+)
 from ..environment.manager import EnvironmentManager
 from ..environment.runs import make_options, read_run_info, run_directory, runs_root
 from ..errors import BannouError
+from ..messaging.contract import MessagingError
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from ..topology.model import Topology
 from ._args import run_id_arg, seconds_arg, whole_number
@@ -56,9 +67,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     update.set_defaults(handler=_update)
 
     rollback = subparsers.add_parser(
-        "rollback", help="return a kept environment to its previous configuration version"
+        "rollback",
+        help="return a kept environment to an earlier configuration version (a new version)",
+        description="Returns the run to configuration version N (default: the one before the current)"
+        " and records that as a new version, as bannou's orchestrator does; `bannou-env status`"
+        " lists the versions.",
     )
     rollback.add_argument("run_id", type=run_id_arg, metavar="RUN_ID")
+    rollback.add_argument(
+        "--version",
+        type=version_arg,
+        default=None,
+        metavar="N",
+        help="the configuration version to return to",
+    )
     rollback.add_argument("--ready-timeout", type=seconds_arg, default=120.0, metavar="SECONDS")
     rollback.set_defaults(handler=_rollback)
 
@@ -274,7 +296,7 @@ def _update(args: argparse.Namespace) -> int:
     if in_place_supported(info):  # only what differs changes; a failure is undone in place
         _in_place(args, info, history, lambda manager, env: manager.update(env, changes))
         return 0
-    history.versions.append((history.current + 1, new))
+    entry = history.record(new, [as_change(c).describe() for c in changes])
     try:
         _redeploy(args.run_id, info, new, history, args.ready_timeout)
     except BannouError as exc:  # the run is back at the version it was at, as inside a session
@@ -290,19 +312,58 @@ def _update(args: argparse.Namespace) -> int:
             f"environment {args.run_id!r}: the change failed and was undone (configuration version"
             f" {history.current} again): {exc.message}"
         ) from None
+    _announce(args.run_id, entry, previous)
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
     info, history = _kept_run(args.run_id)
-    if len(history.versions) < 2:
-        raise ChangeError(
-            f"environment {args.run_id!r} is at configuration version {history.current}, its first:"
-            " nothing to roll back"
-        )
-    if in_place_supported(info):
-        _in_place(args, info, history, lambda manager, env: manager.rollback(env))
+    if in_place_supported(info):  # a new version with the target's configuration, in place
+        _in_place(args, info, history, lambda manager, env: manager.rollback(env, args.version))
         return 0
-    history.versions.pop()
+    previous = history.versions[-1][1]
+    entry = _rollback_version(args.run_id, history, args.version)
     _redeploy(args.run_id, info, history.versions[-1][1], history, args.ready_timeout)
+    _announce(args.run_id, entry, previous)
     return 0
+
+
+def version_arg(text: str) -> int:
+    """``--version N``: a configuration version number (1 or more)."""
+    value = whole_number(text)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a configuration version (a whole number >= 1)")
+    return value
+
+
+def _rollback_version(run_id: str, history: History, version: int | None) -> ConfigVersion:
+    """Record the rollback to ``version`` (default: the one before the current) as the next
+    version of ``history`` and return it; ``ChangeError`` listing the versions for a wrong one."""
+    target = history.rollback_target(version, f"environment {run_id!r}")
+    entry = history.record(history.topology(target), [f"rollback to configuration version {target}"])
+    print(f"configuration version {entry.version}: the configuration of version {target}")
+    return entry
+
+
+def _announce(run_id: str, entry: ConfigVersion, old: Topology) -> None:
+    """Publish the ServiceRestart and ConfigurationChanged events of a change to the run's
+    broker (when it has one), as a session does after ``bannou_env.update``/``rollback``."""
+    workdir = run_directory(run_id)
+    url = (read_state(workdir).get("messaging") or {}).get("broker_url")
+    history = load_history(workdir)
+    if not url or history is None:
+        return
+    from ..messaging.broker import EventPublisher  # pika only for runs with a broker
+
+    messaging = EnvMessaging(workdir=workdir)
+    try:
+        messaging.publisher = EventPublisher(url, deadline=10.0)
+        announce(messaging, entry, old, history.versions[-1][1])
+    except MessagingError as exc:  # the change itself is done: say so, do not fail it
+        print(
+            f"bannou-env: configuration version {entry.version} is applied, but its events could not be"
+            f" published: {exc.message}",
+            file=sys.stderr,
+        )
+    finally:
+        messaging.stop()

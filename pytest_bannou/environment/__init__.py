@@ -11,6 +11,7 @@ from .._support.lazy import lazy_exports
 _EXPORTS = {
     "CI_JOB_VARS": "runs",
     "ChangeError": "live",
+    "ConfigVersion": "live",
     "DEFAULT_READY_TIMEOUT": "runs",
     "EnvRecord": "record",
     "Environment": "environment",
@@ -24,6 +25,7 @@ _EXPORTS = {
     "RunIdError": "runs",
     "TopologyChange": "live",
     "change_topology": "live",
+    "changed_keys": "live",
     "changed_nodes": "manager",
     "check_run_id": "runs",
     "ensure_run_directory": "runs",

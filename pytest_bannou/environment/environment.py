@@ -41,9 +41,15 @@ class EnvironmentHost(Protocol):
 
     def update(self, env: Environment, changes: Sequence[Any]) -> int: ...
 
-    def rollback(self, env: Environment) -> int: ...
+    def rollback(self, env: Environment, version: int | None = None) -> int: ...
 
     def config_version(self, env: Environment) -> int: ...
+
+    def history(self, env: Environment) -> Any: ...
+
+    def record_change(
+        self, env: Environment, old: Topology, changes: list[str], restarts: bool = False
+    ) -> int: ...
 
     def fault(self, env: Environment, action: str, node: str, replica: int | None = None) -> None: ...
 
@@ -158,6 +164,7 @@ class Environment:
         self.engine().restart(name, None)
         self._manager.wait_ready(self, nodes=[name])
         self._manager.messaging.ready(self, "completed", [f"restart {name}"])
+        self._manager.messaging.restarted(self.topology.node(name), f"restart {name} requested by the test")
 
     # --- heartbeats, restart policy and live changes (pytest_bannou.messaging.session, .live) -------
     def heartbeats(self) -> dict[str, Any]:
@@ -173,22 +180,33 @@ class Environment:
         self.engine()
         return self._manager.update(self, changes)
 
-    def rollback(self) -> int:
-        """Return to the previous configuration version; returns it."""
+    def rollback(self, version: int | None = None) -> int:
+        """Return to configuration ``version`` (default: the one before the current, as bannou's
+        rollback); the rollback is recorded as a new version, whose number is returned."""
         self.engine()
-        return self._manager.rollback(self)
+        return self._manager.rollback(self, version)
 
     @property
     def config_version(self) -> int:
         return self._manager.config_version(self)
 
-    def scale(self, node: str, replicas: int) -> None:
-        """Change a node's replica count and wait until the new replicas are ready."""
+    @property
+    def config_versions(self) -> list[Any]:
+        """Every configuration version (``live.ConfigVersion``: version, timestamp, changes,
+        changed_keys), oldest first; the last one is current."""
+        history = self._manager.history(self)
+        return [history.detail(v) for v in history.numbers]
+
+    def scale(self, node: str, replicas: int) -> int:
+        """Change a node's replica count and wait until the new replicas are ready; a new
+        configuration version, whose number is returned."""
         name = self.node_for(node)
+        old = self.topology
         self.engine().scale(name, replicas)
         self._update_node(name, replicas=replicas)
         self._manager.wait_ready(self, nodes=[name])
         self._manager.messaging.ready(self, "completed", [f"scale {name} to {replicas}"])
+        return self._manager.record_change(self, old, [f"scale {name} replicas={replicas}"])
 
     # --- fault injection (pytest_bannou.environment.faults; the backend's kill_node ...) -------
     def kill(self, node: str, replica: int | None = None) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from ..backends import registry
 from ..backends.base import Backend
+from ..messaging.contract import DEFAULT_TTL
+from ..messaging.restart_policy import DEFAULT_DEGRADED_THRESHOLD
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from .environment import Environment
 from .live import History, load_history
@@ -98,6 +100,9 @@ def _settings(workdir: Path) -> MessagingSettings:
         amqp_url=state.get("external_amqp"),
         redis_url=state.get("external_redis"),
         heartbeat_interval=float(state.get("heartbeat_interval") or 1.0),
+        # the run's own TTL and restart threshold (options of the session that deployed it)
+        ttl=float(state.get("heartbeat_ttl") or DEFAULT_TTL),
+        degraded_threshold=float(state.get("degraded_threshold") or DEFAULT_DEGRADED_THRESHOLD),
     )
 
 

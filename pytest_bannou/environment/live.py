@@ -6,23 +6,29 @@ a list of changes to a ``Topology`` with pure functions and validates them all f
 change (unknown node or service, bad count) raises ``ChangeError`` and nothing is applied.
 ``EnvironmentManager.update`` then takes the environment there through the backend
 (``apply(diff)``), waits for readiness and publishes a new mapping event; every applied call is a
-new configuration version (``History``), and ``rollback`` returns to the previous one the same way.
+new configuration version (``History``: number, time, what changed), and ``rollback`` returns to an
+earlier one the same way, recorded as a new version (as bannou's orchestrator does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .._support.files import atomic_write
+from .._support.masking import mask_inline
 from ..errors import BannouError
 from ..messaging.session import LIVE_STATE, read_state
 from ..preset.schema import EnvironmentChange, NodeSpec
 from ..preset.validate import validate_plain
 from ..topology.contract import layer_env_name, service_env_name
+from ..topology.diff import Action, diff
 from ..topology.model import HealthCheck, Node, Resources, Topology
 from .runs import ensure_run_directory
 
@@ -290,19 +296,181 @@ def update_env(t: Topology, name: str | None, environment: Mapping[str, Any]) ->
 # --- configuration versions ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ConfigVersion:
+    """What one configuration version records, as bannou's orchestrator keeps it: its number,
+    when it was applied (``timestamp``, epoch seconds), what changed in words (secrets masked)
+    and the configuration keys that changed (names only, as ``ConfigurationChangedEvent`` sends
+    them)."""
+
+    version: int
+    timestamp: float | None = None  # None: recorded by an older pytest-bannou
+    changes: tuple[str, ...] = ()
+    changed_keys: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "timestamp": self.timestamp,
+            "changes": list(self.changes),
+            "changedKeys": list(self.changed_keys),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConfigVersion:
+        stamp = data.get("timestamp")
+        return cls(
+            int(data["version"]),
+            float(stamp) if isinstance(stamp, int | float) else None,
+            tuple(str(c) for c in data.get("changes") or ()),
+            tuple(str(k) for k in data.get("changedKeys") or ()),
+        )
+
+
 @dataclass
 class History:
-    """Configuration versions of one environment: version 1 is the topology as deployed. The
-    ``EnvironmentManager`` owns one per environment and moves it along with ``update`` and
-    ``rollback``; ``bannou-env update`` continues it for kept environments. When the manager
-    restores the environment to its preset for the next test it starts again at version 1 (the
-    changes were that test's, not the next one's)."""
+    """Configuration versions of one environment: version 1 is the topology as deployed, every
+    change after it (``update``, ``scale``, ``restart`` with new environment values, ``rollback``)
+    is the next number. A rollback is a new version too, holding the configuration it returned to
+    (bannou's ``/orchestrator/config/rollback``: the audit trail is kept, never truncated). The
+    ``EnvironmentManager`` owns one per environment; ``bannou-env update``/``rollback`` continue
+    it for kept environments. When the manager restores the environment to its preset for the
+    next test it starts again at version 1 (the changes were that test's, not the next one's).
+
+    ``versions`` keeps its (number, topology) pairs; ``details`` holds what each one records
+    (a version appended without ``record`` simply has none)."""
 
     versions: list[tuple[int, Topology]] = field(default_factory=list)
+    details: dict[int, ConfigVersion] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, topology: Topology, timestamp: float | None = None) -> History:
+        """Version 1: ``topology`` as deployed at ``timestamp`` (default now)."""
+        first = ConfigVersion(
+            1, time.time() if timestamp is None else timestamp, (f"deploy {topology.preset}",)
+        )
+        return cls([(1, topology)], {1: first})
 
     @property
     def current(self) -> int:
         return self.versions[-1][0] if self.versions else 1
+
+    @property
+    def numbers(self) -> list[int]:
+        return [v for v, _ in self.versions]
+
+    def record(
+        self, topology: Topology, changes: Sequence[str], timestamp: float | None = None
+    ) -> ConfigVersion:
+        """Append ``topology`` as the next version, with when and what changed; returns it."""
+        previous = self.versions[-1][1] if self.versions else None
+        entry = ConfigVersion(
+            self.current + 1 if self.versions else 1,
+            time.time() if timestamp is None else timestamp,
+            tuple(mask_inline(c) for c in changes),
+            tuple(changed_keys(previous, topology)) if previous is not None else (),
+        )
+        self.versions.append((entry.version, topology))
+        self.details[entry.version] = entry
+        return entry
+
+    def detail(self, version: int) -> ConfigVersion:
+        return self.details.get(version) or ConfigVersion(version)
+
+    def topology(self, version: int) -> Topology:
+        for number, topology in self.versions:
+            if number == version:
+                return topology
+        raise KeyError(version)
+
+    def rollback_target(self, version: int | None, where: str) -> int:
+        """The version a rollback returns to: ``version``, or the one before the current
+        (bannou's ``targetVersion`` default, currentVersion - 1). ``ChangeError`` naming the
+        available versions for one that does not exist, is current, or when there is none
+        before the first."""
+        available = ", ".join(str(v) for v in self.numbers) or "1"
+        if version is None:
+            if len(self.versions) < 2:
+                raise ChangeError(
+                    f"{where} is at configuration version {self.current}, its first: nothing to roll back"
+                )
+            return self.versions[-2][0]
+        if isinstance(version, bool) or not isinstance(version, int) or version not in self.numbers:
+            raise ChangeError(
+                f"{where} has no configuration version {version!r}; versions: {available}"
+                f" (current {self.current})"
+            )
+        if version == self.current:
+            raise ChangeError(f"{where} is at configuration version {version} already; versions: {available}")
+        return version
+
+    def lines(self) -> list[str]:
+        """One line per version: number, time, what changed; the current one marked."""
+        out = []
+        for number in self.numbers:
+            d = self.detail(number)
+            stamp = (
+                datetime.fromtimestamp(d.timestamp).strftime("%Y-%m-%d %H:%M:%S")
+                if d.timestamp is not None
+                else "(time not recorded)"
+            )
+            mark = "*" if number == self.current else " "
+            what = "; ".join(d.changes) or "(not recorded)"
+            out.append(f"{mark} {number:>3}  {stamp}  {what}{'  (current)' if mark == '*' else ''}")
+        return out
+
+
+def changed_keys(old: Topology, new: Topology) -> list[str]:
+    """The configuration keys that differ between two versions, names only (never values):
+    ``nodes.NODE`` (added or removed), ``nodes.NODE.replicas``, ``nodes.NODE.services``,
+    ``nodes.NODE.environment.KEY`` and ``mappings.SERVICE``; scoped by prefix, as bannou's
+    ``ConfigurationChangedEvent.changedKeys`` are."""
+    keys: list[str] = []
+    before = {n.name: n for n in old.nodes}
+    after = {n.name: n for n in new.nodes}
+    for name in sorted(set(before) | set(after)):
+        a, b = before.get(name), after.get(name)
+        if a is None or b is None:
+            keys.append(f"nodes.{name}")
+            continue
+        if a.replicas != b.replicas:
+            keys.append(f"nodes.{name}.replicas")
+        if a.services != b.services:
+            keys.append(f"nodes.{name}.services")
+        env_keys = set(a.environment) | set(b.environment)
+        keys += [
+            f"nodes.{name}.environment.{k}"
+            for k in sorted(env_keys)
+            if a.environment.get(k) != b.environment.get(k)
+        ]
+    services = set(old.mappings) | set(new.mappings)
+    keys += [f"mappings.{s}" for s in sorted(services) if old.mappings.get(s) != new.mappings.get(s)]
+    return keys
+
+
+def recreated(old: Topology, new: Topology) -> list[tuple[Node, dict[str, str]]]:
+    """The bannou nodes going from ``old`` to ``new`` restarts (recreates), each with the
+    environment values that changed."""
+    out = []
+    for c in diff(old, new).changes:
+        if c.action is not Action.RECREATE or c.old is None or c.new is None:
+            continue
+        if c.new.kind != "infrastructure":
+            before = c.old.environment
+            out.append((c.new, {k: v for k, v in c.new.environment.items() if before.get(k) != v}))
+    return out
+
+
+def announce(messaging: Any, entry: ConfigVersion, old: Topology | None, new: Topology) -> None:
+    """Tell the environment's consumers, as bannou's orchestrator does: a ServiceRestartEvent
+    for each node the change from ``old`` recreated (none when ``old`` is None), then a
+    ConfigurationChangedEvent with the new version. ``messaging`` is the manager's
+    ``EnvMessaging`` (silent for environments without a broker)."""
+    if old is not None:
+        reason = f"configuration version {entry.version}: {'; '.join(entry.changes)}"
+        for node, new_env in recreated(old, new):
+            messaging.restarted(node, reason, new_env)
+    messaging.configuration_changed(entry.version, list(entry.changed_keys))
 
 
 # --- JSON (run state for the CLI) ------------------------------------------------------------------
@@ -310,18 +478,28 @@ class History:
 
 def save_history(workdir: Path, history: History) -> None:
     """Configuration versions in the run directory's live state (read by ``bannou-env update``);
-    0600 in a 0700 directory, as it holds the environment's settings."""
+    0600 in a 0700 directory, as it holds the environment's settings. ``history`` keeps its
+    [number, topology] pairs (what older versions read); ``config_versions`` adds when and what."""
     data = read_state(workdir)
     data["history"] = [[v, topology_to_json(t)] for v, t in history.versions]
+    data["config_versions"] = [history.details[v].to_json() for v in history.numbers if v in history.details]
     ensure_run_directory(workdir)
     atomic_write(workdir / LIVE_STATE, json.dumps(data, indent=1, sort_keys=True))
 
 
 def load_history(workdir: Path) -> History | None:
-    raw = read_state(workdir).get("history")
+    """The recorded versions (files of older versions have no ``config_versions``: their
+    versions show without time and changes)."""
+    data = read_state(workdir)
+    raw = data.get("history")
     if not raw:
         return None
-    return History([(int(v), topology_from_json(t)) for v, t in raw])
+    history = History([(int(v), topology_from_json(t)) for v, t in raw])
+    for item in data.get("config_versions") or ():
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            entry = ConfigVersion.from_json(item)
+            history.details[entry.version] = entry
+    return history
 
 
 def topology_to_json(t: Topology) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from ..topology.diff import Action, Transition, diff
 from ..topology.model import Topology
 from .environment import Environment
 from .faults import ActiveFaults, FaultEvent, inject, undo_all
-from .live import ChangeError, History, TopologyChange, as_change, change_topology, save_history
+from .live import History, TopologyChange, announce, as_change, change_topology, save_history
 from .record import EnvRecord
 from .runs import RUN_INFO, current_directory, ensure_run_directory, write_run_info
 from .sharing import describe
@@ -85,6 +85,7 @@ class EnvironmentManager(SignalGuard):
         self._restart_base: int | None = None  # backend restarts when the current env became ready
         # the current environment's topology as activated (its preset): what ``restore`` returns to
         self._activated: Topology | None = None
+        self._activated_at: float | None = None  # when (configuration version 1's time)
         self._unsure = False  # a change failed and so did its undo: the environment's state is unknown
         self.faults = ActiveFaults()  # faults a test made on the current environment, undone before the next
         # reentrant: the interrupt path (KeyboardInterrupt from a signal, then teardown) may run
@@ -198,6 +199,7 @@ class EnvironmentManager(SignalGuard):
                 raise
             rec.activations += 1
             self._activated, self._unsure = env.topology, False
+            self._activated_at = time.time()
             self._restart_base = self._restarts_now()
             rec.ready_time = time.monotonic() - start
             self._write_info()
@@ -257,6 +259,7 @@ class EnvironmentManager(SignalGuard):
         not be brought back: it was torn down (``activate`` then deploys it again)."""
         with self._lock:
             if not self.changed(env):
+                self._restart_history(env)  # a test that rolled back all it changed left versions
                 return True
             rec = self.record(env.key, env.preset)
             preset = self._activated
@@ -304,9 +307,9 @@ class EnvironmentManager(SignalGuard):
     def _restart_history(self, env: Environment) -> None:
         """After a restore, configuration version 1 again (the preset): what the next test
         sees as ``config_version``, and where ``bannou-env update`` continues from."""
-        if env not in self._histories:  # never changed through update/rollback: nothing recorded
+        if len(self._histories.get(env, History()).versions) < 2:  # no change recorded: nothing to do
             return
-        history = self._histories[env] = History([(1, env.topology)])
+        history = self._histories[env] = History.start(env.topology)
         with contextlib.suppress(OSError):
             save_history(self.options.workdir, history)
 
@@ -329,7 +332,7 @@ class EnvironmentManager(SignalGuard):
         """The configuration versions of ``env``; version 1 is the topology as deployed."""
         history = self._histories.get(env)
         if history is None:
-            history = self._histories[env] = History([(1, env.topology)])
+            history = self._histories[env] = History.start(env.topology, self._activated_at)
         return history
 
     def adopt_history(self, env: Environment, history: History) -> None:
@@ -345,26 +348,31 @@ class EnvironmentManager(SignalGuard):
         """Apply ``changes`` to the running ``env`` (all or nothing); returns the new version."""
         items = [as_change(c) for c in changes]
         new = change_topology(env.topology, items)
-        history = self.history(env)
-        version = history.current + 1
-        self._go(env, new, [c.describe() for c in items], history)
-        history.versions.append((version, env.topology))
-        save_history(self.options.workdir, history)
-        return version
+        return self._change(env, new, [c.describe() for c in items])
 
-    def rollback(self, env: Environment) -> int:
-        """Return ``env`` to its previous configuration version; returns it."""
+    def rollback(self, env: Environment, version: int | None = None) -> int:
+        """Return ``env`` to configuration ``version`` (default: the one before the current),
+        recorded as a new version (bannou's rollback keeps the audit trail); returns that one."""
         history = self.history(env)
-        if len(history.versions) < 2:
-            raise ChangeError(
-                f"environment {env.key!r} is at configuration version {history.current}, its first:"
-                " nothing to roll back"
-            )
-        version, previous = history.versions[-2]
-        self._go(env, previous, [f"rollback to configuration version {version}"], history)
-        history.versions.pop()
+        target = history.rollback_target(version, f"environment {env.key!r}")
+        return self._change(env, history.topology(target), [f"rollback to configuration version {target}"])
+
+    def _change(self, env: Environment, new: Topology, changes: list[str]) -> int:
+        history = self.history(env)
+        old = env.topology
+        self._go(env, new, changes, history)
+        return self.record_change(env, old, changes, restarts=True)
+
+    def record_change(
+        self, env: Environment, old: Topology, changes: list[str], restarts: bool = False
+    ) -> int:
+        """Record ``env``'s topology as a new configuration version (``scale`` and the changes
+        above) and announce it (``live.announce``; with ``restarts``, the nodes it recreated)."""
+        history = self.history(env)
+        entry = history.record(env.topology, changes)
         save_history(self.options.workdir, history)
-        return version
+        announce(self.messaging, entry, old if restarts else None, env.topology)
+        return entry.version
 
     def _go(self, env: Environment, new: Topology, changes: list[str], history: History) -> None:
         """Take ``env`` to ``new``; if the backend or readiness fails, back to where it was."""

@@ -13,23 +13,27 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 from ..topology.model import Topology
 from .contract import (
+    CONFIGURATION_TOPIC,
     DEFAULT_AMQP_PORT,
     DEPLOYMENT_TOPIC,
     EXCHANGE,
     EXCHANGE_TYPE,
     MAPPINGS_TOPIC,
+    SERVICE_LIFECYCLE_TOPIC,
     BrokerUnreachable,
     MessagingError,
     address_of,
     broker_url,
+    configuration_changed_event,
     deployment_event,
     mappings_event,
     redact,
+    service_restart_event,
 )
 
 if TYPE_CHECKING:
@@ -222,6 +226,20 @@ class EventPublisher:
         """Publish a DeploymentEvent (see ``deployment_event``); returns the event sent."""
         event = deployment_event(action, deployment_id, **fields)
         self.publish(DEPLOYMENT_TOPIC, event)
+        return event
+
+    def publish_service_restart(self, service_name: str, reason: str, **fields: Any) -> dict[str, Any]:
+        """Publish a ServiceRestartEvent (see ``service_restart_event``); returns the event sent."""
+        event = service_restart_event(service_name, reason, **fields)
+        self.publish(SERVICE_LIFECYCLE_TOPIC, event)
+        return event
+
+    def publish_configuration_changed(
+        self, config_version: int, changed_keys: Iterable[str]
+    ) -> dict[str, Any]:
+        """Publish a ConfigurationChangedEvent; returns the event sent."""
+        event = configuration_changed_event(config_version, changed_keys)
+        self.publish(CONFIGURATION_TOPIC, event)
         return event
 
     def _drop(self) -> None:

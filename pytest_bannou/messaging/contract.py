@@ -8,6 +8,10 @@ schemas name (``x-event-publications``):
 
 - ``bannou.full-service-mappings``: FullServiceMappingsEvent, after every deploy/transition/change;
 - ``bannou.deployment-events``: DeploymentEvent (started, completed, failed, topology-changed);
+- ``bannou.service-lifecycle``: ServiceRestartEvent, when the plugin restarts a node (a restart, or
+  a change that recreates it with new environment values);
+- ``bannou.configuration-events``: ConfigurationChangedEvent, with the new configuration version
+  and the changed keys (names, never values) after every configuration change;
 - ``bannou.service-heartbeat``: ServiceHeartbeatEvent, published by nodes, consumed by
   ``pytest_bannou.messaging.heartbeats`` and stored in Redis as ``orch:hb:{appId}`` (90 s TTL).
 
@@ -39,6 +43,8 @@ EXCHANGE_TYPE = "topic"
 HEARTBEAT_TOPIC = "bannou.service-heartbeat"
 MAPPINGS_TOPIC = "bannou.full-service-mappings"
 DEPLOYMENT_TOPIC = "bannou.deployment-events"
+SERVICE_LIFECYCLE_TOPIC = "bannou.service-lifecycle"
+CONFIGURATION_TOPIC = "bannou.configuration-events"
 
 HEARTBEAT_EVENT_NAME = "service.heartbeat"
 MAPPINGS_EVENT_NAME = "orchestrator.full_service_mappings"
@@ -154,6 +160,41 @@ def deployment_event(
             "error": error,
         }
     )
+    return event
+
+
+def service_restart_event(
+    service_name: str,
+    reason: str,
+    *,
+    forced: bool = False,
+    new_environment: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A ServiceRestartEvent (topic ``bannou.service-lifecycle``). ``new_environment``: the
+    environment values the restart changed (the caller masks secrets), null when none."""
+    if not service_name:
+        raise ValueError("service_name must be a non-empty string")
+    event = _base(None)  # orchestrator events carry no eventName in bannou's schema
+    event.update(
+        {
+            "serviceName": service_name,
+            "reason": reason,
+            "forced": bool(forced),
+            "newEnvironment": {str(k): str(v) for k, v in new_environment.items()}
+            if new_environment
+            else None,
+        }
+    )
+    return event
+
+
+def configuration_changed_event(config_version: int, changed_keys: Iterable[str]) -> dict[str, Any]:
+    """A ConfigurationChangedEvent (topic ``bannou.configuration-events``): the new version and
+    the keys that changed, never their values."""
+    if isinstance(config_version, bool) or not isinstance(config_version, int) or config_version < 1:
+        raise ValueError(f"configVersion must be a positive integer, got {config_version!r}")
+    event = _base(None)
+    event.update({"configVersion": config_version, "changedKeys": [str(k) for k in changed_keys]})
     return event
 
 

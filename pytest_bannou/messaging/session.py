@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._support.files import atomic_write
+from .._support.masking import mask_environment
 from ..backends import registry
 from ..backends.base import Backend, Endpoint
 from ..errors import BannouError, DeployError
@@ -303,6 +304,24 @@ class EnvMessaging:
             with contextlib.suppress(Exception):
                 self._deployment("failed", env, error=str(error))
 
+    def restarted(
+        self, node: Node, reason: str, new_environment: Mapping[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """A ServiceRestartEvent for a node the plugin restarted (``serviceName``: its app id,
+        bannou's name of the instance); secret values of ``new_environment`` are masked."""
+        if not self.active:
+            return None
+        assert self.publisher is not None
+        env = mask_environment(new_environment) if new_environment else None
+        return self.publisher.publish_service_restart(node.app_id, reason, new_environment=env)
+
+    def configuration_changed(self, version: int, changed_keys: list[str]) -> dict[str, Any] | None:
+        """A ConfigurationChangedEvent: configuration version ``version`` is now active."""
+        if not self.active:
+            return None
+        assert self.publisher is not None
+        return self.publisher.publish_configuration_changed(version, changed_keys)
+
     def endpoints(self, env: EnvironmentView) -> dict[str, str]:
         out: dict[str, str] = {}
         for n in env.topology.bannou_nodes:
@@ -405,6 +424,8 @@ class EnvMessaging:
             "external_amqp": self.settings.amqp_url,
             "external_redis": self.settings.redis_url,
             "heartbeat_interval": self.settings.heartbeat_interval,
+            "heartbeat_ttl": self.settings.ttl,
+            "degraded_threshold": self.settings.degraded_threshold,
             "node_env": self.node_env,
         }
         atomic_write(path, json.dumps(data, indent=1, sort_keys=True))  # 0600: names the broker
@@ -444,10 +465,12 @@ def read_state(workdir: Path) -> dict[str, Any]:
 
 def settings_from(values: Mapping[str, Any]) -> MessagingSettings:
     """From resolved option values (``bannou_amqp_url``, ``bannou_redis_url``,
-    ``bannou_heartbeat_interval``, ``bannou_degraded_threshold``)."""
+    ``bannou_heartbeat_interval``, ``bannou_heartbeat_ttl``, ``bannou_degraded_threshold``):
+    the plugin passes them down here, nothing below reads an option or a variable itself."""
     return MessagingSettings(
         amqp_url=values.get("bannou_amqp_url") or None,
         redis_url=values.get("bannou_redis_url") or None,
         heartbeat_interval=float(values.get("bannou_heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL),
+        ttl=float(values.get("bannou_heartbeat_ttl") or DEFAULT_TTL),
         degraded_threshold=float(values.get("bannou_degraded_threshold") or DEFAULT_DEGRADED_THRESHOLD),
     )

@@ -41,6 +41,7 @@ MESSAGING_OPTIONS = (
     "bannou_amqp_url",
     "bannou_redis_url",
     "bannou_heartbeat_interval",
+    "bannou_heartbeat_ttl",
     "bannou_degraded_threshold",
 )
 

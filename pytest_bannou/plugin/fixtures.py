@@ -60,8 +60,8 @@ def bannou_env(request: pytest.FixtureRequest, _bannou_key: str) -> Environment:
     ``.preset``, ``.key``, ``.topology``, ``.backend``, ``.nodes``, ``.url(service_or_node,
     port=None)``, ``.endpoint(...)``, ``.logs(node, tail=50)``, ``.status()``,
     ``.restart(node, environment=None)``, ``.scale(node, n)``; with messaging (see README):
-    ``.heartbeats()``, ``.should_restart(node)``, ``.update(changes)``, ``.rollback()``,
-    ``.config_version``.
+    ``.heartbeats()``, ``.should_restart(node)``, ``.update(changes)``,
+    ``.rollback(version=None)``, ``.config_version``, ``.config_versions``.
     If the environment cannot be deployed the test errors with one message (no traceback).
     One instance per environment, so fixtures of any scope may use it; every test still finds
     its environment as its preset defines it.

@@ -283,6 +283,17 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
     ),
     Option(
+        "bannou_heartbeat_ttl",
+        "--bannou-heartbeat-ttl",
+        "bannou_heartbeat_ttl",
+        "BANNOU_HEARTBEAT_TTL",
+        "float",
+        90.0,
+        "seconds a stored heartbeat lives in Redis (orch:hb:APPID); a node silent for longer counts as "
+        "gone and the restart policy says restart (default 90, bannou's)",
+        metavar="SECONDS",
+    ),
+    Option(
         "bannou_degraded_threshold",
         "--bannou-degraded-threshold",
         "bannou_degraded_threshold",

@@ -53,13 +53,37 @@ def test_update_and_rollback_a_kept_run(kept_run):
     env_change = '{"action": "update-env", "nodeName": "bannou-auth", "environment": {"X": "1"}}'
     assert "configuration version 3" in cli("update", run_id, env_change).stdout
 
+    # a rollback is a new version holding the configuration it returned to (bannou's audit trail)
     back = cli("rollback", run_id)
-    assert "configuration version 2" in back.stdout
+    assert "configuration version 4: the configuration of version 2" in back.stdout
     assert "X" not in load_history(run_directory(run_id)).versions[-1][1].node("bannou-auth").environment
-    assert "configuration version 1" in cli("rollback", run_id).stdout
-    assert "bannou-auth" not in urls(cli("status", "--run-id", run_id).stdout)
-    nothing = cli("rollback", run_id, check=False)
-    assert nothing.returncode == 1 and "nothing to roll back" in nothing.stderr
+    first = cli("rollback", run_id, "--version", "1").stdout
+    assert "configuration version 5: the configuration of version 1" in first
+    status = cli("status", "--run-id", run_id).stdout
+    assert "bannou-auth" not in urls(status)
+    listed = re.findall(r"^\s+([* ])\s+(\d+)  (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (.*)$", status, re.MULTILINE)
+    assert [(mark, int(v)) for mark, v, _, _ in listed] == [(" ", 1), (" ", 2), (" ", 3), (" ", 4), ("*", 5)]
+    what = [w for *_, w in listed]
+    assert what[0] == "deploy plain" and "add-node bannou-auth" in what[1] and "scale bannou-main" in what[1]
+    assert what[2] == "update-env bannou-auth X=1"
+    assert what[3] == "rollback to configuration version 2"
+    assert what[4] == "rollback to configuration version 1  (current)"
+    history = load_history(run_directory(run_id))
+    assert history.detail(5).changed_keys == (
+        "nodes.bannou-auth",
+        "nodes.bannou-main.replicas",
+        "mappings.account",
+        "mappings.auth",
+    )
+
+    unknown = cli("rollback", run_id, "--version", "9", check=False)
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert (
+        f"environment {run_id!r} has no configuration version 9; versions: 1, 2, 3, 4, 5 (current 5)"
+        in unknown.stderr
+    )
+    bad = cli("rollback", run_id, "--version", "-2", check=False)
+    assert bad.returncode == 2 and "'-2' is not a configuration version" in bad.stderr
 
 
 def test_a_bad_change_leaves_the_run_as_it_was(kept_run):
@@ -71,6 +95,8 @@ def test_a_bad_change_leaves_the_run_as_it_was(kept_run):
     assert "nothing was applied" in bad.stderr and "Traceback" not in bad.stderr
     assert httpx.get(before + "/health", timeout=5).status_code == 200  # same process, same port
     assert [v for v, _ in load_history(run_directory(run_id)).versions] == [1]
+    nothing = cli("rollback", run_id, check=False)
+    assert nothing.returncode == 1 and "nothing to roll back" in nothing.stderr
 
 
 def test_a_change_that_fails_to_deploy_leaves_the_previous_version_running(kept_run):

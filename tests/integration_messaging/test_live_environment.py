@@ -124,9 +124,8 @@ def test_restart_policy_branches_on_a_real_node(msg_env, manager):
     unavailable = wait_decision(msg_env, "bannou-main", "unavailable")
     assert unavailable.restart and "restart needed" in unavailable.reason
 
-    msg_env.rollback()
-    msg_env.rollback()
-    assert msg_env.config_version == start_version
+    assert msg_env.rollback(version=start_version) == start_version + 3
+    assert msg_env.config_version == start_version + 3
     assert STATUS not in msg_env.topology.node("bannou-main").environment
     assert not wait_decision(msg_env, "bannou-main", "is healthy").restart
 
@@ -162,8 +161,9 @@ def test_expired_and_missing_heartbeats(msg_env):
     expired = wait_decision(msg_env, "bannou-auth", "expired")
     assert expired.restart and "expired" in expired.reason
 
-    assert msg_env.rollback() == start_version + 1
-    assert msg_env.rollback() == start_version
+    assert msg_env.rollback() == start_version + 3  # version start + 1, as a new version
+    assert msg_env.topology.node("bannou-auth").replicas == 1 and "bannou-quiet" in msg_env.nodes
+    assert msg_env.rollback(version=start_version) == start_version + 4
     assert msg_env.topology.node("bannou-auth").replicas == 1
     assert "bannou-quiet" not in msg_env.nodes
     assert not wait_decision(msg_env, "bannou-auth", "is healthy").restart
@@ -251,14 +251,15 @@ def test_every_change_action_then_rollback_to_the_start(msg_env, manager, consum
     assert post(msg_env, "/chat/send").json()["appId"] == "bannou"
     assert msg_env.config_version == start + 5
 
-    # rollback: the previous version, through the backend, with a new (higher) mapping event
-    assert msg_env.rollback() == start + 4
-    assert changed("rollback")["mappings"]["chat"] == "bannou-chat"
+    # rollback: the previous version's configuration, through the backend, with a new (higher)
+    # mapping event, recorded as a new version (bannou's rollback keeps the audit trail)
+    assert msg_env.rollback() == start + 6
+    assert changed(f"rollback to configuration version {start + 4}")["mappings"]["chat"] == "bannou-chat"
     assert msg_env.topology.node("bannou-chat").replicas == 2
     assert post(msg_env, "/chat/send").json()["appId"] == "bannou-chat"
-    for expected in (start + 3, start + 2, start + 1, start):
-        assert msg_env.rollback() == expected
-        assert msg_env.config_version == expected
+    assert msg_env.rollback(version=start) == start + 7
+    assert msg_env.config_version == start + 7
+    assert [v.version for v in msg_env.config_versions] == list(range(start, start + 8))
     assert msg_env.topology.node_names == start_topology.node_names
     assert dict(msg_env.topology.mappings) == dict(start_topology.mappings)
     assert seen_versions == sorted(set(seen_versions))  # strictly increasing

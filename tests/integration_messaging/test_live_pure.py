@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from pytest_bannou.environment.live import (
     ChangeError,
+    ConfigVersion,
+    History,
     TopologyChange,
     change_topology,
+    load_history,
+    save_history,
     topology_from_json,
     topology_to_json,
 )
@@ -170,3 +175,79 @@ def test_live_changes_get_the_preset_validation(split, change, fragment):
         change_topology(split, [change])
     assert fragment in err.value.message, err.value.message
     assert err.value.message.endswith("nothing was applied")
+
+
+# --- configuration versions (issue 15 point 5) --------------------------------------------------
+
+
+def test_every_version_records_time_changes_and_keys_and_a_rollback_is_a_new_version(split):
+    history = History.start(split, timestamp=1000.0)
+    assert history.detail(1) == ConfigVersion(1, 1000.0, ("deploy msg-split",), ())
+    secret = {
+        "action": "update-env",
+        "nodeName": "bannou-auth",
+        "environment": {"AUTH_JWT_SECRET": "hunter22"},
+    }
+    two = change_topology(split, [secret])
+    entry = history.record(two, [TopologyChange.from_dict(secret).describe()], timestamp=1001.0)
+    assert entry == ConfigVersion(
+        2,
+        1001.0,
+        ("update-env bannou-auth AUTH_JWT_SECRET=******",),
+        ("nodes.bannou-auth.environment.AUTH_JWT_SECRET",),
+    )
+    three = change_topology(two, [{"action": "scale", "nodeName": "bannou-main", "replicas": 2}])
+    history.record(three, ["scale bannou-main replicas=2"])
+    assert history.detail(3).changed_keys == ("nodes.bannou-main.replicas",)
+    # bannou's default target: currentVersion - 1; the rollback is recorded as version 4
+    assert history.rollback_target(None, "environment 'e'") == 2
+    back = history.record(history.topology(1), ["rollback to configuration version 1"])
+    assert back.version == 4 and history.current == 4 and history.numbers == [1, 2, 3, 4]
+    assert set(back.changed_keys) == {
+        "nodes.bannou-auth.environment.AUTH_JWT_SECRET",
+        "nodes.bannou-main.replicas",
+    }
+    lines = history.lines()
+    assert len(lines) == 4 and lines[-1].startswith("*   4  ") and lines[-1].endswith("(current)")
+    assert "hunter22" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (9, "environment 'e' has no configuration version 9; versions: 1, 2 (current 2)"),
+        (0, "environment 'e' has no configuration version 0; versions: 1, 2 (current 2)"),
+        ("2", "environment 'e' has no configuration version '2'; versions: 1, 2 (current 2)"),
+        (2, "environment 'e' is at configuration version 2 already; versions: 1, 2"),
+    ],
+)
+def test_a_rollback_to_a_version_that_is_not_there_names_the_versions(split, version, expected):
+    history = History.start(split)
+    history.record(
+        change_topology(split, [{"action": "scale", "nodeName": "bannou-main", "replicas": 2}]), ["s"]
+    )
+    with pytest.raises(ChangeError) as err:
+        history.rollback_target(version, "environment 'e'")
+    assert err.value.message == expected
+
+
+def test_nothing_to_roll_back_at_the_first_version(split):
+    with pytest.raises(ChangeError, match="at configuration version 1, its first: nothing to roll back"):
+        History.start(split).rollback_target(None, "environment 'e'")
+
+
+def test_versions_survive_the_run_directory_and_old_files_still_load(split, tmp_path: Path):
+    history = History.start(split, timestamp=1000.0)
+    history.record(change_topology(split, [{"action": "remove-node", "nodeName": "bannou-auth"}]), ["remove"])
+    save_history(tmp_path, history)
+    again = load_history(tmp_path)
+    assert again is not None and again.numbers == [1, 2] and again.details == history.details
+    assert again.topology(2) == history.topology(2)
+    # a live.json written before versions recorded their time: still read, shown without it
+    data = json.loads((tmp_path / "live.json").read_text())
+    del data["config_versions"]
+    (tmp_path / "live.json").write_text(json.dumps(data))
+    old = load_history(tmp_path)
+    assert old is not None and old.numbers == [1, 2] and old.details == {}
+    assert old.lines()[1] == "*   2  (time not recorded)  (not recorded)  (current)"
+    assert old.rollback_target(None, "environment 'e'") == 1

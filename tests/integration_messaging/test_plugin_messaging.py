@@ -41,8 +41,8 @@ def test_changes_and_rollback(bannou_env, bannou_http):
     bannou_env.update([{"action": "move-service", "nodeName": "bannou-main", "services": ["auth"]}])
     assert bannou_env.config_version == version + 1
     assert bannou_http.post("/auth/login", json={}).json()["appId"] == "bannou"
-    bannou_env.rollback()
-    assert bannou_env.config_version == version
+    assert bannou_env.rollback() == version + 2  # a rollback is a new version
+    assert bannou_env.config_version == version + 2
     assert bannou_http.post("/auth/login", json={}).json()["appId"] == "bannou-auth"
 """
 

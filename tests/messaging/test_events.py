@@ -10,10 +10,13 @@ import pytest
 from pytest_bannou.errors import BannouError
 from pytest_bannou.messaging.broker import EventPublisher, connect_broker
 from pytest_bannou.messaging.contract import (
+    CONFIGURATION_TOPIC,
     DEPLOYMENT_TOPIC,
     MAPPINGS_TOPIC,
+    SERVICE_LIFECYCLE_TOPIC,
     BrokerUnreachable,
     broker_url,
+    configuration_changed_event,
     deployment_event,
     heartbeat_event,
     mappings_event,
@@ -21,8 +24,10 @@ from pytest_bannou.messaging.contract import (
     parse_iso,
     parse_mappings,
     redact,
+    service_restart_event,
 )
 from pytest_bannou.topology.model import Node, Topology
+from tests.support.bannou_schemas import check_event, topic_of
 from tests.support.messaging_servers import free_port
 
 
@@ -166,3 +171,32 @@ def test_missing_client_library_names_the_extra():
 
     with pytest.raises(MessagingError, match=r"pytest-bannou\[messaging\]"):
         require("no_such_client_library_xyz")
+
+
+def test_orchestrator_events_match_bannou_schemas_and_topics():
+    """ServiceRestartEvent and ConfigurationChangedEvent as bannou's orchestrator-events.yaml
+    defines them (no eventName, no extra field), on the topics it names."""
+    events = "orchestrator-events.yaml"
+    assert topic_of(events, "ServiceRestartEvent") == SERVICE_LIFECYCLE_TOPIC
+    assert topic_of(events, "ConfigurationChangedEvent") == CONFIGURATION_TOPIC
+    restart = service_restart_event("bannou-auth", "restart bannou-auth", new_environment={"X": 1})
+    check_event(events, "ServiceRestartEvent", restart)
+    assert restart["newEnvironment"] == {"X": "1"} and restart["forced"] is False
+    check_event(events, "ServiceRestartEvent", service_restart_event("bannou", "r"))
+    changed = configuration_changed_event(4, ["nodes.a.replicas"])
+    check_event(events, "ConfigurationChangedEvent", changed)
+    assert set(changed) == {"eventId", "timestamp", "configVersion", "changedKeys"}
+    for bad in (0, -1, True, "2"):
+        with pytest.raises(ValueError, match="configVersion must be a positive integer"):
+            configuration_changed_event(bad, [])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="service_name"):
+        service_restart_event("", "r")
+
+
+def test_orchestrator_events_reach_a_real_broker(rabbitmq_server, consumer):
+    events = consumer(SERVICE_LIFECYCLE_TOPIC, CONFIGURATION_TOPIC)
+    with EventPublisher(rabbitmq_server.url) as publisher:
+        sent = publisher.publish_service_restart("bannou", "why", forced=True)
+        assert events.get(timeout=30) == (SERVICE_LIFECYCLE_TOPIC, sent)
+        sent = publisher.publish_configuration_changed(7, ["mappings.auth"])
+        assert events.get(timeout=30) == (CONFIGURATION_TOPIC, sent)

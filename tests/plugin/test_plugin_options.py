@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_bannou.messaging.session import settings_from
 from pytest_bannou.plugin import options as opts
 
 HEADER_TEST = """
@@ -329,3 +330,58 @@ def test_gc_freeze_at_session_start_unless_disabled(bannou_pytester, disable):
         assert frozen == 0
     else:
         assert frozen > 10_000  # pytest, the plugins and the libraries they imported
+
+
+# --- the heartbeat TTL and the restart threshold (issue 15 point 5) ------------------------------
+
+
+def test_heartbeat_ttl_and_restart_threshold_are_options_with_ini_and_env_twins(bannou_pytester):
+    result = bannou_pytester.pytester.runpytest("--help")
+    text = " ".join(result.stdout.str().split())
+    for flag, ini, env in (
+        ("--bannou-heartbeat-ttl=SECONDS", "bannou_heartbeat_ttl", "BANNOU_HEARTBEAT_TTL"),
+        ("--bannou-degraded-threshold=SECONDS", "bannou_degraded_threshold", "BANNOU_DEGRADED_THRESHOLD"),
+    ):
+        assert flag in text and f"[ini {ini}, env {env}]" in text
+    assert "default 90, bannou's" in text and "default 300, bannou's" in text
+    values = opts.option_values(
+        ("bannou_heartbeat_ttl", "bannou_degraded_threshold"),
+        lambda dest: {"bannou_heartbeat_ttl": "30"}.get(dest),
+        lambda key: {"bannou_heartbeat_ttl": "40", "bannou_degraded_threshold": "2m"}.get(key, ""),
+        {"BANNOU_HEARTBEAT_TTL": "35", "BANNOU_DEGRADED_THRESHOLD": "45"},
+    )
+    assert values == {"bannou_heartbeat_ttl": 30.0, "bannou_degraded_threshold": 45.0}  # CLI > env > ini
+    settings = settings_from(values)
+    assert (settings.ttl, settings.degraded_threshold) == (30.0, 45.0)
+    assert (settings_from({}).ttl, settings_from({}).degraded_threshold) == (90.0, 300.0)
+
+
+@pytest.mark.parametrize(
+    ("how", "value", "line"),
+    [
+        ("cli", "soon", "ERROR: --bannou-heartbeat-ttl: 'soon' is not a number of seconds; e.g. *"),
+        ("cli", "-5", "ERROR: --bannou-heartbeat-ttl: '-5' must be more than 0 seconds and finite; *"),
+        ("env", "0", "ERROR: environment variable BANNOU_HEARTBEAT_TTL: '0' must be more than 0 seconds*"),
+        ("ini", "later", "ERROR: ini key bannou_heartbeat_ttl: 'later' is not a number of seconds*"),
+        ("cli-threshold", "-1", "ERROR: --bannou-degraded-threshold: '-1' must be more than 0 seconds*"),
+        ("env-threshold", "x", "ERROR: environment variable BANNOU_DEGRADED_THRESHOLD: 'x' is not a number*"),
+        ("ini-threshold", "nan", "ERROR: ini key bannou_degraded_threshold: 'nan' must be more than 0*"),
+    ],
+)
+def test_a_bad_heartbeat_ttl_or_restart_threshold_is_one_usage_error(
+    bannou_pytester, monkeypatch, how, value, line
+):
+    bannou_pytester.pytester.makepyfile(HEADER_TEST)
+    name = "degraded_threshold" if how.endswith("-threshold") else "heartbeat_ttl"
+    args = []
+    if how.startswith("cli"):
+        args = [f"--bannou-{name.replace('_', '-')}={value}"]
+    elif how.startswith("env"):
+        monkeypatch.setenv(f"BANNOU_{name.upper()}", value)
+    else:
+        bannou_pytester.pytester.makeini(f"[pytest]\nbannou_{name} = {value}\n")
+    result = bannou_pytester.run_subprocess(*args, timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([line])
+    assert len([ln for ln in result.stderr.lines if ln.strip()]) == 1, result.stderr.lines
+    assert "Traceback" not in result.stderr.str() and "INTERNALERROR" not in result.stdout.str()
