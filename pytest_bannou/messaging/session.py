@@ -193,16 +193,20 @@ class EnvMessaging:
         ]
         if not wanted:
             return None
+        first = standalone_infrastructure(new)
         if old is None:
-            phase1 = new.with_nodes(new.infrastructure)
+            phase1 = new.with_nodes(first)
             backend.deploy(phase1, deadline)
         else:
             running = {n.name: n for n in old.nodes}
             if all(running.get(n.name) == n and running[n.name].replicas == n.replicas for n in wanted):
                 return None
-            phase1 = old.with_nodes([*new.infrastructure, *old.bannou_nodes])
+            names = {n.name for n in first}
+            # what fronts the nodes (an ingress) stays as it is until the nodes are changed
+            kept = [n for n in old.nodes if n.name not in names and n.kind == "infrastructure"]
+            phase1 = old.with_nodes([*first, *old.bannou_nodes, *kept])
             backend.apply(diff(old, phase1), deadline)
-        wait_ready(backend, phase1, deadline, nodes=[n.name for n in new.infrastructure])
+        wait_ready(backend, phase1, deadline, nodes=[n.name for n in first])
         return phase1
 
     def _connect(self, backend: Backend, topology: Topology, deadline: float) -> None:
@@ -474,3 +478,18 @@ def settings_from(values: Mapping[str, Any]) -> MessagingSettings:
         ttl=float(values.get("bannou_heartbeat_ttl") or DEFAULT_TTL),
         degraded_threshold=float(values.get("bannou_degraded_threshold") or DEFAULT_DEGRADED_THRESHOLD),
     )
+
+
+def standalone_infrastructure(topology: Topology) -> list[Node]:
+    """The infrastructure nodes that need no bannou node (an ingress fronting one does): what
+    starts before the nodes, so that the broker and Redis are there when they come up."""
+    ready: set[str] = set()
+    infra = list(topology.infrastructure)
+    changed = True
+    while changed:
+        changed = False
+        for n in infra:
+            if n.name not in ready and all(d in ready for d in n.depends_on):
+                ready.add(n.name)
+                changed = True
+    return [n for n in infra if n.name in ready]
