@@ -229,8 +229,9 @@ def _status(args: argparse.Namespace) -> int:
         where = f" [{_elsewhere(info, project)}]" if project and _elsewhere(info, project) else ""
         print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who}){where}")
         urls = info.get("urls")
+        plain = _not_http(_d)  # checked below, by their own protocol
         for node, url in (urls if isinstance(urls, dict) else {}).items():
-            print(f"  {node}: {url} {_health(url)}")
+            print(f"  {node}: {url}" if node in plain else f"  {node}: {url} {_health(url)}")
         infrastructure = _infrastructure_health(_d, info)
         if infrastructure:
             print("  infrastructure:")
@@ -258,6 +259,18 @@ def _infrastructure_health(workdir: Path, info: dict) -> list[str]:
 
     topology = history.versions[-1][1]
     return [h.line() for h in check_nodes(topology.infrastructure, address, timeout=3.0)]
+
+
+def _not_http(workdir: Path) -> set[str]:
+    """The run's infrastructure nodes that answer no HTTP /health (Redis, RabbitMQ, MySQL)."""
+    try:
+        history = load_history(workdir)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return set()
+    if history is None or not history.versions:
+        return set()
+    infra = history.versions[-1][1].infrastructure
+    return {n.name for n in infra if n.healthcheck is None or n.healthcheck.kind != "http"}
 
 
 def _print_versions(workdir: Path) -> None:

@@ -127,12 +127,14 @@ def test_bannou_env_status_shows_the_infrastructure_health_of_a_kept_run(health_
     run_id = re.search(r"run id: (\S+)", out).group(1)
     try:
         status = cli("status", "--run-id", run_id).stdout
-        lines = textwrap.dedent(status.split("  infrastructure:\n", 1)[1]).splitlines()
+        block = status.split("  infrastructure:\n", 1)[1].split("  configuration versions:", 1)[0]
+        lines = textwrap.dedent(block).splitlines()
         assert [line.split(" ")[:3] for line in lines] == [
             ["redis", "(redis)", "ok"],
             ["rabbitmq", "(rabbitmq)", "ok"],
             ["mysql", "(mysql)", "ok"],
         ], status
+        assert "unreachable" not in status  # no HTTP /health asked of Redis, RabbitMQ, MySQL
         _stop_node(run_id, "mysql")
         status = cli("status", "--run-id", run_id).stdout
         failed = r"mysql \(mysql\) FAILED login 127\.0\.0\.1:\d+: mysql .*Can't connect"
