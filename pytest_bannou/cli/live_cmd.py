@@ -280,12 +280,13 @@ def _progress(text: str, done: bool) -> None:
     print(f" ... {text}" if done else text, end="\n" if done else "", flush=True)
 
 
-def _in_place(args: argparse.Namespace, info: dict[str, Any], history: History, change: Change) -> None:
-    """Make ``change`` to the kept run in place and print where its nodes are now."""
+def _in_place(args: argparse.Namespace, info: dict[str, Any], history: History, change: Change) -> int:
+    """Make ``change`` to the kept run in place, print where its nodes are now; its version."""
     env, version = change_kept_run(args.run_id, info, history, change, args.ready_timeout, _progress)
     print(f"run id: {args.run_id}, configuration version {version}")
     for node, url in env.urls().items():
         print(f"  {node}: {url}")
+    return version
 
 
 def _update(args: argparse.Namespace) -> int:
@@ -319,7 +320,9 @@ def _update(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     info, history = _kept_run(args.run_id)
     if in_place_supported(info):  # a new version with the target's configuration, in place
-        _in_place(args, info, history, lambda manager, env: manager.rollback(env, args.version))
+        target = history.rollback_target(args.version, f"environment {args.run_id!r}")
+        version = _in_place(args, info, history, lambda manager, env: manager.rollback(env, target))
+        print(f"configuration version {version}: the configuration of version {target}")
         return 0
     previous = history.versions[-1][1]
     entry = _rollback_version(args.run_id, history, args.version)
