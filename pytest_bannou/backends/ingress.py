@@ -8,7 +8,13 @@ environment (``BANNOU_INGRESS_UPSTREAM``, default ``bannou:80`` as in bannou's o
 ``BANNOU_INGRESS_PORT``, default 80), writes the configuration under ``/tmp`` and becomes nginx.
 In a container the upstream's name is resolved at request time through the container's DNS
 server (Docker's, or the cluster's with the first search domain appended), so the ingress does not
-depend on the start order and follows a recreated node.
+depend on the start order and follows a recreated node. nginx's resolver does not read
+``/etc/hosts``: an upstream named there (a Kubernetes pod's ``hostAliases``, the Service's cluster
+IP, which the backend keeps when it recreates the Service; the only way the name resolves on a
+cluster without DNS) is written as that address, in a static upstream group, and nginx starts
+once that address accepts connections (at most ``BANNOU_INGRESS_UPSTREAM_WAIT`` seconds, default
+20): a Service routes only after its pod is ready and the node's proxy caught up, so the
+ingress's own ``/health`` then means that the API behind it is reachable too.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import grp
 import os
 import shutil
+import socket
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +32,8 @@ from ..topology.ingress import DEFAULT_UPSTREAM, UPSTREAM_ENV, NginxPaths, nginx
 
 PORT_ENV = "BANNOU_INGRESS_PORT"
 PREFIX_ENV = "BANNOU_INGRESS_PREFIX"
+UPSTREAM_WAIT_ENV = "BANNOU_INGRESS_UPSTREAM_WAIT"
+DEFAULT_UPSTREAM_WAIT_S = 20.0
 CONTAINER_PREFIX = "/tmp/bannou-ingress"
 BINARIES = ("openresty", "nginx")  # openresty first, as bannou runs it
 INSTALL_HINT = "apt-get install nginx (or openresty), or brew install nginx"
@@ -78,12 +88,25 @@ def dns_resolver(resolv_conf: str) -> tuple[str | None, list[str]]:
     return server, search
 
 
-def lazy_upstream(upstream: str, resolv_conf: str) -> tuple[str, str | None]:
+def hosts_address(hosts: str, name: str) -> str | None:
+    """The address ``name`` has in an ``/etc/hosts`` text (the first line naming it), else None."""
+    for line in hosts.splitlines():
+        parts = line.split("#", 1)[0].split()
+        if len(parts) >= 2 and name.lower() in (p.lower() for p in parts[1:]):
+            return parts[0]
+    return None
+
+
+def lazy_upstream(upstream: str, resolv_conf: str, hosts: str = "") -> tuple[str, str | None]:
     """The upstream to write and the resolver to use: nginx's resolver applies no search domains,
     so a bare name gets the first one (Kubernetes: ``NAMESPACE.svc.cluster.local``); Docker's
-    embedded DNS (127.0.0.11) answers bare service names itself."""
+    embedded DNS (127.0.0.11) answers bare service names itself. A name in ``hosts`` (the
+    ``/etc/hosts`` text) is written as its address, without a resolver."""
     server, search = dns_resolver(resolv_conf)
     host, port = split_upstream(upstream)
+    pinned = hosts_address(hosts, host)
+    if pinned is not None:
+        return (f"[{pinned}]:{port}" if ":" in pinned else f"{pinned}:{port}"), None
     if server is None or _is_address(host):
         return f"{host}:{port}", None
     if "." not in host and search and server != "127.0.0.11":
@@ -91,12 +114,36 @@ def lazy_upstream(upstream: str, resolv_conf: str) -> tuple[str, str | None]:
     return f"{host}:{port}", server
 
 
+def pinned_upstream(env: Mapping[str, str], hosts: str) -> tuple[str, int] | None:
+    """(address, port) of the upstream when ``/etc/hosts`` names it (``lazy_upstream``), else None."""
+    try:
+        host, port = split_upstream(env.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM)
+    except ValueError:
+        return None
+    address = hosts_address(hosts, host)
+    return (address, port) if address is not None else None
+
+
+def wait_reachable(address: str, port: int, seconds: float) -> bool:
+    """Until ``address:port`` accepts a TCP connection (True) or ``seconds`` passed (False)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=1.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+        time.sleep(0.2)
+
+
 def _is_address(host: str) -> bool:
     return ":" in host or host.replace(".", "").isdigit()
 
 
-def container_config(env: Mapping[str, str], resolv_conf: str) -> tuple[Path, list[str]]:
-    """Write the container's configuration from its environment; its nginx argv."""
+def container_config(env: Mapping[str, str], resolv_conf: str, hosts: str = "") -> tuple[Path, list[str]]:
+    """Write the container's configuration from its environment (``resolv_conf``, ``hosts``: the
+    container's ``/etc/resolv.conf`` and ``/etc/hosts``); its nginx argv."""
     binary = nginx_binary()
     if binary is None:
         raise SystemExit(f"bannou ingress: no nginx or openresty found; {INSTALL_HINT}")
@@ -109,18 +156,27 @@ def container_config(env: Mapping[str, str], resolv_conf: str) -> tuple[Path, li
             f"bannou ingress: {UPSTREAM_ENV}={upstream!r} or {PORT_ENV}={env.get(PORT_ENV)!r} is not "
             "HOST:PORT / a port number"
         ) from None
-    target, resolver = lazy_upstream(upstream, resolv_conf)
+    target, resolver = lazy_upstream(upstream, resolv_conf, hosts)
     prefix = Path(env.get(PREFIX_ENV) or CONTAINER_PREFIX)
     conf = write_config(prefix, str(port), [target], resolver=resolver)
     return conf, nginx_argv(binary, prefix, conf)
 
 
-def main() -> None:  # pragma: no cover - exec
+def _read(path: str) -> str:
     try:
-        resolv = Path("/etc/resolv.conf").read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError:
-        resolv = ""
-    conf, argv = container_config(os.environ, resolv)
+        return ""
+
+
+def main() -> None:  # pragma: no cover - exec
+    hosts = _read("/etc/hosts")
+    conf, argv = container_config(os.environ, _read("/etc/resolv.conf"), hosts)
+    pinned = pinned_upstream(os.environ, hosts)
+    if pinned is not None:
+        wait = float(os.environ.get(UPSTREAM_WAIT_ENV) or DEFAULT_UPSTREAM_WAIT_S)
+        if not wait_reachable(*pinned, wait):
+            print(f"bannou ingress: {pinned[0]}:{pinned[1]} not reachable after {wait:g}s; starting anyway")
     print(f"bannou ingress: {conf} -> {os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM}", flush=True)
     sys.stdout.flush()
     os.execv(argv[0], argv)

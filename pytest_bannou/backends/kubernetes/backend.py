@@ -63,7 +63,6 @@ from .manifests import (
     local_image_meta,
     render_deployment,
     render_namespace,
-    render_service,
 )
 from .names import (
     ANNOTATION_RESTARTED_AT,
@@ -92,10 +91,11 @@ from .pods import (
     wait_gone,
 )
 from .portforward import Forwarder, pod_forwarder
+from .services import KubernetesServices
 from .testers import KubernetesTesters
 
 
-class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach, Backend):
+class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesServices, KubernetesReattach, Backend):
     name: ClassVar[str] = "kubernetes"
     aliases: ClassVar[tuple[str, ...]] = ("k8s",)
 
@@ -198,26 +198,25 @@ class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach,
         except Exception as exc:
             ns, self.namespace, self.topology = self.namespace, None, None
             raise DeployError(f"kubernetes: creating namespace {ns} failed: {api_error(exc)}") from None
-        for node in topology.nodes:
-            self._create_node(node)
+        self._create_services(topology.nodes)  # first: every pod gets every Service's address
+        self._create_deployments(topology.nodes)
         self.wait_started(topology.node_names, deadline)
         if option(self.options, "kubernetes_wait_rollout").lower() in ("1", "true", "yes"):
             self.wait_rollout(topology.node_names, deadline)
 
-    def _create_node(self, node: Node) -> None:
+    def _create_deployments(self, nodes: Sequence[Node]) -> None:
+        """The Deployments of ``nodes``, their pods knowing every Service there is (``services``)."""
         assert self.topology is not None and self.namespace is not None
-        dep = render_deployment(
-            node, self.topology, self.options, self.namespace, self._images.get(_docker.image_for(node))
-        )
-        try:
-            self.apps.create_namespaced_deployment(self.namespace, dep, _request_timeout=REQUEST_TIMEOUT)
-            svc = render_service(node, self.topology, self.options, self.namespace)
-            if svc:
-                self.core.create_namespaced_service(self.namespace, svc, _request_timeout=REQUEST_TIMEOUT)
-        except Exception as exc:
-            raise DeployError(
-                f"kubernetes {self._where()}: creating node {node.name!r} failed: {api_error(exc)}"
-            ) from None
+        aliases = self._service_addresses()
+        for node in nodes:
+            meta = self._images.get(_docker.image_for(node))
+            dep = render_deployment(node, self.topology, self.options, self.namespace, meta, aliases=aliases)
+            try:
+                self.apps.create_namespaced_deployment(self.namespace, dep, _request_timeout=REQUEST_TIMEOUT)
+            except Exception as exc:
+                raise DeployError(
+                    f"kubernetes {self._where()}: creating node {node.name!r} failed: {api_error(exc)}"
+                ) from None
 
     def _delete_node(self, node: str) -> None:
         assert self.namespace is not None
@@ -251,6 +250,8 @@ class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach,
                 {"metadata": {"labels": resource_labels(self.options, plan.new)}},
                 _request_timeout=REQUEST_TIMEOUT,
             )
+        # new nodes' Services before any pod is (re)created, so that those pods know them
+        self._create_services([c.new for c in plan.of(Action.START) if c.new is not None], plan.new)
 
     def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
         for name in names:
@@ -263,8 +264,8 @@ class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach,
         return [n.name for n in nodes]
 
     def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
-        for node in nodes:
-            self._create_node(node)
+        self._create_services(nodes, exist_ok=True)
+        self._create_deployments(nodes)
 
     def _set_replicas(self, nodes: Sequence[Node], deadline: float) -> None:
         for node in nodes:
@@ -281,9 +282,7 @@ class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach,
         self, node: Node, annotations: Mapping[str, str] | None = None, service: bool = True
     ) -> None:
         """PUT the freshly rendered Deployment (a rolling update when the template changed) and,
-        with ``service``, recreate its Service."""
-        from kubernetes.client.exceptions import ApiException
-
+        with ``service``, recreate its Service (keeping its cluster IP)."""
         assert self.topology is not None and self.namespace is not None
         name = object_name(node.name)
         dep = render_deployment(
@@ -293,22 +292,18 @@ class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach,
             self.namespace,
             self._images.get(_docker.image_for(node)),
             annotations,
+            aliases=self._service_addresses(),
         )
         try:
             self.apps.replace_namespaced_deployment(
                 name, self.namespace, dep, _request_timeout=REQUEST_TIMEOUT
             )
-            if not service:
-                return
-            svc = render_service(node, self.topology, self.options, self.namespace)
-            with contextlib.suppress(ApiException):  # 404: the node had no ports before
-                call_raw(self.core.delete_namespaced_service, name, self.namespace)
-            if svc:
-                self.core.create_namespaced_service(self.namespace, svc, _request_timeout=REQUEST_TIMEOUT)
         except Exception as exc:
             raise DeployError(
                 f"kubernetes {self._where()}: updating node {node.name!r} failed: {api_error(exc)}"
             ) from None
+        if service:
+            self._recreate_service(node)
 
     def _patch_replicas(self, node: str, replicas: int) -> None:
         assert self.namespace is not None
@@ -588,7 +583,8 @@ class KubernetesBackend(KubernetesFaults, KubernetesTesters, KubernetesReattach,
 
     @classmethod
     def peer_address(cls, node: Node, port: int) -> Endpoint:
-        """Pods reach each other through the node's Service, by node name and container port."""
+        """Pods reach each other through the node's Service, by node name and container port
+        (cluster DNS, or the pods' ``hostAliases``: ``services``)."""
         return Endpoint(node.name, port)
 
     def describe(self) -> str:

@@ -182,10 +182,12 @@ def render_deployment(
     meta: ImageMeta | None = None,
     template_annotations: Mapping[str, str] | None = None,
     pull_public: bool = False,
+    aliases: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The node's Deployment. ``imagePullPolicy: Never`` (the backend pulls nothing) unless
     ``pull_public`` and the image is no stand-in (``meta`` without host mounts): then the
-    cluster's default, as a user would write it."""
+    cluster's default, as a user would write it. ``aliases`` (Service name -> cluster IP) become
+    the pod's ``hostAliases`` (``host_aliases``): Service names resolve without cluster DNS."""
     name = object_name(node.name)
     container: dict[str, Any] = {"name": CONTAINER, "image": _docker.image_for(node)}
     if not (pull_public and not (meta and meta.host_mounts)):
@@ -212,6 +214,8 @@ def render_deployment(
     }
     if volumes:
         pod_spec["volumes"] = volumes
+    if aliases:
+        pod_spec["hostAliases"] = host_aliases(aliases, namespace)
     annotations = {ANNOTATION_NODE: node.name, **(template_annotations or {})}
     return {
         "apiVersion": "apps/v1",
@@ -233,11 +237,33 @@ def render_deployment(
     }
 
 
+def host_aliases(ips: Mapping[str, str], namespace: str) -> list[dict[str, Any]]:
+    """``hostAliases`` entries: each Service's cluster IP under its short name and the names
+    cluster DNS would give it (``NAME.NAMESPACE``, ``NAME.NAMESPACE.svc``,
+    ``NAME.NAMESPACE.svc.cluster.local``). Sorted, so an unchanged set renders the same template."""
+    by_ip: dict[str, list[str]] = {}
+    for name, ip in sorted(ips.items()):
+        qualified = f"{name}.{namespace}"
+        by_ip.setdefault(ip, []).extend(
+            [name, qualified, f"{qualified}.svc", f"{qualified}.svc.cluster.local"]
+        )
+    return [{"ip": ip, "hostnames": names} for ip, names in sorted(by_ip.items())]
+
+
 def render_service(
-    node: Node, topology: Topology, options: BackendOptions, namespace: str
+    node: Node,
+    topology: Topology,
+    options: BackendOptions,
+    namespace: str,
+    cluster_ip: str | None = None,
 ) -> dict[str, Any] | None:
+    """The node's Service (None: the node has no ports). ``cluster_ip`` asks for that address:
+    a recreated Service keeps the one the other pods' ``hostAliases`` name."""
     if not node.ports:
         return None
+    spec: dict[str, Any] = {"type": service_type(options)}
+    if cluster_ip:
+        spec["clusterIP"] = cluster_ip
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -248,7 +274,7 @@ def render_service(
             "annotations": {ANNOTATION_NODE: node.name},
         },
         "spec": {
-            "type": service_type(options),
+            **spec,
             "selector": selector(options, node.name),
             "ports": [
                 {"name": f"p{p}", "port": p, "targetPort": p, "protocol": "TCP"}
