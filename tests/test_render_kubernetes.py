@@ -65,14 +65,28 @@ def test_every_rendered_manifest_is_a_valid_kubernetes_object(capsys, monkeypatc
     assert result.returncode == 0, result.stderr
 
 
+MIXED = """\
+name: mixed
+description: stand-ins beside a public image no host here builds
+extends: test-edge
+topology:
+  infrastructure:
+    postgres:
+      enabled: true
+      image: postgres:16
+      ports: [5432]
+"""
+
+
 def test_only_stand_ins_get_image_pull_policy_never_and_host_paths(capsys, monkeypatch, tmp_path):
     """No engine to ask (deterministic here): the stand-ins are what this host would build."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     monkeypatch.setenv("BANNOU_INFRA", "true")
+    (tmp_path / "mixed.yaml").write_text(MIXED)
     own = {s.tag for s in images.specs() if not s.requires or shutil.which(s.requires)}
-    _, docs = render_docs(capsys, "test-edge")
+    _, docs = render_docs(capsys, "mixed", "--presets-dir", str(tmp_path))
     pods = containers(docs)
-    assert {p["containers"][0]["image"] for p in pods.values()} - own, "no public image in test-edge"
+    assert {p["containers"][0]["image"] for p in pods.values()} - own == {"postgres:16"}
     for name, pod in pods.items():
         c = pod["containers"][0]
         host_paths = [v for v in pod.get("volumes", []) if "hostPath" in v]
