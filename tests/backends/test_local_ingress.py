@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -92,13 +94,67 @@ def test_the_ingress_proxies_http_and_websocket_and_leaves_no_process(local, tmp
         assert f"server 127.0.0.1:{port};" in text  # both replicas behind it
     assert f"listen 127.0.0.1:{front.port}" in text and "proxy_read_timeout 3600s" in text
     nginx_pid = int((prefix / "nginx.pid").read_text())
-    assert nginx_pid == int(next(s.id for s in local.status() if s.node == "ingress"))
+    leader = int(next(s.id for s in local.status() if s.node == "ingress"))
+    assert _children(leader) == [nginx_pid]  # nginx under the leader that keeps the marker
     workers = [p for p in _children(nginx_pid)]
     assert workers, "nginx started no worker"
 
     local.teardown()
-    for pid in (nginx_pid, *workers):
+    for pid in (leader, nginx_pid, *workers):
         assert wait_dead(pid), f"nginx process {pid} outlived teardown"
+
+
+def _nginx_processes(backend: LocalBackend) -> list[int]:
+    leader = int(next(s.id for s in backend.status() if s.node == "ingress"))
+    master = _children(leader)
+    return [leader, *master, *(w for m in master for w in _children(m))]
+
+
+@needs_nginx
+def test_clean_of_a_kept_run_stops_its_nginx(tmp_path):
+    # nginx writes its process title over its environment: without the leader that keeps the
+    # session's marker, clean (and the stale sweep) could not prove it ours and left it running
+    options = BackendOptions(run_id="ingress-clean", workdir=tmp_path / "run")
+    kept = LocalBackend(options, grace=2.0)
+    try:
+        deploy_ready(kept, edge_topology(tmp_path), timeout=90)
+        pids = _nginx_processes(kept)
+        assert len(pids) >= 3, pids
+        removed = LocalBackend.clean("ingress-clean", options)  # as `bannou-env clean --run-id`
+        assert any("ingress" in line for line in removed), removed
+        for pid in pids:
+            assert wait_dead(pid), f"nginx process {pid} outlived clean"
+    finally:
+        kept.teardown()
+
+
+@needs_nginx
+def test_another_process_scales_the_fronted_node_and_nginx_reloads(local, tmp_path):
+    # what `bannou-env update` does: a new backend instance takes the run over (the state file
+    # lists the ingress before a recreated node) and changes it; nginx follows the node
+    from pytest_bannou.topology.diff import diff
+
+    topo = edge_topology(tmp_path)
+    deploy_ready(local, topo, timeout=90)
+    changed = topo.with_nodes(
+        [replace(n, environment={**n.environment, "X": "1"}) if n.name == "bannou" else n for n in topo.nodes]
+    )
+    local.apply(diff(topo, changed), time.monotonic() + 90)  # bannou recreated, listed last
+    before = _nginx_processes(local)
+    other = LocalBackend(BackendOptions(run_id="ingress-test", workdir=local.rundir.parent), grace=2.0)
+    other.reattach(changed, time.monotonic() + 30)
+    scaled = changed.with_nodes([replace(n, replicas=2) if n.name == "bannou" else n for n in changed.nodes])
+    other.apply(diff(changed, scaled), time.monotonic() + 90)
+    conf = (other.rundir / "ingress-ingress" / "nginx.conf").read_text()
+    ports = [other.endpoint("bannou", replica=i).port for i in (0, 1)]
+    assert all(f"server 127.0.0.1:{p};" in conf for p in ports), conf
+    assert _nginx_processes(other)[:2] == before[:2]  # reloaded (SIGHUP), not restarted
+    front = other.endpoint("ingress")
+    seen = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 2 and time.monotonic() < deadline:  # nginx reloads in the background
+        seen.add(httpx.get(front.url() + "/any", timeout=10).json()["port"])
+    assert seen == set(ports)
 
 
 def _children(pid: int) -> list[int]:

@@ -67,7 +67,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._json({"status": "healthy", "appId": app_id, "services": []})
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        self._json({"path": self.path, "method": self.command, "headers": dict(self.headers), "body": body})
+        port = self.server.server_address[1]  # which replica answered
+        self._json(
+            {
+                "path": self.path,
+                "method": self.command,
+                "headers": dict(self.headers),
+                "body": body,
+                "port": port,
+            }
+        )
 
     def do_GET(self) -> None:
         if self.path.startswith("/connect") and self.headers.get("Upgrade", "").lower() == "websocket":

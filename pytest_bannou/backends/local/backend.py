@@ -50,6 +50,7 @@ from .infrastructure import (
     check_runnable,
     infra_command,
     ingress_command,
+    ingress_config_changed,
     remove_data,
 )
 from .ports import free_port, release
@@ -146,11 +147,15 @@ class LocalBackend(Backend):
             data = state.kept_state(self.rundir, self.run_id, topology.preset)
             self.session = str(data["session"])
             # its files, where this backend puts them (a state file never names another place)
-            self.state_file = _within(data.get("state_file"), self.rundir) or self.state_file
-            self.index_file = _within(data.get("index_file"), state_index_dir()) or self.index_file
+            self.state_file = state.file_within(data.get("state_file"), self.rundir) or self.state_file
+            self.index_file = state.file_within(data.get("index_file"), state_index_dir()) or self.index_file
             self.topology = topology
             nodes = {n.name: n for n in topology.nodes}
-            for rep in sorted(data.get("replicas") or [], key=lambda r: int(r.get("replica") or 0)):
+            fronts = {n.name for n in topology.nodes if is_ingress(n)}  # adopted after the nodes
+            for rep in sorted(
+                data.get("replicas") or [],
+                key=lambda r: (r.get("node") in fronts, int(r.get("replica") or 0)),
+            ):
                 name = str(rep.get("node"))
                 node = nodes.get(name)
                 if node is not None:
@@ -202,6 +207,10 @@ class LocalBackend(Backend):
 
     def _changes_done(self, plan: Transition, deadline: float) -> None:
         self._old_ports = {}
+        for node in [n for n in self._nodes.values() if is_ingress(n) and n.command is None]:
+            for r in self._replicas.get(node.name, []):  # the fronted node moved: nginx reloads
+                if ingress_config_changed(node, r.ports, self.rundir, self._ingress_upstreams(node)):
+                    processes.signal_leader(r, self.session, signal.SIGHUP)
         self._save_state()
 
     def teardown(self) -> None:
@@ -557,14 +566,6 @@ class LocalBackend(Backend):
             "replicas": replicas,
         }
         state.write_state(data, (self.state_file, self.index_file))
-
-
-def _within(path: object, directory: Path) -> Path | None:
-    """``path`` when it names a file directly in ``directory``, else None."""
-    if not isinstance(path, str) or not path:
-        return None
-    p = Path(path)
-    return p if p.parent == directory and p.name.endswith(".json") else None
 
 
 def _log_files(rundir: Path, node: str) -> list[Path]:

@@ -28,6 +28,7 @@ WITH_EPMD = (
     "subprocess.Popen(['epmd', '-port', port, '-address', '127.0.0.1']); "
     "os.execv(sys.argv[2], sys.argv[2:])"
 )
+LEADER = "pytest_bannou.backends.local.leader"
 INSTALL_HINT = {
     "redis": "apt-get install redis-server, or brew install redis",
     "rabbitmq": "apt-get install rabbitmq-server, or brew install rabbitmq",
@@ -120,7 +121,21 @@ def ingress_command(
     port = next(iter(ports.values()), 0)
     prefix = rundir / f"{node.name}-ingress"
     conf = ingress.write_config(prefix, f"{HOST}:{port}", upstreams)
-    return ingress.nginx_argv(binary, prefix, conf), {}
+    # nginx writes its process title over its environment: a leader keeps the marker (``leader``)
+    return [sys.executable, "-m", LEADER, *ingress.nginx_argv(binary, prefix, conf)], {}
+
+
+def ingress_config_changed(
+    node: Node, ports: Mapping[int, int], rundir: Path, upstreams: Sequence[str]
+) -> bool:
+    """Write the ingress's configuration for ``upstreams`` again (the fronted node was scaled or
+    recreated on other ports); whether it changed, so that nginx is told to reload it."""
+    prefix = rundir / f"{node.name}-ingress"
+    conf = prefix / "nginx.conf"
+    before = conf.read_text(encoding="utf-8") if conf.exists() else ""
+    port = next(iter(ports.values()), 0)
+    ingress.write_config(prefix, f"{HOST}:{port}", upstreams)
+    return conf.read_text(encoding="utf-8") != before
 
 
 def mysql_dir(node: Node, port: int, rundir: Path) -> Path:

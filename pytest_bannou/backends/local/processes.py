@@ -227,6 +227,16 @@ def signal_replica(r: Replica, session: str, sig: int) -> bool:
     return True
 
 
+def signal_leader(r: Replica, session: str, sig: int) -> bool:
+    """Send ``sig`` to the replica's leader alone (``leader`` passes it to the server it runs),
+    only when its group is proven ours; False otherwise."""
+    if r.proc is None or r.proc.poll() is not None or not group_is_ours(r.pgid, session, r.start):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(r.pid, sig)
+    return True
+
+
 def kill_replica(r: Replica, session: str) -> bool:
     """SIGKILL the replica's group (a fault: no grace) and reap the leader; False when it was not
     signalled (gone already, or not proven ours)."""

@@ -158,3 +158,12 @@ def kept_state(rundir: Path, run_id: str, preset: str) -> dict[str, Any]:
             f" `bannou-env clean --run-id {run_id}` and deploy it again"
         )
     return max(found, key=lambda f: f[0])[1]
+
+
+def file_within(path: object, directory: Path) -> Path | None:
+    """``path`` when it names a JSON file directly in ``directory``, else None (a state file
+    never names another place)."""
+    if not isinstance(path, str) or not path:
+        return None
+    p = Path(path)
+    return p if p.parent == directory and p.name.endswith(".json") else None
