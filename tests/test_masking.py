@@ -97,3 +97,14 @@ def test_bannou_test_set_up_secrets_are_masked():
     found = masking.secret_values(env)
     text = "login admin with admin-test-password-2025, salt ci-edge-test-server-salt, db pw-9"
     assert mask_text(text, found) == f"login admin with {MASK}, salt {MASK}, db {MASK}"
+
+
+def test_an_empty_secret_does_not_take_the_next_line_with_it():
+    text = "  MYSQL_ROOT_PASSWORD=\n  MYSQL_USER=guest-user\n  password:\n  next: line"
+    assert masking.mask_inline(text).splitlines() == [
+        "  MYSQL_ROOT_PASSWORD=",
+        "  MYSQL_USER=guest-user",
+        "  password:",
+        "  next: line",
+    ]
+    assert masking.mask_inline("PASSWORD = hunter22") == f"PASSWORD = {MASK}"

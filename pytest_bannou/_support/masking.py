@@ -43,9 +43,10 @@ _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 # scheme://user:PASSWORD@host (user may be empty)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<value>[^@/\s]+)(?=@)")
-# KEY=, "KEY": , KEY: (upper-case key) ...
+# KEY=, "KEY": , KEY: (upper-case key) ... (blanks around the separator, never a line break: an
+# empty value must not take the next line with it)
 _KEY_SEP = re.compile(
-    r"""(?<![\w.-])(?P<kq>["']?)(?P<key>-{0,2}[A-Za-z_][\w.-]*)(?P=kq)(?P<sep>\s*=\s*|\s*:\s*)"""
+    r"""(?<![\w.-])(?P<kq>["']?)(?P<key>-{0,2}[A-Za-z_][\w.-]*)(?P=kq)(?P<sep>[ \t]*=[ \t]*|[ \t]*:[ \t]*)"""
 )
 # ... then VALUE: quoted, or up to a blank , ; & ) ] } > or a quote
 # a value masked already: ``******`` or, in the key of a derived environment, ``******#1a2b3c``

@@ -11,6 +11,8 @@ would build here) are written never to be pulled, with their read-only host moun
 every other image (``mysql:8.0``, ``openresty/...``) as a user would write it: image,
 environment, ports, healthcheck, dependencies, no pull policy, no host mounts.
 ``--no-stand-ins`` writes every image that way, for a machine with a registry.
+The file holds the preset's values as they are, secrets included (it must run as it is):
+``-o FILE`` writes it readable by its owner only (0600).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._support.files import atomic_write
 from ..backends import registry
 from ..backends.base import RENDER_STAND_INS, BackendOptions
 from ._args import add_presets_dir, pairs, preset_library, replica_counts
@@ -76,8 +79,8 @@ def _render(args: argparse.Namespace) -> int:
 
 def _write(args: argparse.Namespace, text: str) -> None:
     if args.output:
-        try:
-            Path(args.output).write_text(text)
+        try:  # 0600: a rendered file holds the preset's secrets in clear, to run as it is
+            atomic_write(args.output, text, mode=0o600)
         except OSError as exc:
             fix = "pass -o a file path in a writable directory, or leave -o out to print"
             raise unwritable("the rendered file", args.output, exc, fix, Path(args.output).parent) from None

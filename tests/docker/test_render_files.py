@@ -153,3 +153,12 @@ def test_a_backend_deploy_still_pulls_nothing(tmp_path):
     assert {svc["pull_policy"] for svc in deployed.values()} == {"never"}
     rendered = compose_file.render(topology, options, "p", pull_public=True)["services"]
     assert all("pull_policy" not in svc for svc in rendered.values())
+
+
+def test_a_rendered_file_is_readable_by_its_owner_only(capsys, monkeypatch, tmp_path):
+    # it holds the preset's secrets in clear (MYSQL_ROOT_PASSWORD, the JWT secret): it must run as it is
+    monkeypatch.setenv("BANNOU_INFRA", "true")
+    out = tmp_path / "compose.yaml"
+    render(capsys, "test-edge", "--backend", "compose", "-o", str(out))
+    assert (out.stat().st_mode & 0o777) == 0o600
+    assert "MYSQL_ROOT_PASSWORD" in out.read_text()
