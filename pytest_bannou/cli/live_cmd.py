@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     update = subparsers.add_parser(
         "update",
         help="apply topology changes to a kept environment (a new configuration version)",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),  # plain text for --help
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     update.add_argument("run_id", type=run_id_arg, metavar="RUN_ID")
