@@ -253,3 +253,20 @@ def test_mark_in_use_names_this_process(root):
     assert environment.runs.in_use(d)
     marker.unlink()
     assert not environment.runs.in_use(d)
+
+
+def test_status_asks_only_http_nodes_for_health(root, capsys):
+    # a session's own run has no configuration history: its record says which nodes answer no
+    # HTTP /health (Redis, RabbitMQ, MySQL); those are listed, not probed as HTTP servers
+    import socket
+
+    with socket.socket() as silent:  # accepts, never answers: an HTTP probe would say "unreachable"
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        workdir = environment.run_directory("bannou-0123abcd")
+        info = {"run_id": "bannou-0123abcd", "backend": "local", "environment": "x", "kept": False}
+        environment.write_run_info(workdir, {**info, "urls": {"redis": url}, "no_http": ["redis"]})
+        assert cli_main(["status", "--run-id", "bannou-0123abcd"]) == 0
+    out = capsys.readouterr().out
+    assert f"  redis: {url}\n" in out and "unreachable" not in out

@@ -229,7 +229,7 @@ def _status(args: argparse.Namespace) -> int:
         where = f" [{_elsewhere(info, project)}]" if project and _elsewhere(info, project) else ""
         print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who}){where}")
         urls = info.get("urls")
-        plain = _not_http(_d)  # checked below, by their own protocol
+        plain = _not_http(_d) | set(info.get("no_http") or [])  # checked by their own protocol
         for node, url in (urls if isinstance(urls, dict) else {}).items():
             print(f"  {node}: {url}" if node in plain else f"  {node}: {url} {_health(url)}")
         infrastructure = _infrastructure_health(_d, info)
@@ -269,8 +269,7 @@ def _not_http(workdir: Path) -> set[str]:
         return set()
     if history is None or not history.versions:
         return set()
-    infra = history.versions[-1][1].infrastructure
-    return {n.name for n in infra if n.healthcheck is None or n.healthcheck.kind != "http"}
+    return {n.name for n in history.versions[-1][1].infrastructure if not n.http_health}
 
 
 def _print_versions(workdir: Path) -> None:

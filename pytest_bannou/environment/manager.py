@@ -547,6 +547,7 @@ class EnvironmentManager(SignalGuard):
                     "nodes": list(env.nodes),
                     "routing": env.topology.routing(),  # ``bannou-env logs RUN SERVICE``
                     "urls": env.urls(),
+                    "no_http": [n.name for n in env.topology.infrastructure if not n.http_health],
                     "owner_pid": os.getpid(),
                     "project": self.project,
                     "kept": kept,

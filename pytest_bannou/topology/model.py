@@ -88,6 +88,14 @@ class Node:
     def http_port(self) -> int | None:
         return self.ports[0] if self.ports else None
 
+    @property
+    def http_health(self) -> bool:
+        """Whether it answers HTTP ``/health`` (bannou nodes, an ingress; not Redis, RabbitMQ,
+        MySQL, whose readiness is their own protocol)."""
+        return self.kind != "infrastructure" or (
+            self.healthcheck is not None and self.healthcheck.kind == "http"
+        )
+
     def spec(self, *, with_replicas: bool = True) -> dict:
         """A JSON-able description; without replicas it is what decides *recreate*."""
         d = {
