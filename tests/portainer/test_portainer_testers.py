@@ -173,3 +173,49 @@ def test_image_testers_on_portainer_are_tester_items(
     seen = json.loads(line[line.index("SEEN ") + 5 :])
     assert seen["BANNOU_HTTP_ENDPOINT"] == "http://main:80"  # the Compose service name
     assert SECRET not in out and seen["ADMIN_PASSWORD"] == MASK
+
+
+EDGE = """\
+name: portainer-edge
+topology:
+  nodes:
+    - name: web
+      services: [auth, connect]
+  infrastructure:
+    ingress:
+      enabled: true
+"""
+PROBE = (
+    "import json, urllib.request as u\n"
+    "def get(url):\n"
+    "    try:\n"
+    "        return u.urlopen(url, timeout=3).read().decode().strip()\n"
+    "    except Exception as exc:\n"
+    "        return 'unreachable: ' + type(exc).__name__\n"
+    "print('PROBE ' + json.dumps({'ingress': get('http://ingress:80/health'), 'web': get('http://web:80/health')}))\n"
+)
+
+
+def test_a_tester_of_a_preset_with_an_ingress_sits_on_the_external_side(
+    tmp_path: Path, api_key_extra, local_images
+) -> None:
+    from pytest_bannou.preset.library import load_file
+    from pytest_bannou.preset.resolve import resolve
+
+    (tmp_path / "edge.yaml").write_text(EDGE)
+    rid = new_run_id("pte")
+    b = PortainerBackend(
+        BackendOptions(run_id=rid, workdir=tmp_path / rid, ready_timeout=90, extra=api_key_extra)
+    )
+    try:
+        deploy_ready(b, resolve(load_file(tmp_path / "edge.yaml")), timeout=180)
+        t = make_tester(b, tmp_path, "probe", ["python", "-c", PROBE])
+        out = b.run_tester_container(t)
+        log = t.log_path.read_text()
+        assert out.exit_code == 0, log
+        assert out.network == f"{b.project}_external"
+        seen = json.loads(log.split("PROBE ", 1)[1].splitlines()[0])
+        assert seen["ingress"] == "OpenResty OK" and seen["web"].startswith("unreachable"), seen
+        assert gone(out.container)
+    finally:
+        b.teardown()

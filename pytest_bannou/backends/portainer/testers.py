@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ...topology.ingress import is_ingress
 from ..base import Availability, TesterContainer, TesterContainerOutcome
 from ..docker import engine as _docker
 from ..docker.compose_file import service_name
@@ -44,6 +45,10 @@ class PortainerTesters:
     def run_tester_container(self, tester: TesterContainer) -> TesterContainerOutcome:
         image = tester.image or _docker.DEFAULT_BANNOU_IMAGE
         network = f"{self.project}_default"
+        topology = getattr(self, "topology", None)
+        if topology is not None and any(is_ingress(n) for n in topology.nodes):
+            # bannou's edge set-up: the client outside, reaching the ingress, not the nodes
+            network = f"{self.project}_{_docker.EDGE_NETWORK}"
         argv = list(tester.command)
         resp = self._docker(  # type: ignore[attr-defined]
             "GET", f"/images/{quote(image, safe='')}/json", what=f"inspect image {image}", ok=(404,)
