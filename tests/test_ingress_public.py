@@ -150,3 +150,18 @@ def test_the_real_mysql_image_is_ready_when_root_logs_in(capsys, monkeypatch, ba
         assert shell == "CMD-SHELL", doc_test
         password = '"$$MYSQL_ROOT_PASSWORD"'  # Compose would substitute a single `$` itself
     assert line.startswith(f"MYSQL_PWD={password} mysql -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1'")
+
+
+def test_swarm_creates_the_real_ingress_image_with_its_configuration(tmp_path):
+    """Through the SDK nothing interpolates: the entrypoint and configuration go in unescaped."""
+    from pytest_bannou.backends.docker.swarm_spec import service_spec
+
+    path = tmp_path / "edge-public.yaml"
+    path.write_text(PRESET.format(python=sys.executable, echo=WS_ECHO))
+    topo = resolve(load_file(path))
+    options = BackendOptions(run_id="pub", workdir=tmp_path)
+    spec = service_spec(topo.node("ingress"), topo, options, {}, "p", "net", "p-ingress")
+    container = spec["task_template"]["ContainerSpec"]
+    assert container["Command"] == list(PUBLIC_ENTRYPOINT) and "Args" not in container
+    conf = next(e for e in container["Env"] if e.startswith(CONF_ENV + "="))
+    assert "resolver 127.0.0.11" in conf and "$$" not in conf and "$http_upgrade" in conf
