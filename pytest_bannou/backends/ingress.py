@@ -15,6 +15,11 @@ cluster without DNS) is written as that address, in a static upstream group, and
 once that address accepts connections (at most ``BANNOU_INGRESS_UPSTREAM_WAIT`` seconds, default
 20): a Service routes only after its pod is ready and the node's proxy caught up, so the
 ingress's own ``/health`` then means that the API behind it is reachable too.
+
+The real image (``openresty/openresty``, public: no plugin labels) has none of this: the backends
+hand it ``public_launch``, the configuration in ``BANNOU_INGRESS_NGINX_CONF`` (generated from
+the same environment when the file is written) and a ``/bin/sh`` entrypoint that writes it under
+``BANNOU_INGRESS_PREFIX`` (default ``/tmp/bannou-ingress``) and execs openresty (else nginx).
 """
 
 from __future__ import annotations
@@ -28,13 +33,25 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..topology.ingress import DEFAULT_UPSTREAM, UPSTREAM_ENV, NginxPaths, nginx_conf, split_upstream
+from ..errors import DeployError
+from ..topology.ingress import (
+    DEFAULT_UPSTREAM,
+    UPSTREAM_ENV,
+    NginxPaths,
+    is_ingress,
+    nginx_conf,
+    split_upstream,
+)
+from ..topology.model import Node
 
 PORT_ENV = "BANNOU_INGRESS_PORT"
 PREFIX_ENV = "BANNOU_INGRESS_PREFIX"
 UPSTREAM_WAIT_ENV = "BANNOU_INGRESS_UPSTREAM_WAIT"
 DEFAULT_UPSTREAM_WAIT_S = 20.0
 CONTAINER_PREFIX = "/tmp/bannou-ingress"
+CONF_ENV = "BANNOU_INGRESS_NGINX_CONF"  # the real image's configuration (``public_launch``)
+#: Docker's embedded DNS server, in every container on a user-defined network (compose, swarm)
+DOCKER_RESOLVER = "127.0.0.11"
 BINARIES = ("openresty", "nginx")  # openresty first, as bannou runs it
 INSTALL_HINT = "apt-get install nginx (or openresty), or brew install nginx"
 
@@ -167,6 +184,46 @@ def _read(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError:
         return ""
+
+
+#: the real image's entrypoint: POSIX sh only (the alpine image has no Python). No ``$(``
+#: and no ``$$``: Kubernetes expands both in ``command``; Compose files escape every ``$``.
+PUBLIC_SCRIPT = (
+    f'p="${{{PREFIX_ENV}:-{CONTAINER_PREFIX}}}"; mkdir -p "$p/logs" || exit 1; '
+    f'printf \'%s\\n\' "${CONF_ENV}" > "$p/nginx.conf" || exit 1; '
+    "for b in openresty /usr/local/openresty/bin/openresty nginx /usr/sbin/nginx; do "
+    'if command -v "$b" >/dev/null 2>&1; then exec "$b" -p "$p" -c "$p/nginx.conf" -e stderr; fi; done; '
+    "echo 'bannou ingress: neither openresty nor nginx in the image' >&2; exit 127"
+)
+PUBLIC_ENTRYPOINT = ("/bin/sh", "-c", PUBLIC_SCRIPT)
+
+
+def public_conf(env: Mapping[str, str], resolver: str | None, where: str = "the ingress") -> str:
+    """The configuration the real image runs, from the node's environment: listen on
+    ``BANNOU_INGRESS_PORT`` (80), proxy to ``BANNOU_INGRESS_UPSTREAM`` (``bannou:80``); with
+    ``resolver`` its name is looked up at request time, else once at start (a Kubernetes Service
+    name: its cluster IP does not change). Paths are relative to the prefix ``-p`` names."""
+    upstream = env.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
+    try:
+        host, port = split_upstream(upstream)
+        listen = int(env.get(PORT_ENV) or 80)
+    except ValueError:
+        raise DeployError(
+            f"{where}: {UPSTREAM_ENV}={upstream!r} or {PORT_ENV}={env.get(PORT_ENV)!r} is not "
+            "HOST:PORT / a port number; fix the preset's ingress environment"
+        ) from None
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    resolver = None if _is_address(host) else resolver
+    return nginx_conf(f"0.0.0.0:{listen}", [target], NginxPaths("."), resolver=resolver)
+
+
+def public_launch(node: Node, resolver: str | None) -> tuple[tuple[str, ...], dict[str, str]] | None:
+    """(entrypoint, environment to add) that make the real ingress image serve bannou's routes;
+    None for any other node, or an ingress whose preset gives its own command."""
+    if not is_ingress(node) or node.command is not None:
+        return None
+    conf = public_conf(node.environment, resolver, f"node {node.name!r}")
+    return PUBLIC_ENTRYPOINT, {CONF_ENV: conf}
 
 
 def main() -> None:  # pragma: no cover - exec

@@ -14,6 +14,7 @@ from ...errors import DeployError
 from ...topology.ingress import is_ingress
 from ...topology.model import Node, Topology
 from ..base import BackendOptions, ReplicaStatus
+from ..ingress import DOCKER_RESOLVER, public_launch
 from . import engine as _docker
 
 LABEL_PROJECT = "com.docker.compose.project"
@@ -58,12 +59,31 @@ def add_mounts_and_healthcheck(
     hc = _docker.container_healthcheck(node, bool(info and info.local_build))
     if hc:
         svc["healthcheck"] = {
-            "test": hc["test"],
+            "test": [escape(t) for t in hc["test"]],  # run by the container's shell, not Compose
             "interval": _duration(hc["interval"]),
             "timeout": _duration(hc["timeout"]),
             "retries": hc["retries"],
             "start_period": _duration(hc["start_period"]),
         }
+
+
+def escape(text: str) -> str:
+    """``text`` as a Compose file value: Compose interpolates ``$NAME``, ``$$`` is a literal ``$``."""
+    return text.replace("$", "$$")
+
+
+def add_public_ingress(svc: dict[str, Any], node: Node, info: _docker.ImageInfo | None) -> None:
+    """An ingress on the real image (no stand-in: ``info`` missing or without the plugin's
+    labels) gets its configuration and the entrypoint that writes it (``ingress.public_launch``),
+    its names resolved by Docker's DNS at request time. ``$`` escaped for Compose."""
+    if info is not None and info.local_build:
+        return
+    launch = public_launch(node, DOCKER_RESOLVER)
+    if launch is None:
+        return
+    entrypoint, env = launch
+    svc["entrypoint"] = [escape(a) for a in entrypoint]
+    svc["environment"] = {**svc["environment"], **{k: escape(v) for k, v in env.items()}}
 
 
 def render(
@@ -103,6 +123,7 @@ def render(
                 {"target": p, "host_ip": "127.0.0.1", "protocol": "tcp"} for p in dict.fromkeys(node.ports)
             ]
         add_mounts_and_healthcheck(svc, node, info, vol_labels, volumes)
+        add_public_ingress(svc, node, info)
         deps = {}
         for dep in node.depends_on:
             try:

@@ -291,6 +291,13 @@ def node_environment(node: Node) -> dict[str, str]:
     return env
 
 
+def mysql_login(port: int) -> str:
+    """A shell line that logs in to the ``mysql`` image's server as root over TCP (its password
+    from the container's ``MYSQL_ROOT_PASSWORD``, passed in ``MYSQL_PWD``, not on the command
+    line); fails while the image's entrypoint still runs its socket-only set-up server."""
+    return f"MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -h 127.0.0.1 -P {port} -u root -e 'SELECT 1' >/dev/null"
+
+
 def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | None:
     """The engine-side healthcheck (Docker's shape, durations in seconds) for a node, or None.
 
@@ -308,6 +315,8 @@ def container_healthcheck(node: Node, local_image: bool) -> dict[str, Any] | Non
             test = ["CMD", "/usr/bin/python3", "-c", code]
         else:
             test = ["CMD-SHELL", f"curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url}"]
+    elif hc.kind == "mysql" and not local_image:  # the real image: a login, as the plugin's probe
+        test = ["CMD-SHELL", mysql_login(int(hc.target))]
     elif hc.kind in ("tcp", "mysql"):  # mysql: the plugin logs in from outside (health.probes)
         port = int(hc.target)
         if local_image:

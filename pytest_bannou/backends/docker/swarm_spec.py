@@ -10,8 +10,9 @@ from ...errors import DeployError
 from ...topology.ingress import is_ingress
 from ...topology.model import Node, Topology
 from ..base import BackendOptions
+from ..ingress import DOCKER_RESOLVER, public_launch
 from . import engine as _docker
-from .compose_file import add_mounts_and_healthcheck
+from .compose_file import add_mounts_and_healthcheck, add_public_ingress
 
 NS = 1_000_000_000
 
@@ -44,6 +45,7 @@ def render_stack(
                 {"target": p, "protocol": "tcp", "mode": "host"} for p in dict.fromkeys(node.ports)
             ]
         add_mounts_and_healthcheck(svc, node, info, labels, volumes)
+        add_public_ingress(svc, node, info)
         svc["deploy"] = {
             "replicas": node.replicas,
             "endpoint_mode": "dnsrr",
@@ -127,6 +129,10 @@ def service_spec(
     }
     if node.command:
         container["Args"] = list(node.command)
+    launch = None if info is not None and info.local_build else public_launch(node, DOCKER_RESOLVER)
+    if launch is not None:  # the real ingress image (compose_file.add_public_ingress)
+        container["Command"] = list(launch[0])
+        container["Env"] += [f"{k}={v}" for k, v in launch[1].items()]
     hc = _docker.container_healthcheck(node, bool(info and info.local_build))
     if hc:
         container["Healthcheck"] = {

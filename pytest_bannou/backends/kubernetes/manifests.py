@@ -22,6 +22,7 @@ from ...errors import DeployError
 from ...topology.model import Node, Topology
 from ..base import LABEL_PREFIX, LABEL_PRESET, LABEL_RUN_ID, BackendOptions
 from ..docker import engine as _docker
+from ..ingress import public_launch
 from .names import ANNOTATION_NODE, CONTAINER, namespace_name, object_name, resource_labels, selector
 from .options import float_option, service_type
 
@@ -99,8 +100,9 @@ def _seconds(value: float, minimum: int = 1) -> int:
     return max(minimum, round(value))
 
 
-def readiness_probe(node: Node) -> dict[str, Any] | None:
-    """The node's healthcheck as a Kubernetes probe (whole seconds, Kubernetes' minimum 1)."""
+def readiness_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
+    """The node's healthcheck as a Kubernetes probe (whole seconds, Kubernetes' minimum 1);
+    ``public``: the image is no stand-in (the real ``mysql`` image gets a login)."""
     hc = node.healthcheck
     if hc is None or hc.kind in ("none", "heartbeat", "log"):
         return None
@@ -110,6 +112,8 @@ def readiness_probe(node: Node) -> dict[str, Any] | None:
         probe = {
             "httpGet": {"path": path if path.startswith("/") else "/" + path, "port": node.http_port or 80}
         }
+    elif hc.kind == "mysql" and public and str(hc.target).strip().isdigit():
+        probe = {"exec": {"command": ["/bin/sh", "-c", _docker.mysql_login(int(hc.target))]}}
     elif hc.kind in ("tcp", "mysql"):  # mysql: the plugin logs in from outside (health.probes)
         port = int(hc.target) if str(hc.target).strip().isdigit() else (node.ports[0] if node.ports else 80)
         probe = {"tcpSocket": {"port": port}}
@@ -192,7 +196,15 @@ def render_deployment(
     container: dict[str, Any] = {"name": CONTAINER, "image": _docker.image_for(node)}
     if not (pull_public and not (meta and meta.host_mounts)):
         container["imagePullPolicy"] = "Never"
-    container["env"] = [{"name": k, "value": str(v)} for k, v in _docker.node_environment(node).items()]
+    env = _docker.node_environment(node)
+    # the real ingress image: its configuration and an entrypoint that writes it; the upstream
+    # (a Service name, its cluster IP stable) resolved once at start, through cluster DNS or
+    # the pod's hostAliases (nginx's own resolver would read neither search domains nor hosts)
+    launch = None if meta and meta.host_mounts else public_launch(node, None)
+    if launch is not None:
+        container["command"] = list(launch[0])
+        env |= launch[1]
+    container["env"] = [{"name": k, "value": str(v)} for k, v in env.items()]
     if node.command:
         container["args"] = list(node.command)
     if node.ports:
@@ -200,7 +212,7 @@ def render_deployment(
     resources = _resources(node)
     if resources:
         container["resources"] = resources
-    probe = readiness_probe(node)
+    probe = readiness_probe(node, public=not (meta and meta.host_mounts))
     if probe:
         container["readinessProbe"] = probe
     volumes, mounts = _volumes(node, meta)

@@ -22,7 +22,8 @@ POLL = 0.25
 LOG_TAIL = 40
 BUILD_HINT = (
     "build it on the cluster node's Docker Engine (`python -m pytest_bannou.backends.docker.images` builds "
-    "bannou:latest, redis:7 and rabbitmq:3.12-management; your own with `docker build -t IMAGE .`); "
+    "bannou:latest, redis:7, rabbitmq:3.12-management, mysql:8.0 and openresty/openresty:1.21.4.2-0-alpine; "
+    "your own with `docker build -t IMAGE .`); "
     "nothing is pulled (imagePullPolicy: Never)"
 )
 LAYERLESS_HINT = (
