@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 IGNORED_NETWORKS = frozenset({"bridge", "host", "none", "ingress"})
 WAIT_SLICE_S = 1.0
-_PYTHON_NAMES = ("python", "python3")
+HOST_NETWORK = "host"  # run_container's network for a container in the host's namespace
+PYTHON_NAMES = ("python", "python3")  # a tester command run by the host interpreter the image mounts
 
 
 class TesterContainers:
@@ -103,7 +104,7 @@ def run_tester_container(
                 f"{_docker.engine_label()}. Nothing is pulled: {_docker.BUILD_IMAGES_HINT}, or build/tag "
                 f"it with `docker build -t {image} .`",
             )
-        if argv and argv[0] in _PYTHON_NAMES and info.local_build:
+        if argv and argv[0] in PYTHON_NAMES and info.local_build:
             argv[0] = sys.executable  # the host interpreter the local image mounts
         found = node_address(cli, tester.run_id, tester.target)
         if found is None:
@@ -122,12 +123,13 @@ def run_tester_container(
 
         environment = dict(tester.environment(address))
         network = edge[0] if edge is not None else found[0]
-        return _run(cli, tester, image, argv, environment, info, network)
+        return run_container(cli, tester, image, argv, environment, info, network)
     finally:
         cli.close()
 
 
-def _labels(tester: TesterContainer) -> dict[str, str]:
+def tester_labels(tester: TesterContainer) -> dict[str, str]:
+    """The labels ``clean`` finds a leftover tester container by."""
     return {
         LABEL_RUN_ID: tester.run_id,
         LABEL_NODE: f"tester-{tester.name}",
@@ -137,7 +139,7 @@ def _labels(tester: TesterContainer) -> dict[str, str]:
     }
 
 
-def _run(
+def run_container(
     cli: docker.DockerClient,
     tester: TesterContainer,
     image: str,
@@ -146,8 +148,12 @@ def _run(
     info: Any,
     network: str,
 ) -> TesterContainerOutcome:
+    """Create, start and follow the tester's container on ``network`` (``HOST_NETWORK``: the
+    host's network namespace) until it exits or its deadline, keep its output in the tester's
+    log, and remove it in any case."""
     import docker as docker_sdk
 
+    where = {"network_mode": HOST_NETWORK} if network == HOST_NETWORK else {"network": network}
     workdir = Path(tester.workdir)
     start = time.monotonic()
     container = None
@@ -161,8 +167,8 @@ def _run(
                 environment=environment,
                 volumes=[*_docker.host_mounts(info), f"{workdir}:{workdir}:rw"],
                 tmpfs={p: "" for p in info.tmpfs},
-                labels=_labels(tester),
-                network=network,
+                labels=tester_labels(tester),
+                **where,
                 stdin_open=False,
                 tty=False,
                 init=True,
@@ -171,8 +177,9 @@ def _run(
             )
             container.start()
         except docker_sdk.errors.APIError as exc:
+            cid = container.id if container is not None else ""
             message = f"tester {tester.name!r}: cannot start a container of {image}: {_message(exc)}"
-            return TesterContainerOutcome(None, False, 0.0, image, network, tuple(argv), message)
+            return TesterContainerOutcome(None, False, 0.0, image, network, tuple(argv), message, cid)
         deadline = start + tester.timeout
         while True:
             left = deadline - time.monotonic()
@@ -196,7 +203,13 @@ def _run(
                 container.remove(force=True, v=True)
     duration = time.monotonic() - start
     return TesterContainerOutcome(
-        None if timed_out else exit_code, timed_out, duration, image, network, tuple(argv)
+        None if timed_out else exit_code,
+        timed_out,
+        duration,
+        image,
+        network,
+        tuple(argv),
+        container=container.id,
     )
 
 

@@ -24,7 +24,7 @@ from ...topology.ingress import is_ingress
 from ..base import Availability, TesterContainer, TesterContainerOutcome
 from ..docker import engine as _docker
 from ..docker.compose_file import service_name
-from ..docker.host_testers import tester_labels
+from ..docker.testers import tester_labels
 from .client import PortainerError, demux
 
 POLL_S = 0.5
