@@ -165,5 +165,14 @@ def call_raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Call a delete endpoint without decoding its answer: the client decodes some of them into
     the wrong model (a Status into a Service) and fails after the deletion succeeded."""
     resp = call(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    # read the body before the connection goes back to the pool: a released connection with
+    # unread bytes hands them to the next request on it as its status line (BadStatusLine);
+    # one that could not be read to the end is closed, never reused
+    try:
+        resp.read()
+    except Exception:
+        with contextlib.suppress(Exception):
+            resp.close()
+        return
     with contextlib.suppress(Exception):
         resp.release_conn()
