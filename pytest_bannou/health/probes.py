@@ -5,7 +5,8 @@ healthcheck kind: ``HttpProbe`` (2xx on a path), ``TcpProbe`` (a connection is a
 ``CommandProbe`` (``backend.exec`` exits 0), ``LogProbe`` (a regex appears in the node's logs),
 ``HeartbeatProbe`` (a healthy bannou heartbeat, read from a ``HeartbeatSource`` that messaging
 provides), ``MysqlProbe`` (a MySQL login with the node's credentials) and ``ProcessProbe``
-(the replicas are running). ``probe_for(node)`` picks one from the node's healthcheck;
+(the replicas are running); an ingress in front of a bannou node gets ``IngressProbe`` (its own
+/health and a request it proxies). ``probe_for(node)`` picks one from the node's healthcheck;
 ``register_probe`` lets a lower room plug in a kind (messaging registers the heartbeat probe on
 its Redis store). Waiting for them is ``health.wait``'s job.
 """
@@ -16,14 +17,18 @@ import http.client
 import re
 import shlex
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Endpoint
+from ..topology.ingress import UPSTREAM_ENV, is_ingress
 from ..topology.model import Node
 from .clients import ClientError, mysql_login
 
+CONNECT_PATH = "/connect"  # bannou's WebSocket route (``connect``)
+UPSTREAM_DOWN = frozenset({502, 503, 504})  # nginx's answers while its upstream cannot answer
 CLOSE_GRACE = 0.1  # a TCP peer that hangs up within this is not ready (port proxies accept early)
 
 
@@ -51,19 +56,56 @@ class HttpProbe:
 
     def check(self, backend: Backend, node: Node, replica: int, timeout: float) -> ProbeResult:
         try:
-            ep = backend.endpoint(node.name, self.port, replica)
-            conn = http.client.HTTPConnection(ep.host, ep.port, timeout=max(timeout, 0.01))
-            try:
-                conn.request("GET", self.path)
-                resp = conn.getresponse()
-                resp.read()
-            finally:
-                conn.close()
+            status = _http_get(backend.endpoint(node.name, self.port, replica), self.path, timeout)
         except Exception as exc:  # any failure is "not ready yet", with its reason
             return ProbeResult(False, f"GET {self.path}: {type(exc).__name__}: {exc}")
-        if 200 <= resp.status < 300:
-            return ProbeResult(True, f"GET {self.path} -> {resp.status}")
-        return ProbeResult(False, f"GET {self.path} -> HTTP {resp.status}")
+        if 200 <= status < 300:
+            return ProbeResult(True, f"GET {self.path} -> {status}")
+        return ProbeResult(False, f"GET {self.path} -> HTTP {status}")
+
+
+def _http_get(ep: Endpoint, path: str, timeout: float) -> int:
+    """The status of ``GET path`` on ``ep`` (the body read and dropped)."""
+    conn = http.client.HTTPConnection(ep.host, ep.port, timeout=max(timeout, 0.01))
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class IngressProbe:
+    """For an ingress in front of a bannou node: its own ``/health`` answers 2xx *and* a request
+    it proxies reaches the node (nginx answers 502/504 while it cannot; 503: the node is not
+    serving yet). An ingress container is up before the route behind it: a Kubernetes Service
+    routes only once its endpoints are programmed on the node, after the pod is ready, and the
+    first tester requests met 502 without this."""
+
+    path: str = "/health"
+    proxied: str = CONNECT_PATH  # the edge path the testers use; proxied by every configuration
+
+    def describe(self) -> str:
+        return f"HTTP GET {self.path} answers 2xx and GET {self.proxied} reaches the node behind it"
+
+    def check(self, backend: Backend, node: Node, replica: int, timeout: float) -> ProbeResult:
+        deadline = time.monotonic() + timeout
+        own = HttpProbe(self.path).check(backend, node, replica, timeout)
+        if not own.ok:
+            return own
+        try:
+            ep = backend.endpoint(node.name, None, replica)
+            status = _http_get(ep, self.proxied, deadline - time.monotonic())
+        except Exception as exc:
+            return ProbeResult(False, f"GET {self.proxied} through the ingress: {type(exc).__name__}: {exc}")
+        if status in UPSTREAM_DOWN:
+            return ProbeResult(
+                False,
+                f"GET {self.proxied} through the ingress -> HTTP {status}: the node behind it is not reached",
+            )
+        return ProbeResult(True, f"{own.detail}; GET {self.proxied} through the ingress -> {status}")
 
 
 @dataclass(frozen=True)
@@ -205,7 +247,10 @@ def probe_for(node: Node) -> Probe:
     if hc.kind in _registry:
         return _registry[hc.kind](node)
     if hc.kind == "http":
-        return HttpProbe(str(hc.target or "/health"))
+        path = str(hc.target or "/health")
+        if path == "/health" and is_ingress(node) and UPSTREAM_ENV in node.environment:
+            return IngressProbe(path)
+        return HttpProbe(path)
     if hc.kind == "tcp":
         return TcpProbe(_port(hc.target))
     if hc.kind == "command":

@@ -19,6 +19,7 @@ from pytest_bannou.backends.base import BackendOptions
 from pytest_bannou.backends.ingress import nginx_binary
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import BackendUnavailable
+from pytest_bannou.health.probes import HttpProbe, IngressProbe, probe_for
 from pytest_bannou.preset.library import load_file
 from pytest_bannou.preset.resolve import resolve
 from pytest_bannou.topology.ingress import UPSTREAM_ENV, ingress_target
@@ -210,3 +211,30 @@ def test_the_reference_edge_tester_passes_through_the_ingress(local, tmp_path):
     for service in ("account", "auth", "connect"):
         assert run.case(f"Service Routing - {service}").outcome == "passed"
     assert run.case(WEBSOCKET_CASE).outcome == "passed"
+
+
+@needs_nginx
+def test_the_ingress_is_ready_only_while_it_reaches_the_node_behind_it(local, tmp_path):
+    # its own /health answers from nginx alone; the plugin's probe also asks for a route it
+    # proxies (on Kubernetes the Service behind it routes only some time after the pod is ready)
+    topo = edge_topology(tmp_path)
+    deploy_ready(local, topo, timeout=90)
+    ingress = topo.node("ingress")
+    probe = probe_for(ingress)
+    assert isinstance(probe, IngressProbe)
+    ready = probe.check(local, ingress, 0, 5.0)
+    assert ready.ok, ready.detail
+    local.kill_node("bannou")
+    deadline = time.monotonic() + 30
+    while (result := probe.check(local, ingress, 0, 5.0)).ok and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not result.ok and "HTTP 502" in result.detail, result.detail
+    assert HttpProbe("/health").check(local, ingress, 0, 5.0).ok  # nginx itself still answers
+
+
+def test_an_ingress_without_a_node_behind_it_is_probed_on_its_own_health(tmp_path):
+    path = tmp_path / "ingress-only.yaml"
+    path.write_text("name: ingress-only\ntopology:\n  infrastructure:\n    ingress:\n      enabled: true\n")
+    ingress = resolve(load_file(path)).node("ingress")
+    assert UPSTREAM_ENV not in ingress.environment
+    assert probe_for(ingress) == HttpProbe("/health")
