@@ -103,6 +103,8 @@ class TesterContainer:
     """What ``Backend.run_tester_container`` runs: a tester as the plugin describes it, no
     engine in sight (made by ``testers.container``)."""
 
+    __test__ = False  # not a pytest test class despite the name
+
     name: str  # the tester's name
     run_id: str  # the environment's run id: labels, so a leftover container is cleaned up
     backend: str  # the environment's backend name

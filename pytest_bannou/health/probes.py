@@ -27,7 +27,6 @@ from ..topology.ingress import UPSTREAM_ENV, is_ingress
 from ..topology.model import Node
 from .clients import ClientError, mysql_login
 
-CONNECT_PATH = "/connect"  # bannou's WebSocket route (``connect``)
 UPSTREAM_DOWN = frozenset({502, 503, 504})  # nginx's answers while its upstream cannot answer
 CLOSE_GRACE = 0.1  # a TCP peer that hangs up within this is not ready (port proxies accept early)
 
@@ -82,22 +81,29 @@ class IngressProbe:
     it proxies reaches the node (nginx answers 502/504 while it cannot; 503: the node is not
     serving yet). An ingress container is up before the route behind it: a Kubernetes Service
     routes only once its endpoints are programmed on the node, after the pod is ready, and the
-    first tester requests met 502 without this."""
+    first tester requests met 502 without this. The proxied request is ``GET /``: the ordinary
+    API route, not the WebSocket one (whose read timeout is an hour)."""
 
     path: str = "/health"
-    proxied: str = CONNECT_PATH  # the edge path the testers use; proxied by every configuration
+    proxied: str = "/"
 
     def describe(self) -> str:
         return f"HTTP GET {self.path} answers 2xx and GET {self.proxied} reaches the node behind it"
 
     def check(self, backend: Backend, node: Node, replica: int, timeout: float) -> ProbeResult:
         deadline = time.monotonic() + timeout
-        own = HttpProbe(self.path).check(backend, node, replica, timeout)
-        if not own.ok:
-            return own
         try:
             ep = backend.endpoint(node.name, None, replica)
-            status = _http_get(ep, self.proxied, deadline - time.monotonic())
+            own = _http_get(ep, self.path, deadline - time.monotonic())
+        except Exception as exc:
+            return ProbeResult(False, f"GET {self.path}: {type(exc).__name__}: {exc}")
+        if not 200 <= own < 300:
+            return ProbeResult(False, f"GET {self.path} -> HTTP {own}")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ProbeResult(False, f"GET {self.path} -> {own}, no time left to ask for {self.proxied}")
+        try:
+            status = _http_get(ep, self.proxied, left)
         except Exception as exc:
             return ProbeResult(False, f"GET {self.proxied} through the ingress: {type(exc).__name__}: {exc}")
         if status in UPSTREAM_DOWN:
@@ -105,7 +111,9 @@ class IngressProbe:
                 False,
                 f"GET {self.proxied} through the ingress -> HTTP {status}: the node behind it is not reached",
             )
-        return ProbeResult(True, f"{own.detail}; GET {self.proxied} through the ingress -> {status}")
+        return ProbeResult(
+            True, f"GET {self.path} -> {own}; GET {self.proxied} through the ingress -> {status}"
+        )
 
 
 @dataclass(frozen=True)

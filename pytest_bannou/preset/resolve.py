@@ -200,7 +200,9 @@ def resolve(
 def _front(topology: Topology) -> Topology:
     """The ingress depends on the bannou node it proxies to (``ingress_target``) and names it in
     ``BANNOU_INGRESS_UPSTREAM`` (``node:port``, unless the preset sets it), as bannou's
-    configuration names ``bannou:80``."""
+    configuration names ``bannou:80``. Its readiness includes reaching that node
+    (``health.probes.IngressProbe``), so its start period also covers the node's whole budget:
+    a node slow to start fails on its own healthcheck, not as the ingress in front of it."""
     target = ingress_target(topology)
     if target is None or not any(is_ingress(n) for n in topology.nodes):
         return topology
@@ -210,9 +212,18 @@ def _front(topology: Topology) -> Topology:
             env = {UPSTREAM_ENV: f"{target.name}:{target.http_port or HTTP_PORT_IN_CONTAINER}"}
             env.update(n.environment)
             deps = n.depends_on if target.name in n.depends_on else (*n.depends_on, target.name)
-            n = replace(n, environment=env, depends_on=deps)
+            n = replace(n, environment=env, depends_on=deps, healthcheck=_behind(n.healthcheck, target))
         nodes.append(n)
     return topology.with_nodes(nodes)
+
+
+def _behind(own: HealthCheck | None, target: Node) -> HealthCheck | None:
+    """The ingress's healthcheck with the target's start period and retries added to its start
+    period (unchanged when either has no retry budget)."""
+    hc = target.healthcheck
+    if own is None or own.retries <= 0 or hc is None or hc.kind == "none" or hc.retries <= 0:
+        return own
+    return replace(own, start_period=own.start_period + hc.start_period + hc.retries * hc.interval)
 
 
 def _check_replicas(

@@ -64,6 +64,9 @@ def test_resolve_puts_the_ingress_after_the_node_it_fronts(tmp_path):
     assert ingress.environment[UPSTREAM_ENV] == "bannou:80"
     assert ingress.image == "openresty/openresty:1.21.4.2-0-alpine"
     assert (ingress.healthcheck.kind, ingress.healthcheck.target) == ("http", "/health")
+    # its readiness includes reaching bannou: its failures count only after bannou's own budget
+    hc = bannou.healthcheck
+    assert ingress.healthcheck.start_period == hc.start_period + hc.retries * hc.interval > 0
 
 
 @needs_nginx

@@ -15,8 +15,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from pytest_bannou.backends.base import Backend, BackendOptions
-from pytest_bannou.backends.base import TesterContainer as ContainerSpec
+from pytest_bannou.backends.base import Backend, BackendOptions, TesterContainer
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.compose import ComposeBackend
 from pytest_bannou.backends.docker.images import INGRESS_TAG
@@ -97,7 +96,7 @@ def probe_from_outside(backend: Backend, topo, tmp_path: Path) -> dict:
     """Run PROBE as an image tester of ``backend``'s environment; its JSON line."""
     log = tmp_path / "probe.log"
     outcome = backend.run_tester_container(  # type: ignore[attr-defined]
-        ContainerSpec(
+        TesterContainer(
             name="probe",
             run_id=backend.run_id,
             backend=backend.name,
