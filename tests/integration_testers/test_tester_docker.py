@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +40,13 @@ def docker_cli() -> Iterator:
 
 def run_compose(bannou_pytester: BannouPytester, docker_cli, *args: str) -> pytest.RunResult:
     """An inner session on the compose backend; afterwards nothing of its run id may be left."""
-    result = bannou_pytester.run_subprocess("--bannou-backend=compose", *args, timeout=240)
+    return nothing_left(
+        bannou_pytester.run_subprocess("--bannou-backend=compose", *args, timeout=240), docker_cli
+    )
+
+
+def nothing_left(result: pytest.RunResult, docker_cli) -> pytest.RunResult:
+    """``result``, once no resource of its run id is left (removed by id, then failed, if one is)."""
     match = re.search(r"run id (bannou-[0-9a-f]+)", result.stdout.str())
     assert match, result.stdout.str()
     left = _docker.labelled_leftovers(docker_cli, match.group(1))
@@ -144,16 +154,9 @@ def test_test_http_on_swarm(bannou_pytester: BannouPytester, docker_cli) -> None
     if (docker_cli.info().get("Swarm") or {}).get("LocalNodeState") != "active":
         pytest.skip("needs a Docker Engine in swarm mode: run `docker swarm init`")
     report = bannou_pytester.pytester.path / "report"
-    result = bannou_pytester.run_subprocess(
-        "--bannou-backend=swarm", "--bannou-preset=test-http", f"--bannou-report={report}", timeout=240
-    )
-    match = re.search(r"run id (bannou-[0-9a-f]+)", result.stdout.str())
-    assert match, result.stdout.str()
-    left = _docker.labelled_leftovers(docker_cli, match.group(1))
-    if left:
-        _docker.clean_by_label(docker_cli, match.group(1))
+    args = ("--bannou-backend=swarm", "--bannou-preset=test-http", f"--bannou-report={report}")
+    result = nothing_left(bannou_pytester.run_subprocess(*args, timeout=240), docker_cli)
     assert result.ret == 0, result.stdout.str()
-    assert left == []
     data = json.loads((report / "results.json").read_text())
     assert "tester::http-tester::Health[test-http]" in {t["nodeid"] for t in data["tests"]}
     assert data["backend"] == "swarm"
@@ -178,3 +181,27 @@ def test_test_edge_with_full_infrastructure_passes_through_the_ingress(
     cases = {t["nodeid"].split("::")[-1].split("[")[0]: t for t in data["tests"] if t["kind"] == "tester"}
     assert all(t["outcome"] == "passed" for t in cases.values()), cases
     assert {"Service Routing - connect", "Service Routing - auth", "WebSocket Connect - Echo"} <= set(cases)
+
+
+def other_virtualenv(where: Path) -> str:
+    """A second virtualenv that sees this one's packages (as a user's CI venv next to the one that
+    built the images): its interpreter's path exists on the host and nowhere in the images."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    site = Path(sysconfig.get_paths(vars={"base": str(where), "platbase": str(where)})["purelib"])
+    ours = sysconfig.get_paths()["purelib"]
+    (site / "use-the-builders-packages.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    return str(where / "bin" / "python")
+
+
+def test_tester_runs_in_its_image_when_pytest_runs_from_another_virtualenv(
+    bannou_pytester: BannouPytester, docker_cli
+) -> None:
+    # found by running the Done line from a fresh install: the stand-in images mount the Python
+    # that built them, yet the tester container was told to exec the *running* interpreter
+    # (`exec /other/venv/bin/python3 failed: No such file or directory`, exit 127)
+    python = other_virtualenv(bannou_pytester.pytester.path / "other-venv")
+    args = ("--bannou-backend=compose", "--bannou-preset=test-http")
+    result = nothing_left(bannou_pytester.run_with(python, *args, timeout=240), docker_cli)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*tester*", "*passed*"])
+    assert "No such file or directory" not in result.stdout.str()

@@ -121,6 +121,12 @@ class BannouPytester:
         """An inner session in a subprocess (real signals, xdist, process-wide state)."""
         return self._seen(self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout))
 
+    def run_with(self, python: str, *args: str, timeout: float = 120) -> pytest.RunResult:
+        """An inner session in a subprocess of another interpreter (another virtualenv)."""
+        basetemp = self.pytester.path / "basetemp-other-python"
+        argv = [python, "-m", "pytest", f"--basetemp={basetemp}", *self.args(*args)]
+        return self._seen(self.pytester.run(*argv, timeout=timeout))
+
     def _seen(self, result: pytest.RunResult) -> pytest.RunResult:
         self.results.append(result)
         return result

@@ -48,6 +48,7 @@ LABEL_BACKEND = f"{LABEL_PREFIX}.backend"
 LABEL_HOST_MOUNTS = f"{LABEL_PREFIX}.host-mounts"
 LABEL_TMPFS = f"{LABEL_PREFIX}.tmpfs"
 LABEL_IMAGE_FINGERPRINT = f"{LABEL_PREFIX}.fingerprint"
+LABEL_PYTHON = f"{LABEL_PREFIX}.python"  # the interpreter whose paths the host mounts hold
 # the client-facing network of a preset with an ingress (bannou's ``external``): the ingress is on
 # it and on the environment's network, image testers only on it (``testers``)
 EDGE_NETWORK = "external"
@@ -166,6 +167,7 @@ class ImageInfo:
     host_mounts: tuple[str, ...]
     tmpfs: tuple[str, ...]
     has_cmd: bool
+    python: str = ""  # a stand-in's interpreter: its label, else its command's (older builds)
 
     @property
     def local_build(self) -> bool:
@@ -192,13 +194,19 @@ def image_info_from_attrs(name: str, attrs: Mapping[str, Any]) -> ImageInfo:
     """An ``ImageInfo`` from the engine's image inspect answer (``GET /images/NAME/json``)."""
     cfg = attrs.get("Config") or {}
     labels = cfg.get("Labels") or {}
-    return ImageInfo(
-        name,
-        attrs.get("Id", ""),
-        _split(labels.get(LABEL_HOST_MOUNTS)),
-        _split(labels.get(LABEL_TMPFS)),
-        bool(cfg.get("Cmd") or cfg.get("Entrypoint")),
-    )
+    mounts, cmd = _split(labels.get(LABEL_HOST_MOUNTS)), list(cfg.get("Cmd") or [])
+    python = labels.get(LABEL_PYTHON) or ""
+    if mounts and not python and cmd and os.path.basename(str(cmd[0])).startswith("python"):
+        python = str(cmd[0])
+    has_cmd = bool(cmd or cfg.get("Entrypoint"))
+    return ImageInfo(name, attrs.get("Id", ""), mounts, _split(labels.get(LABEL_TMPFS)), has_cmd, python)
+
+
+def stale_stand_in(info: ImageInfo) -> str:
+    """Why a stand-in cannot run here ("" when it can): the interpreter it was built for is gone
+    (its virtualenv removed or moved), so each of its containers would fail to start."""
+    gone = info.python and not os.path.exists(info.python)
+    return f"built for {info.python}, which is gone" if gone else ""
 
 
 def inspect_images(cli: docker.DockerClient, topology: Topology) -> dict[str, ImageInfo]:
@@ -212,11 +220,13 @@ def inspect_images(cli: docker.DockerClient, topology: Topology) -> dict[str, Im
         info = image_info(cli, name)
         if info is None:
             missing.append(f"{name} (node {node.name})")
+        elif stale_stand_in(info):
+            missing.append(f"{name} (node {node.name}; {stale_stand_in(info)})")
         else:
             infos[name] = info
     if missing:
         raise DeployError(
-            f"preset {topology.preset!r}: image(s) not found on the Docker Engine at {engine_label()}: "
+            f"preset {topology.preset!r}: image(s) not usable on the Docker Engine at {engine_label()}: "
             f"{', '.join(missing)}. Nothing can be pulled here: {BUILD_IMAGES_HINT}, or build/tag your "
             "own with `docker build -t NAME .` / `docker tag EXISTING NAME`"
         )

@@ -11,7 +11,6 @@ read back with Docker's timestamps, and at the deadline it is killed; it is remo
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ from ..base import (
     TesterContainerOutcome,
 )
 from . import engine as _docker
-from .testers import HOST_NETWORK, PYTHON_NAMES, run_container
+from .testers import HOST_NETWORK, command_in_image, run_container
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -52,7 +51,6 @@ def run_on_host_network(
 ) -> TesterContainerOutcome:
     """Run ``tester`` on the host's network; ``address`` is how the test process reaches a node."""
     image = tester.image or _docker.DEFAULT_BANNOU_IMAGE
-    argv = list(tester.command)
     cli = client()
     try:
         info = _docker.image_info(cli, image)
@@ -63,13 +61,12 @@ def run_on_host_network(
                 0.0,
                 image,
                 HOST_NETWORK,
-                tuple(argv),
+                tuple(tester.command),
                 f"tester {tester.name!r}: image {image} not found on the Docker Engine at "
                 f"{_docker.engine_label()}. Nothing is pulled: {_docker.BUILD_IMAGES_HINT}, or "
                 f"build/tag it with `docker build -t {image} .`",
             )
-        if argv and argv[0] in PYTHON_NAMES and info.local_build:
-            argv[0] = sys.executable  # the host interpreter the local image mounts
+        argv = command_in_image(tester.command, info.local_build, info.python)
         environment = dict(tester.environment(address))
         return run_container(cli, tester, image, argv, environment, info, HOST_NETWORK)
     finally:

@@ -12,6 +12,9 @@ Label contract (read by ``backends._docker``):
   Python installation and the directories that make ``pytest_bannou`` importable).
 - ``io.bannou.pytest.tmpfs``: comma-separated container paths that get a writable tmpfs (a scratch
   image has no writable ``/tmp``).
+- ``io.bannou.pytest.python``: the interpreter a Python image was built for (its ``CMD`` runs it):
+  a tester command ``python ...`` runs it too, and an image whose interpreter is gone (its
+  virtualenv removed) is refused with the rebuild command instead of failing to start.
 - ``io.bannou.pytest.fingerprint``: a hash of everything above; ``ensure_images`` rebuilds an
   image only when its fingerprint differs, so calling it is cheap and idempotent.
 
@@ -64,6 +67,13 @@ class ImageSpec:
     requires: str = ""  # host program that must exist for this image to be built
 
 
+def interpreter() -> str:
+    """This interpreter's path as a container sees it: absolute and without ``..`` (Python keeps
+    ``proj/../venv/bin/python`` as typed, and ``proj`` is not mounted), symlinks kept (a
+    virtualenv is found from its ``bin/python``, not from the binary it links to)."""
+    return os.path.abspath(sys.executable)
+
+
 def python_mounts() -> list[str]:
     """Host directories the running interpreter and an importable ``pytest_bannou`` need."""
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
@@ -92,7 +102,7 @@ def pythonpath() -> str:
 
 
 def specs() -> list[ImageSpec]:
-    python = sys.executable
+    python = interpreter()
     node_env = {"PATH": SYSTEM_PATH, "PYTHONPATH": pythonpath(), "PYTHONUNBUFFERED": "1"}
     redis_cmd = (
         "redis-server", "--bind", "0.0.0.0", "--protected-mode", "no",
@@ -155,12 +165,14 @@ def mounts_for(spec: ImageSpec) -> list[str]:
 def dockerfile(spec: ImageSpec) -> tuple[str, str]:
     """The Dockerfile text and its fingerprint."""
     mounts = mounts_for(spec)
+    python = spec.cmd[0] if spec.cmd and spec.cmd[0] == interpreter() else ""
     body = {
         "cmd": list(spec.cmd),
         "env": spec.env,
         "mounts": mounts,
         "tmpfs": list(spec.tmpfs),
         "layer": LAYER_FILE,
+        "python": python,
     }
     fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     lines = ["FROM scratch"]
@@ -171,6 +183,8 @@ def dockerfile(spec: ImageSpec) -> tuple[str, str]:
         _docker.LABEL_TMPFS: ",".join(spec.tmpfs),
         _docker.LABEL_IMAGE_FINGERPRINT: fingerprint,
     }
+    if python:  # tester commands `python ...` run this interpreter in the image (testers)
+        labels[_docker.LABEL_PYTHON] = python
     lines.append("LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in labels.items()))
     lines.append(f"CMD {json.dumps(list(spec.cmd))}")
     # one small file layer: a dockershim kubelet refuses images of size 0 ("Id or size of image

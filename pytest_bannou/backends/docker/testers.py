@@ -18,15 +18,15 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import BannouError
 from ..base import LABEL_NODE, LABEL_OWNER_PID, LABEL_RUN_ID, TesterContainer, TesterContainerOutcome
 from . import engine as _docker
+from .images import interpreter
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
@@ -35,6 +35,17 @@ IGNORED_NETWORKS = frozenset({"bridge", "host", "none", "ingress"})
 WAIT_SLICE_S = 1.0
 HOST_NETWORK = "host"  # run_container's network for a container in the host's namespace
 PYTHON_NAMES = ("python", "python3")  # a tester command run by the host interpreter the image mounts
+
+
+def command_in_image(command: Sequence[str], stand_in: bool, image_python: str = "") -> list[str]:
+    """A tester's command as it runs in its image. In a stand-in (``images``), ``python``/``python3``
+    is the interpreter the image was built for (``image_python``, else this process's): its host
+    mounts and ``PYTHONPATH`` are that interpreter's, and another virtualenv's path (the one running
+    pytest now) does not exist inside it. Any other image runs the command as given."""
+    argv = list(command)
+    if stand_in and argv and argv[0] in PYTHON_NAMES:
+        argv[0] = image_python or interpreter()
+    return argv
 
 
 class TesterContainers:
@@ -89,7 +100,6 @@ def run_tester_container(
 ) -> TesterContainerOutcome:
     """Run ``tester`` on the Docker Engine (see the module docstring)."""
     image = tester.image or _docker.DEFAULT_BANNOU_IMAGE
-    argv = list(tester.command)
     cli = client()
     try:
         info = _docker.image_info(cli, image)
@@ -99,13 +109,12 @@ def run_tester_container(
                 False,
                 0.0,
                 image,
-                command=tuple(argv),
+                command=tuple(tester.command),
                 error=f"tester {tester.name!r}: image {image} not found on the Docker Engine at "
                 f"{_docker.engine_label()}. Nothing is pulled: {_docker.BUILD_IMAGES_HINT}, or build/tag "
                 f"it with `docker build -t {image} .`",
             )
-        if argv and argv[0] in PYTHON_NAMES and info.local_build:
-            argv[0] = sys.executable  # the host interpreter the local image mounts
+        argv = command_in_image(tester.command, info.local_build, info.python)
         found = node_address(cli, tester.run_id, tester.target)
         if found is None:
             raise BannouError(

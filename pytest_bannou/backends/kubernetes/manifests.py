@@ -34,10 +34,7 @@ class ImageMeta:
 
     host_mounts: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
-
-
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+    python: str = ""  # the interpreter it was built for (``engine.ImageInfo.python``)
 
 
 def local_image_meta(topology: Topology) -> dict[str, ImageMeta]:
@@ -55,12 +52,15 @@ def local_image_meta(topology: Topology) -> dict[str, ImageMeta]:
             if name in out:
                 continue
             try:
-                labels = (cli.images.get(name).attrs.get("Config") or {}).get("Labels") or {}
+                info = _docker.image_info_from_attrs(name, cli.images.get(name).attrs)
             except Exception:
                 continue
-            out[name] = ImageMeta(
-                _split(labels.get(_docker.LABEL_HOST_MOUNTS)), _split(labels.get(_docker.LABEL_TMPFS))
-            )
+            if _docker.stale_stand_in(info):
+                raise DeployError(
+                    f"image {name} (node {node.name}): {_docker.stale_stand_in(info)}; "
+                    f"{_docker.BUILD_IMAGES_HINT} with the Python that runs pytest"
+                )
+            out[name] = ImageMeta(info.host_mounts, info.tmpfs, info.python)
     finally:
         cli.close()
     return out
@@ -345,5 +345,5 @@ def hand_manifests(
     from ..docker.images import stand_ins_for
 
     infos = stand_ins_for(topology, options, warn)
-    metas = {name: ImageMeta(info.host_mounts, info.tmpfs) for name, info in infos.items()}
+    metas = {name: ImageMeta(info.host_mounts, info.tmpfs, info.python) for name, info in infos.items()}
     return render_manifests(topology, options, metas, pull_public=True)

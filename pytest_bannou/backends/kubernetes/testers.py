@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 import uuid
 from typing import Any
@@ -33,6 +32,7 @@ from ..base import (
     TesterContainerOutcome,
 )
 from ..docker import engine as _docker
+from ..docker.testers import command_in_image
 from .connection import REQUEST_TIMEOUT, api_error, call_raw
 from .manifests import ImageMeta, local_image_meta
 from .names import label_value, object_name, resource_labels
@@ -40,7 +40,6 @@ from .pods import BUILD_HINT, IMAGE_REASONS, POLL
 
 TESTER_CONTAINER = "tester"
 GONE_WAIT_S = 30.0
-_PYTHON_NAMES = ("python", "python3")
 
 
 class KubernetesTesters:
@@ -64,9 +63,8 @@ class KubernetesTesters:
             raise BannouError(f"tester {tester.name!r}: nothing is deployed on the kubernetes backend")
         image = tester.image or _docker.DEFAULT_BANNOU_IMAGE
         meta = self._tester_image_meta(image)
-        argv = list(tester.command)
-        if argv and argv[0] in _PYTHON_NAMES and meta is not None and meta.host_mounts:
-            argv[0] = sys.executable  # the host interpreter the locally built image mounts
+        stand_in = meta is not None and bool(meta.host_mounts)
+        argv = command_in_image(tester.command, stand_in, meta.python if meta is not None else "")
         aliases = self._service_ips()
 
         def address(node: str, port: int | None) -> tuple[str, int]:

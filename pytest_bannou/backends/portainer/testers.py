@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import tarfile
 import time
 from collections.abc import Mapping
@@ -24,11 +23,10 @@ from ...topology.ingress import is_ingress
 from ..base import Availability, TesterContainer, TesterContainerOutcome
 from ..docker import engine as _docker
 from ..docker.compose_file import service_name
-from ..docker.testers import tester_labels
+from ..docker.testers import command_in_image, tester_labels
 from .client import PortainerError, demux
 
 POLL_S = 0.5
-_PYTHON_NAMES = ("python", "python3")
 
 
 class PortainerTesters:
@@ -49,7 +47,6 @@ class PortainerTesters:
         if topology is not None and any(is_ingress(n) for n in topology.nodes):
             # bannou's edge set-up: the client outside, reaching the ingress, not the nodes
             network = f"{self.project}_{_docker.EDGE_NETWORK}"
-        argv = list(tester.command)
         resp = self._docker(  # type: ignore[attr-defined]
             "GET", f"/images/{quote(image, safe='')}/json", what=f"inspect image {image}", ok=(404,)
         )
@@ -60,14 +57,13 @@ class PortainerTesters:
                 0.0,
                 image,
                 network,
-                tuple(argv),
+                tuple(tester.command),
                 f"tester {tester.name!r}: image {image} not found on the Portainer environment's Docker "
                 f"Engine. Nothing is pulled: {_docker.BUILD_IMAGES_HINT} on that Docker host, or "
                 f"build/tag it with `docker build -t {image} .`",
             )
         info = _docker.image_info_from_attrs(image, resp.json())
-        if argv and argv[0] in _PYTHON_NAMES and info.local_build:
-            argv[0] = sys.executable  # the host interpreter the local image mounts
+        argv = command_in_image(tester.command, info.local_build, info.python)
 
         def address(node: str, port: int | None) -> tuple[str, int]:
             return service_name(node), int(port or 80)
