@@ -21,8 +21,10 @@ from ..backends.base import Backend
 from ..messaging.contract import DEFAULT_TTL
 from ..messaging.restart_policy import DEFAULT_DEGRADED_THRESHOLD
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
+from ..topology.diff import Action, diff
+from ..topology.model import Topology
 from .environment import Environment
-from .live import History, load_history
+from .live import History, changed_keys, load_history
 from .manager import EnvironmentManager, Progress
 from .runs import make_options, run_directory, run_project
 
@@ -87,6 +89,23 @@ def take_over(backend: Backend, workdir: Path) -> bool:
     except Exception:  # reading must not fail on it: the backend's own message comes next
         return False
     return True
+
+
+def changed_since_kept(workdir: Path, preset: Topology) -> str:
+    """How a kept run's current configuration differs from ``preset`` ("" when it does not):
+    ``bannou-env update``/``rollback`` change a kept run in place, and a test must not be handed
+    an environment that is not its preset's. Says the current version and what it changed."""
+    history = load_history(workdir)
+    if history is None:  # no change was ever recorded: the run is as deployed
+        return ""
+    current = history.versions[-1][1]
+    keys = changed_keys(current, preset)
+    nodes = [c.name for c in diff(current, preset).changes if c.action is not Action.KEEP]
+    if not keys and not nodes:
+        return ""
+    entry = history.details.get(history.current)
+    what = "; ".join(entry.changes) if entry is not None and entry.changes else ", ".join(keys or nodes)
+    return f"configuration version {history.current}: {what}"
 
 
 def _backend_name(info: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ import pytest
 from ..backends.attached import AttachedBackend
 from ..backends.base import BackendOptions
 from ..environment.environment import Environment
+from ..environment.kept import changed_since_kept
 from ..environment.manager import EnvironmentManager, resolve_backend
 from ..environment.runs import make_options, new_run_id, read_run_info, run_directory, runs_root
 from ..environment.sharing import (
@@ -297,7 +298,9 @@ class ReusePlugin:
             options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
             backend = AttachedBackend(options, data)
             alive = bool(data.get("replicas")) and all(s.state == "running" for s in backend.status())
-            if info.get("preset_hash") == topology.preset_hash and info.get("attach") and alive:
+            changed = changed_since_kept(run_directory(run_id), topology)
+            same_preset = info.get("preset_hash") == topology.preset_hash
+            if same_preset and info.get("attach") and alive and not changed:
                 manager = EnvironmentManager(str(info.get("backend")), options)
                 env = manager.attach(backend, key, topology)
                 self.envs[key] = env
@@ -305,11 +308,13 @@ class ReusePlugin:
                     f"reusing kept environment {key} (run id {run_id}, preset hash {topology.preset_hash})"
                 )
                 return env
-            reason = (
-                f"preset hash {info.get('preset_hash')} != {topology.preset_hash} (the preset changed)"
-                if info.get("preset_hash") != topology.preset_hash
-                else "it is no longer running"
-            )
+            if not same_preset:
+                old_hash = info.get("preset_hash")
+                reason = f"preset hash {old_hash} != {topology.preset_hash} (the preset changed)"
+            elif changed:
+                reason = f"it was changed after it was kept ({changed}), so it is not the preset's"
+            else:
+                reason = "it is no longer running"
             self._note(f"kept environment {key} (run id {run_id}) not reused: {reason}; removing it")
             self._remove(str(info.get("backend")), options)
         return None

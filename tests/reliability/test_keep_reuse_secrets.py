@@ -109,6 +109,47 @@ def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_o
     assert project.leftovers() == {}
 
 
+def _bannou_env(project, *args: str) -> str:
+    cli = subprocess.run(
+        [sys.executable, "-m", "pytest_bannou.cli", *args],
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    return cli.stdout
+
+
+def test_reuse_refuses_a_kept_environment_changed_in_place_and_takes_it_back_once_restored(project):
+    # `bannou-env update` changes a kept run in place; `--bannou-reuse` must not hand a test that
+    # run as if it were the preset's (it did: FOO=bar stayed, config_version said 1)
+    project.write("test_one.py", ONE)
+    preset = project.presets / "red.yaml"
+    preset.write_text(preset.read_text().replace("FLAVOUR: red", f"FLAVOUR: red-{uuid.uuid4().hex}"))
+    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep")
+    assert code == 0, out
+    run_id = _kept_run_id(out)
+    kept_pids = project.deploys()[0]["pids"]
+    project.reset_deploys()
+    try:
+        _bannou_env(project, "update", run_id, "update-env:main:FOO=bar")
+        _bannou_env(project, "rollback", run_id)  # version 3: the preset's configuration again
+        code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
+        assert code == 0 and f"reusing kept environment red (run id {run_id}" in out, out
+        assert project.deploys() == []
+        _bannou_env(project, "update", run_id, "update-env:main:FOO=baz")  # version 4
+        code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
+        assert code == 0, out
+        assert f"kept environment red (run id {run_id}) not reused: it was changed after it was kept" in out
+        assert "(configuration version 4: update-env main FOO=baz)" in out, out
+        assert "deploying red" in out and [d["key"] for d in project.deploys()] == ["red"]
+        assert not any(alive(p) for p in kept_pids)  # removed, by its run id
+    finally:
+        _clean(project, run_id)
+    assert project.leftovers() == {}
+
+
 SECRET = "s3cret-red-value"
 LOUD_NODE = """
 import os, runpy, sys
