@@ -24,7 +24,14 @@ from pathlib import Path
 from .._support.files import atomic_write
 from ..backends import registry
 from ..backends.base import RENDER_STAND_INS, BackendOptions
-from ._args import add_presets_dir, pairs, preset_library, replica_counts
+from ._args import (
+    add_backend_options,
+    add_presets_dir,
+    backend_options,
+    pairs,
+    preset_library,
+    replica_counts,
+)
 from ._output import unwritable
 
 BACKENDS = ("compose", "swarm", "kubernetes")
@@ -43,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"{', '.join(BACKENDS)} or a third-party backend that renders files (default: compose)",
     )
+    add_backend_options(p)  # e.g. kubernetes_service_type=NodePort
     add_presets_dir(p)
     p.add_argument("--run-id", default="manual", metavar="RUN_ID", help="run id label (default: manual)")
     p.add_argument(
@@ -67,7 +75,7 @@ def _render(args: argparse.Namespace) -> int:
     topology = preset_library(args.presets_dir).resolve(
         args.preset, environment=pairs(args.env, "--env"), replicas=replica_counts(args.replicas)
     )
-    extra = {RENDER_STAND_INS: "true" if args.stand_ins else "false"}
+    extra = {**backend_options(args.backend_options), RENDER_STAND_INS: "true" if args.stand_ins else "false"}
     options = BackendOptions(run_id=args.run_id, workdir=Path.cwd(), extra=extra)
 
     def warn(message: str) -> None:
