@@ -104,3 +104,33 @@ def test_a_kept_run_remembers_its_backend_options(tmp_path, capsys):
     finally:
         code, out, err = run(["clean", "--run-id", run_id, "--backend", "local"], capsys)
         assert code == 0, out + err
+
+
+REDIS_PRESET = """
+name: two-and-redis
+description: a node with two replicas and Redis
+topology:
+  nodes:
+    - name: bannou
+      replicas: 2
+  infrastructure:
+    redis: {enabled: true, version: "7"}
+"""
+
+
+def test_deploy_lists_every_replica_and_infrastructure_with_its_own_scheme(tmp_path, capsys):
+    (tmp_path / "two-and-redis.yaml").write_text(REDIS_PRESET)
+    argv = ["deploy", "two-and-redis", "--presets-dir", str(tmp_path), "--backend", "local"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, out + err
+    run_id = re.search(r"run id: (\S+)", out).group(1)
+    try:
+        assert re.search(r"^  redis: redis://127\.0\.0\.1:\d+$", out, re.M), out
+        assert re.search(r"^  bannou: http://127\.0\.0\.1:\d+$", out, re.M), out
+        assert re.search(r"^  bannou\[1\]: http://127\.0\.0\.1:\d+$", out, re.M), out
+        code, out, err = run(["status", "--run-id", run_id], capsys)
+        assert re.search(r"^  bannou\[1\]: http://\S+ \(health 200\)$", out, re.M), out
+        assert re.search(r"^  redis: redis://\S+$", out, re.M), out
+        assert re.search(r"^    redis \(redis\) ok ", out, re.M), out
+    finally:
+        run(["clean", "--run-id", run_id, "--backend", "local"], capsys)
