@@ -7,6 +7,8 @@ without a traceback. Anything else escaping is a bug in pytest-bannou.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -58,20 +60,35 @@ class PresetError(BannouError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-class UnknownPresetError(PresetError):
-    """A preset name that is on no search path directory."""
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the candidate nearest to a name that is not one (``""`` when
+    none is near): the one suggestion of every "unknown ..." message."""
+    close = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
-    def __init__(self, name: str, known: list[str], searched: list[str]) -> None:
+
+class UnknownPresetError(PresetError):
+    """A preset name that is on no search path directory. ``flag`` is the option that adds a
+    directory where the message is read (pytest's; ``bannou-env`` rewords it with ``worded_for``)."""
+
+    def __init__(
+        self, name: str, known: list[str], searched: list[str], flag: str = "--bannou-presets-dir"
+    ) -> None:
         self.name = name
         self.known = known
+        self.searched = searched
         msg = (
             f"unknown preset {name!r}; known presets: {', '.join(sorted(known)) or '(none)'}"
             f" (searched: {', '.join(searched) or '(nothing)'}; add a directory with"
-            " --bannou-presets-dir or BANNOU_PRESETS_DIR)"
+            f" {flag} or BANNOU_PRESETS_DIR){did_you_mean(name, known)}"
         )
         Exception.__init__(self, msg)
         self.message = msg
         self.problems = [Problem(Location("<search path>"), msg)]
+
+    def worded_for(self, flag: str) -> UnknownPresetError:
+        """The same error naming ``flag`` as the way to add a preset directory."""
+        return UnknownPresetError(self.name, self.known, self.searched, flag)
 
 
 class BackendUnavailable(BannouError):

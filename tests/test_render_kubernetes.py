@@ -16,14 +16,14 @@ from tests.support.render_checks import k8s_model_errors, kubectl_dry_run
 
 
 def test_render_kubernetes_prints_namespace_deployments_and_services(capsys):
-    assert main(["render", "split-auth", "--backend", "kubernetes", "--run-id", "by-hand"]) == 0
+    assert main(["render", "split-auth", "--backend", "kubernetes", "--run-id", "bannou-0000b1a2"]) == 0
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
     assert kinds[0][0] == "Namespace"
     assert ("Deployment", "bannou-main") in kinds and ("Deployment", "bannou-auth") in kinds
     assert ("Service", "bannou-auth") in kinds
     namespace = docs[0]["metadata"]
-    assert namespace["labels"][LABEL_RUN_ID] == "by-hand"
+    assert namespace["labels"][LABEL_RUN_ID] == "bannou-0000b1a2"
     # a file run by hand has no owning session: `bannou-env clean --all-stale` leaves it alone
     assert all(LABEL_OWNER_PID not in d["metadata"].get("labels", {}) for d in docs)
     auth = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "bannou-auth")

@@ -419,6 +419,19 @@ class Backend(ABC):
             " bannou-env update/rollback redeploy it instead"
         )
 
+    def detach(self) -> None:
+        """Let go of a run this instance took over (``reattach``) or deployed and leaves running:
+        close what only this process needs (port-forwards, clients), stop nothing. Default:
+        nothing to close."""
+        return None
+
+    def kept_hints(self) -> list[str]:
+        """Lines for the user after the URLs of a run left running (``bannou-env deploy``,
+        ``update``, ``rollback``, ``status``) when those URLs live only as long as this process
+        (kubernetes' port-forwards): what they are and how to reach a node afterwards. Default:
+        none (the URLs stay valid)."""
+        return []
+
     def attach_info(self) -> dict[str, object]:
         """What another xdist worker needs beyond endpoints and status to use this environment
         (``backends.attached``): ``logs`` (node -> log files it can read), ``pid_ids`` (replica

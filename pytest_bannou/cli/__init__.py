@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from ..errors import BannouError
+from ..errors import BannouError, UnknownPresetError
 
 EXIT_PIPE_CLOSED = 128 + getattr(signal, "SIGPIPE", 13)
 
@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = int(args.handler(args) or 0)
         except BannouError as exc:
+            if isinstance(exc, UnknownPresetError):  # bannou-env's flag, not pytest's
+                exc = exc.worded_for("--presets-dir")
             print(f"bannou-env: {exc}", file=sys.stderr)
             code = getattr(exc, "exit_status", 1)  # 2 for ``_args.UsageError``
         sys.stdout.flush()  # inside the try: a reader gone shows here, not at interpreter exit

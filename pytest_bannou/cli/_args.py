@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..backends.option_pairs import ENV_VAR, INI_KEY, BackendOptionError, parse_backend_options
 from ..environment.runs import RunIdError, check_run_id
 from ..errors import BannouError, PresetError
 from ..preset import PresetLibrary, dirs_from_env
@@ -38,6 +39,38 @@ def add_presets_dir(parser: argparse.ArgumentParser) -> None:
     )
     for alias in PRESETS_DIR_ALIASES:
         parser.add_argument(alias, dest="presets_dir", action="append", help=argparse.SUPPRESS)
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """``--backend-option KEY=VALUE``: pytest's ``--bannou-backend-option``, beside ``--backend``."""
+    parser.add_argument(
+        "--backend-option",
+        dest="backend_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a backend-specific setting (repeatable, or comma-separated), e.g. kubeconfig=PATH, "
+        f"kubernetes_service_type=NodePort (default: ${ENV_VAR}, the project's {INI_KEY} ini setting)",
+    )
+
+
+def backend_options(given: Iterable[str], project: Project | None = None) -> dict[str, str]:
+    """The backend options as pytest takes them: the flags, else ``BANNOU_BACKEND_OPTION``
+    (comma-separated), else the project's ``bannou_backend_option``; checked by pytest's parser."""
+    given = list(given)
+    try:
+        if given:
+            try:
+                return parse_backend_options(given, "--backend-option", "--backend-option")
+            except BackendOptionError as exc:
+                raise UsageError(exc.message) from None
+        from_env = os.environ.get(ENV_VAR, "").strip()
+        if from_env:
+            return parse_backend_options([from_env], f"environment variable {ENV_VAR}", "--backend-option")
+        project = project or find_project()
+        return parse_backend_options(project.words(INI_KEY), project.where(INI_KEY), "--backend-option")
+    except BackendOptionError as exc:
+        raise BannouError(exc.message) from None
 
 
 def preset_library(given: Iterable[str], *extra: Path, project: Project | None = None) -> PresetLibrary:

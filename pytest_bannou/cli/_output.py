@@ -1,11 +1,59 @@
-"""Output files of the CLI: a place that cannot be written is one clear message, not a traceback."""
+"""What the CLI prints and writes: where a run's nodes answer (each replica, infrastructure with its
+own scheme, and what to do when those addresses die with the command), and output files, where a
+place that cannot be written is one clear message, not a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from ..backends.base import Backend, Endpoint
 from ..errors import BannouError
+from ..topology.model import Node, Topology
+
+# how an infrastructure node that answers no HTTP is addressed (else host:port)
+SCHEMES = {"redis": "redis", "rabbitmq": "amqp", "mysql": "mysql", "mariadb": "mysql"}
+
+
+def address(node: Node | None, endpoint: Endpoint) -> str:
+    """``http://h:p`` for a node that answers HTTP, ``redis://h:p`` (amqp://, mysql://) or
+    ``h:p`` for the infrastructure that does not."""
+    if node is None or node.http_health:
+        return endpoint.url()
+    scheme = SCHEMES.get((node.infra_type or node.name).lower())
+    return endpoint.url(scheme) if scheme else endpoint.url("x").removeprefix("x://")
+
+
+def recorded_address(node: Node | None, url: str) -> str:
+    """A URL of a run record (always ``http://``) as ``address`` writes it."""
+    parts = urlsplit(url)
+    if node is None or node.http_health or not parts.hostname or not parts.port:
+        return url
+    return address(node, Endpoint(parts.hostname, parts.port))
+
+
+def node_addresses(backend: Backend, topology: Topology) -> Iterator[tuple[str, Node, str]]:
+    """(label, node, address) of every replica of every node with a port: ``NODE`` for replica 0,
+    ``NODE[i]`` for the others (after ``scale``); a replica the backend cannot give is left out."""
+    for node in topology.nodes:
+        if not node.ports:
+            continue
+        for replica in range(max(1, node.replicas)):
+            with contextlib.suppress(BannouError, KeyError, IndexError):
+                ep = backend.endpoint(node.name, replica=replica)
+                yield (node.name if replica == 0 else f"{node.name}[{replica}]"), node, address(node, ep)
+
+
+def print_nodes(backend: Backend, topology: Topology, indent: str = "  ", hints: str = "") -> None:
+    """Where every replica answers, then (at ``hints`` indentation) the backend's hints when those
+    addresses die with this command (kubernetes' port-forwards)."""
+    for label, _node, text in node_addresses(backend, topology):
+        print(f"{indent}{label}: {text}")
+    for line in backend.kept_hints():
+        print(f"{hints}{line}")
 
 
 def unwritable(

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,8 +21,8 @@ import httpx
 from .._support.masking import mask_text, topology_secrets
 from .._support.pids import pid_alive
 from ..backends import registry
-from ..backends.base import BackendOptions
-from ..environment.kept import take_over
+from ..backends.base import Backend, BackendOptions
+from ..environment.kept import recorded_options, take_over, taken_over
 from ..environment.live import load_history
 from ..environment.manager import EnvironmentManager, resolve_backend
 from ..environment.runs import (
@@ -40,7 +41,9 @@ from ..health.infrastructure import check_nodes
 from ..topology.model import Node, Topology
 from ._args import (
     UsageError,
+    add_backend_options,
     add_presets_dir,
+    backend_options,
     lines_arg,
     pairs,
     preset_library,
@@ -49,6 +52,7 @@ from ._args import (
     seconds_arg,
     setting,
 )
+from ._output import node_addresses, print_nodes, recorded_address
 from .project import ConfigError, Project, find_project
 
 
@@ -66,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="backend name or auto (default: $BANNOU_BACKEND, the project's bannou_backend, or local)",
     )
+    add_backend_options(deploy)
     add_presets_dir(deploy)
     deploy.add_argument(
         "--env",
@@ -112,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs.add_argument("node", metavar="NODE")
     logs.add_argument("--tail", type=lines_arg, default=None, metavar="N", help="only the last N lines")
     logs.add_argument("--backend", default=None, metavar="NAME", help="default: the run's backend")
+    add_backend_options(logs)  # over the options the run was deployed with
     logs.set_defaults(handler=_logs)
 
     clean = subparsers.add_parser(
@@ -128,6 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME|all",
         help="clean one backend, or every available one (default)",
     )
+    add_backend_options(clean)  # over the options each run was deployed with
     clean.add_argument(
         "--all-stale",
         action="store_true",
@@ -148,6 +155,7 @@ def _deploy(args: argparse.Namespace) -> int:
     options = make_options(
         ready_timeout=_ready_timeout(args.ready_timeout, project),
         local_command=_local_command(args.local_command, project),
+        extra=backend_options(args.backend_options, project),  # recorded with the run
     )
 
     def progress(text: str, done: bool) -> None:
@@ -161,10 +169,14 @@ def _deploy(args: argparse.Namespace) -> int:
         manager.teardown()
         raise
     print(f"run id: {env.run_id}")
-    for node, url in env.urls().items():
-        print(f"  {node}: {url}")
+    engine = manager.backend
+    if engine is not None:
+        print_nodes(engine, env.topology)
+    print(f"status: bannou-env status --run-id {env.run_id}")
     print(f"logs:   bannou-env logs {env.run_id} NODE")
     print(f"remove: bannou-env clean --run-id {env.run_id} --backend {env.backend}")
+    if engine is not None:
+        engine.detach()  # the run keeps running; what only this process held is closed
     return 0
 
 
@@ -223,41 +235,67 @@ def _status(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # status still lists the runs, without telling projects apart
         print(f"bannou-env: {exc}", file=sys.stderr)
         project = None
-    for _d, info in runs:
+    for d, info in runs:
         owner = _owner(info)
         who = "kept" if info.get("kept") else (f"in use by pid {owner}" if pid_alive(owner) else "orphaned")
         where = f" [{_elsewhere(info, project)}]" if project and _elsewhere(info, project) else ""
         print(f"{info.get('run_id')}: {info.get('environment')} on {info.get('backend')} ({who}){where}")
-        urls = info.get("urls")
-        plain = _not_http(_d) | set(info.get("no_http") or [])  # checked by their own protocol
-        for node, url in (urls if isinstance(urls, dict) else {}).items():
-            print(f"  {node}: {url}" if node in plain else f"  {node}: {url} {_health(url)}")
-        infrastructure = _infrastructure_health(_d, info)
-        if infrastructure:
-            print("  infrastructure:")
-            print("\n".join(f"    {line}" for line in infrastructure))
-        _print_versions(_d)
+        # a kept run is taken over: its nodes are checked where they answer now (kubernetes:
+        # port-forwards of this command; those deploy opened closed with it)
+        with taken_over(d, info) if info.get("kept") else contextlib.nullcontext() as backend:
+            _print_run(d, info, backend)
+        _print_versions(d)
     return 0
 
 
-def _infrastructure_health(workdir: Path, info: dict) -> list[str]:
-    """bannou's ``InfrastructureHealth`` of a run: its infrastructure nodes (the configuration it
-    recorded, with their credentials) checked at the addresses its record names."""
+def _print_run(workdir: Path, info: dict, backend: Backend | None) -> None:
+    """A run's nodes (every replica, with their /health) and its infrastructure's health: through
+    ``backend`` when the run could be taken over, else at the addresses its record names."""
+    topology = _last_topology(workdir)
+    if backend is not None and topology is not None:
+        for label, node, text in node_addresses(backend, topology):
+            print(f"  {label}: {text}" if not node.http_health else f"  {label}: {text} {_health(text)}")
+    else:
+        nodes = {n.name: n for n in topology.nodes} if topology is not None else {}
+        urls = info.get("urls")
+        plain = _not_http(workdir) | set(info.get("no_http") or [])  # checked by their own protocol
+        for node, url in (urls if isinstance(urls, dict) else {}).items():
+            text = recorded_address(nodes.get(node), url) if isinstance(url, str) else url
+            print(f"  {node}: {text}" if node in plain else f"  {node}: {url} {_health(url)}")
+    infrastructure = _infrastructure_health(workdir, info, backend)
+    if infrastructure:
+        print("  infrastructure:")
+        print("\n".join(f"    {line}" for line in infrastructure))
+    for line in backend.kept_hints() if backend is not None else ():
+        print(f"  {line}")
+
+
+def _last_topology(workdir: Path) -> Topology | None:
     try:
         history = load_history(workdir)
-    except (KeyError, TypeError, ValueError):  # a damaged record: nothing to check
-        return []
-    if history is None or not history.versions:
+    except (AttributeError, KeyError, TypeError, ValueError):  # a damaged record
+        return None
+    return history.versions[-1][1] if history is not None and history.versions else None
+
+
+def _infrastructure_health(workdir: Path, info: dict, backend: Backend | None = None) -> list[str]:
+    """bannou's ``InfrastructureHealth`` of a run: its infrastructure nodes (the configuration it
+    recorded, with their credentials) checked where ``backend`` (the run taken over) says they
+    answer, else at the addresses its record names."""
+    topology = _last_topology(workdir)
+    if topology is None:
         return []
     urls = info.get("urls") if isinstance(info.get("urls"), dict) else {}
 
     def address(node: Node) -> tuple[str, int]:
+        if backend is not None:
+            ep = backend.endpoint(node.name, node.ports[0])
+            return ep.host, ep.port
         url = urlsplit(str(urls.get(node.name) or ""))
         if not url.hostname or not url.port:
             raise BannouError(f"the run record has no address of {node.name!r}")
         return url.hostname, url.port
 
-    topology = history.versions[-1][1]
     return [h.line() for h in check_nodes(topology.infrastructure, address, timeout=3.0)]
 
 
@@ -311,10 +349,14 @@ def _logs(args: argparse.Namespace) -> int:
     recorded = info.get("backend")
     backend_name = args.backend or (recorded if isinstance(recorded, str) else None) or "local"
     node = _node_of(args.run_id, info, args.node)
+    extra = recorded_options(info, backend_options(args.backend_options))
     cls = registry.load(backend_name)
-    backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir))
+    backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir, extra=extra))
     take_over(backend, workdir)  # container backends find the nodes' containers this way
-    text = backend.logs(node, args.tail)
+    try:
+        text = backend.logs(node, args.tail)
+    finally:
+        backend.detach()
     if not text and not workdir.is_dir():
         raise BannouError(f"no run {args.run_id!r} under {runs_root()}; see `bannou-env status`")
     if not text and not info:  # no record to check the name against, and nothing logged under it
@@ -354,9 +396,16 @@ def run_secrets(workdir: Path) -> set[str]:
 
 
 def _clean(args: argparse.Namespace) -> int:
+    given = backend_options(args.backend_options)
     if args.all_stale:
         if args.run_id:
             raise UsageError("bannou-env clean: --all-stale and --run-id exclude each other; use one")
+        if args.backend_options:
+            raise UsageError(
+                "bannou-env clean: --all-stale uses each backend's defaults (KUBECONFIG ...), as the"
+                " sweep of a pytest session does; leave --backend-option out, or clean one run with"
+                " --run-id RUN_ID --backend-option KEY=VALUE"
+            )
         names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
         removed = sweep(names, say=print)
         if not removed:
@@ -366,13 +415,15 @@ def _clean(args: argparse.Namespace) -> int:
         resolve_backend(args.backend)  # a clear error when it cannot run here
     names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
     if args.run_id:
-        return _clean_one(args.run_id, args.backend, names)
-    return _clean_project(find_project(), names)
+        return _clean_one(args.run_id, args.backend, names, given)
+    return _clean_project(find_project(), names, given)
 
 
-def _clean_one(run_id: str, backend: str, names: list[str]) -> int:
-    """``clean --run-id``: everything of one run, on every backend asked for."""
+def _clean_one(run_id: str, backend: str, names: list[str], given: Mapping[str, str]) -> int:
+    """``clean --run-id``: everything of one run, on every backend asked for, with the backend
+    options it was deployed with (``given`` ones winning)."""
     workdir = _run_dir(run_id)  # checked before anything is removed
+    extra = recorded_options(read_run_info(workdir) or {}, given)
     removed: list[str] = []
     for name in names:
         avail = registry.availability(name)
@@ -380,7 +431,8 @@ def _clean_one(run_id: str, backend: str, names: list[str]) -> int:
             if backend != "all":
                 print(f"{name}: skipped ({avail.reason})", file=sys.stderr)
             continue
-        removed += registry.load(name).clean(run_id, BackendOptions(run_id=run_id, workdir=workdir))
+        options = BackendOptions(run_id=run_id, workdir=workdir, extra=extra)
+        removed += registry.load(name).clean(run_id, options)
     removed += stop_run_testers(run_id)  # its testers, whichever backend the run used
     removed += _remove_run(workdir)
     for line in removed:
@@ -390,7 +442,7 @@ def _clean_one(run_id: str, backend: str, names: list[str]) -> int:
     return 0
 
 
-def _clean_project(project: Project, names: list[str]) -> int:
+def _clean_project(project: Project, names: list[str], given: Mapping[str, str]) -> int:
     """``clean`` alone: the runs this project recorded whose session is gone (kept ones too);
     then what ``--all-stale`` would remove besides, without removing it."""
     removed: list[str] = []
@@ -407,7 +459,7 @@ def _clean_project(project: Project, names: list[str]) -> int:
         backends = [recorded] if recorded in names else names
         for name in backends:
             if registry.availability(name):
-                options = BackendOptions(run_id=d.name, workdir=d)
+                options = BackendOptions(run_id=d.name, workdir=d, extra=recorded_options(info, given))
                 removed += [
                     f"run {d.name} ({name}): {line}" for line in registry.load(name).clean(d.name, options)
                 ]

@@ -26,7 +26,8 @@ from typing import Any
 
 from ..backends import registry
 from ..backends.base import BackendOptions
-from ..environment.kept import Change, change_kept_run, in_place_supported
+from ..environment.environment import Environment
+from ..environment.kept import Change, change_kept_run, in_place_supported, recorded_options
 from ..environment.live import (
     ACTIONS,
     ChangeError,
@@ -44,6 +45,7 @@ from ..messaging.contract import MessagingError
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from ..topology.model import Topology
 from ._args import run_id_arg, seconds_arg, whole_number
+from ._output import print_nodes
 
 SHORT_FORMS = (
     "add-node:NAME[=SERVICE,...]",
@@ -254,8 +256,9 @@ def _redeploy(
     ]
     topology = topology.with_nodes(nodes)
     backend = info.get("backend") or "local"
-    registry.load(backend).clean(run_id, BackendOptions(run_id=run_id, workdir=workdir))
-    options = make_options(run_id, ready_timeout=timeout)
+    extra = recorded_options(info)  # the options it was deployed with
+    registry.load(backend).clean(run_id, BackendOptions(run_id=run_id, workdir=workdir, extra=extra))
+    options = make_options(run_id, ready_timeout=timeout, extra=extra)
     settings = MessagingSettings(
         amqp_url=state.get("external_amqp"),
         redis_url=state.get("external_redis"),
@@ -272,8 +275,7 @@ def _redeploy(
         manager.teardown()
         raise
     print(f"run id: {run_id}, configuration version {versions.current}")
-    for node, url in env.urls().items():
-        print(f"  {node}: {url}")
+    _print_nodes(env)
 
 
 def _progress(text: str, done: bool) -> None:
@@ -284,9 +286,16 @@ def _in_place(args: argparse.Namespace, info: dict[str, Any], history: History, 
     """Make ``change`` to the kept run in place, print where its nodes are now; its version."""
     env, version = change_kept_run(args.run_id, info, history, change, args.ready_timeout, _progress)
     print(f"run id: {args.run_id}, configuration version {version}")
-    for node, url in env.urls().items():
-        print(f"  {node}: {url}")
+    _print_nodes(env)
     return version
+
+
+def _print_nodes(env: Environment) -> None:
+    """Where the run's nodes answer now (every replica), what to do when those addresses close
+    with this command (kubernetes' port-forwards); then what only this process held is closed."""
+    engine = env.engine()
+    print_nodes(engine, env.topology)
+    engine.detach()
 
 
 def _update(args: argparse.Namespace) -> int:

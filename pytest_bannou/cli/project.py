@@ -47,13 +47,20 @@ class Project:
         text = "" if value is None else str(value).strip()
         return text or None
 
+    def words(self, key: str) -> list[str]:
+        """An ``args`` ini value as pytest reads it: a TOML list, or shell-like words."""
+        value = self.values.get(key)
+        if value is None:
+            return []
+        return shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+
     def paths(self, key: str) -> list[Path]:
         """A ``paths`` ini value: words (a TOML list or shell-like words), relative ones resolved
         against the configuration file's directory, as pytest does for the plugin."""
         value = self.values.get(key)
         if value is None or self.inifile is None:
             return []
-        words = shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+        words = self.words(key)
         base = self.inifile.parent
         return [base / Path(w).expanduser() for w in words if w]
 

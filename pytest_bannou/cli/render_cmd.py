@@ -1,10 +1,13 @@
 """``bannou-env render PRESET --backend compose|swarm|kubernetes``: print the file that runs a
 preset by hand (any backend that implements ``Backend.render``, third-party ones included).
 
-compose: ``docker compose -f FILE up -d`` runs the same project the Compose backend deploys.
-swarm: ``docker stack deploy -c FILE NAME`` runs the services the Swarm backend creates.
+compose: ``docker compose -f FILE up -d --wait`` runs the same project the Compose backend deploys.
+swarm: ``docker stack deploy -c FILE RUN_ID`` runs the services the Swarm backend creates.
 kubernetes: ``kubectl apply -f FILE`` creates the namespace, Deployments and Services the
 Kubernetes backend creates.
+Every file carries a run id (a new one unless ``--run-id`` names one): its resources are labelled
+with it and its project, stack and namespace names follow it, so two hand runs do not collide and
+``bannou-env clean --run-id RUN_ID`` removes what one left; the file's first lines say so.
 Images the plugin builds on this host (``python -m pytest_bannou.backends.docker.images``:
 stand-ins, recognised by their labels when the engine is reachable, else by what that module
 would build here) are written never to be pulled, with their read-only host mounts and tmpfs;
@@ -18,13 +21,23 @@ The file holds the preset's values as they are, secrets included (it must run as
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from .._support.files import atomic_write
 from ..backends import registry
 from ..backends.base import RENDER_STAND_INS, BackendOptions
-from ._args import add_presets_dir, pairs, preset_library, replica_counts
+from ..environment.runs import new_run_id
+from ._args import (
+    add_backend_options,
+    add_presets_dir,
+    backend_options,
+    pairs,
+    preset_library,
+    replica_counts,
+    run_id_arg,
+)
 from ._output import unwritable
 
 BACKENDS = ("compose", "swarm", "kubernetes")
@@ -43,8 +56,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"{', '.join(BACKENDS)} or a third-party backend that renders files (default: compose)",
     )
+    add_backend_options(p)  # e.g. kubernetes_service_type=NodePort
     add_presets_dir(p)
-    p.add_argument("--run-id", default="manual", metavar="RUN_ID", help="run id label (default: manual)")
+    p.add_argument(
+        "--run-id",
+        type=run_id_arg,
+        default=None,
+        metavar="RUN_ID",
+        help="the run id the file's resources are labelled with, as `bannou-env clean --run-id` takes"
+        " it (default: a new one, written in the file's first lines)",
+    )
     p.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="environment override (repeatable)"
     )
@@ -67,14 +88,38 @@ def _render(args: argparse.Namespace) -> int:
     topology = preset_library(args.presets_dir).resolve(
         args.preset, environment=pairs(args.env, "--env"), replicas=replica_counts(args.replicas)
     )
-    extra = {RENDER_STAND_INS: "true" if args.stand_ins else "false"}
-    options = BackendOptions(run_id=args.run_id, workdir=Path.cwd(), extra=extra)
+    extra = {**backend_options(args.backend_options), RENDER_STAND_INS: "true" if args.stand_ins else "false"}
+    run_id = args.run_id or new_run_id()
+    options = BackendOptions(run_id=run_id, workdir=Path.cwd(), extra=extra)
 
     def warn(message: str) -> None:
         print(f"bannou-env render: {message}", file=sys.stderr)
 
-    _write(args, registry.load(args.backend).render(topology, options, warn))
+    text = registry.load(args.backend).render(topology, options, warn)
+    _write(args, header(args, run_id) + text)
     return 0
+
+
+# how a rendered file is run and removed by hand, per backend (FILE: where it was written)
+HAND_RUN = {
+    "compose": ("docker compose -f {file} up -d --wait", "docker compose -f {file} down -v"),
+    "swarm": ("docker stack deploy -c {file} {run_id}", "docker stack rm {run_id}"),
+    "kubernetes": ("kubectl apply -f {file}", "kubectl delete -f {file}"),
+}
+
+
+def header(args: argparse.Namespace, run_id: str) -> str:
+    """The comment lines the file starts with: what it is, its run id, how to run and remove it."""
+    file = shlex.quote(args.output) if args.output and args.output.isprintable() else "FILE"
+    run, remove = HAND_RUN.get(registry.canonical(args.backend), ("", ""))
+    lines = [
+        f"# rendered by `bannou-env render {args.preset} --backend {args.backend}`",
+        f"# run id {run_id}: remove what it runs with `bannou-env clean --run-id {run_id}`",
+    ]
+    if run:
+        run, remove = (c.format(file=file, run_id=run_id) for c in (run, remove))
+        lines.append(f"# run: {run}; remove: {remove}")
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _write(args: argparse.Namespace, text: str) -> None:

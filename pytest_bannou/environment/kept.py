@@ -12,12 +12,13 @@ here: ``in_place_supported`` says so, and the CLI redeploys the run instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ..backends import registry
-from ..backends.base import Backend
+from ..backends.base import Backend, BackendOptions
 from ..messaging.contract import DEFAULT_TTL
 from ..messaging.restart_policy import DEFAULT_DEGRADED_THRESHOLD
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
@@ -52,7 +53,7 @@ def change_kept_run(
     the process, kubernetes' port-forwards) and the configuration version ``change`` returned.
     A failed change raises the manager's error (undone, or saying that going back failed)."""
     workdir = run_directory(run_id)
-    options = make_options(run_id, ready_timeout=timeout)
+    options = make_options(run_id, ready_timeout=timeout, extra=recorded_options(info))
     manager = EnvironmentManager(
         _backend_name(info),
         options,
@@ -75,6 +76,41 @@ def change_kept_run(
     finally:
         manager.teardown(keep=True)  # the record, the history and the messaging state again
     return env, version
+
+
+def recorded_options(info: Mapping[str, Any], given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The backend options a run was deployed with (its record's ``backend_options``: a
+    kubeconfig, a NodePort Service ...), those ``given`` now winning: what a command that takes
+    the run over (update, rollback, status, logs, clean) creates its backend with."""
+    recorded = info.get("backend_options")
+    out = {str(k): str(v) for k, v in recorded.items()} if isinstance(recorded, Mapping) else {}
+    return {**out, **(given or {})}
+
+
+@contextmanager
+def taken_over(
+    workdir: Path, info: Mapping[str, Any], given: Mapping[str, str] | None = None
+) -> Iterator[Backend | None]:
+    """The run's backend, created with its recorded options and taken over for reading
+    (``bannou-env status``): its endpoints work inside the ``with`` (kubernetes opens
+    port-forwards of this process) and are closed after (``Backend.detach``). None when it
+    cannot be taken over; the caller then uses the run's record. ``workdir`` is the run's
+    directory (named by its run id)."""
+    try:
+        backend = registry.load(_backend_name(info))(
+            BackendOptions(run_id=workdir.name, workdir=workdir, extra=recorded_options(info, given))
+        )
+    except Exception:  # a backend no longer installed: the record is all there is
+        yield None
+        return
+    if not take_over(backend, workdir):
+        yield None
+        return
+    try:
+        yield backend
+    finally:
+        with suppress(Exception):
+            backend.detach()
 
 
 def take_over(backend: Backend, workdir: Path) -> bool:

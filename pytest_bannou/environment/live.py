@@ -80,8 +80,9 @@ class TopologyChange:
             parts.append(f"replicas={self.replicas}")
         if self.environment:
             parts.append(",".join(f"{k}={v}" for k, v in sorted(self.environment.items())))
-        if isinstance(self.node_config, Mapping):
-            parts.append(str(self.node_config.get("name")))
+        config_name = self.node_config.get("name") if isinstance(self.node_config, Mapping) else None
+        if config_name and config_name != self.node_name:
+            parts.append(str(config_name))
         return " ".join(parts)
 
 
@@ -109,7 +110,7 @@ def change_topology(topology: Topology, changes: Iterable[TopologyChange | Mappi
 
 def _apply_one(t: Topology, c: TopologyChange) -> Topology:
     if c.action == "add-node":
-        return add_node(t, c.node_config or {"name": c.node_name, "services": list(c.services)})
+        return add_node(t, _node_config(c))
     if c.action == "remove-node":
         return remove_node(t, _need_node_name(c))
     if c.action == "move-service":
@@ -119,6 +120,21 @@ def _apply_one(t: Topology, c: TopologyChange) -> Topology:
     if c.action == "update-env":
         return update_env(t, c.node_name, c.environment)
     raise ChangeError(f"unknown action {c.action!r}; actions: {', '.join(ACTIONS)}")
+
+
+def _node_config(c: TopologyChange) -> Any:
+    """An add-node's TopologyNode: ``nodeConfig`` named by ``nodeName`` when it has no name of its
+    own (the error for a missing name promises it), or built from ``nodeName`` and ``services``."""
+    if c.node_config is None:
+        return {"name": c.node_name, "services": list(c.services)}
+    if not isinstance(c.node_config, Mapping) or not c.node_name:
+        return c.node_config  # add_node names what is wrong with it
+    name = c.node_config.get("name")
+    if name and name != c.node_name:
+        raise ChangeError(
+            f"nodeName {c.node_name!r} and nodeConfig.name {name!r} differ; give the node one name"
+        )
+    return {**c.node_config, "name": c.node_name}
 
 
 def _need_node_name(c: TopologyChange) -> str:

@@ -553,6 +553,7 @@ class EnvironmentManager(SignalGuard):
                     "kept": kept,
                     "updated": time.time(),
                     "preset_hash": env.topology.preset_hash,
+                    "backend_options": dict(self.options.extra),  # update/status/logs use them again
                     **({"attach": _attach_info(self.backend, env)} if kept and self.backend else {}),
                 },
             )

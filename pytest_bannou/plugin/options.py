@@ -15,22 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..backends.option_pairs import BackendOptionError, parse_backend_options
 from ..environment.runs import DEFAULT_READY_TIMEOUT
 from ..errors import BannouError
 from ..preset.durations import parse_duration
 
 DEFAULT_PRESET = "monolith"
 DEFAULT_BACKEND = "local"
-
-# backend options (--bannou-backend-option KEY=VALUE) that are durations: key -> (backend, whether
-# 0 is allowed). Checked when the options are read, so that a bad value is a usage error naming
-# the option instead of a failure (or a traceback) inside the backend.
-DURATION_BACKEND_OPTIONS: dict[str, tuple[str, bool]] = {
-    "grace_period": ("local", True),
-    "stop_grace": ("compose", True),
-    "kubernetes_teardown_timeout": ("kubernetes", False),
-    "kubernetes_termination_grace": ("kubernetes", True),
-}
 
 
 class OptionError(BannouError):
@@ -428,18 +419,15 @@ def resolve(
             f"bannou_local_command ({sources['bannou_local_command']}): cannot split {local!r}: {exc}; "
             "write it as shell-like words, quoting paths with spaces"
         ) from None
-    backend_options: dict[str, str] = {}
-    for pair in values["bannou_backend_option"]:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise OptionError(
-                f"bannou_backend_option ({sources['bannou_backend_option']}): {pair!r} is not KEY=VALUE; "
-                "e.g. --bannou-backend-option kubernetes_service_type=NodePort"
-            )
-        key, value = key.strip(), value.strip()
-        if key in DURATION_BACKEND_OPTIONS:
-            value = _backend_seconds(key, value, sources["bannou_backend_option"])
-        backend_options[key] = value
+    try:  # the parser bannou-env --backend-option shares
+        where = _where(
+            next(o for o in OPTIONS if o.dest == "bannou_backend_option"), sources["bannou_backend_option"]
+        )
+        backend_options = parse_backend_options(
+            values["bannou_backend_option"], where, "--bannou-backend-option"
+        )
+    except BackendOptionError as exc:
+        raise OptionError(exc.message) from None
     return Settings(
         presets=tuple(dict.fromkeys(values["bannou_preset"])),
         backend=values["bannou_backend"] or DEFAULT_BACKEND,
@@ -513,23 +501,6 @@ def _seconds(text: Any) -> float:
         return parse_duration(text)
     except ValueError:
         return math.nan
-
-
-def _backend_seconds(key: str, value: str, source: str) -> str:
-    """A duration backend option as the backend reads it (plain seconds), or ``OptionError``."""
-    backend, zero_ok = DURATION_BACKEND_OPTIONS[key]
-    seconds = _seconds(value)
-    if math.isfinite(seconds) and (seconds > 0 or (zero_ok and seconds == 0)):
-        try:
-            float(value)
-        except ValueError:
-            return str(seconds)  # 1m -> 60.0: the backends read plain seconds
-        return value
-    option = next(o for o in OPTIONS if o.dest == "bannou_backend_option")
-    raise OptionError(
-        f"{_where(option, source)} {key}={value!r}: expected seconds {'>=' if zero_ok else '>'} 0"
-        f" (a finite number like 5, 2.5, 500ms or 1m) for the {backend} backend's {key}"
-    )
 
 
 def _convert(opt: Option, raw: Any, source: str) -> Any:

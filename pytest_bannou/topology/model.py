@@ -6,13 +6,13 @@ default applied; ``topology.diff`` compares two of them.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from ..errors import did_you_mean
 from .contract import DEFAULT_APP_ID, HTTP_PORT_IN_CONTAINER, SERVICES
 
 __all__ = [
@@ -220,8 +220,7 @@ class Topology:
         main = self.main_node
         others = f"; every other bannou service goes to {main.name}" if main is not None else ""
         candidates = [*self.node_names, *(n.app_id for n in self.nodes), *sorted(self.known_services)]
-        close = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, candidates)
         return (
             f"preset {self.preset!r}: no node hosts {name!r} (not a node, app id or bannou service{hint});"
             f" nodes: {', '.join(self.node_names) or '(none)'};"

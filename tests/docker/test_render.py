@@ -14,7 +14,8 @@ from pytest_bannou.backends.base import LABEL_OWNER_PID, LABEL_RUN_ID
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.backends.docker.compose import ComposeBackend, compose_command
 from pytest_bannou.cli import main
-from tests.support.docker_helpers import new_run_id
+from pytest_bannou.environment.runs import new_run_id
+from tests.support.docker_helpers import RUN_IDS
 
 COMPOSE = ComposeBackend.available()
 pytestmark = pytest.mark.usefixtures("local_images")
@@ -27,7 +28,8 @@ def render(capsys, *argv: str) -> dict:
 
 @pytest.mark.skipif(not COMPOSE, reason=f"needs Docker Compose v2: {COMPOSE.reason}")
 def test_rendered_compose_file_runs_the_preset_by_hand(capsys, tmp_path, docker_client):
-    rid = new_run_id("render")
+    rid = new_run_id()  # one `bannou-env clean --run-id` takes, as render now requires
+    RUN_IDS.add(rid)
     doc = render(capsys, "split-auth", "--backend", "compose", "--run-id", rid, "--env", "EXTRA=1")
     main_svc = doc["services"]["bannou-main"]
     assert main_svc["labels"][LABEL_RUN_ID] == rid and LABEL_OWNER_PID not in main_svc["labels"]

@@ -1,0 +1,136 @@
+"""``bannou-env --backend-option KEY=VALUE``: pytest's ``--bannou-backend-option`` for the command
+line, with the same environment-variable and ini twins and the same checks (one parser for both),
+accepted wherever ``--backend`` is; a kept run remembers the options it was deployed with."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pytest_bannou.cli import main as cli_main
+from pytest_bannou.cli._args import backend_options
+from pytest_bannou.cli.project import Project
+from pytest_bannou.environment.kept import recorded_options
+from pytest_bannou.environment.runs import read_run_info, run_directory
+
+RUN_ID = "bannou-0000abcd"  # well formed, never deployed
+
+
+@pytest.fixture(autouse=True)
+def private_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    monkeypatch.delenv("BANNOU_LOCAL_STATE_DIR", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("BANNOU_BACKEND_OPTION", raising=False)
+    monkeypatch.chdir(tmp_path)  # no project configuration around
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = cli_main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+COMMANDS = [
+    ["deploy", "monolith"],
+    ["logs", RUN_ID, "bannou"],
+    ["clean", "--run-id", RUN_ID, "--backend", "local"],
+    ["render", "monolith", "--backend", "compose"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_backend_option_is_taken_and_checked_as_pytest_checks_it(command, capsys):
+    code, _out, err = run([*command, "--backend-option", "grace_period=abc"], capsys)
+    assert code == 2, err
+    assert "--backend-option grace_period='abc': expected seconds >= 0" in err
+    code, _out, err = run([*command, "--backend-option", "novalue"], capsys)
+    assert code == 2, err
+    assert (
+        "--backend-option 'novalue' is not KEY=VALUE; e.g. --backend-option kubernetes_service_type=NodePort"
+        in err
+    )
+
+
+def test_the_environment_variable_twin_is_read(monkeypatch, capsys):
+    monkeypatch.setenv("BANNOU_BACKEND_OPTION", "x=1,grace_period=later")
+    code, _out, err = run(["deploy", "monolith"], capsys)
+    assert code == 1, err
+    assert "environment variable BANNOU_BACKEND_OPTION grace_period='later': expected seconds >= 0" in err
+
+
+def test_flag_then_environment_then_ini_as_in_pytest(tmp_path, monkeypatch):
+    ini = tmp_path / "pytest.ini"
+    project = Project(tmp_path, ini, {"bannou_backend_option": "grace_period=1m 'x=a b'"})
+    assert backend_options([], project) == {"grace_period": "60.0", "x": "a b"}
+    monkeypatch.setenv(
+        "BANNOU_BACKEND_OPTION", "kubernetes_service_type=NodePort,kubernetes_node_address=10.1.2.3"
+    )
+    expected = {"kubernetes_service_type": "NodePort", "kubernetes_node_address": "10.1.2.3"}
+    assert backend_options([], project) == expected
+    assert backend_options(["a=1,b=2", "c=3"], project) == {"a": "1", "b": "2", "c": "3"}
+    bad = Project(tmp_path, ini, {"bannou_backend_option": "stop_grace=-1"})
+    monkeypatch.delenv("BANNOU_BACKEND_OPTION")
+    with pytest.raises(
+        Exception,
+        match=r"ini key bannou_backend_option in \S+pytest.ini stop_grace='-1': expected seconds >= 0",
+    ):
+        backend_options([], bad)
+
+
+def test_a_kept_run_remembers_its_backend_options(tmp_path, capsys):
+    code, out, err = run(
+        ["deploy", "monolith", "--backend", "local", "--backend-option", "grace_period=2"], capsys
+    )
+    assert code == 0, out + err
+    run_id = re.search(r"run id: (\S+)", out).group(1)
+    try:
+        info = read_run_info(run_directory(run_id))
+        assert info is not None and info["backend_options"] == {"grace_period": "2"}
+        assert recorded_options(info) == {"grace_period": "2"}
+        # what update/rollback/status/logs take it over with; a given option wins
+        assert recorded_options(info, {"grace_period": "0", "x": "y"}) == {"grace_period": "0", "x": "y"}
+        code, out, err = run(["status", "--run-id", run_id], capsys)
+        assert code == 0 and re.search(r"bannou: http://\S+ \(health 200\)", out), out + err
+    finally:
+        code, out, err = run(["clean", "--run-id", run_id, "--backend", "local"], capsys)
+        assert code == 0, out + err
+
+
+REDIS_PRESET = """
+name: two-and-redis
+description: a node with two replicas and Redis
+topology:
+  nodes:
+    - name: bannou
+      replicas: 2
+  infrastructure:
+    redis: {enabled: true, version: "7"}
+"""
+
+
+def test_deploy_lists_every_replica_and_infrastructure_with_its_own_scheme(tmp_path, capsys):
+    (tmp_path / "two-and-redis.yaml").write_text(REDIS_PRESET)
+    argv = ["deploy", "two-and-redis", "--presets-dir", str(tmp_path), "--backend", "local"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, out + err
+    run_id = re.search(r"run id: (\S+)", out).group(1)
+    try:
+        assert re.search(r"^  redis: redis://127\.0\.0\.1:\d+$", out, re.M), out
+        assert re.search(r"^  bannou: http://127\.0\.0\.1:\d+$", out, re.M), out
+        assert re.search(r"^  bannou\[1\]: http://127\.0\.0\.1:\d+$", out, re.M), out
+        code, out, err = run(["status", "--run-id", run_id], capsys)
+        assert re.search(r"^  bannou\[1\]: http://\S+ \(health 200\)$", out, re.M), out
+        assert re.search(r"^  redis: redis://\S+$", out, re.M), out
+        assert re.search(r"^    redis \(redis\) ok ", out, re.M), out
+    finally:
+        run(["clean", "--run-id", run_id, "--backend", "local"], capsys)
