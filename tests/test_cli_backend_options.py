@@ -14,7 +14,7 @@ from pytest_bannou.cli import main as cli_main
 from pytest_bannou.cli._args import backend_options
 from pytest_bannou.cli.project import Project
 from pytest_bannou.environment.kept import recorded_options
-from pytest_bannou.environment.runs import read_run_info, run_directory
+from pytest_bannou.environment.runs import RUN_INFO, read_run_info, run_directory
 
 RUN_ID = "bannou-0000abcd"  # well formed, never deployed
 
@@ -89,13 +89,15 @@ def test_flag_then_environment_then_ini_as_in_pytest(tmp_path, monkeypatch):
 
 def test_a_kept_run_remembers_its_backend_options(tmp_path, capsys):
     code, out, err = run(
-        ["deploy", "monolith", "--backend", "local", "--backend-option", "grace_period=2"], capsys
+        ["deploy", "monolith", "--backend", "local", "--backend-option", "grace_period=2,api_token=hunter2"],
+        capsys,
     )
     assert code == 0, out + err
     run_id = re.search(r"run id: (\S+)", out).group(1)
     try:
         info = read_run_info(run_directory(run_id))
-        assert info is not None and info["backend_options"] == {"grace_period": "2"}
+        assert info is not None and info["backend_options"] == {"grace_period": "2"}  # no secret kept
+        assert "hunter2" not in (run_directory(run_id) / RUN_INFO).read_text()
         assert recorded_options(info) == {"grace_period": "2"}
         # what update/rollback/status/logs take it over with; a given option wins
         assert recorded_options(info, {"grace_period": "0", "x": "y"}) == {"grace_period": "0", "x": "y"}

@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .._support.masking import is_secret_key
 from ..backends.base import Backend, BackendOptions
 from ..backends.registry import resolve
 from ..errors import BannouError, DeployError
@@ -553,7 +554,8 @@ class EnvironmentManager(SignalGuard):
                     "kept": kept,
                     "updated": time.time(),
                     "preset_hash": env.topology.preset_hash,
-                    "backend_options": dict(self.options.extra),  # update/status/logs use them again
+                    # update/status/logs use them again; a password or API key is not written
+                    "backend_options": {k: v for k, v in self.options.extra.items() if not is_secret_key(k)},
                     **({"attach": _attach_info(self.backend, env)} if kept and self.backend else {}),
                 },
             )
