@@ -2,7 +2,7 @@
 preset by hand (any backend that implements ``Backend.render``, third-party ones included).
 
 compose: ``docker compose -f FILE up -d --wait`` runs the same project the Compose backend deploys.
-swarm: ``docker stack deploy -c FILE RUN_ID`` runs the services the Swarm backend creates.
+swarm: ``docker stack deploy --resolve-image never -c FILE RUN_ID`` runs the Swarm backend's services.
 kubernetes: ``kubectl apply -f FILE`` creates the namespace, Deployments and Services the
 Kubernetes backend creates.
 Every file carries a run id (a new one unless ``--run-id`` names one): its resources are labelled
@@ -103,7 +103,7 @@ def _render(args: argparse.Namespace) -> int:
 # how a rendered file is run and removed by hand, per backend (FILE: where it was written)
 HAND_RUN = {
     "compose": ("docker compose -f {file} up -d --wait", "docker compose -f {file} down -v"),
-    "swarm": ("docker stack deploy -c {file} {run_id}", "docker stack rm {run_id}"),
+    "swarm": ("docker stack deploy --resolve-image never -c {file} {run_id}", "docker stack rm {run_id}"),
     "kubernetes": ("kubectl apply -f {file}", "kubectl delete -f {file}"),
 }
 

@@ -40,6 +40,7 @@ from .images import stand_ins_for
 from .swarm_spec import render_stack, service_spec
 from .testers import TesterContainers
 
+SWARM_SERVICE_ID = "com.docker.swarm.service.id"  # the label swarm puts on a task's container
 SWARM_INIT_HINT = "initialise a single-node swarm: docker swarm init --advertise-addr 127.0.0.1"
 
 _TASK_STATES: dict[str, str] = {
@@ -195,7 +196,18 @@ class SwarmBackend(DockerFaults, TesterContainers, _docker.EngineBackend):
         self._images = _docker.inspect_images(self.cli, plan.new)
 
     def _remove_nodes(self, names: Sequence[str], deadline: float) -> None:
+        """Remove the nodes' services and wait until their containers have stopped (as
+        Compose's stop does): swarm stops them asynchronously, and until then they stay on the
+        network, answering the node's name (a recreated node's old settings) or, for an
+        ingress, taking the next preset's testers to its edge network."""
+        sids = {self._services[n] for n in names if n in self._services}
         self._remove_services(names)
+        flt = {"label": [f"{LABEL_RUN_ID}={self.run_id}"]}
+        while sids and time.monotonic() < deadline:
+            running = self.cli.api.containers(filters=flt)
+            if not any((c.get("Labels") or {}).get(SWARM_SERVICE_ID) in sids for c in running):
+                return
+            time.sleep(0.05)
 
     def _create_nodes(self, nodes: Sequence[Node], deadline: float) -> None:
         for node in nodes:

@@ -45,6 +45,7 @@ def render_stack(
                 {"target": p, "protocol": "tcp", "mode": "host"} for p in dict.fromkeys(node.ports)
             ]
         add_mounts_and_healthcheck(svc, node, info, labels, volumes)
+        tmpfs_as_mounts(svc)
         add_public_ingress(svc, node, info)
         svc["deploy"] = {
             "replicas": node.replicas,
@@ -79,6 +80,15 @@ def render_stack(
                 "aliases": [services[name]["networks"]["default"]["aliases"][0]]
             }
     return doc
+
+
+def tmpfs_as_mounts(svc: dict[str, Any]) -> None:
+    """A service's ``tmpfs:`` paths as long-syntax ``volumes:`` entries (``type: tmpfs``):
+    ``docker stack deploy`` ignores the service-level key (a stand-in then cannot write its
+    ``/tmp``), and honours these, as the backend's tmpfs mounts (``service_spec``)."""
+    paths = svc.pop("tmpfs", None) or []
+    if paths:
+        svc["volumes"] = [*svc.get("volumes", []), *({"type": "tmpfs", "target": p} for p in paths)]
 
 
 def service_spec(

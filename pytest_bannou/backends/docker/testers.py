@@ -19,7 +19,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,8 @@ IGNORED_NETWORKS = frozenset({"bridge", "host", "none", "ingress"})
 WAIT_SLICE_S = 1.0
 HOST_NETWORK = "host"  # run_container's network for a container in the host's namespace
 PYTHON_NAMES = ("python", "python3")  # a tester command run by the host interpreter the image mounts
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"  # on the container of a swarm task
+LIVE_TASK_STATES = ("running", "ready")  # a task's DesiredState while it is meant to run
 
 
 def command_in_image(command: Sequence[str], stand_in: bool, image_python: str = "") -> list[str]:
@@ -60,16 +62,50 @@ def node_address(cli: docker.DockerClient, run_id: str, node: str) -> tuple[str,
     """(network, alias) of a running container of ``node`` in run ``run_id`` (None: none found)."""
     flt = {"label": [f"{LABEL_RUN_ID}={run_id}", f"{LABEL_NODE}={node}"], "status": "running"}
     for c in cli.containers.list(filters=flt, ignore_removed=True):
+        named = spec_aliases(cli, c.labels)
+        if named is None:
+            continue
         networks = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
         for net, info in networks.items():
             if net in IGNORED_NETWORKS:
                 continue
-            aliases = [a for a in (info or {}).get("Aliases") or [] if a]
+            aliases = network_aliases(named, net, info)
             for wanted in (node, _docker.sanitize(node)):
                 if wanted in aliases:
                     return net, wanted
             return net, aliases[0] if aliases else _docker.sanitize(node)
     return None
+
+
+def spec_aliases(cli: docker.DockerClient, labels: Mapping[str, str]) -> dict[str, list[str]] | None:
+    """A swarm task container's aliases as its task spec gives them, by network id or name: the
+    names it answers to on each network, which the engine does not list for it (only its
+    container id, which resolves on no other network). None: its task is no longer meant to run
+    (a removed or replaced service: swarm stops its containers asynchronously, so they still run
+    after the transition that removed them). A container of no swarm task (compose): {}."""
+    import docker as docker_sdk
+
+    task_id = labels.get(SWARM_TASK_LABEL)
+    if not task_id:
+        return {}
+    try:
+        task = cli.api.inspect_task(task_id)
+    except docker_sdk.errors.NotFound:
+        return None
+    if task.get("DesiredState") not in LIVE_TASK_STATES:
+        return None
+    networks = (task.get("Spec") or {}).get("Networks") or []
+    return {n["Target"]: [a for a in n.get("Aliases") or [] if a] for n in networks if n.get("Target")}
+
+
+def network_aliases(
+    named: Mapping[str, list[str]], network: str, info: Mapping[str, Any] | None
+) -> list[str]:
+    """The names a container answers to on ``network`` (``info``: its entry in the container's
+    ``NetworkSettings.Networks``): its spec's aliases (``spec_aliases``) first, then the engine's."""
+    info = info or {}
+    spec = named.get(network) or named.get(info.get("NetworkID") or "") or []
+    return [*spec, *(a for a in info.get("Aliases") or [] if a)]
 
 
 def edge_address(cli: docker.DockerClient, run_id: str, network: str) -> tuple[str, str, str] | None:
@@ -86,11 +122,12 @@ def edge_address(cli: docker.DockerClient, run_id: str, network: str) -> tuple[s
         edge = next((n for n in networks if n in edges), None)
         if edge is None or network not in networks:
             continue
+        named = spec_aliases(cli, c.get("Labels") or {})
+        if named is None:  # an ingress the transition removed, still stopping
+            continue
         node = (c.get("Labels") or {}).get(LABEL_NODE, "")
         info = cli.api.inspect_container(c["Id"])["NetworkSettings"]["Networks"].get(edge) or {}
-        aliases = [a for a in info.get("Aliases") or [] if a]
-        # compose lists its service name; swarm may list only the task id, yet answers the
-        # alias its spec gives (the node name)
+        aliases = network_aliases(named, edge, info)
         return edge, next((a for a in (node, _docker.sanitize(node)) if a in aliases), node), node
     return None
 
