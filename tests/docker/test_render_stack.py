@@ -14,7 +14,8 @@ import yaml
 
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.cli import main
-from tests.support.docker_helpers import new_run_id
+from pytest_bannou.environment.runs import new_run_id
+from tests.support.docker_helpers import RUN_IDS
 
 pytestmark = [pytest.mark.swarm, pytest.mark.usefixtures("local_images", "swarm_ready")]
 DEADLINE_S = 180.0
@@ -56,7 +57,8 @@ def remove_stack(docker_client, name: str) -> None:
 
 def test_rendered_stand_in_stack_runs_with_docker_stack_deploy(capsys, monkeypatch, tmp_path, docker_client):
     monkeypatch.setenv("BANNOU_INFRA", "true")
-    rid = new_run_id("stack")
+    rid = new_run_id()  # one `bannou-env render --run-id` and `clean --run-id` take
+    RUN_IDS.add(rid)  # the session checks it left nothing behind
     assert main(["render", "test-http", "--backend", "swarm", "--run-id", rid]) == 0
     text = capsys.readouterr().out
     services = list(yaml.safe_load(text)["services"])
