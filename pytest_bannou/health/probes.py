@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..backends.base import Backend, Endpoint
-from ..topology.ingress import UPSTREAM_ENV, is_ingress
+from ..topology.ingress import PROXIED_PATH, UPSTREAM_DOWN, checks_upstream
 from ..topology.model import Node
 from .clients import ClientError, mysql_login
 
-UPSTREAM_DOWN = frozenset({502, 503, 504})  # nginx's answers while its upstream cannot answer
 CLOSE_GRACE = 0.1  # a TCP peer that hangs up within this is not ready (port proxies accept early)
 
 
@@ -85,7 +84,7 @@ class IngressProbe:
     API route, not the WebSocket one (whose read timeout is an hour)."""
 
     path: str = "/health"
-    proxied: str = "/"
+    proxied: str = PROXIED_PATH
 
     def describe(self) -> str:
         return f"HTTP GET {self.path} answers 2xx and GET {self.proxied} reaches the node behind it"
@@ -256,7 +255,7 @@ def probe_for(node: Node) -> Probe:
         return _registry[hc.kind](node)
     if hc.kind == "http":
         path = str(hc.target or "/health")
-        if path == "/health" and is_ingress(node) and UPSTREAM_ENV in node.environment:
+        if checks_upstream(node):
             return IngressProbe(path)
         return HttpProbe(path)
     if hc.kind == "tcp":

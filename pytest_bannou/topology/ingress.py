@@ -26,10 +26,29 @@ DEFAULT_UPSTREAM = "bannou:80"
 FRONTED_SERVICES = ("connect", "auth")
 UPSTREAM_GROUP = "bannou_upstream"
 HEALTH_BODY = "OpenResty OK"  # what bannou's ingress answers on /health
+#: nginx's answers to a proxied request while its upstream cannot answer (502, 504: not reached;
+#: 503: not serving yet); any other status means the request reached the node
+UPSTREAM_DOWN = frozenset({502, 503, 504})
+#: the request an ingress's readiness proxies: the ordinary API route (not the WebSocket one,
+#: whose read timeout is an hour)
+PROXIED_PATH = "/"
 
 
 def is_ingress(node: Node) -> bool:
     return node.kind == "infrastructure" and (node.infra_type or node.name).lower() == INGRESS_KIND
+
+
+def checks_upstream(node: Node) -> bool:
+    """Whether the node's readiness also asks for ``PROXIED_PATH`` through it: an ingress in front
+    of a bannou node (``UPSTREAM_ENV``) with its default healthcheck (HTTP ``/health``)."""
+    hc = node.healthcheck
+    return (
+        hc is not None
+        and hc.kind == "http"
+        and str(hc.target or "/health") == "/health"
+        and is_ingress(node)
+        and UPSTREAM_ENV in node.environment
+    )
 
 
 def ingress_target(topology: Topology) -> Node | None:

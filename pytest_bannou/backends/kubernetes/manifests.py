@@ -1,7 +1,8 @@
 """A resolved topology as plain Kubernetes objects (dicts), without talking to a cluster.
 
 A Namespace labelled with run id, preset, preset hash and owner pid; per node a Deployment with
-replicas, environment, requests/limits, the node's healthcheck as ``readinessProbe``, labels,
+replicas, environment, requests/limits, the node's healthcheck as ``readinessProbe`` (its start
+period as a ``startupProbe``; an ingress's also asks for a request it proxies), labels,
 ``imagePullPolicy: Never`` and the read-only host paths a locally built image asks for as
 ``hostPath`` volumes, plus a Service for its ports. ``render_yaml`` gives what ``kubectl apply
 -f -`` accepts. What the images ask for is read from the local Docker Engine
@@ -11,6 +12,7 @@ replicas, environment, requests/limits, the node's healthcheck as ``readinessPro
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from ...errors import DeployError
+from ...topology.ingress import PROXIED_PATH, UPSTREAM_DOWN, checks_upstream
 from ...topology.model import Node, Topology
 from ..base import LABEL_PREFIX, LABEL_PRESET, LABEL_RUN_ID, BackendOptions
 from ..docker import engine as _docker
@@ -100,34 +103,94 @@ def _seconds(value: float, minimum: int = 1) -> int:
     return max(minimum, round(value))
 
 
-def readiness_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
-    """The node's healthcheck as a Kubernetes probe (whole seconds, Kubernetes' minimum 1);
-    ``public``: the image is no stand-in (the real ``mysql`` image gets a login)."""
+UPSTREAM_CHECK = (  # the stand-in's ingress check (the host's Python: /usr is mounted)
+    "import http.client as h, sys\n"
+    "def get(path):\n"
+    "    c = h.HTTPConnection('127.0.0.1', {port}, timeout={timeout})\n"
+    "    c.request('GET', path)\n"
+    "    return c.getresponse().status\n"
+    "own = get('/health')\n"
+    "if not 200 <= own < 300: sys.exit('GET /health -> HTTP %d' % own)\n"
+    "status = get('{proxied}')\n"
+    "if status in {down}:\n"
+    "    sys.exit('GET {proxied} through the ingress -> HTTP %d: the node behind it is not reached'"
+    " % status)\n"
+)
+#: the public image's (busybox or GNU wget, else curl): its own /health, then a status line for
+#: the proxied request that is not nginx's "upstream down" (no status at all fails too; one try:
+#: GNU wget retries a 5xx; busybox takes ``--tries=1``, as bannou's own healthcheck in that image does)
+UPSTREAM_CHECK_SH = (
+    "u=http://127.0.0.1:{port}; if command -v wget >/dev/null 2>&1; then "
+    "wget -q --tries=1 -O /dev/null $u/health && wget -S --tries=1 -O /dev/null $u{proxied} 2>&1 "
+    "| grep -E 'HTTP/[0-9.]+ [0-9]{{3}}' | grep -qvE 'HTTP/[0-9.]+ ({down_re})'; "
+    "else curl -fsS -o /dev/null $u/health && curl -sS -o /dev/null -w '%{{http_code}}\\n' $u{proxied} "
+    "| grep -qvE '^(000|{down_re})$'; fi"
+)
+
+
+def _upstream_check(node: Node, public: bool, timeout: float) -> dict[str, Any]:
+    """An exec check of what ``health.probes.IngressProbe`` asks: the ingress's own ``/health``
+    answers 2xx and ``GET /`` through it is not nginx's 502/503/504, so that the pod, its
+    Service and a rendered file are not ready while the node behind it is not reached. An
+    ``httpGet`` on ``/`` cannot say that: the node's own 404 there would fail it."""
+    port = node.http_port or 80
+    down = sorted(UPSTREAM_DOWN)
+    if public:
+        line = UPSTREAM_CHECK_SH.format(port=port, proxied=PROXIED_PATH, down_re="|".join(map(str, down)))
+        return {"exec": {"command": ["/bin/sh", "-c", line]}}
+    code = UPSTREAM_CHECK.format(port=port, timeout=timeout, proxied=PROXIED_PATH, down=tuple(down))
+    return {"exec": {"command": ["/usr/bin/python3", "-c", code]}}
+
+
+def _check(node: Node, public: bool) -> dict[str, Any] | None:
+    """The handler part of a probe (``httpGet``, ``tcpSocket`` or ``exec``) for the node's
+    healthcheck; None when Kubernetes cannot run it (heartbeat, log: the plugin's own probes)."""
     hc = node.healthcheck
     if hc is None or hc.kind in ("none", "heartbeat", "log"):
         return None
-    probe: dict[str, Any]
+    if checks_upstream(node):
+        return _upstream_check(node, public, hc.timeout)
     if hc.kind == "http":
         path = str(hc.target or "/health")
-        probe = {
+        return {
             "httpGet": {"path": path if path.startswith("/") else "/" + path, "port": node.http_port or 80}
         }
-    elif hc.kind == "mysql" and public and str(hc.target).strip().isdigit():
-        probe = {"exec": {"command": ["/bin/sh", "-c", _docker.mysql_login(int(hc.target))]}}
-    elif hc.kind in ("tcp", "mysql"):  # mysql: the plugin logs in from outside (health.probes)
+    if hc.kind == "mysql" and public and str(hc.target).strip().isdigit():
+        return {"exec": {"command": ["/bin/sh", "-c", _docker.mysql_login(int(hc.target))]}}
+    if hc.kind in ("tcp", "mysql"):  # mysql: the plugin logs in from outside (health.probes)
         port = int(hc.target) if str(hc.target).strip().isdigit() else (node.ports[0] if node.ports else 80)
-        probe = {"tcpSocket": {"port": port}}
-    else:
-        argv = list(hc.target) if isinstance(hc.target, tuple) else ["/bin/sh", "-c", str(hc.target)]
-        probe = {"exec": {"command": argv}}
-    probe.update(
-        periodSeconds=_seconds(hc.interval),
-        timeoutSeconds=_seconds(hc.timeout),
-        failureThreshold=max(1, hc.retries or 3),
-        successThreshold=1,
-    )
-    if hc.start_period:
-        probe["initialDelaySeconds"] = _seconds(hc.start_period, 0)
+        return {"tcpSocket": {"port": port}}
+    argv = list(hc.target) if isinstance(hc.target, tuple) else ["/bin/sh", "-c", str(hc.target)]
+    return {"exec": {"command": argv}}
+
+
+def readiness_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
+    """The node's healthcheck as a Kubernetes probe (whole seconds, Kubernetes' minimum 1), run
+    from the start: its start period is the ``startup_probe``; ``public``: the image is no
+    stand-in (the real ``mysql`` image gets a login, the real ingress a shell line)."""
+    check = _check(node, public)
+    if check is None or node.healthcheck is None:
+        return None
+    hc = node.healthcheck
+    return {
+        **check,
+        "periodSeconds": _seconds(hc.interval),
+        "timeoutSeconds": _seconds(hc.timeout),
+        "failureThreshold": max(1, hc.retries or 3),
+        "successThreshold": 1,
+    }
+
+
+def startup_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
+    """Docker's start period as Kubernetes has it (None without one): the same check every
+    interval from the container's start, its first success ending the start at once, with
+    enough failures allowed to cover the start period and then the retries. Readiness probes
+    wait for it; ``initialDelaySeconds`` would instead wait out the whole period every time."""
+    probe = readiness_probe(node, public)
+    hc = node.healthcheck
+    if probe is None or hc is None or hc.start_period <= 0:
+        return None
+    probe["failureThreshold"] += math.ceil(hc.start_period / probe["periodSeconds"])
     return probe
 
 
@@ -212,9 +275,13 @@ def render_deployment(
     resources = _resources(node)
     if resources:
         container["resources"] = resources
-    probe = readiness_probe(node, public=not (meta and meta.host_mounts))
-    if probe:
-        container["readinessProbe"] = probe
+    public = not (meta and meta.host_mounts)
+    for key, probe in (
+        ("startupProbe", startup_probe(node, public)),
+        ("readinessProbe", readiness_probe(node, public)),
+    ):
+        if probe:
+            container[key] = probe
     volumes, mounts = _volumes(node, meta)
     if mounts:
         container["volumeMounts"] = mounts
