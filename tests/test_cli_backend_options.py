@@ -5,7 +5,6 @@ accepted wherever ``--backend`` is; a kept run remembers the options it was depl
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,14 @@ from pytest_bannou.cli._args import backend_options
 from pytest_bannou.cli.project import Project
 from pytest_bannou.environment.kept import recorded_options
 from pytest_bannou.environment.runs import RUN_INFO, read_run_info, run_directory
+from tests.support.runs_root import private_runs_root
 
 RUN_ID = "bannou-0000abcd"  # well formed, never deployed
 
 
 @pytest.fixture(autouse=True)
-def private_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    base = tmp_path / "tmp"
-    base.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(base))
-    monkeypatch.delenv("BANNOU_LOCAL_STATE_DIR", raising=False)
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    monkeypatch.delenv("BANNOU_BACKEND_OPTION", raising=False)
+def own_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_runs_root(tmp_path, monkeypatch, "BANNOU_BACKEND_OPTION")
     monkeypatch.chdir(tmp_path)  # no project configuration around
 
 

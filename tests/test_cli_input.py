@@ -9,17 +9,14 @@ from pathlib import Path
 import pytest
 
 from pytest_bannou.cli import main as cli_main
+from tests.support.runs_root import private_runs_root
 
 RUN_ID = "bannou-0000abcd"  # well formed, never deployed
 
 
 @pytest.fixture(autouse=True)
-def private_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    base = tmp_path / "tmp"
-    base.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(base))
-    monkeypatch.delenv("BANNOU_LOCAL_STATE_DIR", raising=False)
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+def own_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_runs_root(tmp_path, monkeypatch)
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,12 @@ from pytest_bannou.cli import main as cli_main
 from pytest_bannou.environment.live import ChangeError, change_topology
 from pytest_bannou.errors import UnknownPresetError
 from pytest_bannou.preset import PresetLibrary
+from tests.support.runs_root import private_runs_root
 
 
 @pytest.fixture(autouse=True)
-def private_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    base = tmp_path / "tmp"
-    base.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(base))
-    monkeypatch.delenv("BANNOU_PRESETS_DIR", raising=False)
+def own_runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_runs_root(tmp_path, monkeypatch, "BANNOU_PRESETS_DIR")
     monkeypatch.chdir(tmp_path)
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from pytest_bannou import environment
 from pytest_bannou.cli import main as cli_main
 from pytest_bannou.errors import BannouError
+from tests.support.runs_root import private_runs_root
 
 OTHER_UID = 65534  # nobody
 
@@ -27,12 +27,7 @@ OTHER_UID = 65534  # nobody
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The runs root of this test (not created yet)."""
-    base = tmp_path / "tmp"
-    base.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(base))
-    monkeypatch.delenv("BANNOU_LOCAL_STATE_DIR", raising=False)
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    return base / f"pytest-bannou-{os.getuid()}"
+    return private_runs_root(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import yaml
 
@@ -81,9 +82,10 @@ def test_keep_on_failure_keeps_only_failed_runs(project):
     assert not any(alive(p) for p in pids)
 
 
-def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_one(project):
+def _keep_red(project) -> tuple[Path, str, list[int]]:
+    """Run ``ONE`` with --bannou-keep on a ``red`` preset with a hash of its own (environments
+    other tests keep must not match): (its preset file, the kept run id, the kept pids)."""
     project.write("test_one.py", ONE)
-    # a preset hash of its own: environments other tests keep must not match
     preset = project.presets / "red.yaml"
     preset.write_text(preset.read_text().replace("FLAVOUR: red", f"FLAVOUR: red-{uuid.uuid4().hex}"))
     code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep")
@@ -91,6 +93,11 @@ def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_o
     run_id = _kept_run_id(out)
     kept_pids = project.deploys()[0]["pids"]
     project.reset_deploys()
+    return preset, run_id, kept_pids
+
+
+def test_reuse_attaches_to_a_matching_kept_environment_and_redeploys_a_changed_one(project):
+    preset, run_id, kept_pids = _keep_red(project)
     try:
         code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
         assert code == 0, out
@@ -124,14 +131,7 @@ def _bannou_env(project, *args: str) -> str:
 def test_reuse_refuses_a_kept_environment_changed_in_place_and_takes_it_back_once_restored(project):
     # `bannou-env update` changes a kept run in place; `--bannou-reuse` must not hand a test that
     # run as if it were the preset's (it did: FOO=bar stayed, config_version said 1)
-    project.write("test_one.py", ONE)
-    preset = project.presets / "red.yaml"
-    preset.write_text(preset.read_text().replace("FLAVOUR: red", f"FLAVOUR: red-{uuid.uuid4().hex}"))
-    code, out = project.run("-q", "-p", "no:cacheprovider", "--bannou-keep")
-    assert code == 0, out
-    run_id = _kept_run_id(out)
-    kept_pids = project.deploys()[0]["pids"]
-    project.reset_deploys()
+    _preset, run_id, kept_pids = _keep_red(project)
     try:
         _bannou_env(project, "update", run_id, "update-env:main:FOO=bar")
         _bannou_env(project, "rollback", run_id)  # version 3: the preset's configuration again
