@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_bannou.cli import main as cli_main
-from pytest_bannou.cli._args import backend_options
+from pytest_bannou.cli._args import backend_options, run_backend_options
 from pytest_bannou.cli.project import Project
 from pytest_bannou.environment.kept import recorded_options
 from pytest_bannou.environment.runs import RUN_INFO, read_run_info, run_directory
@@ -131,3 +131,20 @@ def test_deploy_lists_every_replica_and_infrastructure_with_its_own_scheme(tmp_p
         assert re.search(r"^    redis \(redis\) ok ", out, re.M), out
     finally:
         run(["clean", "--run-id", run_id, "--backend", "local"], capsys)
+
+
+def test_a_recorded_run_keeps_its_options_over_this_shells_defaults(tmp_path, monkeypatch):
+    # deployed with a context, cleaned from a shell whose variable names another: the run is in
+    # the recorded one (the default must not send clean to the wrong cluster)
+    info = {"backend_options": {"kubernetes_context": "dev", "grace_period": "2"}}
+    monkeypatch.setenv("BANNOU_BACKEND_OPTION", "kubernetes_context=ci,kubeconfig=/k")
+    assert run_backend_options(info, []) == {
+        "kubernetes_context": "dev",
+        "grace_period": "2",
+        "kubeconfig": "/k",  # a key the run did not record: the default fills it in
+    }
+    explicit = run_backend_options(info, ["kubernetes_context=prod"])  # a flag given now wins
+    assert explicit == {"kubernetes_context": "prod", "grace_period": "2"}
+    monkeypatch.delenv("BANNOU_BACKEND_OPTION")
+    (tmp_path / "pytest.ini").write_text("[pytest\nbroken")  # cleaning up does not need the ini
+    assert run_backend_options(info, []) == {"kubernetes_context": "dev", "grace_period": "2"}

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..backends.option_pairs import ENV_VAR, INI_KEY, BackendOptionError, parse_backend_options
+from ..environment.kept import recorded_options
 from ..environment.runs import RunIdError, check_run_id
 from ..errors import BannouError, PresetError
 from ..preset import PresetLibrary, dirs_from_env
@@ -71,6 +73,21 @@ def backend_options(given: Iterable[str], project: Project | None = None) -> dic
         return parse_backend_options(project.words(INI_KEY), project.where(INI_KEY), "--backend-option")
     except BackendOptionError as exc:
         raise BannouError(exc.message) from None
+
+
+def run_backend_options(info: Mapping[str, Any], flags: Iterable[str]) -> dict[str, str]:
+    """The backend options of a command acting on a recorded run (``logs``, ``clean``): the
+    ones the run was deployed with (where it is: a kubeconfig, a context), under the flags given
+    now; ``BANNOU_BACKEND_OPTION`` and the ini only fill in keys the run did not record (they are
+    this shell's defaults, not the run's), and a broken project configuration does not stop it."""
+    flags = list(flags)
+    if flags:
+        return recorded_options(info, backend_options(flags))
+    try:
+        defaults = backend_options([])
+    except BannouError:  # ConfigError included: cleaning up must not depend on the ini
+        defaults = {}
+    return {**defaults, **recorded_options(info)}
 
 
 def preset_library(given: Iterable[str], *extra: Path, project: Project | None = None) -> PresetLibrary:

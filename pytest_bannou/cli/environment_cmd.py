@@ -12,7 +12,6 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +21,7 @@ from .._support.masking import mask_text, topology_secrets
 from .._support.pids import pid_alive
 from ..backends import registry
 from ..backends.base import Backend, BackendOptions
-from ..environment.kept import recorded_options, take_over, taken_over
+from ..environment.kept import take_over, taken_over
 from ..environment.live import load_history
 from ..environment.manager import EnvironmentManager, resolve_backend
 from ..environment.runs import (
@@ -48,6 +47,7 @@ from ._args import (
     pairs,
     preset_library,
     replica_counts,
+    run_backend_options,
     run_id_arg,
     seconds_arg,
     setting,
@@ -349,7 +349,7 @@ def _logs(args: argparse.Namespace) -> int:
     recorded = info.get("backend")
     backend_name = args.backend or (recorded if isinstance(recorded, str) else None) or "local"
     node = _node_of(args.run_id, info, args.node)
-    extra = recorded_options(info, backend_options(args.backend_options))
+    extra = run_backend_options(info, args.backend_options)
     cls = registry.load(backend_name)
     backend = cls(BackendOptions(run_id=args.run_id, workdir=workdir, extra=extra))
     take_over(backend, workdir)  # container backends find the nodes' containers this way
@@ -396,7 +396,9 @@ def run_secrets(workdir: Path) -> set[str]:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    given = backend_options(args.backend_options)
+    flags = list(args.backend_options)
+    if flags:
+        backend_options(flags)  # a bad one is a usage error before anything is removed
     if args.all_stale:
         if args.run_id:
             raise UsageError("bannou-env clean: --all-stale and --run-id exclude each other; use one")
@@ -415,15 +417,15 @@ def _clean(args: argparse.Namespace) -> int:
         resolve_backend(args.backend)  # a clear error when it cannot run here
     names = registry.known_names() if args.backend == "all" else [registry.canonical(args.backend)]
     if args.run_id:
-        return _clean_one(args.run_id, args.backend, names, given)
-    return _clean_project(find_project(), names, given)
+        return _clean_one(args.run_id, args.backend, names, flags)
+    return _clean_project(find_project(), names, flags)
 
 
-def _clean_one(run_id: str, backend: str, names: list[str], given: Mapping[str, str]) -> int:
+def _clean_one(run_id: str, backend: str, names: list[str], flags: list[str]) -> int:
     """``clean --run-id``: everything of one run, on every backend asked for, with the backend
-    options it was deployed with (``given`` ones winning)."""
+    options it was deployed with (``run_backend_options``: ``flags`` winning)."""
     workdir = _run_dir(run_id)  # checked before anything is removed
-    extra = recorded_options(read_run_info(workdir) or {}, given)
+    extra = run_backend_options(read_run_info(workdir) or {}, flags)
     removed: list[str] = []
     for name in names:
         avail = registry.availability(name)
@@ -442,7 +444,7 @@ def _clean_one(run_id: str, backend: str, names: list[str], given: Mapping[str, 
     return 0
 
 
-def _clean_project(project: Project, names: list[str], given: Mapping[str, str]) -> int:
+def _clean_project(project: Project, names: list[str], flags: list[str]) -> int:
     """``clean`` alone: the runs this project recorded whose session is gone (kept ones too);
     then what ``--all-stale`` would remove besides, without removing it."""
     removed: list[str] = []
@@ -459,7 +461,7 @@ def _clean_project(project: Project, names: list[str], given: Mapping[str, str])
         backends = [recorded] if recorded in names else names
         for name in backends:
             if registry.availability(name):
-                options = BackendOptions(run_id=d.name, workdir=d, extra=recorded_options(info, given))
+                options = BackendOptions(run_id=d.name, workdir=d, extra=run_backend_options(info, flags))
                 removed += [
                     f"run {d.name} ({name}): {line}" for line in registry.load(name).clean(d.name, options)
                 ]

@@ -23,7 +23,6 @@ from ..messaging.contract import DEFAULT_TTL
 from ..messaging.restart_policy import DEFAULT_DEGRADED_THRESHOLD
 from ..messaging.session import EnvMessaging, MessagingSettings, read_state
 from ..topology.diff import Action, diff
-from ..topology.model import Topology
 from .environment import Environment
 from .live import History, changed_keys, load_history
 from .manager import EnvironmentManager, Progress
@@ -127,16 +126,22 @@ def take_over(backend: Backend, workdir: Path) -> bool:
     return True
 
 
-def changed_since_kept(workdir: Path, preset: Topology) -> str:
-    """How a kept run's current configuration differs from ``preset`` ("" when it does not):
-    ``bannou-env update``/``rollback`` change a kept run in place, and a test must not be handed
-    an environment that is not its preset's. Says the current version and what it changed."""
-    history = load_history(workdir)
-    if history is None:  # no change was ever recorded: the run is as deployed
+def changed_since_kept(workdir: Path) -> str:
+    """How a kept run's current configuration differs from the one it was deployed with ("" when
+    it does not): ``bannou-env update``/``rollback`` change a kept run in place, and a test must
+    not be handed an environment that is not its preset's. Compared with version 1, not with the
+    preset itself: version 1 also holds what the session added when it deployed (the broker URL,
+    peers' addresses), and the caller checks the preset hash. Says the version and what changed;
+    a record that cannot be read counts as changed."""
+    try:
+        history = load_history(workdir)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"its record of changes ({workdir.name}/live.json) cannot be read: {type(exc).__name__}"
+    if history is None or len(history.versions) < 2:  # never changed: as deployed
         return ""
-    current = history.versions[-1][1]
-    keys = changed_keys(current, preset)
-    nodes = [c.name for c in diff(current, preset).changes if c.action is not Action.KEEP]
+    deployed, current = history.versions[0][1], history.versions[-1][1]
+    keys = changed_keys(deployed, current)
+    nodes = [c.name for c in diff(deployed, current).changes if c.action is not Action.KEEP]
     if not keys and not nodes:
         return ""
     entry = history.details.get(history.current)

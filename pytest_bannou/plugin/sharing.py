@@ -22,7 +22,7 @@ import pytest
 from ..backends.attached import AttachedBackend
 from ..backends.base import BackendOptions
 from ..environment.environment import Environment
-from ..environment.kept import changed_since_kept
+from ..environment.kept import changed_since_kept, recorded_options
 from ..environment.manager import EnvironmentManager, resolve_backend
 from ..environment.runs import make_options, new_run_id, read_run_info, run_directory, runs_root
 from ..environment.sharing import (
@@ -295,10 +295,13 @@ class ReusePlugin:
             run_id = str(info["run_id"])
             data = {**(info.get("attach") or {}), "key": key, "backend": info.get("backend")}
             data["why"] = f"was kept by run {run_id} and is reused (--bannou-reuse): it cannot be changed"
-            options = BackendOptions(run_id=run_id, workdir=run_directory(run_id))
+            # what the run was deployed with (a kubeconfig, a context ...) wins: it is where the
+            # run is, and where _remove must look for it
+            extra = {**self.session.settings.backend_options, **recorded_options(info)}
+            options = BackendOptions(run_id=run_id, workdir=run_directory(run_id), extra=extra)
             backend = AttachedBackend(options, data)
             alive = bool(data.get("replicas")) and all(s.state == "running" for s in backend.status())
-            changed = changed_since_kept(run_directory(run_id), topology)
+            changed = changed_since_kept(run_directory(run_id))
             same_preset = info.get("preset_hash") == topology.preset_hash
             if same_preset and info.get("attach") and alive and not changed:
                 manager = EnvironmentManager(str(info.get("backend")), options)

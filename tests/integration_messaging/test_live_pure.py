@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_bannou.environment.kept import changed_since_kept
 from pytest_bannou.environment.live import (
     ChangeError,
     ConfigVersion,
@@ -251,3 +252,24 @@ def test_versions_survive_the_run_directory_and_old_files_still_load(split, tmp_
     assert old is not None and old.numbers == [1, 2] and old.details == {}
     assert old.lines()[1] == "*   2  (time not recorded)  (not recorded)  (current)"
     assert old.rollback_target(None, "environment 'e'") == 1
+
+
+def test_a_kept_messaging_run_is_compared_with_what_it_deployed_not_the_bare_preset(split, tmp_path):
+    # version 1 of a messaging run holds what the session added to every node (broker URL,
+    # peers): compared with the bare preset it always looked changed, and --bannou-reuse threw
+    # every kept BANNOU_INFRA run away
+    m = messaging_env.EnvMessaging(messaging_env.MessagingSettings(amqp_url="amqp://u:p@127.0.0.1:1/"))
+    deployed = m.inject("compose", split)
+    assert deployed != split  # the additions this is about
+    history = History.start(deployed)
+    save_history(tmp_path, history)
+    assert changed_since_kept(tmp_path) == ""
+    changed = change_topology(deployed, [TopologyChange("scale", "bannou-auth", replicas=2)])
+    history.record(changed, ["scale bannou-auth replicas=2"])
+    save_history(tmp_path, history)
+    assert changed_since_kept(tmp_path) == "configuration version 2: scale bannou-auth replicas=2"
+    history.record(deployed, ["rollback to configuration version 1"])  # the preset's again
+    save_history(tmp_path, history)
+    assert changed_since_kept(tmp_path) == ""
+    (tmp_path / "live.json").write_text('{"history": [[1, {"nodes": 3}]]}')
+    assert "cannot be read" in changed_since_kept(tmp_path)
