@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from pytest_bannou.backends.base import Endpoint
 from pytest_bannou.cli import main as cli_main
 from pytest_bannou.cli._args import backend_options, run_backend_options
+from pytest_bannou.cli._output import node_addresses
 from pytest_bannou.cli.project import Project
 from pytest_bannou.environment.kept import recorded_options
 from pytest_bannou.environment.runs import RUN_INFO, read_run_info, run_directory
+from pytest_bannou.topology.model import Node, Topology
 from tests.support.runs_root import private_runs_root
 
 RUN_ID = "bannou-0000abcd"  # well formed, never deployed
@@ -148,3 +151,28 @@ def test_a_recorded_run_keeps_its_options_over_this_shells_defaults(tmp_path, mo
     monkeypatch.delenv("BANNOU_BACKEND_OPTION")
     (tmp_path / "pytest.ini").write_text("[pytest\nbroken")  # cleaning up does not need the ini
     assert run_backend_options(info, []) == {"kubernetes_context": "dev", "grace_period": "2"}
+
+
+def test_an_engine_error_while_listing_addresses_is_a_line_not_a_traceback():
+    # kubernetes' endpoint() asks the API and opens a port-forward: its own errors (ApiException,
+    # OSError) came through as a traceback after a change that had succeeded
+    class Flaky:
+        def endpoint(self, node: str, replica: int = 0):
+            if replica == 1:
+                raise OSError("port-forward: connection reset")
+            if node == "gone":
+                raise KeyError(node)
+            return Endpoint("127.0.0.1", 8080 + replica)
+
+    topology = Topology(
+        preset="p",
+        nodes=(
+            Node(name="web", app_id="web", ports=(80,), replicas=2),
+            Node(name="gone", app_id="gone", ports=(80,)),
+        ),
+    )
+    lines = [(label, text) for label, _node, text in node_addresses(Flaky(), topology)]  # type: ignore[arg-type]
+    assert lines == [
+        ("web", "http://127.0.0.1:8080"),
+        ("web[1]", "(unavailable: OSError: port-forward: connection reset)"),
+    ]  # a replica the backend does not have is left out

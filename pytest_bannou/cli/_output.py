@@ -4,7 +4,6 @@ place that cannot be written is one clear message, not a traceback."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +41,16 @@ def node_addresses(backend: Backend, topology: Topology) -> Iterator[tuple[str, 
         if not node.ports:
             continue
         for replica in range(max(1, node.replicas)):
-            with contextlib.suppress(BannouError, KeyError, IndexError):
+            label = node.name if replica == 0 else f"{node.name}[{replica}]"
+            try:
                 ep = backend.endpoint(node.name, replica=replica)
-                yield (node.name if replica == 0 else f"{node.name}[{replica}]"), node, address(node, ep)
+            except (BannouError, KeyError, IndexError):
+                continue  # a replica the backend does not have (any more)
+            except Exception as exc:  # an engine's own error (an API or a port-forward): the
+                # change is done; printing where it answers must not end it in a traceback
+                yield label, node, f"(unavailable: {type(exc).__name__}: {exc})"
+                continue
+            yield label, node, address(node, ep)
 
 
 def print_nodes(backend: Backend, topology: Topology, indent: str = "  ", hints: str = "") -> None:

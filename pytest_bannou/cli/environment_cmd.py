@@ -254,7 +254,8 @@ def _print_run(workdir: Path, info: dict, backend: Backend | None) -> None:
     topology = _last_topology(workdir)
     if backend is not None and topology is not None:
         for label, node, text in node_addresses(backend, topology):
-            print(f"  {label}: {text}" if not node.http_health else f"  {label}: {text} {_health(text)}")
+            reached = node.http_health and not text.startswith("(unavailable")
+            print(f"  {label}: {text} {_health(text)}" if reached else f"  {label}: {text}")
     else:
         nodes = {n.name: n for n in topology.nodes} if topology is not None else {}
         urls = info.get("urls")

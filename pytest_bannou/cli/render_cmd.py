@@ -96,7 +96,11 @@ def _render(args: argparse.Namespace) -> int:
         print(f"bannou-env render: {message}", file=sys.stderr)
 
     text = registry.load(args.backend).render(topology, options, warn)
-    _write(args, header(args, run_id) + text)
+    if registry.canonical(args.backend) in HAND_RUN:  # YAML: comment lines are part of the file
+        text = header(args, run_id) + text
+    else:  # a third-party backend's format may have no comments: say it beside the file
+        warn(f"run id {run_id}: remove what the file runs with `bannou-env clean --run-id {run_id}`")
+    _write(args, text)
     return 0
 
 
@@ -111,14 +115,12 @@ HAND_RUN = {
 def header(args: argparse.Namespace, run_id: str) -> str:
     """The comment lines the file starts with: what it is, its run id, how to run and remove it."""
     file = shlex.quote(args.output) if args.output and args.output.isprintable() else "FILE"
-    run, remove = HAND_RUN.get(registry.canonical(args.backend), ("", ""))
+    run, remove = (c.format(file=file, run_id=run_id) for c in HAND_RUN[registry.canonical(args.backend)])
     lines = [
         f"# rendered by `bannou-env render {args.preset} --backend {args.backend}`",
         f"# run id {run_id}: remove what it runs with `bannou-env clean --run-id {run_id}`",
+        f"# run: {run}; remove: {remove}",
     ]
-    if run:
-        run, remove = (c.format(file=file, run_id=run_id) for c in (run, remove))
-        lines.append(f"# run: {run}; remove: {remove}")
     return "".join(f"{line}\n" for line in lines)
 
 

@@ -1,5 +1,5 @@
 """Probes on a real cluster: a node's start period no longer delays its readiness (a
-``startupProbe``, not ``initialDelaySeconds``), and the ingress of a rendered file applied by hand
+checked from the start, no ``initialDelaySeconds``), and the ingress of a rendered file applied by hand
 on this cluster, which has no cluster DNS, is not Ready while it cannot reach the node behind it
 (it used to be Ready, answering 502 to every proxied request)."""
 
@@ -45,8 +45,7 @@ def test_a_start_period_does_not_delay_readiness(kubeconfig: str, k8s_images, tm
         (pod,) = core_api(kubeconfig).list_namespaced_pod(b.namespace).items
         assert pod_ready(pod)
         spec = pod.spec.containers[0]
-        assert spec.startup_probe.failure_threshold == 120 + 3
-        assert not spec.readiness_probe.initial_delay_seconds
+        assert not spec.readiness_probe.initial_delay_seconds and spec.startup_probe is None
     finally:
         b.teardown()
 

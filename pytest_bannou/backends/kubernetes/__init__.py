@@ -42,7 +42,6 @@ _EXPORTS = {
     "resource_labels": "names",
     "selector": "names",
     "service_type": "options",
-    "startup_probe": "manifests",
 }
 
 __getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -1,8 +1,8 @@
 """A resolved topology as plain Kubernetes objects (dicts), without talking to a cluster.
 
 A Namespace labelled with run id, preset, preset hash and owner pid; per node a Deployment with
-replicas, environment, requests/limits, the node's healthcheck as ``readinessProbe`` (its start
-period as a ``startupProbe``; an ingress's also asks for a request it proxies), labels,
+replicas, environment, requests/limits, the node's healthcheck as ``readinessProbe`` (from the
+start, no delay for its start period; an ingress's also asks for a request it proxies), labels,
 ``imagePullPolicy: Never`` and the read-only host paths a locally built image asks for as
 ``hostPath`` volumes, plus a Service for its ports. ``render_yaml`` gives what ``kubectl apply
 -f -`` accepts. What the images ask for is read from the local Docker Engine
@@ -12,7 +12,6 @@ period as a ``startupProbe``; an ingress's also asks for a request it proxies), 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -128,7 +127,7 @@ UPSTREAM_CHECK_SH = (
 )
 
 
-def _upstream_check(node: Node, public: bool, timeout: float) -> dict[str, Any]:
+def _upstream_check(node: Node, public: bool, timeout: float, python: str) -> dict[str, Any]:
     """An exec check of what ``health.probes.IngressProbe`` asks: the ingress's own ``/health``
     answers 2xx and ``GET /`` through it is not nginx's 502/503/504, so that the pod, its
     Service and a rendered file are not ready while the node behind it is not reached. An
@@ -139,17 +138,17 @@ def _upstream_check(node: Node, public: bool, timeout: float) -> dict[str, Any]:
         line = UPSTREAM_CHECK_SH.format(port=port, proxied=PROXIED_PATH, down_re="|".join(map(str, down)))
         return {"exec": {"command": ["/bin/sh", "-c", line]}}
     code = UPSTREAM_CHECK.format(port=port, timeout=timeout, proxied=PROXIED_PATH, down=tuple(down))
-    return {"exec": {"command": ["/usr/bin/python3", "-c", code]}}
+    return {"exec": {"command": [python or "/usr/bin/python3", "-c", code]}}  # the stand-in's
 
 
-def _check(node: Node, public: bool) -> dict[str, Any] | None:
+def _check(node: Node, public: bool, python: str = "") -> dict[str, Any] | None:
     """The handler part of a probe (``httpGet``, ``tcpSocket`` or ``exec``) for the node's
     healthcheck; None when Kubernetes cannot run it (heartbeat, log: the plugin's own probes)."""
     hc = node.healthcheck
     if hc is None or hc.kind in ("none", "heartbeat", "log"):
         return None
     if checks_upstream(node):
-        return _upstream_check(node, public, hc.timeout)
+        return _upstream_check(node, public, hc.timeout, python)
     if hc.kind == "http":
         path = str(hc.target or "/health")
         return {
@@ -164,11 +163,14 @@ def _check(node: Node, public: bool) -> dict[str, Any] | None:
     return {"exec": {"command": argv}}
 
 
-def readiness_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
+def readiness_probe(node: Node, public: bool = False, python: str = "") -> dict[str, Any] | None:
     """The node's healthcheck as a Kubernetes probe (whole seconds, Kubernetes' minimum 1), run
-    from the start: its start period is the ``startup_probe``; ``public``: the image is no
-    stand-in (the real ``mysql`` image gets a login, the real ingress a shell line)."""
-    check = _check(node, public)
+    from the container's start: Docker's start period is a grace period (checks run, the first
+    success counts), and a readiness probe's failures only mean "not ready", so no delay is
+    needed; ``initialDelaySeconds`` would wait the whole period out on every start. No
+    ``startupProbe``: with no liveness probe to hold off it would only add restarts. ``public``:
+    the image is no stand-in (the real ``mysql`` image gets a login, the real ingress a shell line)."""
+    check = _check(node, public, python)
     if check is None or node.healthcheck is None:
         return None
     hc = node.healthcheck
@@ -179,19 +181,6 @@ def readiness_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
         "failureThreshold": max(1, hc.retries or 3),
         "successThreshold": 1,
     }
-
-
-def startup_probe(node: Node, public: bool = False) -> dict[str, Any] | None:
-    """Docker's start period as Kubernetes has it (None without one): the same check every
-    interval from the container's start, its first success ending the start at once, with
-    enough failures allowed to cover the start period and then the retries. Readiness probes
-    wait for it; ``initialDelaySeconds`` would instead wait out the whole period every time."""
-    probe = readiness_probe(node, public)
-    hc = node.healthcheck
-    if probe is None or hc is None or hc.start_period <= 0:
-        return None
-    probe["failureThreshold"] += math.ceil(hc.start_period / probe["periodSeconds"])
-    return probe
 
 
 def _resources(node: Node) -> dict[str, Any] | None:
@@ -276,12 +265,9 @@ def render_deployment(
     if resources:
         container["resources"] = resources
     public = not (meta and meta.host_mounts)
-    for key, probe in (
-        ("startupProbe", startup_probe(node, public)),
-        ("readinessProbe", readiness_probe(node, public)),
-    ):
-        if probe:
-            container[key] = probe
+    probe = readiness_probe(node, public, meta.python if meta else "")  # a stand-in's own Python
+    if probe:
+        container["readinessProbe"] = probe
     volumes, mounts = _volumes(node, meta)
     if mounts:
         container["volumeMounts"] = mounts
