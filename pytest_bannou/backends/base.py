@@ -73,8 +73,13 @@ class Endpoint:
     port: int
 
     def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://{self.netloc}"
+
+    @property
+    def netloc(self) -> str:
+        """``host:port`` (``[::1]:port`` for IPv6), as a URL or a ``redis-cli -h`` user writes it."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}"
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True)

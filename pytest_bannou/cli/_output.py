@@ -11,10 +11,8 @@ from urllib.parse import urlsplit
 
 from ..backends.base import Backend, Endpoint
 from ..errors import BannouError
+from ..topology.contract import INFRA_SCHEMES
 from ..topology.model import Node, Topology
-
-# how an infrastructure node that answers no HTTP is addressed (else host:port)
-SCHEMES = {"redis": "redis", "rabbitmq": "amqp", "mysql": "mysql", "mariadb": "mysql"}
 
 
 def address(node: Node | None, endpoint: Endpoint) -> str:
@@ -22,8 +20,8 @@ def address(node: Node | None, endpoint: Endpoint) -> str:
     ``h:p`` for the infrastructure that does not."""
     if node is None or node.http_health:
         return endpoint.url()
-    scheme = SCHEMES.get((node.infra_type or node.name).lower())
-    return endpoint.url(scheme) if scheme else endpoint.url("x").removeprefix("x://")
+    scheme = INFRA_SCHEMES.get((node.infra_type or node.name).lower())
+    return endpoint.url(scheme) if scheme else endpoint.netloc
 
 
 def recorded_address(node: Node | None, url: str) -> str:

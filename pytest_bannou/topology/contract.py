@@ -73,6 +73,8 @@ INFRA_PORTS: dict[str, tuple[int, ...]] = {
 INFRA_KINDS: tuple[str, ...] = tuple(INFRA_PORTS)
 # readiness of an infrastructure kind when the preset names none (others: its first port accepts)
 INFRA_HEALTH: dict[str, str] = {"mysql": "mysql", "mariadb": "mysql"}  # a real login
+# the URL scheme of an infrastructure kind that answers no HTTP (others are written host:port)
+INFRA_SCHEMES: dict[str, str] = {"redis": "redis", "rabbitmq": "amqp", "mysql": "mysql", "mariadb": "mysql"}
 # what bannou's compose file (provisioning/docker-compose.services.yml, service bannou-mysql) gives
 # the mysql image; a preset's infrastructure environment sets its own values over these
 INFRA_ENVIRONMENT: dict[str, dict[str, str]] = {
