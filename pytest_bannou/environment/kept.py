@@ -103,6 +103,8 @@ def taken_over(
         yield None
         return
     if not take_over(backend, workdir):
+        with suppress(Exception):  # what a half-done take-over opened (a port-forward)
+            backend.detach()
         yield None
         return
     try:

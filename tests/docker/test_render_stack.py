@@ -5,6 +5,7 @@ then exited at start."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_bannou.backends.base import LABEL_RUN_ID
 from pytest_bannou.backends.docker import engine as _docker
 from pytest_bannou.cli import main
 from pytest_bannou.environment.runs import new_run_id
@@ -59,19 +61,20 @@ def test_rendered_stand_in_stack_runs_with_docker_stack_deploy(capsys, monkeypat
     monkeypatch.setenv("BANNOU_INFRA", "true")
     rid = new_run_id()  # one `bannou-env render --run-id` and `clean --run-id` take
     RUN_IDS.add(rid)  # the session checks it left nothing behind
-    assert main(["render", "test-http", "--backend", "swarm", "--run-id", rid]) == 0
-    text = capsys.readouterr().out
+    path = Path(tmp_path) / "stack.yaml"
+    assert main(["render", "test-http", "--backend", "swarm", "--run-id", rid, "-o", str(path)]) == 0
+    capsys.readouterr()
+    text = path.read_text()
     services = list(yaml.safe_load(text)["services"])
     assert {"redis", "mysql", "rabbitmq", "bannou"} <= set(services)
-    path = Path(tmp_path) / "stack.yaml"
-    path.write_text(text)
-    name = _docker.sanitize(f"{rid}-stack")
+    # the commands the file's header gives, as a user copies them
+    run_line = next(line for line in text.splitlines() if line.startswith("# run: "))
+    run, remove = run_line.removeprefix("# run: ").split("; remove: ")
+    assert run == f"docker stack deploy --resolve-image never -c {path} {rid}"  # no registry pins
+    assert remove == f"docker stack rm {rid}"
+    name = rid
     try:
-        # stand-ins exist on this engine only: no registry is asked for their digests
-        subprocess.run(
-            ["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(path), name],
-            capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
+        subprocess.run(shlex.split(run), capture_output=True, text=True, timeout=120, check=True)
         deadline = time.monotonic() + DEADLINE_S
         while not healthy(docker_client, name, services):
             tasks = stack_tasks(name)
@@ -81,6 +84,10 @@ def test_rendered_stand_in_stack_runs_with_docker_stack_deploy(capsys, monkeypat
             assert not failed, f"stack {name}: tasks ended: {failed}"
             assert time.monotonic() < deadline, f"stack {name} not healthy in {DEADLINE_S}s: {tasks}"
             time.sleep(1)
+        # the header's other promise: `bannou-env clean --run-id` removes a hand-run stack
+        assert main(["clean", "--run-id", rid, "--backend", "swarm"]) == 0
+        assert f"service {rid}_redis (run id {rid})" in capsys.readouterr().out
+        assert docker_client.services.list(filters={"label": f"{LABEL_RUN_ID}={rid}"}) == []
     finally:
         remove_stack(docker_client, name)
     assert _docker.labelled_leftovers(docker_client, rid) == []
