@@ -87,7 +87,14 @@ def test_flag_then_environment_then_ini_as_in_pytest(tmp_path, monkeypatch):
 
 def test_a_kept_run_remembers_its_backend_options(tmp_path, capsys):
     code, out, err = run(
-        ["deploy", "monolith", "--backend", "local", "--backend-option", "grace_period=2,api_token=hunter2"],
+        [
+            "deploy",
+            "monolith",
+            "--backend",
+            "local",
+            "--backend-option",
+            "grace_period=2,api_token=hunter2,x_url=https://u:hunter2@h/",
+        ],
         capsys,
     )
     assert code == 0, out + err

@@ -82,6 +82,12 @@ def _secret_values_in(text: str) -> Iterator[tuple[int, int]]:
         pos = v.end()
 
 
+def without_secrets(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``mapping`` with nothing to mask, for a record that must hold no secret: a
+    secret key (``password``, ``api_key``) and a value with a URL password are left out."""
+    return {k: v for k, v in mapping.items() if mask_inline(f"{k}={v}") == f"{k}={v}"}
+
+
 def mask_inline(text: str) -> str:
     """``text`` with the secrets it writes out masked whatever their length: URL passwords and
     the values of secret keys (``KEY=VALUE``, ``"KEY": "VALUE"``, ``KEY: VALUE``, ``--password=X``)."""

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .._support.masking import is_secret_key
+from .._support.masking import without_secrets
 from ..backends.base import Backend, BackendOptions
 from ..backends.registry import resolve
 from ..errors import BannouError, DeployError
@@ -555,7 +555,7 @@ class EnvironmentManager(SignalGuard):
                     "updated": time.time(),
                     "preset_hash": env.topology.preset_hash,
                     # update/status/logs use them again; a password or API key is not written
-                    "backend_options": {k: v for k, v in self.options.extra.items() if not is_secret_key(k)},
+                    "backend_options": without_secrets(self.options.extra),
                     **({"attach": _attach_info(self.backend, env)} if kept and self.backend else {}),
                 },
             )
