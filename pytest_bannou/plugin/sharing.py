@@ -24,7 +24,14 @@ from ..backends.base import BackendOptions
 from ..environment.environment import Environment
 from ..environment.kept import changed_since_kept, recorded_options
 from ..environment.manager import EnvironmentManager, resolve_backend
-from ..environment.runs import make_options, new_run_id, read_run_info, run_directory, runs_root
+from ..environment.runs import (
+    make_options,
+    new_run_id,
+    read_run_info,
+    run_directory,
+    run_project,
+    runs_root,
+)
 from ..environment.sharing import (
     LOCK_GRACE,
     describe,
@@ -259,9 +266,11 @@ class SharingPlugin:
 
 # --- --bannou-reuse --------------------------------------------------------------------------
 class ReusePlugin:
-    """``--bannou-reuse``: attach to an environment an earlier run kept (``--bannou-keep``) when
-    its preset hash still matches; a kept environment of a changed preset is removed and the
-    preset deployed again. Registered as ``bannou-reuse``; reused environments stay kept."""
+    """``--bannou-reuse``: attach to an environment an earlier run of this project (its pytest
+    rootdir) kept (``--bannou-keep``) when its preset hash still matches and it was not changed
+    since; one of a changed preset, or changed in place, is removed and the preset deployed
+    again. Another project's kept runs are neither reused nor removed. Registered as
+    ``bannou-reuse``; reused environments stay kept."""
 
     def __init__(self, config: Any, session: Any) -> None:
         self.config = config
@@ -284,6 +293,8 @@ class ReusePlugin:
                 continue
             if wanted != "auto" and info.get("backend") != wanted:
                 continue
+            if run_project(info) != Path(self.config.rootpath):
+                continue  # another project's (or another user's tmp project's): not ours to reuse or remove
             found.append(info)
         return sorted(found, key=lambda i: -float(i.get("updated") or 0))
 

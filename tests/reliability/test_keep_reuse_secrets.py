@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.reliability import alive
+from tests.support.reliability import Project, alive
 
 ONE = """
 import pytest
@@ -200,4 +200,21 @@ def test_secrets_are_masked_in_plans_presets_show_sections_and_report_files(proj
     for path in files:
         assert SECRET not in path.read_text(errors="replace"), path
     assert json.loads((report / "results.json").read_text())
+    assert project.leftovers() == {}
+
+
+def test_reuse_leaves_another_projects_kept_environment_alone(project, tmp_path):
+    # two projects keep an environment named alike: one's --bannou-reuse removed the other's kept
+    # run as "the preset changed" (found when two test runs shared the machine's runs root)
+    _preset, run_id, kept_pids = _keep_red(project)
+    other = Project(tmp_path / "other-project")
+    try:
+        other.write("test_one.py", ONE)
+        code, out = other.run("-q", "-p", "no:cacheprovider", "--bannou-reuse")
+        assert code == 0, out
+        assert run_id not in out and "deploying red" in out, out  # its own, from its preset
+        assert all(alive(p) for p in kept_pids)  # the first project's kept run still runs
+    finally:
+        other.cleanup()
+        _clean(project, run_id)
     assert project.leftovers() == {}
