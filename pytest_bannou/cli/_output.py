@@ -26,7 +26,11 @@ def address(node: Node | None, endpoint: Endpoint) -> str:
 
 def recorded_address(node: Node | None, url: str) -> str:
     """A URL of a run record (always ``http://``) as ``address`` writes it."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises only when read
+    except ValueError:  # a record edited by hand (``http://[::1``): shown as it is
+        return url
     if node is None or node.http_health or not parts.hostname or not parts.port:
         return url
     return address(node, Endpoint(parts.hostname, parts.port))

@@ -5,6 +5,7 @@ then exited at start."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import time
@@ -51,8 +52,13 @@ def remove_stack(docker_client, name: str) -> None:
     the containers)."""
     subprocess.run(["docker", "stack", "rm", name], capture_output=True, timeout=120)
     flt = {"label": [f"com.docker.stack.namespace={name}"]}
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and docker_client.api.networks(filters=flt):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (left := docker_client.api.networks(filters=flt)):
+        # `docker stack rm` tries a network once: still in use by a stopping task's container
+        # (slow on a loaded engine), it stays; try again once its containers are gone
+        for network in left:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_network(network["Id"])
         time.sleep(0.5)
     assert docker_client.api.networks(filters=flt) == [], f"stack {name}: its network is still there"
 
