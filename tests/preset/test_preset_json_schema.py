@@ -19,7 +19,7 @@ import yaml
 
 from pytest_bannou.preset import builtin_presets_dir, json_schema, load_file
 
-UPSTREAM = Path("/work/shared/upstream-presets")
+UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "upstream-presets"  # ../shared
 
 # presets the loader accepts, written the ways the other preset tests write them
 TEST_PRESETS = {
