@@ -20,6 +20,7 @@ from pytest_bannou.backends.ingress import nginx_binary
 from pytest_bannou.backends.local.backend import LocalBackend
 from pytest_bannou.errors import BackendUnavailable
 from pytest_bannou.health.probes import HttpProbe, IngressProbe, probe_for
+from pytest_bannou.health.wait import wait_ready
 from pytest_bannou.preset.library import load_file
 from pytest_bannou.preset.resolve import resolve
 from pytest_bannou.topology.ingress import UPSTREAM_ENV, ingress_target
@@ -144,11 +145,13 @@ def test_another_process_scales_the_fronted_node_and_nginx_reloads(local, tmp_pa
         [replace(n, environment={**n.environment, "X": "1"}) if n.name == "bannou" else n for n in topo.nodes]
     )
     local.apply(diff(topo, changed), time.monotonic() + 90)  # bannou recreated, listed last
+    wait_ready(local, changed, time.monotonic() + 90)  # as the plugin does after a change
     before = _nginx_processes(local)
     other = LocalBackend(BackendOptions(run_id="ingress-test", workdir=local.rundir.parent), grace=2.0)
     other.reattach(changed, time.monotonic() + 30)
     scaled = changed.with_nodes([replace(n, replicas=2) if n.name == "bannou" else n for n in changed.nodes])
     other.apply(diff(changed, scaled), time.monotonic() + 90)
+    wait_ready(other, scaled, time.monotonic() + 90)  # nginx answers 502 until one listens
     conf = (other.rundir / "ingress-ingress" / "nginx.conf").read_text()
     ports = [other.endpoint("bannou", replica=i).port for i in (0, 1)]
     assert all(f"server 127.0.0.1:{p};" in conf for p in ports), conf
