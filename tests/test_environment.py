@@ -205,6 +205,21 @@ def test_sigterm_becomes_keyboard_interrupt_and_handlers_are_restored(manager, l
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+def test_a_signal_ignored_at_start_stays_ignored(manager, library):
+    """``nohup pytest ...`` ignores SIGHUP: a hang-up must not end the run (nor a SIGTERM the
+    caller chose to ignore); the handlers are installed for the others only."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        manager.prepare()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == manager._on_signal
+        os.kill(os.getpid(), signal.SIGHUP)  # nothing happens
+        manager.teardown()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_a_signal_while_teardown_holds_the_lock_does_not_lose_the_teardown(manager, library):
     """A SIGTERM delivered while teardown holds the manager's lock, before it shields itself
     from signals, used to raise out of the teardown after it had marked itself done: nothing

@@ -22,13 +22,16 @@ class SignalGuard:
 
     def install_signals(self) -> None:
         """SIGTERM -> ``KeyboardInterrupt`` (the caller's interrupt path tears down); SIGINT is
-        already a ``KeyboardInterrupt``. Only from the main thread; restored at teardown."""
+        already a ``KeyboardInterrupt``. Only from the main thread; restored at teardown. A
+        signal the session was started with ignored stays ignored: under ``nohup`` a hang-up
+        must not end the run."""
         if threading.current_thread() is not threading.main_thread():
             return
         sigs = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
         for sig in sigs:
             with contextlib.suppress(ValueError, OSError):
-                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old_handlers[sig] = signal.signal(sig, self._on_signal)
 
     def shield_signals(self) -> None:
         """During teardown: SIGINT/SIGTERM/SIGHUP are ignored (the process is already on its way

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_bannou.backends.local.backend import STATE_DIR_ENV, LocalBackend
-from tests.support.procs import alive, carrying
+from tests.support.procs import alive, carrying, interruptible
 
 MID_TEST = """
 import json, os, time, pytest
@@ -56,6 +56,7 @@ def _start(bannou_pytester, monkeypatch, source: str, *args: str) -> tuple[subpr
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,
     )
     return proc, state_dir
 
@@ -179,6 +180,7 @@ def test_sigkilled_session_tester_and_its_grandchild_are_swept(bannou_pytester, 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,
     )
     leftovers: list[int] = []
     try:

@@ -4,9 +4,17 @@ of the local backend's own bookkeeping, so a leak the backend lost track of is s
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from pytest_bannou.backends.local.backend import RUN_ID_ENV
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of an inner pytest the test will Ctrl-C: SIGINT back to its default, so
+    that Python turns it into ``KeyboardInterrupt`` even when the suite itself was started with
+    SIGINT ignored (``nohup``, a shell's background job), which a child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def alive(pid: int) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 from pytest_bannou.backends.local.backend import STATE_DIR_ENV
 from pytest_bannou.environment.runs import run_directory, runs_root
 from pytest_bannou.plugin.options import OPTIONS
-from tests.support.procs import alive, carrying
+from tests.support.procs import alive, carrying, interruptible
 
 PRESETS = {
     name: f"""
@@ -156,6 +156,7 @@ class Project:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # signals reach the inner pytest (and its workers) only
+            preexec_fn=interruptible,
         )
         self.procs.append(proc)
         return proc
