@@ -94,6 +94,44 @@ def test_tester_pod_reaches_the_service_and_is_removed(
     assert not pod_exists(kubeconfig, deployed.namespace, out.container)
 
 
+ONE_SHOT = (
+    "import os, sys, urllib.request; url = os.environ['BANNOU_HTTP_ENDPOINT'] + '/health'; "
+    "print('GET', url, urllib.request.urlopen(url, timeout=10).status, flush=True)"
+)
+
+
+def test_tester_pod_starts_once_the_services_route(kubeconfig: str, k8s_images, tmp_path: Path) -> None:
+    # a tester pod goes through the Services: right after a deploy, before any readiness wait,
+    # its single request must still reach a ready replica (no endpoints: refused; a cluster IP
+    # kube-proxy has not programmed yet answers from elsewhere, 404 here)
+    b = KubernetesBackend(options(tmp_path, kubeconfig, ready_timeout=120))
+    t = topo(node("web", replicas=2, environment={"BANNOU_REFERENCE_STARTUP_DELAY": "6"}), preset="testers")
+    try:
+        b.deploy(t, deadline(120))
+        out = b.run_tester_container(make_tester(b, tmp_path, "once", ["python", "-c", ONE_SHOT]))
+        log = (tmp_path / "tester-once.log").read_text()
+        assert out.error is None and out.exit_code == 0, log
+        assert re.search(r"GET http://web:\d+/health 200", log), log
+        assert b._ready_endpoints("web") == 2
+    finally:
+        b.teardown()
+
+
+def test_a_service_that_never_routes_is_a_setup_error_naming_it(
+    kubeconfig: str, k8s_images, tmp_path: Path
+) -> None:
+    b = KubernetesBackend(options(tmp_path, kubeconfig, ready_timeout=8))
+    t = topo(node("web", environment={"BANNOU_REFERENCE_STARTUP_DELAY": "600"}), preset="testers")
+    try:
+        b.deploy(t, deadline(120))
+        out = b.run_tester_container(make_tester(b, tmp_path, "never", ["python", "-c", ONE_SHOT]))
+        assert out.exit_code is None and out.error is not None, out
+        assert "Service web: 0 of 1 pods ready behind it" in out.error and "get endpoints" in out.error
+        assert out.error.startswith("tester 'never': kubernetes ")
+    finally:
+        b.teardown()
+
+
 def test_tester_pod_killed_and_removed_at_the_deadline(
     deployed: KubernetesBackend, kubeconfig: str, tmp_path: Path
 ) -> None:

@@ -12,10 +12,16 @@ know (their ``/etc/hosts`` is fixed at pod start): on a cluster without DNS they
 they are next recreated (a change or ``restart`` of their node). Patching every other Deployment
 instead would be a rolling restart of nodes that did not change (losing the in-memory state of
 redis, rabbitmq or mysql), which a live change must not do.
+
+A Service routes some time after its pods are ready: the endpoints controller lists a pod once
+the kubelet has seen it ready (the plugin's own readiness goes through port-forwards, straight to
+the pod), and kube-proxy programs the node a moment later, longer on a loaded machine. Pods that
+go through Services (testers) therefore wait for ``_wait_routed`` first.
 """
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +36,8 @@ from .pods import POLL
 
 #: how long a recreated Service waits for its old cluster IP to be released by the deletion
 IP_RELEASE_WAIT_S = 30.0
+#: the limit of one request through a cluster IP from this process
+ROUTE_PROBE_TIMEOUT_S = 2.0
 
 
 class KubernetesServices:
@@ -118,3 +126,88 @@ class KubernetesServices:
                         f"{f' with cluster IP {old_ip}' if old_ip else ''} failed: {api_error(exc)}"
                     ) from None
             time.sleep(POLL)
+
+    def _wait_routed(self, deadline: float) -> dict[str, str]:
+        """Wait until every node's Service routes to all its replicas; its Service addresses.
+
+        Its Endpoints must list as many ready pods as the node has replicas (on every cluster).
+        Where this process reaches cluster IPs (kube-proxy on this machine), an HTTP node's
+        health path must also answer 2xx through the cluster IP: until kube-proxy has
+        programmed it, a request goes elsewhere (refused, or to whatever answers unrouted
+        addresses). A cluster IP that does not answer at all is out of this process's reach
+        and not asked again; one that still answers wrongly at the deadline, while its
+        Endpoints are complete, is left to the pods (a host may route differently from them).
+        Past ``deadline`` with Endpoints missing: ``DeployError`` naming them."""
+        assert self.topology is not None and self.namespace is not None
+        out_of_reach: set[str] = set()
+        while True:
+            missing: list[str] = []
+            unrouted: list[str] = []
+            try:
+                addresses = self._service_addresses()
+            except DeployError as exc:
+                addresses, missing = {}, [str(exc)]
+            for node in self.topology.nodes:
+                name = object_name(node.name)
+                if node.replicas <= 0 or name not in addresses:
+                    continue
+                ready = self._ready_endpoints(name)
+                if ready < node.replicas:
+                    missing.append(f"Service {name}: {ready} of {node.replicas} pods ready behind it")
+                    continue
+                path = _health_path(node)
+                if path is None or addresses[name] in out_of_reach or node.http_port is None:
+                    continue
+                status = _ask(addresses[name], node.http_port, path)
+                if status is None:
+                    out_of_reach.add(addresses[name])
+                elif not 200 <= status < 300:
+                    unrouted.append(f"Service {name} ({addresses[name]}:{node.http_port}{path}) -> {status}")
+            if not missing and (not unrouted or time.monotonic() >= deadline):
+                return addresses
+            if time.monotonic() >= deadline:
+                raise DeployError(
+                    f"kubernetes {self._where()}: the environment's Services do not route to every "
+                    f"replica yet: {'; '.join(missing)} (kubectl -n {self.namespace} get endpoints)"
+                )
+            time.sleep(POLL)
+
+    def _ready_endpoints(self, service: str) -> int:
+        """How many distinct pods the Service's Endpoints list as ready (0 if it cannot be read)."""
+        try:
+            ep = self.core.read_namespaced_endpoints(
+                service, self.namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        except Exception:
+            return 0
+        return len({a.ip for subset in ep.subsets or [] for a in subset.addresses or []})
+
+
+def _health_path(node: Node) -> str | None:
+    """The path of the node's HTTP readiness check (None: its readiness is not HTTP)."""
+    hc = node.healthcheck
+    if hc is None or hc.kind != "http":
+        return None
+    target = str(hc.target or "/health")
+    return target if target.startswith("/") else "/" + target
+
+
+def _ask(ip: str, port: int, path: str) -> int | None:
+    """The HTTP status of ``GET path`` at ``ip:port``. A refused connection counts as 503
+    (kube-proxy rejects a Service without endpoints), no answer after connecting as 504; None
+    when no connection can be made at all (cluster IPs out of this process's reach)."""
+    conn = http.client.HTTPConnection(ip, port, timeout=ROUTE_PROBE_TIMEOUT_S)
+    try:
+        try:
+            conn.connect()
+        except ConnectionRefusedError:
+            return 503
+        except OSError:
+            return None
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().status
+        except (OSError, http.client.HTTPException):
+            return 504
+    finally:
+        conn.close()

@@ -4,7 +4,8 @@ The pod (``restartPolicy: Never``, ``imagePullPolicy: Never`` like the nodes, th
 the host paths a locally built image asks for) gets the tester's environment with every node
 reached by its Service name and container port, as pods reach each other. The Service names are
 also written into the pod's ``/etc/hosts`` (``hostAliases``, the Services' cluster IPs), so they
-resolve on clusters without cluster DNS too. The test process waits for the container to end,
+resolve on clusters without cluster DNS too. The pod is created once those Services route to
+every replica (``KubernetesServices._wait_routed``). The test process waits for the container to end,
 with the tester's deadline (then the pod is deleted at once and the run reported as timed out;
 ``activeDeadlineSeconds`` stops it even if this process dies); its output is read from the pod
 log with the API server's timestamps (the format ``testers.process`` writes), its exit code from
@@ -20,6 +21,7 @@ import contextlib
 import math
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import BannouError
@@ -44,10 +46,11 @@ GONE_WAIT_S = 30.0
 
 class KubernetesTesters:
     """``Backend`` tester capabilities of ``KubernetesBackend`` (a mixin: it uses ``core``,
-    ``namespace``, ``topology``, ``options`` and ``name``)."""
+    ``namespace``, ``topology``, ``options``, ``name`` and ``KubernetesServices._wait_routed``)."""
 
     namespace: str | None
     topology: Topology | None
+    _wait_routed: Callable[[float], dict[str, str]]
     options: BackendOptions
     name: str
     core: Any
@@ -65,7 +68,12 @@ class KubernetesTesters:
         meta = self._tester_image_meta(image)
         stand_in = meta is not None and bool(meta.host_mounts)
         argv = command_in_image(tester.command, stand_in, meta.python if meta is not None else "")
-        aliases = self._service_ips()
+        try:  # the pod reaches the nodes through their Services: they must route first
+            aliases = self._wait_routed(time.monotonic() + self.options.ready_timeout)
+        except BannouError as exc:
+            return TesterContainerOutcome(
+                None, False, 0.0, image, self.namespace, tuple(argv), f"tester {tester.name!r}: {exc}"
+            )
 
         def address(node: str, port: int | None) -> tuple[str, int]:
             return object_name(node), int(port or 80)
@@ -90,18 +98,6 @@ class KubernetesTesters:
         """What the (locally built) image asks for, read like the nodes' images."""
         probe = Topology(preset="tester", nodes=(Node(name="tester", app_id="tester", image=image),))
         return local_image_meta(probe).get(image)
-
-    def _service_ips(self) -> dict[str, str]:
-        """Service name -> cluster IP of every node's Service (for ``hostAliases``)."""
-        out: dict[str, str] = {}
-        with contextlib.suppress(Exception):
-            for svc in self.core.list_namespaced_service(
-                self.namespace, _request_timeout=REQUEST_TIMEOUT
-            ).items:
-                ip = svc.spec.cluster_ip
-                if ip and ip != "None":
-                    out[svc.metadata.name] = ip
-        return out
 
     def _tester_pod(
         self,
