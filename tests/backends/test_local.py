@@ -229,7 +229,9 @@ def test_clean_finds_a_process_spawned_just_before_the_session_was_killed(tmp_pa
 
 
 def test_nodes_start_in_parallel(local):
-    delay = {"BANNOU_REFERENCE_STARTUP_DELAY": "1"}
+    # each waits 5 s from its start before it listens: longer than four interpreters take to
+    # start on a loaded machine, so in parallel all say "starting" before any listens
+    delay = {"BANNOU_REFERENCE_STARTUP_DELAY": "5"}
     nodes = [node(f"p{i}", environment=delay) for i in range(4)]
     started = time.monotonic()
     deploy_ready(local, topology(*nodes))
@@ -238,7 +240,7 @@ def test_nodes_start_in_parallel(local):
     listens = [t for n in nodes for t in log_times(local.logs(n.name), " listening on ")]
     assert len(starts) == len(listens) == 4
     assert max(starts) < min(listens), "a node only started after another one was ready"
-    assert total < 4 * 1.0  # the sum of the startup delays
+    assert total < 4 * 5.0  # the sum of the startup delays
 
 
 def test_depends_on_waits_for_the_dependency_to_listen(local):
@@ -381,7 +383,8 @@ def test_rabbitmq_runs_from_its_server_binary(local):
         assert wait_dead(pid)
 
 
-def test_teardown_signals_sigterm_first(local, tmp_path):
+def test_teardown_signals_sigterm_first(make_local, tmp_path):
+    local = make_local(grace=30.0)  # time for the handler to run on a loaded machine before SIGKILL
     flag = tmp_path / "got-term"
     script = textwrap.dedent(
         f"""

@@ -63,7 +63,14 @@ def test_heartbeats_of_every_node_reach_redis_through_the_monitor(msg_env, manag
     assert {"account", "auth"} <= set(records["bannou-auth"].services)
     client = connect_redis(m.redis_url)
     try:
-        assert 0 < client.pttl("orch:hb:bannou-auth") <= 3000  # the monitor's TTL (3 s here)
+        # the monitor's TTL (3 s here), read while the key lives: a loaded machine may let it
+        # lapse between two heartbeats, so some reading within the deadline is in range
+        ttls = [client.pttl("orch:hb:bannou-auth")]
+        end = time.monotonic() + 30
+        while not 0 < ttls[-1] <= 3000 and time.monotonic() < end:
+            time.sleep(0.05)
+            ttls.append(client.pttl("orch:hb:bannou-auth"))
+        assert 0 < ttls[-1] <= 3000, ttls[-5:]
         assert {b"bannou", b"bannou-auth"} <= client.smembers("orch:hb:_index")
     finally:
         client.close()
@@ -74,7 +81,10 @@ def test_readiness_probe_heartbeat_healthy(msg_env):
     assert node.healthcheck.kind == "heartbeat"  # the environment became ready through it
     probe = health.probe_for(node)
     assert "heartbeat" in probe.describe()
-    assert probe.check(None, node, 0, 1.0).ok
+    end = time.monotonic() + 30  # its last heartbeat may have lapsed on a loaded machine
+    while not (result := probe.check(None, node, 0, 1.0)).ok and time.monotonic() < end:
+        time.sleep(0.2)
+    assert result.ok, result
     quiet = msg_env.topology.node("bannou-main")
     assert not probe.check(None, type(quiet)(name="x", app_id="never-seen"), 0, 1.0).ok
 

@@ -52,7 +52,7 @@ def core_api(kubeconfig: str):
 
 @pytest.mark.usefixtures("k8s_images")
 class TestKubernetesConformance(BackendConformance):
-    ready_timeout = 60.0
+    ready_timeout = 120.0  # pods on a loaded single-node cluster
     faults = frozenset({"kill"})  # no pod freezer; no NetworkPolicy-enforcing CNI assumed
     shared_endpoints = False  # port-forward listeners belong to the backend instance
 

@@ -31,7 +31,7 @@ PY = sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3
 # ready and kube-proxy caught up), print "IP APP_ID"
 REACH = (
     "import json, socket, sys, time, urllib.request\n"
-    "name = sys.argv[1]; ip = socket.gethostbyname(name); end = time.monotonic() + 30\n"
+    "name = sys.argv[1]; ip = socket.gethostbyname(name); end = time.monotonic() + 90\n"
     "while True:\n"
     "    try:\n"
     "        body = urllib.request.urlopen(f'http://{name}/health', timeout=5).read()\n"
@@ -50,7 +50,7 @@ def backend(kubeconfig: str, k8s_images, tmp_path: Path):
 
 
 def reach(b: KubernetesBackend, source: str, name: str) -> str:
-    result = b.exec(source, [PY, "-c", REACH, name], timeout=60)
+    result = b.exec(source, [PY, "-c", REACH, name], timeout=120)
     assert result.exit_code == 0, result.output
     return result.output.strip()
 

@@ -56,7 +56,9 @@ def test_4_paused_at_the_end(bannou_env):
 
 def test_a_fault_is_undone_before_the_next_test(bannou_pytester):
     bannou_pytester.pytester.makepyfile(TESTS)
-    result = bannou_pytester.run_subprocess("-p", "no:randomly", "-v", timeout=300)
+    # a long grace: a teardown that waited on the paused node (SIGTERM held) would take it all
+    grace = ("--bannou-backend-option", "grace_period=30")
+    result = bannou_pytester.run_subprocess("-p", "no:randomly", "-v", *grace, timeout=300)
     result.assert_outcomes(passed=4)
     assert len(deploy_lines(result)) == 1
     faults = [line for line in result.outlines if line.startswith("bannou: fault: ")]
@@ -71,7 +73,7 @@ def test_a_fault_is_undone_before_the_next_test(bannou_pytester):
     )
     assert any(line.startswith("bannou: fault: disconnect authn on beta ... FAILED") for line in faults)
     teardown = [line for line in result.outlines if line.startswith("bannou: teardown beta")]
-    assert teardown and float(re.search(r"(\d+\.\d) s", teardown[0]).group(1)) < 5.0, teardown
+    assert teardown and float(re.search(r"(\d+\.\d) s", teardown[0]).group(1)) < 20.0, teardown
 
 
 REPORTED = """

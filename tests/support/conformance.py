@@ -207,8 +207,7 @@ class BackendConformance:
         main_id, first_url = self.ids(first, "main"), first.endpoint("main").url()
         second = self.create_backend(first.options)
         try:
-            deadline = time.monotonic() + self.ready_timeout
-            second.reattach(a, deadline)
+            second.reattach(a, time.monotonic() + self.ready_timeout)
             assert self.ids(second, "main") == main_id and self.ids(second, "auth") == self.ids(first, "auth")
             main_url = second.endpoint("main").url()
             assert main_url == first_url or not self.shared_endpoints
@@ -216,17 +215,17 @@ class BackendConformance:
             b = a.with_nodes(
                 [a.node("main"), replace(auth, environment={**auth.environment, "BANNOU_APP_ID": "renamed"})]
             )
-            second.apply(diff(a, b), deadline)
-            health.wait_ready(second, b, deadline, nodes=["auth"])
+            second.apply(diff(a, b), time.monotonic() + self.ready_timeout)
+            health.wait_ready(second, b, time.monotonic() + self.ready_timeout, nodes=["auth"])
             assert self.ids(second, "main") == main_id and second.endpoint("main").url() == main_url
             assert self.get(second, "auth", "/health").json()["appId"] == "renamed"
             c = b.with_nodes([b.node("main"), self.make_node("added")])  # one node removed, one added
-            second.apply(diff(b, c), deadline)
-            health.wait_ready(second, c, deadline, nodes=["added"])
+            second.apply(diff(b, c), time.monotonic() + self.ready_timeout)
+            health.wait_ready(second, c, time.monotonic() + self.ready_timeout, nodes=["added"])
             assert self.ids(second, "main") == main_id and second.endpoint("main").url() == main_url
             assert self.get(second, "added", "/health").json()["appId"] == "added"
             third = self.create_backend(first.options)  # the next change sees what the last one left
-            third.reattach(c, deadline)
+            third.reattach(c, time.monotonic() + self.ready_timeout)
             assert {s.node: s.id for s in third.status()} == {s.node: s.id for s in second.status()}
             assert {s.node for s in third.status()} == {"main", "added"}
             assert third.endpoint("main").url() == main_url or not self.shared_endpoints

@@ -127,7 +127,7 @@ def test_without_daemon_mode_the_menu_is_a_configuration_error(start_node, tmp_p
     node = start_node(["auth"])
     # a wrapper that drops DAEMON_MODE: the tester never sees daemon mode and shows its menu
     command = ("env", "-u", "DAEMON_MODE", sys.executable, *MODULE[1:], "edge-tester")
-    spec = topology.TesterSpec(name="edge-tester", command=command, format="edge-tester", timeout=3)
+    spec = topology.TesterSpec(name="edge-tester", command=command, format="edge-tester", timeout=12)
     run = runner.run_tester(spec, environment=runner.tester_environment(node.url), workdir=tmp_path)
     assert outcomes(run) == [(TIMEOUT_CASE, "error")]
     assert "daemon mode was not honoured" in run.cases[0].message

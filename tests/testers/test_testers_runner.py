@@ -100,11 +100,12 @@ def test_deadline_kills_the_process_group_and_reports_a_timeout(tmp_path: Path):
         "time.sleep(600)\n"
     )
     s = spec(code, format="http-tester", timeout=600)
-    run = run_tester(s, environment={}, workdir=tmp_path, deadline_s=1.5)
+    # 8 s: time to start, spawn the child and print on a loaded machine
+    run = run_tester(s, environment={}, workdir=tmp_path, deadline_s=8)
     assert [(c.name, c.outcome) for c in run.cases] == [("Hangs", "failed"), (TIMEOUT_CASE, "error")]
     assert run.case("Hangs").message == "run ended before a verdict"
     timeout = run.case(TIMEOUT_CASE)
-    assert "did not finish within 1.5 s and was killed" in timeout.message
+    assert "did not finish within 8 s and was killed" in timeout.message
     assert "daemon mode" not in timeout.message  # not a menu: just slow
     assert run.summary["timed_out"] is True and run.exit_code is None
     # the grandchild the tester started is gone too (killed with the process group)
@@ -199,8 +200,8 @@ def test_timeout_between_tests_reports_the_timeout_once(tmp_path: Path):
         "print('   Total tests registered: 2')\n"
         "print('📋 Running: A'); print('✅ Test A PASSED', flush=True)\n"
         "time.sleep(600)\n"
-    )
-    run = run_tester(spec(code, format="edge-tester", timeout=1.0), environment={}, workdir=tmp_path)
+    )  # 6 s: enough for the interpreter to print case A first, even on a loaded machine
+    run = run_tester(spec(code, format="edge-tester", timeout=6.0), environment={}, workdir=tmp_path)
     assert [(c.name, c.outcome) for c in run.cases] == [
         ("A", "passed"),
         ("(not run #1)", "not_run"),

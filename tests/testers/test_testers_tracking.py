@@ -97,7 +97,7 @@ def test_setsid_grandchild_is_gone_after_the_tester_times_out(tmp_path: Path, st
     spec = topology.TesterSpec(
         name="t", command=(PY, "-c", grandchild_code(pidfile, "time.sleep(600)")), format="exit-code"
     )
-    run = runner.run_tester(spec, environment={}, workdir=tmp_path / "w", deadline_s=3)
+    run = runner.run_tester(spec, environment={}, workdir=tmp_path / "w", deadline_s=10)
     grandchild = _wait_pid(pidfile)
     strays.append(grandchild)
     assert run.summary["timed_out"] is True
