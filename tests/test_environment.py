@@ -220,6 +220,34 @@ def test_a_signal_ignored_at_start_stays_ignored(manager, library):
         signal.signal(signal.SIGHUP, before)
 
 
+def test_managers_torn_down_in_any_order_leave_the_handlers_from_before():
+    """A session with two backends: the second manager installs after the first but the
+    session tears its own (the first) down first; no finished manager's handler may stay
+    installed (a later SIGTERM would raise in code after the session)."""
+    from pytest_bannou.environment.signals import SignalGuard
+
+    class Guard(SignalGuard):
+        def __init__(self) -> None:
+            self._old_handlers, self._interrupted, self._tearing_down = {}, None, False
+
+    before, interrupt = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    first, second = Guard(), Guard()
+    try:
+        first.install_signals()
+        second.install_signals()
+        assert signal.getsignal(signal.SIGTERM) == second._on_signal
+        for guard, then in ((first, second._on_signal), (second, before)):
+            guard.shield_signals()
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            guard.restore_signals()
+            assert signal.getsignal(signal.SIGTERM) == then
+        assert signal.getsignal(signal.SIGINT) == interrupt
+    finally:
+        for guard in (second, first):
+            guard.restore_signals()
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_a_signal_while_teardown_holds_the_lock_does_not_lose_the_teardown(manager, library):
     """A SIGTERM delivered while teardown holds the manager's lock, before it shields itself
     from signals, used to raise out of the teardown after it had marked itself done: nothing

@@ -105,7 +105,7 @@ def test_tester_pod_starts_once_the_services_route(kubeconfig: str, k8s_images, 
     # its single request must still reach a ready replica (no endpoints: refused; a cluster IP
     # kube-proxy has not programmed yet answers from elsewhere, 404 here)
     b = KubernetesBackend(options(tmp_path, kubeconfig, ready_timeout=120))
-    t = topo(node("web", replicas=2, environment={"BANNOU_REFERENCE_STARTUP_DELAY": "6"}), preset="testers")
+    t = topo(node("web", replicas=2, environment={"BANNOU_REFERENCE_STARTUP_DELAY": "20"}), preset="testers")
     try:
         b.deploy(t, deadline(120))
         out = b.run_tester_container(make_tester(b, tmp_path, "once", ["python", "-c", ONE_SHOT]))

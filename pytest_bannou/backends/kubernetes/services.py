@@ -36,8 +36,11 @@ from .pods import POLL
 
 #: how long a recreated Service waits for its old cluster IP to be released by the deletion
 IP_RELEASE_WAIT_S = 30.0
-#: the limit of one request through a cluster IP from this process
-ROUTE_PROBE_TIMEOUT_S = 2.0
+#: the connect limit of one request through a cluster IP from this process
+ROUTE_CONNECT_TIMEOUT_S = 2.0
+#: how long cluster IPs get to answer 2xx from this process before it concludes that it does not
+#: reach them (a remote cluster) and relies on the Endpoints alone, for the rest of the run
+ROUTE_PROOF_WAIT_S = 60.0
 
 
 class KubernetesServices:
@@ -49,6 +52,8 @@ class KubernetesServices:
     options: BackendOptions
     core: Any
     _where: Callable[[], str]
+    #: whether this process reaches the cluster IPs (one answered 2xx), False once it gave up
+    _cluster_ips_reached: bool | None = None
 
     def _service_addresses(self) -> dict[str, str]:
         """Service name -> cluster IP of every Service in the namespace (the ``hostAliases``)."""
@@ -131,56 +136,73 @@ class KubernetesServices:
         """Wait until every node's Service routes to all its replicas; its Service addresses.
 
         Its Endpoints must list as many ready pods as the node has replicas (on every cluster).
-        Where this process reaches cluster IPs (kube-proxy on this machine), an HTTP node's
-        health path must also answer 2xx through the cluster IP: until kube-proxy has
-        programmed it, a request goes elsewhere (refused, or to whatever answers unrouted
-        addresses). A cluster IP that does not answer at all is out of this process's reach
-        and not asked again; one that still answers wrongly at the deadline, while its
-        Endpoints are complete, is left to the pods (a host may route differently from them).
-        Past ``deadline`` with Endpoints missing: ``DeployError`` naming them."""
+        An HTTP node's health path must also answer 2xx through the cluster IP once this process
+        is known to reach cluster IPs (kube-proxy on this machine: until it has programmed a
+        Service, a request goes elsewhere, refused, unanswered, or answered by whatever serves
+        unrouted addresses). Until one cluster IP has answered 2xx, that check gets
+        ``ROUTE_PROOF_WAIT_S``; then this process is taken not to reach them and only the
+        Endpoints count, for the rest of the run. Past ``deadline``: ``DeployError`` naming what
+        does not route."""
         assert self.topology is not None and self.namespace is not None
-        out_of_reach: set[str] = set()
+        start = time.monotonic()
+        proof_deadline = min(deadline, start + ROUTE_PROOF_WAIT_S)
         while True:
-            missing: list[str] = []
-            unrouted: list[str] = []
-            try:
-                addresses = self._service_addresses()
-            except DeployError as exc:
-                addresses, missing = {}, [str(exc)]
-            for node in self.topology.nodes:
-                name = object_name(node.name)
-                if node.replicas <= 0 or name not in addresses:
-                    continue
-                ready = self._ready_endpoints(name)
-                if ready < node.replicas:
-                    missing.append(f"Service {name}: {ready} of {node.replicas} pods ready behind it")
-                    continue
-                path = _health_path(node)
-                if path is None or addresses[name] in out_of_reach or node.http_port is None:
-                    continue
-                status = _ask(addresses[name], node.http_port, path)
-                if status is None:
-                    out_of_reach.add(addresses[name])
-                elif not 200 <= status < 300:
-                    unrouted.append(f"Service {name} ({addresses[name]}:{node.http_port}{path}) -> {status}")
-            if not missing and (not unrouted or time.monotonic() >= deadline):
+            missing, unrouted, addresses = self._routing_gaps(deadline)
+            now = time.monotonic()
+            if not missing and unrouted and self._cluster_ips_reached is None and now >= proof_deadline:
+                self._cluster_ips_reached = False  # no cluster IP ever answered: out of reach
+                unrouted = []
+            if not missing and not unrouted:
                 return addresses
-            if time.monotonic() >= deadline:
+            if now >= deadline:
                 raise DeployError(
-                    f"kubernetes {self._where()}: the environment's Services do not route to every "
-                    f"replica yet: {'; '.join(missing)} (kubectl -n {self.namespace} get endpoints)"
+                    f"kubernetes {self._where()}: after {now - start:.0f} s the environment's Services "
+                    f"do not route to every replica: {'; '.join(missing + unrouted)}. Look at the pods "
+                    f"(kubectl -n {self.namespace} get pods,endpoints; kubectl describe pod) or allow "
+                    f"more time (ready_timeout, now {self.options.ready_timeout:g} s)"
                 )
-            time.sleep(POLL)
+            time.sleep(min(POLL, max(0.0, deadline - now)))
 
-    def _ready_endpoints(self, service: str) -> int:
-        """How many distinct pods the Service's Endpoints list as ready (0 if it cannot be read)."""
+    def _routing_gaps(self, deadline: float) -> tuple[list[str], list[str], dict[str, str]]:
+        """One look: Services whose Endpoints lack ready pods, Services whose cluster IP does not
+        answer the health path yet, and the Service addresses."""
+        assert self.topology is not None
         try:
-            ep = self.core.read_namespaced_endpoints(
-                service, self.namespace, _request_timeout=REQUEST_TIMEOUT
-            )
-        except Exception:
-            return 0
-        return len({a.ip for subset in ep.subsets or [] for a in subset.addresses or []})
+            addresses = self._service_addresses()
+        except DeployError as exc:
+            return [exc.message.removeprefix(f"kubernetes {self._where()}: ")], [], {}
+        missing: list[str] = []
+        unrouted: list[str] = []
+        for node in self.topology.nodes:
+            name = object_name(node.name)
+            if node.replicas <= 0 or name not in addresses:
+                continue
+            left = deadline - time.monotonic()  # past it: one last look, with short limits
+            ready, error = self._ready_endpoints(name, min(REQUEST_TIMEOUT, max(1.0, left)))
+            if error or ready < node.replicas:
+                gap = error or f"{ready} of {node.replicas} pods ready behind it"
+                missing.append(f"Service {name}: {gap}")
+                continue
+            path, port = _health_path(node), node.http_port
+            if path is None or port is None or self._cluster_ips_reached is False:
+                continue
+            probe_limit = node.healthcheck.timeout if node.healthcheck else 0.0
+            read_timeout = min(max(ROUTE_CONNECT_TIMEOUT_S, probe_limit), max(0.5, left))
+            status = _ask(addresses[name], port, path, read_timeout)
+            if status is not None and 200 <= status < 300:
+                self._cluster_ips_reached = True
+            else:
+                answer = "no answer" if status is None else f"HTTP {status}"
+                unrouted.append(f"Service {name}: GET {path} at {addresses[name]}:{port} -> {answer}")
+        return missing, unrouted, addresses
+
+    def _ready_endpoints(self, service: str, timeout: float) -> tuple[int, str | None]:
+        """How many distinct pods the Service's Endpoints list as ready, or why they cannot be read."""
+        try:
+            ep = self.core.read_namespaced_endpoints(service, self.namespace, _request_timeout=timeout)
+        except Exception as exc:
+            return 0, f"reading its Endpoints failed: {api_error(exc)}"
+        return len({a.ip for subset in ep.subsets or [] for a in subset.addresses or []}), None
 
 
 def _health_path(node: Node) -> str | None:
@@ -192,22 +214,17 @@ def _health_path(node: Node) -> str | None:
     return target if target.startswith("/") else "/" + target
 
 
-def _ask(ip: str, port: int, path: str) -> int | None:
-    """The HTTP status of ``GET path`` at ``ip:port``. A refused connection counts as 503
-    (kube-proxy rejects a Service without endpoints), no answer after connecting as 504; None
-    when no connection can be made at all (cluster IPs out of this process's reach)."""
-    conn = http.client.HTTPConnection(ip, port, timeout=ROUTE_PROBE_TIMEOUT_S)
+def _ask(ip: str, port: int, path: str, read_timeout: float) -> int | None:
+    """The HTTP status of ``GET path`` at ``ip:port``; None when nothing answers (refused, no
+    route, silent)."""
+    conn = http.client.HTTPConnection(ip, port, timeout=ROUTE_CONNECT_TIMEOUT_S)
     try:
-        try:
-            conn.connect()
-        except ConnectionRefusedError:
-            return 503
-        except OSError:
-            return None
-        try:
-            conn.request("GET", path)
-            return conn.getresponse().status
-        except (OSError, http.client.HTTPException):
-            return 504
+        conn.connect()
+        if conn.sock is not None:
+            conn.sock.settimeout(read_timeout)
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
     finally:
         conn.close()

@@ -68,11 +68,18 @@ class KubernetesTesters:
         meta = self._tester_image_meta(image)
         stand_in = meta is not None and bool(meta.host_mounts)
         argv = command_in_image(tester.command, stand_in, meta.python if meta is not None else "")
+        waited = time.monotonic()
         try:  # the pod reaches the nodes through their Services: they must route first
-            aliases = self._wait_routed(time.monotonic() + self.options.ready_timeout)
+            aliases = self._wait_routed(waited + self.options.ready_timeout)
         except BannouError as exc:
             return TesterContainerOutcome(
-                None, False, 0.0, image, self.namespace, tuple(argv), f"tester {tester.name!r}: {exc}"
+                None,
+                False,
+                time.monotonic() - waited,
+                image,
+                self.namespace,
+                tuple(argv),
+                f"tester {tester.name!r}: {exc}",
             )
 
         def address(node: str, port: int | None) -> tuple[str, int]:
