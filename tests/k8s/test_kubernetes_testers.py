@@ -112,7 +112,7 @@ def test_tester_pod_starts_once_the_services_route(kubeconfig: str, k8s_images, 
         log = (tmp_path / "tester-once.log").read_text()
         assert out.error is None and out.exit_code == 0, log
         assert re.search(r"GET http://web:\d+/health 200", log), log
-        assert b._ready_endpoints("web") == 2
+        assert b._ready_endpoints("web", 15.0) == (2, None)
     finally:
         b.teardown()
 
@@ -126,7 +126,7 @@ def test_a_service_that_never_routes_is_a_setup_error_naming_it(
         b.deploy(t, deadline(120))
         out = b.run_tester_container(make_tester(b, tmp_path, "never", ["python", "-c", ONE_SHOT]))
         assert out.exit_code is None and out.error is not None, out
-        assert "Service web: 0 of 1 pods ready behind it" in out.error and "get endpoints" in out.error
+        assert "Service web: 0 of 1 pods ready behind it" in out.error and "get pods,endpoints" in out.error
         assert out.error.startswith("tester 'never': kubernetes ")
     finally:
         b.teardown()
