@@ -5,7 +5,7 @@ Backends know nothing about pytest. One backend instance owns at most one deploy
 a time (an *environment*); the environment layer above drives it:
 
     backend.deploy(topology, deadline)      # start everything (native readiness where the engine has it)
-    health.wait_ready(backend, topology)    # probes through endpoint()/exec()/status()
+    health.wait_ready(backend, topology)    # probes through endpoint()/exec()/status(), then wait_routed()
     backend.apply(diff(old, new), deadline) # a transition: only what changed
     backend.teardown()                      # nothing left behind, also after a failed deploy
 
@@ -30,9 +30,9 @@ an engine (built-in or registered through the ``pytest_bannou.backends`` entry p
 the ones it supports and so takes part in the stale sweep (``dead_runs``), ``bannou-env render``
 (``render``), messaging and testers (``peer_address``, ``tester_network``, ``tester_images``
 with ``run_tester_container``), xdist sharing (``attach_info``), changes to kept runs from the CLI
-(``reattach``) and fault injection (``kill_node``, ``pause_node``/``resume_node``,
-``disconnect_node``/``reconnect_node``). Callers only ever call these methods; nothing outside
-``backends/`` imports an engine module.
+(``reattach``), readiness beyond the probes (``wait_routed``) and fault injection
+(``kill_node``, ``pause_node``/``resume_node``, ``disconnect_node``/``reconnect_node``). Callers
+only ever call these methods; nothing outside ``backends/`` imports an engine module.
 """
 
 from __future__ import annotations
@@ -423,6 +423,13 @@ class Backend(ABC):
             f"backend {self.name!r} cannot take over an environment another process deployed;"
             " bannou-env update/rollback redeploy it instead"
         )
+
+    def wait_routed(self, topology: Topology, nodes: Sequence[str], deadline: float) -> None:
+        """Once ``nodes`` of ``topology`` are ready (their probes, through ``endpoint``): wait
+        until they are also reached the way nodes and testers address each other. Kubernetes:
+        through Services, which route some time after their pods are ready. Default: nothing
+        in between, a node's address is the node."""
+        return None
 
     def detach(self) -> None:
         """Let go of a run this instance took over (``reattach``) or deployed and leaves running:

@@ -171,11 +171,13 @@ def wait_ready(
     for t in threads:
         t.start()
     try:
-        return poll_until(settled, deadline + STATUS_POLL * 5, STATUS_POLL, overran, sleep=wait_for_news)
+        ready = poll_until(settled, deadline + STATUS_POLL * 5, STATUS_POLL, overran, sleep=wait_for_news)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=1.0)
+    backend.wait_routed(topology, names, deadline)  # ready, and reached as the nodes reach them
+    return ready
 
 
 def _check_exits(backend: Backend, waiting: list[_NodeWait], fail: Callable[[_NodeWait, str], None]) -> None:

@@ -1,7 +1,8 @@
-"""``KubernetesServices._wait_routed``, the wait before a pod that goes through Services (a
-tester): Endpoints complete, and the health path answering through the cluster IP once this
-process is known to reach cluster IPs. The API is a stand-in object and the "cluster IP" a
-127.0.0.1 HTTP server, so every branch runs without a cluster (tests/k8s runs the real thing)."""
+"""``KubernetesServices._wait_routed``, the wait after readiness and before a pod that goes
+through Services (a tester): Endpoints complete, and, when this process runs on a node of the
+cluster, the health path answering through the cluster IP. The API is a stand-in object and the
+"cluster IP" a 127.0.0.1 HTTP server, so every branch runs without a cluster (tests/k8s runs the
+real thing)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from pytest_bannou.backends.base import BackendOptions
-from pytest_bannou.backends.kubernetes import services
 from pytest_bannou.backends.kubernetes.services import KubernetesServices
 from pytest_bannou.errors import DeployError
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
@@ -50,11 +50,15 @@ class ScriptedServer:
 
 
 class StandInCore:
-    """The two CoreV1Api calls ``_wait_routed`` makes; Endpoints grow one pod per read up to
-    ``ready`` (or raise ``error``)."""
+    """The CoreV1Api calls ``_wait_routed`` makes; Endpoints grow one pod per read up to
+    ``ready`` (or raise ``error``); the one node's InternalIP is ``node_ip``."""
 
-    def __init__(self, ready: int, error: Exception | None = None) -> None:
-        self.ready, self.error, self.reads = ready, error, 0
+    def __init__(self, ready: int, error: Exception | None = None, node_ip: str = "127.0.0.1") -> None:
+        self.ready, self.error, self.reads, self.node_ip = ready, error, 0, node_ip
+
+    def list_node(self, _request_timeout: float) -> SimpleNamespace:
+        address = SimpleNamespace(type="InternalIP", address=self.node_ip)
+        return SimpleNamespace(items=[SimpleNamespace(status=SimpleNamespace(addresses=[address]))])
 
     def list_namespaced_service(self, namespace: str, _request_timeout: float) -> SimpleNamespace:
         spec = SimpleNamespace(cluster_ip="127.0.0.1")
@@ -104,40 +108,41 @@ def test_waits_for_every_replica_then_for_the_cluster_ip_to_answer(server):
     assert b._wait_routed(time.monotonic() + 60) == {"web": "127.0.0.1"}
     assert b.core.reads >= 3  # 0, 1, then 2 ready pods
     assert web.asked == ["/health"] * 3  # asked only once both were ready, until it answered 2xx
-    assert b._cluster_ips_reached is True
+    assert b._on_a_node is True
 
 
-def test_cluster_ips_that_never_answer_2xx_are_given_up_once_for_the_run(server, monkeypatch):
-    monkeypatch.setattr(services, "ROUTE_PROOF_WAIT_S", 1.0)
-    web = server(404)  # e.g. a network that answers every address it does not route
-    b = Routed(web.port, StandInCore(ready=1), replicas=1)
-    start = time.monotonic()
-    assert b._wait_routed(start + 60) == {"web": "127.0.0.1"}
-    assert time.monotonic() - start < 30 and b._cluster_ips_reached is False
-    asked = len(web.asked)
-    assert asked >= 1
-    b.core.reads = 0
-    b._wait_routed(time.monotonic() + 60)  # the next tester: Endpoints only, no wait
-    assert len(web.asked) == asked
-
-
-def test_a_silent_cluster_ip_counts_as_out_of_reach_after_the_proof_wait(monkeypatch):
-    monkeypatch.setattr(services, "ROUTE_PROOF_WAIT_S", 1.0)
-    b = Routed(9, StandInCore(ready=1), replicas=1)  # port 9 (discard): nothing listens
-    b._wait_routed(time.monotonic() + 60)
-    assert b._cluster_ips_reached is False
-
-
-def test_once_cluster_ips_are_reached_one_that_does_not_route_is_an_error(server):
+def test_on_a_node_a_cluster_ip_that_does_not_route_is_an_error(server):
     web = server(404)
     b = Routed(web.port, StandInCore(ready=1), replicas=1)
-    b._cluster_ips_reached = True  # another Service answered through its cluster IP before
     with pytest.raises(DeployError) as info:
         b._wait_routed(time.monotonic() + 1.5)
     msg = info.value.message
     assert msg.startswith("kubernetes namespace bannou-routing on stand-in: after ")
     assert f"Service web: GET /health at 127.0.0.1:{web.port} -> HTTP 404" in msg
     assert "kubectl -n bannou-routing get pods,endpoints" in msg and "ready_timeout, now 7 s" in msg
+
+
+def test_on_a_node_a_silent_cluster_ip_is_not_routed_yet():
+    b = Routed(9, StandInCore(ready=1), replicas=1)  # port 9 (discard): nothing listens
+    with pytest.raises(DeployError, match=r"Service web: GET /health at 127.0.0.1:9 -> no answer"):
+        b._wait_routed(time.monotonic() + 1.5)
+
+
+def test_off_the_cluster_only_the_endpoints_count(server):
+    web = server(404)  # e.g. a network that answers every address it does not route
+    b = Routed(web.port, StandInCore(ready=1, node_ip="192.0.2.10"), replicas=1)  # not this host
+    start = time.monotonic()
+    assert b._wait_routed(start + 60) == {"web": "127.0.0.1"}
+    assert web.asked == [] and b._on_a_node is False and time.monotonic() - start < 30
+
+
+def test_only_the_nodes_asked_for(server):
+    web = server(404)
+    b = Routed(web.port, StandInCore(ready=0), replicas=1)  # web never gets a ready pod
+    assert b.topology is not None
+    b.wait_routed(b.topology, [], time.monotonic() + 1.0)  # e.g. after restarting another node
+    with pytest.raises(DeployError, match="Service web: 0 of 1"):
+        b.wait_routed(b.topology, ["web"], time.monotonic() + 1.0)
 
 
 def test_missing_endpoints_at_the_deadline_name_the_service(server):
@@ -160,4 +165,4 @@ def test_a_node_whose_readiness_is_not_http_needs_its_endpoints_only(server):
     web = server(404)
     b = Routed(web.port, StandInCore(ready=1), replicas=1, kind="tcp")
     b._wait_routed(time.monotonic() + 30)
-    assert web.asked == [] and b._cluster_ips_reached is None
+    assert web.asked == [] and b._on_a_node is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning"),
 ]
 SECRET = "k8s-s3cr3t-tester-value"
+IMAGE_PYTHON = sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3"  # mounted
 PROBE = (
     "import json, os, socket, sys; keys = ['BANNOU_HTTP_ENDPOINT', 'ADMIN_PASSWORD', 'DAEMON_MODE']; "
     "seen = {k: os.environ.get(k) for k in keys}; seen['POD'] = socket.gethostname(); "
@@ -113,6 +115,30 @@ def test_tester_pod_starts_once_the_services_route(kubeconfig: str, k8s_images, 
         assert out.error is None and out.exit_code == 0, log
         assert re.search(r"GET http://web:\d+/health 200", log), log
         assert b._ready_endpoints("web", 15.0) == (2, None)
+    finally:
+        b.teardown()
+
+
+def test_readiness_includes_the_services_routing(kubeconfig: str, k8s_images, tmp_path: Path) -> None:
+    # the probes go through port-forwards straight to the pods; the environment is ready only
+    # once each Service also lists every replica and answers through its cluster IP (this
+    # process runs on the cluster's node), so a node calling another by name at once gets through
+    b = KubernetesBackend(options(tmp_path, kubeconfig, ready_timeout=120))
+    slow = {"BANNOU_REFERENCE_STARTUP_DELAY": "5"}
+    t = topo(node("web", replicas=3, environment=slow), node("api", environment=slow), preset="testers")
+    try:
+        b.deploy(t, deadline(120))
+        health.wait_ready(b, t, deadline(120))
+        assert b._ready_endpoints("web", 15.0) == (3, None) and b._ready_endpoints("api", 15.0) == (1, None)
+        port = t.node("api").http_port
+        once = f"import urllib.request as u; print(u.urlopen('http://api:{port}/health', timeout=10).status)"
+        result = b.exec(
+            "web",
+            [sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3", "-c", once],
+            timeout=60,
+        )
+        assert result.exit_code == 0 and result.output.strip() == "200", result.output
+        assert b._on_a_node is True  # so the cluster IPs were asked too
     finally:
         b.teardown()
 

@@ -22,6 +22,7 @@ go through Services (testers) therefore wait for ``_wait_routed`` first.
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,9 +39,6 @@ from .pods import POLL
 IP_RELEASE_WAIT_S = 30.0
 #: the connect limit of one request through a cluster IP from this process
 ROUTE_CONNECT_TIMEOUT_S = 2.0
-#: how long cluster IPs get to answer 2xx from this process before it concludes that it does not
-#: reach them (a remote cluster) and relies on the Endpoints alone, for the rest of the run
-ROUTE_PROOF_WAIT_S = 60.0
 
 
 class KubernetesServices:
@@ -52,8 +50,8 @@ class KubernetesServices:
     options: BackendOptions
     core: Any
     _where: Callable[[], str]
-    #: whether this process reaches the cluster IPs (one answered 2xx), False once it gave up
-    _cluster_ips_reached: bool | None = None
+    #: whether this process runs on a node of the cluster (so kube-proxy routes its cluster IPs)
+    _on_a_node: bool | None = None
 
     def _service_addresses(self) -> dict[str, str]:
         """Service name -> cluster IP of every Service in the namespace (the ``hostAliases``)."""
@@ -132,28 +130,30 @@ class KubernetesServices:
                     ) from None
             time.sleep(POLL)
 
-    def _wait_routed(self, deadline: float) -> dict[str, str]:
-        """Wait until every node's Service routes to all its replicas; its Service addresses.
+    def wait_routed(self, topology: Topology, nodes: Sequence[str], deadline: float) -> None:
+        self._wait_routed(deadline, topology, nodes)
+
+    def _wait_routed(
+        self, deadline: float, topology: Topology | None = None, nodes: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        """Wait until the Service of every node (of ``nodes``, default all) routes to all its
+        replicas; every Service's address.
 
         Its Endpoints must list as many ready pods as the node has replicas (on every cluster).
-        An HTTP node's health path must also answer 2xx through the cluster IP once this process
-        is known to reach cluster IPs (kube-proxy on this machine: until it has programmed a
-        Service, a request goes elsewhere, refused, unanswered, or answered by whatever serves
-        unrouted addresses). Until one cluster IP has answered 2xx, that check gets
-        ``ROUTE_PROOF_WAIT_S``; then this process is taken not to reach them and only the
-        Endpoints count, for the rest of the run. Past ``deadline``: ``DeployError`` naming what
-        does not route."""
-        assert self.topology is not None and self.namespace is not None
+        When this process runs on a node of the cluster (kube-proxy routes its cluster IPs too),
+        an HTTP node's health path must also answer 2xx through the cluster IP: until kube-proxy
+        has programmed a Service, a request goes elsewhere (refused, unanswered, or answered by
+        whatever serves unrouted addresses). Elsewhere (a remote cluster) the Endpoints are all
+        it can see. Past ``deadline``: ``DeployError`` naming what does not route."""
+        topology = topology or self.topology
+        assert topology is not None and self.namespace is not None
+        wanted = [n for n in topology.nodes if nodes is None or n.name in nodes]
         start = time.monotonic()
-        proof_deadline = min(deadline, start + ROUTE_PROOF_WAIT_S)
         while True:
-            missing, unrouted, addresses = self._routing_gaps(deadline)
-            now = time.monotonic()
-            if not missing and unrouted and self._cluster_ips_reached is None and now >= proof_deadline:
-                self._cluster_ips_reached = False  # no cluster IP ever answered: out of reach
-                unrouted = []
+            missing, unrouted, addresses = self._routing_gaps(wanted, deadline)
             if not missing and not unrouted:
                 return addresses
+            now = time.monotonic()
             if now >= deadline:
                 raise DeployError(
                     f"kubernetes {self._where()}: after {now - start:.0f} s the environment's Services "
@@ -163,17 +163,30 @@ class KubernetesServices:
                 )
             time.sleep(min(POLL, max(0.0, deadline - now)))
 
-    def _routing_gaps(self, deadline: float) -> tuple[list[str], list[str], dict[str, str]]:
+    def _runs_on_a_node(self) -> bool:
+        """Whether an InternalIP of one of the cluster's nodes is an address of this host
+        (asked once; a cluster whose nodes cannot be listed counts as remote)."""
+        if self._on_a_node is None:
+            try:
+                nodes = self.core.list_node(_request_timeout=REQUEST_TIMEOUT).items
+                ips = {a.address for n in nodes for a in (n.status.addresses or []) if a.type == "InternalIP"}
+            except Exception:
+                ips = set()
+            self._on_a_node = any(_local_address(ip) for ip in ips)
+        return self._on_a_node
+
+    def _routing_gaps(
+        self, wanted: Sequence[Node], deadline: float
+    ) -> tuple[list[str], list[str], dict[str, str]]:
         """One look: Services whose Endpoints lack ready pods, Services whose cluster IP does not
         answer the health path yet, and the Service addresses."""
-        assert self.topology is not None
         try:
             addresses = self._service_addresses()
         except DeployError as exc:
             return [exc.message.removeprefix(f"kubernetes {self._where()}: ")], [], {}
         missing: list[str] = []
         unrouted: list[str] = []
-        for node in self.topology.nodes:
+        for node in wanted:
             name = object_name(node.name)
             if node.replicas <= 0 or name not in addresses:
                 continue
@@ -184,14 +197,12 @@ class KubernetesServices:
                 missing.append(f"Service {name}: {gap}")
                 continue
             path, port = _health_path(node), node.http_port
-            if path is None or port is None or self._cluster_ips_reached is False:
+            if path is None or port is None or not self._runs_on_a_node():
                 continue
             probe_limit = node.healthcheck.timeout if node.healthcheck else 0.0
             read_timeout = min(max(ROUTE_CONNECT_TIMEOUT_S, probe_limit), max(0.5, left))
             status = _ask(addresses[name], port, path, read_timeout)
-            if status is not None and 200 <= status < 300:
-                self._cluster_ips_reached = True
-            else:
+            if status is None or not 200 <= status < 300:
                 answer = "no answer" if status is None else f"HTTP {status}"
                 unrouted.append(f"Service {name}: GET {path} at {addresses[name]}:{port} -> {answer}")
         return missing, unrouted, addresses
@@ -212,6 +223,17 @@ def _health_path(node: Node) -> str | None:
         return None
     target = str(hc.target or "/health")
     return target if target.startswith("/") else "/" + target
+
+
+def _local_address(ip: str) -> bool:
+    """Whether ``ip`` is an address of this host (binding to it succeeds only then)."""
+    try:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((ip, 0))
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _ask(ip: str, port: int, path: str, read_timeout: float) -> int | None:
