@@ -4,7 +4,8 @@
 gives every wait strategy one retry loop): call a check until it has an answer, sleep between
 calls, never past the deadline. ``wait_ready`` waits for all nodes of a topology in parallel (one
 poll per node over its probe, one poll watching for exited replicas), fails fast when a replica
-exits and never waits past its deadline.
+exits and never waits past its deadline; then the backend's ``wait_routed`` (Kubernetes: the
+Services) gets what is left of it, at least ``ROUTE_GRACE_S``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ STATUS_POLL = 0.1  # how often wait_ready asks the backend whether a replica exi
 LOG_TAIL = 40
 
 T = TypeVar("T")
+
+
+#: what ``wait_routed`` gets at least after the probes passed (Kubernetes: the endpoints
+#: controller and kube-proxy follow a pod's readiness within seconds)
+ROUTE_GRACE_S = 15.0
 
 
 def poll_until(
@@ -74,6 +80,8 @@ def wait_ready(
     ``healthcheck.timeout``; after ``start_period`` a node gets ``retries`` intervals before it
     counts as unhealthy. Raises ``NodeNotReady`` as soon as a replica exits, when a node is
     unhealthy, or at the deadline (with the last probe error and the node's last log lines).
+    Then ``backend.wait_routed``, until the deadline but at least ``ROUTE_GRACE_S`` (a node ready
+    at the deadline is not failed for the moment its route takes); it raises ``DeployError``.
     """
     start = time.monotonic()
     names = list(nodes) if nodes is not None else list(topology.node_names)
@@ -176,7 +184,7 @@ def wait_ready(
         stop.set()
         for t in threads:
             t.join(timeout=1.0)
-    backend.wait_routed(topology, names, deadline)  # ready, and reached as the nodes reach them
+    backend.wait_routed(topology, names, max(deadline, time.monotonic() + ROUTE_GRACE_S))
     return ready
 
 

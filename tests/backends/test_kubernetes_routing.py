@@ -16,6 +16,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from pytest_bannou.backends.base import BackendOptions
+from pytest_bannou.backends.kubernetes import services
 from pytest_bannou.backends.kubernetes.services import KubernetesServices
 from pytest_bannou.errors import DeployError
 from pytest_bannou.topology.model import HealthCheck, Node, Topology
@@ -117,7 +118,9 @@ def test_on_a_node_a_cluster_ip_that_does_not_route_is_an_error(server):
     with pytest.raises(DeployError) as info:
         b._wait_routed(time.monotonic() + 1.5)
     msg = info.value.message
-    assert msg.startswith("kubernetes namespace bannou-routing on stand-in: after ")
+    assert msg.startswith(
+        "kubernetes namespace bannou-routing on stand-in: the nodes answer their probes, but after "
+    )
     assert f"Service web: GET /health at 127.0.0.1:{web.port} -> HTTP 404" in msg
     assert "kubectl -n bannou-routing get pods,endpoints" in msg and "ready_timeout, now 7 s" in msg
 
@@ -166,3 +169,26 @@ def test_a_node_whose_readiness_is_not_http_needs_its_endpoints_only(server):
     b = Routed(web.port, StandInCore(ready=1), replicas=1, kind="tcp")
     b._wait_routed(time.monotonic() + 30)
     assert web.asked == [] and b._on_a_node is None
+
+
+def test_a_node_address_is_local_only_when_the_kernel_sends_to_it_from_itself():
+    assert services._local_address("127.0.0.1")
+    assert not services._local_address("192.0.2.10")  # TEST-NET-1: never this host's
+    assert not services._local_address("not an address")
+
+
+def test_wait_ready_gives_the_route_a_grace_after_probes_that_passed_at_the_deadline(tmp_path):
+    from pytest_bannou.health import wait
+    from tests.support.fake_backend import FakeBackend
+
+    seen: list[float] = []
+
+    class Routing(FakeBackend):
+        def wait_routed(self, topology: Topology, nodes, deadline: float) -> None:
+            seen.append(deadline - time.monotonic())
+
+    topology = Topology(preset="routing", nodes=(Node(name="web", app_id="web"),))
+    wait.wait_ready(
+        Routing(BackendOptions(run_id="grace", workdir=tmp_path)), topology, time.monotonic(), nodes=[]
+    )
+    assert len(seen) == 1 and seen[0] > wait.ROUTE_GRACE_S - 5

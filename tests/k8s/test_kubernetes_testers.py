@@ -134,7 +134,7 @@ def test_readiness_includes_the_services_routing(kubeconfig: str, k8s_images, tm
         once = f"import urllib.request as u; print(u.urlopen('http://api:{port}/health', timeout=10).status)"
         result = b.exec(
             "web",
-            [sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3", "-c", once],
+            [IMAGE_PYTHON, "-c", once],
             timeout=60,
         )
         assert result.exit_code == 0 and result.output.strip() == "200", result.output

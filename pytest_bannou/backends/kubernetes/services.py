@@ -155,11 +155,13 @@ class KubernetesServices:
                 return addresses
             now = time.monotonic()
             if now >= deadline:
+                gaps = "; ".join(missing + unrouted)
+                limit = self.options.ready_timeout
                 raise DeployError(
-                    f"kubernetes {self._where()}: after {now - start:.0f} s the environment's Services "
-                    f"do not route to every replica: {'; '.join(missing + unrouted)}. Look at the pods "
-                    f"(kubectl -n {self.namespace} get pods,endpoints; kubectl describe pod) or allow "
-                    f"more time (ready_timeout, now {self.options.ready_timeout:g} s)"
+                    f"kubernetes {self._where()}: the nodes answer their probes, but after "
+                    f"{now - start:.0f} s more their Services do not route to every replica: {gaps}. "
+                    f"Look at the pods (kubectl -n {self.namespace} get pods,endpoints; kubectl "
+                    f"describe pod: their readinessProbe) or allow more time (ready_timeout, now {limit:g} s)"
                 )
             time.sleep(min(POLL, max(0.0, deadline - now)))
 
@@ -191,6 +193,8 @@ class KubernetesServices:
             if node.replicas <= 0 or name not in addresses:
                 continue
             left = deadline - time.monotonic()  # past it: one last look, with short limits
+            if left <= 0 and (missing or unrouted):
+                break  # the wait has failed: no more requests past its deadline
             ready, error = self._ready_endpoints(name, min(REQUEST_TIMEOUT, max(1.0, left)))
             if error or ready < node.replicas:
                 gap = error or f"{ready} of {node.replicas} pods ready behind it"
@@ -201,7 +205,9 @@ class KubernetesServices:
                 continue
             probe_limit = node.healthcheck.timeout if node.healthcheck else 0.0
             read_timeout = min(max(ROUTE_CONNECT_TIMEOUT_S, probe_limit), max(0.5, left))
-            status = _ask(addresses[name], port, path, read_timeout)
+            status = _ask(
+                addresses[name], port, path, min(ROUTE_CONNECT_TIMEOUT_S, max(0.5, left)), read_timeout
+            )
             if status is None or not 200 <= status < 300:
                 answer = "no answer" if status is None else f"HTTP {status}"
                 unrouted.append(f"Service {name}: GET {path} at {addresses[name]}:{port} -> {answer}")
@@ -226,20 +232,21 @@ def _health_path(node: Node) -> str | None:
 
 
 def _local_address(ip: str) -> bool:
-    """Whether ``ip`` is an address of this host (binding to it succeeds only then)."""
+    """Whether ``ip`` is an address of this host: the kernel sends to it from itself. (A UDP
+    ``connect`` sends nothing; binding would prove nothing under ``ip_nonlocal_bind``.)"""
     try:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((ip, 0))
-        return True
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((ip, 9))
+            return sock.getsockname()[0] == ip
     except (OSError, ValueError):
         return False
 
 
-def _ask(ip: str, port: int, path: str, read_timeout: float) -> int | None:
+def _ask(ip: str, port: int, path: str, connect_timeout: float, read_timeout: float) -> int | None:
     """The HTTP status of ``GET path`` at ``ip:port``; None when nothing answers (refused, no
     route, silent)."""
-    conn = http.client.HTTPConnection(ip, port, timeout=ROUTE_CONNECT_TIMEOUT_S)
+    conn = http.client.HTTPConnection(ip, port, timeout=connect_timeout)
     try:
         conn.connect()
         if conn.sock is not None:
